@@ -1,0 +1,39 @@
+# `make demo` and `make test` each do all set-up on a fresh machine: Debian packages the
+# guests and tests need (apt-get, as root), a virtualenv with the package, the guests.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# Debian packages: gcc builds the C guests.
+DEBIAN_PACKAGES := gcc libc6-dev
+
+.PHONY: demo test guests bench lint system-deps clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+system-deps:
+	@missing=""; for p in $(DEBIAN_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; fi
+
+guests: $(STAMP) system-deps
+	$(PY) guests/build.py
+
+demo: guests
+	$(VENV)/bin/sandbox run --stats guests/build/hello
+
+test: guests
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check sandbox guests tests tools
+
+clean:
+	rm -rf guests/build .pytest_cache

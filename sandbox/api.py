@@ -1,0 +1,130 @@
+"""The Python API: run a program, inspect what it left behind.
+
+    from sandbox import api
+    with api.Sandbox(memory=64 << 20) as sb:
+        result = sb.run("guests/build/hello", ["hello"])
+        print(result.status, result.stats["faults"])
+        pml4 = sb.read_physical(result.cr3, 4096)   # walk the tables yourself
+
+The process's address space stays intact after it ends, until `close()` (or the end of the
+`with` block), so scripts can read its CR3 and raw guest-physical memory.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from sandbox.kernel.kernel import Kernel, Options
+from sandbox.kernel.process import Process
+from sandbox.machine import Machine
+from sandbox.trace import prot_string
+
+#: /proc/PID/maps pads the path to this column (fs/proc/task_mmu.c, show_vma_header_prefix).
+MAPS_PATH_COLUMN = 73
+
+
+@dataclass
+class RunResult:
+    """How a guest ended, and what it cost."""
+
+    status: int  # what a shell would see: exit code, or 128 + signal
+    exit_code: int | None
+    signal: int | None
+    message: str | None  # why it was killed, one line
+    cr3: int
+    pid: int
+    stats: dict[str, Any] = field(default_factory=dict)
+    maps: str = ""
+
+
+class Sandbox:
+    """One machine; runs one program at a time. Use as a context manager."""
+
+    def __init__(self, memory: int = 256 << 20, trace_syscalls: bool = False,
+                 trace_faults: bool = False, trace_out: TextIO | None = None) -> None:
+        self.machine = Machine(memory)
+        self.baseline_frames = self.machine.frames.used
+        options = Options(memory, trace_syscalls, trace_faults, trace_out or sys.stderr)
+        self.kernel = Kernel(self.machine, options)
+        self._last: Process | None = None
+
+    def run(self, path: str, argv: list[str] | None = None, env: list[str] | None = None) -> RunResult:
+        """Run the static ELF at `path` to completion. Raises SandboxError for a bad file."""
+        self._release_last()
+        argv = [path] if argv is None else argv
+        envp = None if env is None else [e.encode() for e in env]
+        proc = self.kernel.spawn(path, argv, envp)
+        self.kernel.run(proc)
+        self._last = proc
+        return RunResult(
+            status=proc.status,
+            exit_code=None if proc.death else proc.exit_code,
+            signal=proc.death.signo if proc.death else None,
+            message=proc.death.message if proc.death else None,
+            cr3=proc.space.cr3, pid=proc.pid, stats=self._stats(proc), maps=format_maps(proc),
+        )
+
+    def read_physical(self, pa: int, n: int) -> bytes:
+        """Raw guest-physical memory (page tables included)."""
+        if pa < 0 or pa + n > self.machine.mem.size:
+            raise ValueError(f"physical range {pa:#x}+{n:#x} is outside RAM")
+        return self.machine.mem.read(pa, n)
+
+    @property
+    def process(self) -> Process | None:
+        """The last process run, until the next run or close."""
+        return self._last
+
+    def _stats(self, proc: Process) -> dict[str, Any]:
+        frames = self.machine.frames.stats()
+        faults = dict(proc.space.fault_counts)
+        vma = proc.space.regions.stats()
+        return {
+            "faults": faults,
+            "faults_total": sum(faults.values()),
+            "frames": {"total": frames.total, "used": frames.used, "peak": frames.peak_used,
+                       "free": frames.free, "kernel_baseline": self.baseline_frames},
+            "page_table_pages": proc.space.pagetable.table_pages,
+            "regions": vma.count,
+            "virtual_size": vma.virtual_size,
+            "syscalls": dict(self.kernel.syscall_counts),
+            "syscalls_total": sum(self.kernel.syscall_counts.values()),
+        }
+
+    def _release_last(self) -> None:
+        if self._last is not None:
+            self.kernel.release(self._last)
+            self._last = None
+
+    def close(self) -> None:
+        """Tear the last process down and free the machine."""
+        self._release_last()
+        self.machine.close()
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def format_maps(proc: Process) -> str:
+    """The address space in /proc/PID/maps format."""
+    lines = []
+    for r in proc.space.regions:
+        perms = prot_string(r.prot) + ("s" if r.shared else "p")
+        offset = r.offset if r.file is not None else 0
+        head = f"{r.start:08x}-{r.end:08x} {perms} {offset:08x} 00:00 0"
+        name = os.path.abspath(r.name) if r.file is not None else r.name
+        lines.append(f"{head:<{MAPS_PATH_COLUMN - 1}} {name}".rstrip() if name else head)
+    return "\n".join(lines) + "\n"
+
+
+def run(path: str, argv: list[str] | None = None, **options: Any) -> RunResult:
+    """Run one program in a fresh sandbox and tear it down."""
+    with Sandbox(**options) as sb:
+        return sb.run(path, argv)
+

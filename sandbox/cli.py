@@ -1,0 +1,108 @@
+"""The `sandbox` command: `sandbox run [OPTIONS] PROG [ARGS]...` and `sandbox maps PROG`.
+
+Exit status: the guest's own; 128 + N if signal N killed it; 127 if PROG does not exist and
+126 if it cannot be run (not an ELF, wrong architecture, ...), as shells report.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+
+import click
+
+from sandbox.errors import SandboxError
+
+EXIT_NOT_FOUND = 127
+EXIT_CANNOT_EXECUTE = 126
+MIN_MEMORY = 4 << 20
+_SIZE = re.compile(r"^(\d+)([KMG]?)(i?B)?$", re.IGNORECASE)
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+def parse_size(_ctx: click.Context | None, _param: click.Parameter | None, text: str) -> int:
+    """'64M' -> 67108864; sizes are page multiples of at least 4 MiB."""
+    match = _SIZE.match(text.strip())
+    if not match:
+        raise click.BadParameter(f"{text!r} is not a size like 64M or 1G")
+    size = int(match.group(1)) * _UNITS[match.group(2).upper()]
+    if size < MIN_MEMORY or size % 4096:
+        raise click.BadParameter(f"{text!r}: need a multiple of 4 KiB, at least 4M")
+    return size
+
+
+@click.group()
+@click.version_option(package_name="sandbox")
+def main() -> None:
+    """Run x86-64 Linux programs in Unicorn under a small kernel's memory manager."""
+
+
+def _run_options(f):
+    for option in reversed([
+        click.option("--memory", default="256M", show_default=True, callback=parse_size,
+                     help="Guest-physical RAM (e.g. 64M, 1G)."),
+        click.option("--trace-faults", is_flag=True, help="One line per page fault on stderr."),
+        click.option("--trace-syscalls", is_flag=True, help="strace-like system-call trace on stderr."),
+        click.option("--stats", is_flag=True, help="Print faults, frames and syscalls at exit (stderr)."),
+        click.option("--stats-json", type=click.Path(dir_okay=False, writable=True),
+                     help="Write the statistics as JSON to this file."),
+    ]):
+        f = option(f)
+    return f
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@_run_options
+@click.option("--maps", is_flag=True, help="Print the address space at exit (/proc/PID/maps format).")
+@click.argument("prog")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def run(prog: str, args: tuple[str, ...], maps: bool, **options) -> None:
+    """Run PROG with ARGS inside the sandbox."""
+    sys.exit(_execute(prog, args, show_maps=maps, **options))
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@_run_options
+@click.argument("prog")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def maps(prog: str, args: tuple[str, ...], **options) -> None:
+    """Run PROG and print its address space at exit, like /proc/PID/maps."""
+    sys.exit(_execute(prog, args, show_maps=True, **options))
+
+
+def _execute(prog: str, args: tuple[str, ...], memory: int, trace_faults: bool, trace_syscalls: bool,
+             stats: bool, stats_json: str | None, show_maps: bool) -> int:
+    """Run one guest; report; return the exit status for the host."""
+    from sandbox.api import Sandbox
+
+    try:
+        with Sandbox(memory, trace_syscalls, trace_faults) as sb:
+            result = sb.run(prog, [prog, *args])
+    except SandboxError as error:
+        click.echo(f"sandbox: {error}", err=True)
+        return EXIT_NOT_FOUND if "no such file" in str(error) else EXIT_CANNOT_EXECUTE
+    sys.stdout.flush()
+    if result.message:
+        click.echo(f"sandbox: {prog}: {result.message}", err=True)
+    if show_maps:
+        click.echo(result.maps, nl=False, err=True)
+    if stats:
+        click.echo(format_stats(result.stats), err=True)
+    if stats_json:
+        with open(stats_json, "w") as f:
+            json.dump(result.stats, f, indent=2, sort_keys=True)
+    return result.status
+
+
+def format_stats(stats: dict) -> str:
+    """The --stats block: one fact per line, aligned."""
+    frames = stats["frames"]
+    rows = [("page faults", stats["faults_total"])]
+    rows += [(f"  {kind}", n) for kind, n in sorted(stats["faults"].items())]
+    rows += [("frames used at exit", frames["used"]), ("frames peak", frames["peak"]),
+             ("frames total", frames["total"]), ("page-table pages", stats["page_table_pages"]),
+             ("regions", stats["regions"]), ("system calls", stats["syscalls_total"])]
+    rows += [(f"  {name}", n) for name, n in sorted(stats["syscalls"].items(), key=lambda kv: (-kv[1], kv[0]))]
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)

@@ -1,0 +1,47 @@
+"""The exception tree: one boundary turns each kind into what the user or guest sees.
+
+- `SandboxError`: bad input from the user (missing file, not an ELF, ...). The CLI prints
+  its message as one line and exits non-zero.
+- `SyscallError(errno)`: a guest mistake inside a system call; the dispatcher returns -errno.
+- `GuestFault`: a guest mistake outside a system call; delivered as a signal.
+- `OutOfMemory`: the guest exhausted guest-physical RAM; the process is killed with a message.
+- `InvariantError`: a bug in the sandbox itself, never the guest's fault.
+"""
+
+from __future__ import annotations
+
+
+class SandboxError(Exception):
+    """A user-facing error: the message is shown as one line, without a traceback."""
+
+
+class ElfError(SandboxError):
+    """The program file is not an ELF this sandbox can load; the message names the bad value."""
+
+
+class SyscallError(Exception):
+    """A system call fails with `errno` (a positive Linux errno value)."""
+
+    def __init__(self, errno: int, why: str = "") -> None:
+        super().__init__(errno, why)
+        self.errno = errno
+        self.why = why
+
+
+class GuestFault(Exception):
+    """The guest did something that Linux answers with a signal (SIGSEGV, SIGBUS, ...)."""
+
+    def __init__(self, signo: int, code: int, addr: int, why: str = "") -> None:
+        super().__init__(signo, code, addr, why)
+        self.signo = signo
+        self.code = code
+        self.addr = addr
+        self.why = why
+
+
+class OutOfMemory(Exception):
+    """No frame is left in guest-physical RAM (or under the resident cap)."""
+
+
+class InvariantError(AssertionError):
+    """An internal invariant does not hold: a sandbox bug, never the guest's fault."""

@@ -1,0 +1,188 @@
+"""The kernel: where the CPU enters on `syscall` and on exceptions, and the run loop.
+
+This is the one boundary where guest mistakes are translated: `SyscallError` becomes -errno
+(in `syscalls.dispatch`), `GuestFault` becomes a signal, `OutOfMemory` kills the process with
+a message. No exception caused by the guest reaches the host.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from unicorn import UcError
+
+from sandbox import abi
+from sandbox.errors import GuestFault, OutOfMemory
+from sandbox.kernel import sys_io, sys_mm, sys_proc  # noqa: F401 - registers the handlers
+from sandbox.kernel.process import Death, Process, State
+from sandbox.kernel.signals import code_name, signal_name
+from sandbox.kernel.syscalls import dispatch
+from sandbox.loader import StackSpec, build_stack, load_elf, read_elf
+from sandbox.machine import (
+    EXC_BP,
+    EXC_DB,
+    EXC_DE,
+    EXC_DF,
+    EXC_GP,
+    EXC_PF,
+    EXC_UD,
+    PF_INSTR,
+    PF_USER,
+    PF_WRITE,
+    Machine,
+)
+from sandbox.mm.aspace import Access, AddressSpace
+from sandbox.mm.fault import FaultRecord
+from sandbox.trace import Tracer, describe_region, disassemble
+
+#: CPU exceptions other than #PF, as Linux's traps.c turns them into signals.
+EXCEPTION_SIGNALS = {
+    EXC_DE: (signal.SIGFPE, abi.FPE_INTDIV, "integer divide by zero"),
+    EXC_DB: (signal.SIGTRAP, abi.TRAP_BRKPT, "debug trap"),
+    EXC_BP: (signal.SIGTRAP, abi.SI_KERNEL, "breakpoint (int3)"),
+    4: (signal.SIGSEGV, abi.SI_KERNEL, "overflow (into)"),
+    5: (signal.SIGSEGV, abi.SI_KERNEL, "bound range exceeded"),
+    EXC_UD: (signal.SIGILL, abi.ILL_ILLOPN, "invalid opcode"),
+    7: (signal.SIGSEGV, abi.SI_KERNEL, "device not available"),
+    12: (signal.SIGBUS, abi.SI_KERNEL, "stack segment fault"),
+    EXC_GP: (signal.SIGSEGV, abi.SI_KERNEL, "general protection fault"),
+    16: (signal.SIGFPE, abi.SI_KERNEL, "x87 floating-point error"),
+    17: (signal.SIGBUS, abi.SI_KERNEL, "alignment check"),
+    19: (signal.SIGFPE, abi.SI_KERNEL, "SIMD floating-point error"),
+}
+
+DEFAULT_ENV = [b"PATH=/usr/local/bin:/usr/bin:/bin", b"HOME=/", b"TERM=dumb", b"LANG=C"]
+
+
+@dataclass
+class Options:
+    """What a run may be told from the command line or the Python API."""
+
+    memory: int = 256 << 20
+    trace_syscalls: bool = False
+    trace_faults: bool = False
+    trace_out: TextIO = field(default_factory=lambda: sys.stderr)
+    random: Callable[[int], bytes] = os.urandom
+
+
+class Kernel:
+    """Runs guest processes on one `Machine`."""
+
+    def __init__(self, machine: Machine, options: Options) -> None:
+        self.machine = machine
+        self.options = options
+        self.processes: dict[int, Process] = {}
+        self.current: Process | None = None
+        self.syscall_counts: Counter[str] = Counter()
+        self.fault_counts: Counter[str] = Counter()
+        self.tracer = None
+        if options.trace_syscalls or options.trace_faults:
+            self.tracer = Tracer(options.trace_out, options.trace_syscalls, options.trace_faults)
+        self._fault_rip: int | None = None
+        self._next_pid = 1
+        machine.on_syscall = self._on_syscall
+        machine.on_exception = self._on_exception
+
+    def random_bytes(self, n: int) -> bytes:
+        return self.options.random(n)
+
+    # -- processes --------------------------------------------------------------------------
+
+    def spawn(self, path: str, argv: list[str], envp: list[bytes] | None = None) -> Process:
+        """Load the static ELF at `path` into a new process, ready to run. SandboxError if bad."""
+        image = read_elf(path)
+        space = AddressSpace.new_user(self.machine.kernel_space)
+        proc = Process(self, self._next_pid, 0, space, path)
+        self._next_pid += 1
+        if self.tracer is not None and self.options.trace_faults:
+            space.on_fault = lambda record: self._trace_fault(proc, record)
+        loaded = load_elf(space, image)
+        proc.brk_start = proc.brk = loaded.brk_start
+        spec = StackSpec([a.encode() for a in argv], DEFAULT_ENV if envp is None else envp,
+                         path.encode(), self.random_bytes(16))
+        rsp = build_stack(space, loaded, spec)
+        self.machine.enter_user(space, loaded.entry, rsp)
+        self.processes[proc.pid] = proc
+        self.current = proc
+        return proc
+
+    def run(self, proc: Process) -> Process:
+        """Run `proc` until it exits or is killed."""
+        while proc.alive:
+            try:
+                self.machine.run()
+            except UcError as error:
+                self.kill(proc, signal.SIGSEGV, f"emulation stopped: {error}")
+            except OutOfMemory as error:
+                self.kill(proc, signal.SIGKILL, f"out of memory ({error}); guest killed")
+            except KeyboardInterrupt:
+                self.kill(proc, signal.SIGINT, "interrupted")
+        return proc
+
+    def kill(self, proc: Process, signo: int, message: str) -> None:
+        """The default action of a fatal signal: end the process, say why."""
+        proc.state = State.KILLED
+        proc.death = Death(signo, message)
+        self.machine.stop()
+
+    def release(self, proc: Process) -> None:
+        """Free the process's memory and descriptors (after its stats were read)."""
+        self.fault_counts.update(proc.space.fault_counts)
+        proc.files.close_all()
+        proc.space.destroy()
+        self.processes.pop(proc.pid, None)
+
+    # -- entries from the CPU ---------------------------------------------------------------
+
+    def _on_syscall(self) -> None:
+        proc = self.current
+        raw = self.machine.syscall_args()
+        nr = raw[0]
+        entry, result = dispatch(proc, nr, raw[1:])
+        self.syscall_counts[entry.name if entry else f"syscall_{nr}"] += 1
+        if self.tracer is not None and self.tracer.syscalls:
+            self.tracer.syscall(proc.pid, nr, entry, raw[1:], result)
+        if proc.alive:
+            self.machine.set_return(result)
+
+    def _on_exception(self, intno: int) -> None:
+        cr2, error, rip = self.machine.exceptions.take()
+        proc = self.current
+        if intno == EXC_DF:
+            # Unicorn raises an instruction-fetch #PF at an indirect-branch target twice
+            # (the first from the TB-lookup helper never reaches this hook), so QEMU turns it
+            # into #DF with error code 0. CR2 is still right; CR2 == RIP means a fetch.
+            intno, error = EXC_PF, (PF_INSTR | PF_USER if cr2 == rip else PF_USER)
+        if intno == EXC_PF:
+            access = Access.EXEC if error & PF_INSTR else Access.WRITE if error & PF_WRITE else Access.READ
+            self._fault_rip = rip
+            try:
+                proc.space.handle_page_fault(cr2, access)
+            except GuestFault as fault:
+                self._die_of_fault(proc, fault, rip, f"{access.name.lower()} at {cr2:#x}")
+            except OutOfMemory as oom:
+                self.kill(proc, signal.SIGKILL, f"out of memory at {cr2:#x} ({oom}); guest killed")
+            finally:
+                self._fault_rip = None
+            return
+        signo, code, what = EXCEPTION_SIGNALS.get(intno, (signal.SIGSEGV, abi.SI_KERNEL, f"exception {intno}"))
+        self._die_of_fault(proc, GuestFault(signo, code, 0, what), rip, what)
+
+    def _die_of_fault(self, proc: Process, fault: GuestFault, rip: int, what: str) -> None:
+        """No handlers yet (signals come later): a fault's signal kills the process."""
+        region = ""
+        if fault.signo in (signal.SIGSEGV, signal.SIGBUS) and fault.addr:
+            region = describe_region(proc.space.find_region(fault.addr))
+        detail = f"{what} ({region})" if region else what
+        message = (f"killed by {signal_name(fault.signo)} ({code_name(fault.signo, fault.code)}): "
+                   f"{detail}; rip {rip:#x}: {disassemble(proc.space, rip)}")
+        self.kill(proc, fault.signo, message)
+
+    def _trace_fault(self, proc: Process, record: FaultRecord) -> None:
+        self.tracer.fault(proc.pid, proc.space, record, self._fault_rip)

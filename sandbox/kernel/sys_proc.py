@@ -1,0 +1,119 @@
+"""Process, identity and time system calls: exit, getpid, arch_prctl, uname, getrandom,
+clock_gettime, set_tid_address (man 2 of each)."""
+
+from __future__ import annotations
+
+import errno
+import struct
+import time
+
+from sandbox import abi
+from sandbox.errors import SyscallError
+from sandbox.kernel.process import Process, State
+from sandbox.kernel.syscalls import syscall, to_int32
+from sandbox.mm import USER_END
+from sandbox.mm.uaccess import copy_out
+
+#: struct utsname: six fields of 65 bytes (include/uapi/linux/utsname.h, __NEW_UTS_LEN + 1).
+UTS_FIELD = 65
+UTSNAME = (b"Linux", b"sandbox", b"6.1.0-sandbox", b"#1 SMP PREEMPT_DYNAMIC", b"x86_64", b"(none)")
+TIMESPEC = struct.Struct("<qq")  # struct timespec { time_t tv_sec; long tv_nsec; }
+MAX_RANDOM = 33_554_431  # getrandom returns at most this many bytes per call (man 2 getrandom)
+
+_CLOCKS = {
+    abi.CLOCK_REALTIME: time.time_ns,
+    abi.CLOCK_REALTIME_COARSE: time.time_ns,
+    abi.CLOCK_MONOTONIC: time.monotonic_ns,
+    abi.CLOCK_MONOTONIC_RAW: time.monotonic_ns,
+    abi.CLOCK_MONOTONIC_COARSE: time.monotonic_ns,
+    abi.CLOCK_BOOTTIME: time.monotonic_ns,
+    abi.CLOCK_PROCESS_CPUTIME_ID: time.process_time_ns,
+    abi.CLOCK_THREAD_CPUTIME_ID: time.thread_time_ns,
+}
+
+
+def end_process(proc: Process, code: int) -> None:
+    """exit/exit_group: record the status and stop the CPU; the kernel reaps the rest."""
+    proc.state = State.EXITED
+    proc.exit_code = code & 0xFF
+    proc.kernel.machine.stop()
+
+
+@syscall("exit", "status")
+def sys_exit(proc: Process, status: int) -> int:
+    """One thread per process here, so exit ends the process like exit_group."""
+    end_process(proc, status)
+    return 0
+
+
+@syscall("exit_group", "status")
+def sys_exit_group(proc: Process, status: int) -> int:
+    end_process(proc, status)
+    return 0
+
+
+@syscall("getpid")
+def sys_getpid(proc: Process) -> int:
+    return proc.pid
+
+
+@syscall("gettid")
+def sys_gettid(proc: Process) -> int:
+    return proc.pid
+
+
+@syscall("getppid")
+def sys_getppid(proc: Process) -> int:
+    return proc.ppid
+
+
+@syscall("set_tid_address", "tidptr")
+def sys_set_tid_address(proc: Process, tidptr: int) -> int:
+    """Remember where to clear the tid at exit; return the caller's tid."""
+    proc.clear_child_tid = tidptr
+    return proc.pid
+
+
+@syscall("arch_prctl", "code addr")
+def sys_arch_prctl(proc: Process, code: int, addr: int) -> int:
+    """Set or get the FS/GS base (thread-local storage)."""
+    from unicorn import x86_const as X
+
+    uc = proc.kernel.machine.uc
+    code = to_int32(code)
+    bases = {abi.ARCH_SET_FS: X.UC_X86_REG_FS_BASE, abi.ARCH_SET_GS: X.UC_X86_REG_GS_BASE,
+             abi.ARCH_GET_FS: X.UC_X86_REG_FS_BASE, abi.ARCH_GET_GS: X.UC_X86_REG_GS_BASE}
+    if code not in bases:
+        raise SyscallError(errno.EINVAL, f"arch_prctl code {code:#x}")
+    if code in (abi.ARCH_SET_FS, abi.ARCH_SET_GS):
+        if addr >= USER_END:
+            raise SyscallError(errno.EPERM, f"base {addr:#x} is not a user address")
+        uc.reg_write(bases[code], addr)
+    else:
+        copy_out(proc.space, addr, struct.pack("<Q", uc.reg_read(bases[code])))
+    return 0
+
+
+@syscall("uname", "buf")
+def sys_uname(proc: Process, buf: int) -> int:
+    copy_out(proc.space, buf, b"".join(f.ljust(UTS_FIELD, b"\0") for f in UTSNAME))
+    return 0
+
+
+@syscall("getrandom", "buf buflen flags")
+def sys_getrandom(proc: Process, buf: int, buflen: int, flags: int) -> int:
+    if to_int32(flags) & ~(abi.GRND_NONBLOCK | abi.GRND_RANDOM | abi.GRND_INSECURE):
+        raise SyscallError(errno.EINVAL, f"getrandom flags {flags:#x}")
+    n = min(buflen, MAX_RANDOM)
+    copy_out(proc.space, buf, proc.kernel.random_bytes(n))
+    return n
+
+
+@syscall("clock_gettime", "clockid tp")
+def sys_clock_gettime(proc: Process, clockid: int, tp: int) -> int:
+    clock = _CLOCKS.get(to_int32(clockid))
+    if clock is None:
+        raise SyscallError(errno.EINVAL, f"clock {to_int32(clockid)}")
+    ns = clock()
+    copy_out(proc.space, tp, TIMESPEC.pack(ns // 1_000_000_000, ns % 1_000_000_000))
+    return 0

@@ -1,0 +1,84 @@
+"""The system-call table and its one dispatcher.
+
+Handlers register with `@syscall("name", "arg names")`; the number comes from the generated
+x86-64 table. `dispatch` is the only place where `SyscallError` becomes `-errno`, and where a
+number without a handler becomes `-ENOSYS` (reported as such under --trace-syscalls).
+
+A handler takes the process and exactly its declared arguments, and returns an int.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sandbox.errors import SyscallError
+from sandbox.kernel.syscall_names import SYSCALL_NAMES, SYSCALL_NUMBERS
+
+if TYPE_CHECKING:
+    from sandbox.kernel.process import Process
+
+MASK64 = (1 << 64) - 1
+
+
+@dataclass(frozen=True)
+class SyscallEntry:
+    """One implemented system call."""
+
+    nr: int
+    name: str
+    handler: Callable[..., int]
+    args: tuple[str, ...]
+
+
+TABLE: dict[int, SyscallEntry] = {}
+
+
+def syscall(name: str, args: str = "") -> Callable[[Callable[..., int]], Callable[..., int]]:
+    """Register the decorated function as the handler of system call `name`."""
+
+    def register(handler: Callable[..., int]) -> Callable[..., int]:
+        nr = SYSCALL_NUMBERS[name]
+        if nr in TABLE:
+            raise ValueError(f"system call {name} registered twice")
+        TABLE[nr] = SyscallEntry(nr, name, handler, tuple(args.split()))
+        return handler
+
+    return register
+
+
+def syscall_name(nr: int) -> str:
+    """'write' for 1; 'syscall_999' for unknown numbers."""
+    return SYSCALL_NAMES.get(nr, f"syscall_{nr}")
+
+
+def to_signed(value: int) -> int:
+    """Read a 64-bit register as a signed integer (C's `long`)."""
+    return value - (1 << 64) if value >> 63 else value
+
+
+def to_int32(value: int) -> int:
+    """Read the low 32 bits of a register as a signed `int` (fds, flags, ...)."""
+    value &= 0xFFFF_FFFF
+    return value - (1 << 32) if value >> 31 else value
+
+
+def dispatch(proc: Process, nr: int, raw: tuple[int, ...]) -> tuple[SyscallEntry | None, int]:
+    """Run system call `nr` with the six argument registers `raw`; return (entry, result).
+
+    The result is what goes to RAX: a value, or -errno.
+    """
+    entry = TABLE.get(nr)
+    if entry is None:
+        return None, -errno.ENOSYS
+    try:
+        return entry, entry.handler(proc, *raw[: len(entry.args)])
+    except SyscallError as error:
+        return entry, -error.errno
+
+
+def implemented() -> list[str]:
+    """Names of every implemented system call, in number order (for the README)."""
+    return [TABLE[nr].name for nr in sorted(TABLE)]

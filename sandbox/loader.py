@@ -1,0 +1,268 @@
+"""ELF loading (static ET_EXEC and static-PIE ET_DYN x86-64) and the initial process stack.
+
+`read_elf` parses and validates a file with pyelftools and refuses, with one line naming the
+bad value, anything this sandbox cannot run. `load_elf` turns its PT_LOAD segments into
+demand-paged, file-backed regions (pages arrive on first touch through the fault handler)
+and builds the stack that the SysV x86-64 ABI (§3.4.1, "Initial Stack and Register State")
+promises at `_start`.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+from dataclasses import dataclass, field
+
+from elftools.common.exceptions import ELFError as PyElfError
+from elftools.elf.elffile import ELFFile
+
+from sandbox import abi
+from sandbox.errors import ElfError, SandboxError
+from sandbox.mm import PAGE_SIZE, USER_END, page_down, page_up
+from sandbox.mm.aspace import AddressSpace
+from sandbox.mm.uaccess import copy_out
+from sandbox.mm.vma import PROT_EXEC, PROT_READ, PROT_WRITE, RegionFlag, RegionKind
+
+# ELF constants (System V gABI, "ELF Header" and "Program Header").
+ET_EXEC, ET_DYN = "ET_EXEC", "ET_DYN"
+PF_X, PF_W, PF_R = 1, 2, 4
+ELF64_PHDR_SIZE = 56
+
+#: Where Linux puts a static-PIE (ELF_ET_DYN_BASE, 2/3 of TASK_SIZE, page-aligned).
+PIE_LOAD_BIAS = 0x5555_5555_4000
+#: Top of the initial stack, as Linux without address randomization (TASK_SIZE - 1 page).
+STACK_TOP = 0x7FFF_FFFF_F000
+#: Room the initial stack region has below its contents (Linux's `stack_expand`, 128 KiB).
+STACK_EXPAND = 128 << 10
+#: AT_HWCAP: CPUID.1:EDX of the emulated CPU (qemu64: fpu..sse2 as Linux reports them).
+HWCAP = 0x078BFBFF
+CLOCK_TICKS = 100  # AT_CLKTCK, USER_HZ
+
+
+@dataclass
+class Segment:
+    """One PT_LOAD program header, before the load bias is applied."""
+
+    vaddr: int
+    memsz: int
+    offset: int
+    filesz: int
+    flags: int
+
+    @property
+    def prot(self) -> int:
+        """mmap protection for this segment's p_flags."""
+        return ((PROT_READ if self.flags & PF_R else 0) | (PROT_WRITE if self.flags & PF_W else 0)
+                | (PROT_EXEC if self.flags & PF_X else 0))
+
+
+@dataclass
+class ElfImage:
+    """A validated executable, ready to load."""
+
+    path: str
+    data: bytes
+    type: str
+    entry: int
+    phoff: int
+    phnum: int
+    segments: list[Segment]
+    stack_exec: bool
+
+    @property
+    def name(self) -> str:
+        """The path, for region names and /proc/PID/maps (FileSource protocol)."""
+        return self.path
+
+    @property
+    def size(self) -> int:
+        """File size in bytes (FileSource protocol)."""
+        return len(self.data)
+
+    def read(self, offset: int, n: int) -> bytes:
+        """File bytes `[offset, offset + n)` (FileSource protocol)."""
+        return self.data[offset : offset + n]
+
+
+@dataclass
+class LoadedImage:
+    """Where an image landed: what the stack's auxv and the brk need to know."""
+
+    entry: int
+    phdr: int
+    phnum: int
+    brk_start: int
+    bias: int
+
+
+def read_elf(path: str) -> ElfImage:
+    """Read and validate the executable at `path`; raise SandboxError/ElfError with one line."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except IsADirectoryError:
+        raise SandboxError(f"{path}: is a directory") from None
+    except FileNotFoundError:
+        raise SandboxError(f"{path}: no such file") from None
+    except OSError as error:
+        raise SandboxError(f"{path}: {error.strerror}") from None
+    _check_ident(path, data)
+    try:
+        elf = ELFFile(io.BytesIO(data))
+        return _parse(path, data, elf)
+    except (PyElfError, struct.error, ValueError, KeyError, IndexError) as error:
+        raise ElfError(f"{path}: malformed ELF file: {error}") from None
+
+
+def _check_ident(path: str, data: bytes) -> None:
+    """e_ident: magic, 64-bit class, little-endian (gABI "ELF Identification")."""
+    if data[:4] != b"\x7fELF":
+        raise ElfError(f"{path}: not an ELF file (magic {data[:4]!r})")
+    if len(data) < 64:
+        raise ElfError(f"{path}: truncated ELF header ({len(data)} bytes)")
+    if data[4] != 2:
+        raise ElfError(f"{path}: ELF class {data[4]} is not ELFCLASS64; only x86-64 runs here")
+    if data[5] != 1:
+        raise ElfError(f"{path}: ELF data encoding {data[5]} is not little-endian")
+
+
+def _parse(path: str, data: bytes, elf: ELFFile) -> ElfImage:
+    """Check the header and program headers, collect the PT_LOAD segments."""
+    header = elf.header
+    if header.e_machine != "EM_X86_64":
+        raise ElfError(f"{path}: wrong architecture {header.e_machine}; only EM_X86_64 runs here")
+    if header.e_type not in (ET_EXEC, ET_DYN):
+        raise ElfError(f"{path}: ELF type {header.e_type} is not an executable")
+    if header.e_phnum and header.e_phentsize != ELF64_PHDR_SIZE:
+        raise ElfError(f"{path}: e_phentsize {header.e_phentsize}, expected {ELF64_PHDR_SIZE}")
+    if header.e_phoff + header.e_phnum * ELF64_PHDR_SIZE > len(data):
+        raise ElfError(f"{path}: program headers at {header.e_phoff:#x} run past end of file")
+    segments, stack_exec = [], False
+    for index, seg in enumerate(elf.iter_segments()):
+        kind = seg["p_type"]
+        if kind == "PT_INTERP":
+            raise ElfError(f"{path}: dynamically linked (interpreter {seg.get_interp_name()}); "
+                           "only static executables run here")
+        if kind == "PT_GNU_STACK":
+            stack_exec = bool(seg["p_flags"] & PF_X)
+        if kind == "PT_LOAD" and seg["p_memsz"]:
+            segments.append(_check_segment(path, index, len(data), seg))
+    image = ElfImage(path, data, header.e_type, header.e_entry, header.e_phoff,
+                     header.e_phnum, segments, stack_exec)
+    _check_layout(image)
+    return image
+
+
+def _check_segment(path: str, index: int, file_size: int, seg) -> Segment:
+    """One PT_LOAD: within the file, memsz >= filesz, congruent offset/vaddr, in user space."""
+    s = Segment(seg["p_vaddr"], seg["p_memsz"], seg["p_offset"], seg["p_filesz"], seg["p_flags"])
+    where = f"{path}: segment {index}"
+    if s.offset + s.filesz > file_size:
+        raise ElfError(f"{where}: file range {s.offset:#x}+{s.filesz:#x} is past end of file ({file_size:#x})")
+    if s.memsz < s.filesz:
+        raise ElfError(f"{where}: p_memsz {s.memsz:#x} is smaller than p_filesz {s.filesz:#x}")
+    if (s.vaddr - s.offset) % PAGE_SIZE:
+        raise ElfError(f"{where}: p_vaddr {s.vaddr:#x} and p_offset {s.offset:#x} differ modulo the page size")
+    if s.vaddr + s.memsz > USER_END - PAGE_SIZE:
+        raise ElfError(f"{where}: {s.vaddr:#x}+{s.memsz:#x} reaches the kernel half or is non-canonical")
+    return s
+
+
+def _check_layout(image: ElfImage) -> None:
+    """At least one PT_LOAD, no two overlapping, and the entry point in an executable one."""
+    if not image.segments:
+        raise ElfError(f"{image.path}: no PT_LOAD segment")
+    ordered = sorted(image.segments, key=lambda s: s.vaddr)
+    for a, b in zip(ordered, ordered[1:], strict=False):
+        if a.vaddr + a.memsz > b.vaddr:
+            raise ElfError(f"{image.path}: segments at {a.vaddr:#x} and {b.vaddr:#x} overlap")
+    if not any(s.flags & PF_X and s.vaddr <= image.entry < s.vaddr + s.memsz for s in image.segments):
+        raise ElfError(f"{image.path}: entry point {image.entry:#x} is not in an executable segment")
+
+
+def load_elf(space: AddressSpace, image: ElfImage) -> LoadedImage:
+    """Make each PT_LOAD a demand-paged region backed by the file; return where things are.
+
+    Pages wholly past a segment's file bytes become a separate anonymous bss region, as in
+    Linux's /proc/PID/maps. A later segment may share its first page with the previous one:
+    as with Linux's MAP_FIXED, the later mapping wins that page (offset/vaddr congruence
+    makes the file bytes agree).
+    """
+    bias = PIE_LOAD_BIAS if image.type == ET_DYN else 0
+    end = 0
+    for seg in image.segments:
+        start = page_down(seg.vaddr + bias)
+        file_end = seg.vaddr + bias + seg.filesz
+        seg_end = page_up(seg.vaddr + bias + seg.memsz)
+        bss_start = max(page_up(file_end), start) if seg.filesz else start
+        if bss_start > start:
+            kind = RegionKind.CODE if seg.flags & PF_X else RegionKind.DATA
+            space.reserve_region(
+                start, (bss_start - start) // PAGE_SIZE, seg.prot, flags=RegionFlag.FIXED,
+                kind=kind, file=image, offset=seg.offset - (seg.vaddr + bias - start),
+                file_end=file_end, name=image.path,
+            )
+        if seg_end > bss_start:
+            space.reserve_region(bss_start, (seg_end - bss_start) // PAGE_SIZE, seg.prot,
+                                 flags=RegionFlag.FIXED, kind=RegionKind.BSS)
+        end = max(end, seg_end)
+    return LoadedImage(image.entry + bias, _phdr_address(image) + bias, image.phnum, end, bias)
+
+
+def _phdr_address(image: ElfImage) -> int:
+    """Virtual address of the program headers: inside the PT_LOAD that maps e_phoff."""
+    for seg in image.segments:
+        if seg.offset <= image.phoff < seg.offset + seg.filesz:
+            return seg.vaddr + (image.phoff - seg.offset)
+    return 0
+
+
+@dataclass
+class StackSpec:
+    """What goes on the initial stack besides the image's own facts."""
+
+    argv: list[bytes]
+    envp: list[bytes]
+    execfn: bytes
+    random: bytes
+    uid: int = field(default_factory=os.getuid)
+    gid: int = field(default_factory=os.getgid)
+
+
+def build_stack(space: AddressSpace, loaded: LoadedImage, spec: StackSpec) -> int:
+    """Create the stack region and write argc/argv/envp/auxv and strings; return the new RSP.
+
+    Layout, high to low (as Linux's `create_elf_tables`): an 8-byte end marker, argv and envp
+    strings, the execfn string, the platform string, 16 random bytes, padding, then auxv,
+    envp[], argv[] and argc at a 16-byte aligned RSP.
+    """
+    top = STACK_TOP - 8
+    blob = bytearray()
+
+    def push(data: bytes) -> int:
+        blob[:0] = data
+        return top - len(blob)
+
+    execfn = push(spec.execfn + b"\0")
+    env_ptrs = [push(s + b"\0") for s in reversed(spec.envp)][::-1]
+    arg_ptrs = [push(s + b"\0") for s in reversed(spec.argv)][::-1]
+    platform = push(b"x86_64\0")
+    random = push(spec.random)
+    auxv = [
+        (abi.AT_PHDR, loaded.phdr), (abi.AT_PHENT, ELF64_PHDR_SIZE), (abi.AT_PHNUM, loaded.phnum),
+        (abi.AT_PAGESZ, PAGE_SIZE), (abi.AT_BASE, 0), (abi.AT_FLAGS, 0), (abi.AT_ENTRY, loaded.entry),
+        (abi.AT_UID, spec.uid), (abi.AT_EUID, spec.uid), (abi.AT_GID, spec.gid), (abi.AT_EGID, spec.gid),
+        (abi.AT_SECURE, 0), (abi.AT_RANDOM, random), (abi.AT_HWCAP, HWCAP), (abi.AT_HWCAP2, 0),
+        (abi.AT_CLKTCK, CLOCK_TICKS), (abi.AT_PLATFORM, platform), (abi.AT_EXECFN, execfn),
+        (abi.AT_NULL, 0),
+    ]
+    words = [len(spec.argv), *arg_ptrs, 0, *env_ptrs, 0, *[x for pair in auxv for x in pair]]
+    table = struct.pack(f"<{len(words)}Q", *words)
+    rsp = (top - len(blob) - len(table)) & ~15
+    stack_low = page_down(rsp) - STACK_EXPAND
+    space.reserve_region(stack_low, (STACK_TOP - stack_low) // PAGE_SIZE, PROT_READ | PROT_WRITE,
+                         flags=RegionFlag.GROWSDOWN, kind=RegionKind.STACK, name="[stack]")
+    copy_out(space, rsp, table)
+    copy_out(space, top - len(blob), bytes(blob))
+    return rsp

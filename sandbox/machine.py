@@ -1,0 +1,372 @@
+"""The emulated machine: guest-physical RAM, an x86-64 CPU in long mode with paging, at CPL 3.
+
+Owns the Unicorn instance and everything the CPU needs that is not a process's: RAM (one
+host buffer mapped at physical 0 with `mem_map_ptr`; nothing else is ever `mem_map`ped), the
+frame allocator, the kernel address space (GDT, an `iretq` trampoline and a kernel stack in
+the upper half, supervisor-only), control registers, and the two hooks into the kernel:
+`syscall` (UC_HOOK_INSN) and exceptions (UC_HOOK_INTR).
+
+Unicorn never delivers an exception through a guest IDT and never clears QEMU's "exception
+in flight" field (`CPUX86State.old_exception`, Unicorn issue #1883), so a second #PF would be
+reported as #DF and a third would end the run as a triple fault. After every exception the
+kernel handles, `take_exception` saves the CPU context, reads CR2 / the error code / RIP from
+it, resets that field to -1 and restores the context. The offsets of those fields inside the
+context are found once at start-up by diffing contexts around two deliberate page faults;
+if they cannot be found, start-up fails loudly rather than run wrongly.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import struct
+import threading
+from collections.abc import Callable
+
+from unicorn import UC_ARCH_X86, UC_HOOK_INSN, UC_HOOK_INTR, UC_MODE_64, UC_PROT_ALL, Uc, UcError
+from unicorn import x86_const as X
+from unicorn.unicorn_py3.unicorn import uc_hook_h, uclib
+
+from sandbox.errors import InvariantError, SandboxError
+from sandbox.mm import PAGE_SHIFT, PAGE_SIZE
+from sandbox.mm.aspace import AddressSpace
+from sandbox.mm.frames import FrameAllocator
+from sandbox.mm.pagetable import PTE_NX, PTE_PRESENT, PTE_WRITABLE
+from sandbox.mm.physmem import PhysicalMemory
+from sandbox.mm.vma import PROT_EXEC, PROT_READ, PROT_WRITE
+
+# Control-register and EFER bits, Intel SDM vol. 3 §2.5 and §2.2.1.
+CR0_PE = 1 << 0  # protected mode
+CR0_MP = 1 << 1  # monitor coprocessor (x87/SSE with TS)
+CR0_NE = 1 << 5  # native x87 error reporting
+CR0_WP = 1 << 16  # read-only pages bind at CPL 0 too
+CR0_PG = 1 << 31  # paging
+CR4_PAE = 1 << 5  # physical address extension (required by long mode)
+CR4_OSFXSR = 1 << 9  # FXSAVE/FXRSTOR and SSE enabled
+CR4_OSXMMEXCPT = 1 << 10  # unmasked SIMD floating-point exceptions
+MSR_EFER = 0xC000_0080
+EFER_SCE = 1 << 0  # SYSCALL/SYSRET
+EFER_LME = 1 << 8  # long mode enable
+EFER_LMA = 1 << 10  # long mode active
+EFER_NXE = 1 << 11  # execute-disable bit in page entries
+
+# x86 exception vectors, Intel SDM vol. 3 §6.3.1, table 6-1.
+EXC_DE = 0  # divide error
+EXC_DB = 1  # debug
+EXC_BP = 3  # breakpoint (int3)
+EXC_UD = 6  # invalid opcode
+EXC_DF = 8  # double fault
+EXC_GP = 13  # general protection
+EXC_PF = 14  # page fault
+# #PF error code bits, Intel SDM vol. 3 §4.7.
+PF_PRESENT = 1 << 0  # 1: protection violation; 0: not-present page
+PF_WRITE = 1 << 1
+PF_USER = 1 << 2
+PF_RSVD = 1 << 3
+PF_INSTR = 1 << 4
+
+# GDT layout and selectors as Linux x86-64 has them (arch/x86/include/asm/segment.h).
+KERNEL_CS, KERNEL_DS, USER_DS, USER_CS = 0x10, 0x18, 0x2B, 0x33
+RFLAGS_IF = 1 << 9
+RFLAGS_RESERVED = 1 << 1
+
+#: Kernel-half layout (PML4 slot 511, where Linux keeps its text).
+KERNEL_TEXT = 0xFFFF_FFFF_8000_0000
+GDT_VA = KERNEL_TEXT
+TRAMPOLINE_VA = KERNEL_TEXT + PAGE_SIZE
+KSTACK_VA = KERNEL_TEXT + 2 * PAGE_SIZE
+
+#: How often the watchdog takes the CPU back, so that the run loop can notice Ctrl-C and
+#: limits even while the guest computes without system calls.
+WATCHDOG_SECONDS = 0.2
+
+#: Used only by start-up calibration: user addresses the two deliberate faults touch.
+_PROBE_CODE = 0x1000_0000
+_PROBE_WRITE = 0x2345_6000 + 0x88
+_PROBE_READ = 0x3456_7000 + 0x44
+
+#: The trampoline's one instruction: `iretq` (REX.W CF), entering CPL 3 from the frame on
+#: the kernel stack (Intel SDM vol. 2A, IRET).
+IRETQ = b"\x48\xcf"
+_PROBE_FIRST_LEN = 8
+
+
+def probe_code(write_addr: int, read_addr: int) -> bytes:
+    """`mov byte ptr [write_addr], 1; mov al, byte ptr [read_addr]` (absolute disp32 forms)."""
+    return (b"\xc6\x04\x25" + struct.pack("<I", write_addr) + b"\x01"
+            + b"\x8a\x04\x25" + struct.pack("<I", read_addr))
+
+
+_INTR_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
+_SYSCALL_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
+#: Registers carrying a system call's number and six arguments (x86-64 syscall ABI, man 2 syscall).
+SYSCALL_REGS = (X.UC_X86_REG_RAX, X.UC_X86_REG_RDI, X.UC_X86_REG_RSI, X.UC_X86_REG_RDX,
+                X.UC_X86_REG_R10, X.UC_X86_REG_R8, X.UC_X86_REG_R9)
+
+
+def segment_descriptor(dpl: int, code: bool) -> int:
+    """A flat 64-bit code or data descriptor (Intel SDM vol. 3 §3.4.5, §5.2.1)."""
+    access = 0x80 | (dpl << 5) | 0x10 | (0x0A if code else 0x02)  # P, DPL, S, type
+    flags = 0xA if code else 0xC  # G + L for code; G + D/B for data
+    return 0xFFFF | (access << 40) | (0xF << 48) | (flags << 52)
+
+
+GDT = (0, 0, segment_descriptor(0, True), segment_descriptor(0, False),
+       0, segment_descriptor(3, False), segment_descriptor(3, True))
+
+
+class ExceptionState:
+    """Where CR2, the error code, RIP and `old_exception` live in a saved CPU context."""
+
+    def __init__(self, uc: Uc, offsets: dict[str, int]) -> None:
+        self._h = uc._uch
+        self._ctx = uc.context_save()
+        self._ptr = self._ctx.context
+        base = ctypes.cast(self._ptr, ctypes.c_void_p).value
+        self._cr2 = ctypes.c_uint64.from_address(base + offsets["cr2"])
+        self._rip = ctypes.c_uint64.from_address(base + offsets["rip"])
+        self._error = ctypes.c_int32.from_address(base + offsets["error_code"])
+        self._old = ctypes.c_int32.from_address(base + offsets["old_exception"])
+
+    def take(self) -> tuple[int, int, int]:
+        """(cr2, error code, rip) of the exception just raised; clears the in-flight state."""
+        uclib.uc_context_save(self._h, self._ptr)
+        self._old.value = -1
+        uclib.uc_context_restore(self._h, self._ptr)
+        return self._cr2.value, self._error.value, self._rip.value
+
+
+class Machine:
+    """One CPU and its RAM. `kernel` callbacks: `on_syscall()`, `on_exception(intno)`."""
+
+    def __init__(self, ram_size: int = 256 << 20) -> None:
+        self.mem = PhysicalMemory(ram_size)
+        self.frames = FrameAllocator(self.mem)
+        self.uc = Uc(UC_ARCH_X86, UC_MODE_64)
+        # No exit addresses at all: the CPU stops only through emu_stop. With an `until`
+        # address, every emu_start translates it (uc_invalidate_tb) through the guest's
+        # page tables, and an unmapped one leaves a silent #PF "in flight" (-> #DF later).
+        self.uc.ctl_exits_enabled(True)
+        self.uc.ctl_set_exits([])
+        self.uc.mem_map_ptr(0, ram_size, UC_PROT_ALL, ctypes.addressof(ctypes.c_char.from_buffer(self.mem.buffer)))
+        self._cr3 = 0
+        self.kernel_space = AddressSpace.new_kernel(self.mem, self.frames, self)
+        self._kstack_pa = self._build_kernel_half()
+        self._setup_cpu()
+        self._boot_context = self.uc.context_save()
+        self.on_syscall: Callable[[], None] = _unexpected_syscall
+        self.on_exception: Callable[[int], None] = _unexpected_exception
+        self.pending_error: BaseException | None = None
+        self._watchdog: threading.Event | None = None
+        self._hooks = [self._add_hook(UC_HOOK_INTR, _INTR_CB(self._intr_entry)),
+                       self._add_hook(UC_HOOK_INSN, _SYSCALL_CB(self._syscall_entry), X.UC_X86_INS_SYSCALL)]
+        self._syscall_ids = (ctypes.c_int * 7)(*SYSCALL_REGS)
+        self._syscall_vals = (ctypes.c_uint64 * 7)()
+        base = ctypes.addressof(self._syscall_vals)
+        self._syscall_ptrs = (ctypes.c_void_p * 7)(*[base + 8 * i for i in range(7)])
+        self._rax = ctypes.c_uint64()
+        self.exceptions = self._calibrate()
+
+    # -- set-up -----------------------------------------------------------------------------
+
+    def _build_kernel_half(self) -> int:
+        """Map the GDT, the trampoline and a kernel stack (supervisor-only); return stack pa."""
+        pages = {}
+        for va, flags in ((GDT_VA, PTE_NX), (TRAMPOLINE_VA, 0), (KSTACK_VA, PTE_WRITABLE | PTE_NX)):
+            pfn = self.frames.alloc()
+            self.kernel_space.pagetable.map(va, pfn << PAGE_SHIFT, flags | PTE_PRESENT)
+            pages[va] = pfn << PAGE_SHIFT
+        self.mem.write(pages[GDT_VA], struct.pack(f"<{len(GDT)}Q", *GDT))
+        self.mem.write(pages[TRAMPOLINE_VA], IRETQ)
+        return pages[KSTACK_VA]
+
+    def _setup_cpu(self) -> None:
+        """Long mode with paging on, at CPL 0 until the trampoline's iretq."""
+        uc = self.uc
+        uc.reg_write(X.UC_X86_REG_GDTR, (0, GDT_VA, len(GDT) * 8 - 1, 0))
+        self.load_cr3(self.kernel_space.cr3)
+        uc.reg_write(X.UC_X86_REG_CR4, CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT)
+        uc.msr_write(MSR_EFER, EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE)
+        uc.reg_write(X.UC_X86_REG_CR0, CR0_PE | CR0_MP | CR0_NE | CR0_WP | CR0_PG)
+        uc.reg_write(X.UC_X86_REG_CS, KERNEL_CS)
+        uc.reg_write(X.UC_X86_REG_SS, KERNEL_DS)
+
+    def _add_hook(self, kind: int, callback, *extra: int):
+        """Register a raw ctypes hook (the binding's wrappers cost microseconds per call)."""
+        handle = uc_hook_h()
+        args = [ctypes.c_int(e) for e in extra]
+        status = uclib.uc_hook_add(self.uc._uch, ctypes.byref(handle), kind, callback, None,
+                                   ctypes.c_uint64(1), ctypes.c_uint64(0), *args)
+        if status:
+            raise UcError(status)
+        return callback, handle
+
+    # -- the Mmu protocol -------------------------------------------------------------------
+
+    @property
+    def cr3(self) -> int:
+        """The active PML4."""
+        return self._cr3
+
+    def load_cr3(self, cr3: int) -> None:
+        """Switch address space; writing CR3 makes QEMU flush its TLB."""
+        self._cr3 = cr3
+        self.uc.reg_write(X.UC_X86_REG_CR3, cr3)
+
+    def flush_tlb(self) -> None:
+        """Drop every cached translation (a CR3 rewrite, as a kernel without PCID does)."""
+        self.uc.reg_write(X.UC_X86_REG_CR3, self._cr3)
+
+    # -- running ----------------------------------------------------------------------------
+
+    def enter_user(self, space: AddressSpace, rip: int, rsp: int) -> None:
+        """Set up a fresh user entry: CPL 0 at the trampoline, whose iretq lands at `rip`."""
+        self.uc.context_restore(self._boot_context)
+        self._cr3 = -1
+        space.switch_to()
+        frame = struct.pack("<5Q", rip, USER_CS, RFLAGS_IF | RFLAGS_RESERVED, rsp, USER_DS)
+        self.mem.write(self._kstack_pa + PAGE_SIZE - len(frame), frame)
+        self.uc.reg_write(X.UC_X86_REG_RSP, KSTACK_VA + PAGE_SIZE - len(frame))
+        self.uc.reg_write(X.UC_X86_REG_RIP, TRAMPOLINE_VA)
+
+    def run(self, count: int = 0) -> None:
+        """Run from the current RIP until a hook stops the CPU (or `count` instructions).
+
+        A hook that raised has its exception re-raised here; `UcError` is left to the caller.
+        """
+        rip = self.uc.reg_read(X.UC_X86_REG_RIP)
+        if not count:
+            self._start_watchdog()
+        self.uc.emu_start(rip, 0, 0, count)
+        if self.pending_error is not None:
+            error, self.pending_error = self.pending_error, None
+            raise error
+
+    def _start_watchdog(self) -> None:
+        """A daemon thread that stops the CPU every WATCHDOG_SECONDS (cheaper than Unicorn's
+        own timeout, whose thread polls every 2 microseconds)."""
+        if self._watchdog is not None:
+            return
+        self._watchdog = threading.Event()
+        done = self._watchdog
+        uc = self.uc
+
+        def tick() -> None:
+            while not done.wait(WATCHDOG_SECONDS):
+                uc.emu_stop()
+
+        threading.Thread(target=tick, name="sandbox-watchdog", daemon=True).start()
+
+    def stop(self) -> None:
+        """Ask the CPU to stop after the current instruction."""
+        self.uc.emu_stop()
+
+    def _intr_entry(self, _handle, intno: int, _data) -> None:
+        try:
+            self.on_exception(intno)
+        except BaseException as error:  # noqa: BLE001 - re-raised by run(), never lost
+            self.pending_error = error
+            self.uc.emu_stop()
+
+    def _syscall_entry(self, _handle, _data) -> None:
+        try:
+            self.on_syscall()
+        except BaseException as error:  # noqa: BLE001 - re-raised by run(), never lost
+            self.pending_error = error
+            self.uc.emu_stop()
+
+    def syscall_args(self) -> tuple[int, ...]:
+        """(number, arg0..arg5) in one batched register read."""
+        uclib.uc_reg_read_batch(self.uc._uch, self._syscall_ids, self._syscall_ptrs, 7)
+        return tuple(self._syscall_vals)
+
+    def set_return(self, value: int) -> None:
+        """Put a system call's result in RAX (negative errno as two's complement)."""
+        self._rax.value = value & 0xFFFF_FFFF_FFFF_FFFF
+        uclib.uc_reg_write(self.uc._uch, X.UC_X86_REG_RAX, ctypes.byref(self._rax))
+
+    # -- calibration ------------------------------------------------------------------------
+
+    def _calibrate(self) -> ExceptionState:
+        """Find CR2, error code, RIP and old_exception in the saved context (see module doc)."""
+        space = AddressSpace.new_user(self.kernel_space)
+        space.map_region(_PROBE_CODE, 1, PROT_READ | PROT_EXEC)
+        self.mem.write(space.translate(_PROBE_CODE), probe_code(_PROBE_WRITE, _PROBE_READ))
+        space.reserve_region(_PROBE_WRITE & ~0xFFF, 1, PROT_READ | PROT_WRITE)
+        space.reserve_region(_PROBE_READ & ~0xFFF, 1, PROT_READ | PROT_WRITE)
+        self.enter_user(space, _PROBE_CODE, 0)
+        before = bytes(self.uc.context_save())
+        snaps: list[bytes] = []
+        self.on_exception = lambda intno: self._probe_fault(space, intno, snaps, before)
+        self.run(count=100)
+        self.on_exception = _unexpected_exception
+        space.destroy()
+        return self._locate_fields(before, snaps)
+
+    def _probe_fault(self, space: AddressSpace, intno: int, snaps: list[bytes], before: bytes) -> None:
+        """Record the context at each deliberate fault, then let the fault complete."""
+        ctx = self.uc.context_save()
+        snaps.append(bytes(ctx))
+        if intno != EXC_PF or len(snaps) > 2:
+            raise InvariantError(f"calibration: unexpected exception {intno}")
+        offsets = _find_i32(before, snaps[0], -1, EXC_PF)
+        if len(offsets) != 1:
+            raise SandboxError("this Unicorn build hides QEMU's old_exception field; cannot run")
+        ctypes.c_int32.from_address(ctypes.cast(ctx.context, ctypes.c_void_p).value + offsets[0]).value = -1
+        self.uc.context_restore(ctx)
+        cr2 = _PROBE_WRITE if len(snaps) == 1 else _PROBE_READ
+        from sandbox.mm.aspace import Access
+
+        space.handle_page_fault(cr2, Access.READ)
+        if len(snaps) == 2:
+            self.uc.emu_stop()
+
+    def _locate_fields(self, before: bytes, snaps: list[bytes]) -> ExceptionState:
+        """Each field must sit at exactly one offset consistent with both faults."""
+        if len(snaps) != 2:
+            raise SandboxError(f"calibration saw {len(snaps)} page faults, expected 2")
+        first, second = snaps
+        found = {
+            "old_exception": _find_i32(before, first, -1, EXC_PF),
+            "error_code": [o for o in _find_i32(before, first, None, PF_WRITE | PF_USER)
+                           if struct.unpack_from("<i", second, o)[0] == PF_USER],
+            "cr2": _find_u64(first, second, _PROBE_WRITE, _PROBE_READ),
+            # env->eip, not exception_next_eip (equal at a fault): only eip held the entry point.
+            "rip": [o for o in _find_u64(first, second, _PROBE_CODE, _PROBE_CODE + _PROBE_FIRST_LEN)
+                    if struct.unpack_from("<Q", before, o)[0] == TRAMPOLINE_VA],
+        }
+        for name, offsets in found.items():
+            if len(offsets) != 1:
+                raise SandboxError(f"cannot locate the CPU's {name} in a Unicorn context "
+                                   f"({len(offsets)} candidates); this Unicorn build is unsupported")
+        return ExceptionState(self.uc, {name: offs[0] for name, offs in found.items()})
+
+    def close(self) -> None:
+        """Stop the watchdog, free Unicorn and the RAM buffer."""
+        if self._watchdog is not None:
+            self._watchdog.set()
+        self.uc = None
+        self.mem.close()
+
+
+def _find_i32(a: bytes, b: bytes, va: int | None, vb: int) -> list[int]:
+    """Offsets where a 4-aligned int32 is `va` in `a` (or anything else if None) and `vb` in `b`."""
+    out = []
+    for off in range(0, min(len(a), len(b)) - 3, 4):
+        x, y = struct.unpack_from("<i", a, off)[0], struct.unpack_from("<i", b, off)[0]
+        if y == vb and (x == va if va is not None else x != vb):
+            out.append(off)
+    return out
+
+
+def _find_u64(a: bytes, b: bytes, va: int, vb: int) -> list[int]:
+    """Offsets where an 8-aligned u64 is `va` in `a` and `vb` in `b`."""
+    return [off for off in range(0, min(len(a), len(b)) - 7, 8)
+            if struct.unpack_from("<Q", a, off)[0] == va and struct.unpack_from("<Q", b, off)[0] == vb]
+
+
+def _unexpected_syscall() -> None:
+    raise InvariantError("syscall with no kernel attached")
+
+
+def _unexpected_exception(intno: int) -> None:
+    raise InvariantError(f"exception {intno} with no kernel attached")

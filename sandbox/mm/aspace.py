@@ -1,0 +1,422 @@
+"""`AddressSpace`: one process's regions and page tables, kept in step.
+
+Joins the two reference APIs: the VMM's region map (overlap-checked and fixed inserts,
+lookup, free-range search, coalescing, statistics, an ASID) and the x86-64 address space
+(`reserve_region`, `map_region`, `map_shared_frames`, `unmap_range`, `protect_range`,
+`translate`, `cr3`, `switch_to`, `clone_cow`, ...).
+
+Invariants (checked by `check_invariants`): every present user leaf entry lies inside a
+region whose protection it does not exceed; the region tree and page tables check their own.
+A page is mapped only after a fault or an eager `map_region`; unmapping or narrowing any
+mapping flushes the CPU's TLB before returning.
+
+Guest-caused failures raise `SyscallError` (the syscall layer) or `GuestFault` (the fault
+ladder in `fault.py`); `OutOfMemory` propagates from the frame allocator untouched.
+"""
+
+from __future__ import annotations
+
+import enum
+import errno
+import itertools
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from typing import Protocol
+
+from sandbox.errors import InvariantError, SyscallError
+from sandbox.mm import KERNEL_BASE, PAGE_SHIFT, PAGE_SIZE, USER_END, page_up
+from sandbox.mm.frames import FrameAllocator
+from sandbox.mm.pagetable import (
+    PTE_ADDR_MASK,
+    PTE_HUGE,
+    PTE_NX,
+    PTE_PRESENT,
+    PTE_USER,
+    PTE_WRITABLE,
+    Mapping,
+    PageTable,
+)
+from sandbox.mm.physmem import PhysicalMemory
+from sandbox.mm.vma import (
+    PROT_EXEC,
+    PROT_NONE,
+    PROT_WRITE,
+    FileSource,
+    Region,
+    RegionFlag,
+    RegionKind,
+    RegionOverlap,
+    VmaTree,
+)
+
+#: Where top-down mmap placement starts: Linux's mmap_base without randomization, TASK_SIZE
+#: less the minimum 128 MiB gap it keeps for the stack (arch/x86/mm/mmap.c).
+DEFAULT_MMAP_BASE = 0x7FFF_F7FF_F000
+#: Lowest address mmap hands out without MAP_FIXED (Linux's default vm.mmap_min_addr).
+MMAP_MIN_ADDR = 0x10000
+
+_asids = itertools.count(1)
+
+
+class Access(enum.IntFlag):
+    """What a faulting access tried to do (decoded from the #PF error code)."""
+
+    READ = 1
+    WRITE = 2
+    EXEC = 4
+
+
+class Mmu(Protocol):
+    """What an address space needs from the CPU it runs on."""
+
+    def load_cr3(self, cr3: int) -> None:
+        """Make `cr3` the active root (flushes the TLB)."""
+
+    def flush_tlb(self) -> None:
+        """Drop every cached translation."""
+
+    @property
+    def cr3(self) -> int:
+        """The active root."""
+        ...
+
+
+class NoMmu:
+    """An `Mmu` for address spaces not yet (or never) run on a CPU, e.g. in unit tests."""
+
+    def __init__(self) -> None:
+        self.cr3 = 0
+        self.flushes = 0
+
+    def load_cr3(self, cr3: int) -> None:
+        self.cr3 = cr3
+        self.flushes += 1
+
+    def flush_tlb(self) -> None:
+        self.flushes += 1
+
+
+def pte_flags(prot: int) -> int:
+    """Leaf-entry flags for a user page with protection `prot`.
+
+    PROT_NONE keeps the page present but supervisor-only, so a CPL-3 access faults while
+    the contents survive a later mprotect (Linux's _PAGE_PROTNONE plays the same role).
+    """
+    flags = PTE_PRESENT
+    if prot != PROT_NONE:
+        flags |= PTE_USER
+    if prot & PROT_WRITE:
+        flags |= PTE_WRITABLE
+    if not prot & PROT_EXEC:
+        flags |= PTE_NX
+    return flags
+
+
+def prot_allows(prot: int, access: Access) -> bool:
+    """x86 semantics: any protection but PROT_NONE can be read; write and exec are checked."""
+    if prot == PROT_NONE:
+        return False
+    if access & Access.WRITE and not prot & PROT_WRITE:
+        return False
+    return not (access & Access.EXEC and not prot & PROT_EXEC)
+
+
+class AddressSpace:
+    """A PML4 with its regions. Build with `new_kernel` or `new_user`."""
+
+    def __init__(self, mem: PhysicalMemory, frames: FrameAllocator, mmu: Mmu, kernel_root: int | None) -> None:
+        self.mem = mem
+        self.frames = frames
+        self.mmu = mmu
+        self.asid = next(_asids)
+        self.pagetable = PageTable(mem, frames)
+        if kernel_root is not None:
+            self.pagetable.copy_kernel_half(kernel_root)
+        self.is_kernel = kernel_root is None
+        self.regions = VmaTree()
+        self.mmap_base = DEFAULT_MMAP_BASE
+        #: Pages faulted in, by kind name ("demand-zero", "file", "copy-on-write", ...).
+        self.fault_counts: Counter[str] = Counter()
+        #: Called after each handled fault with its `FaultRecord` (tracing); None when off.
+        self.on_fault: Callable[..., None] | None = None
+
+    @classmethod
+    def new_kernel(cls, mem: PhysicalMemory, frames: FrameAllocator, mmu: Mmu) -> AddressSpace:
+        """The kernel address space: owns PML4 slots 256..511, shared by every user space."""
+        return cls(mem, frames, mmu, None)
+
+    @classmethod
+    def new_user(cls, kernel: AddressSpace) -> AddressSpace:
+        """A fresh user address space: an empty lower half and the kernel's upper half."""
+        return cls(kernel.mem, kernel.frames, kernel.mmu, kernel.cr3)
+
+    # -- identity ---------------------------------------------------------------------------
+
+    @property
+    def cr3(self) -> int:
+        """Physical address of this space's PML4."""
+        return self.pagetable.root
+
+    def switch_to(self) -> None:
+        """Make this the CPU's address space; skips the CR3 write (and flush) if it already is."""
+        if self.mmu.cr3 != self.cr3:
+            self.mmu.load_cr3(self.cr3)
+
+    def flush_tlb(self) -> None:
+        """Drop stale translations, if this space is the one the CPU is using."""
+        if self.mmu.cr3 == self.cr3:
+            self.mmu.flush_tlb()
+
+    # -- regions ----------------------------------------------------------------------------
+
+    def add_region(self, region: Region, fixed: bool = False) -> None:
+        """Insert `region`; with `fixed`, replace (and unmap) whatever it overlaps.
+
+        Raises SyscallError(EEXIST) when not `fixed` and the range is taken, ENOMEM when the
+        range is outside the user half.
+        """
+        self._check_user_range(region.start, region.end)
+        if fixed:
+            self.unmap_range(region.start, region.end - region.start)
+        try:
+            self.regions.insert(region)
+        except RegionOverlap:
+            raise SyscallError(errno.EEXIST, f"{region.start:#x} overlaps a mapping") from None
+
+    def reserve_region(
+        self,
+        start: int,
+        npages: int,
+        prot: int,
+        flags: RegionFlag = RegionFlag.NONE,
+        kind: RegionKind = RegionKind.MMAP,
+        page_size: int = PAGE_SIZE,
+        file: FileSource | None = None,
+        offset: int = 0,
+        file_end: int | None = None,
+        name: str = "",
+    ) -> Region:
+        """Reserve `npages` pages at `start` for demand paging: no frame until a fault."""
+        end = start + npages * page_size
+        region = Region(
+            start, end, prot, flags, kind, page_size, file, offset,
+            end if file_end is None else file_end, name,
+        )
+        self.add_region(region, fixed=bool(flags & RegionFlag.FIXED))
+        return region
+
+    def map_region(self, start: int, npages: int, prot: int, **kw) -> Region:
+        """Reserve a region and fault every page in now (eager mapping, zero-filled or from file)."""
+        region = self.reserve_region(start, npages, prot, **kw)
+        try:
+            self.populate(region.start, region.end)
+        except BaseException:
+            self.unmap_range(region.start, region.size)
+            raise
+        return region
+
+    def populate(self, start: int, end: int) -> None:
+        """Fault in every page of `[start, end)` that is not mapped yet (MAP_POPULATE)."""
+        from sandbox.mm.fault import fault_in_page
+
+        for va in range(start, end, PAGE_SIZE):
+            region = self.regions.find(va)
+            if region is not None and self.pagetable.lookup(va) is None:
+                fault_in_page(self, region, va)
+
+    def map_shared_frames(
+        self, start: int, pfns: Iterable[int], prot: int, kind: RegionKind = RegionKind.MMAP
+    ) -> Region:
+        """Map existing frames (taking a reference on each) as one MAP_SHARED region."""
+        pfns = list(pfns)
+        region = Region(start, start + len(pfns) * PAGE_SIZE, prot, RegionFlag.SHARED, kind)
+        self.add_region(region)
+        flags = pte_flags(prot)
+        for i, pfn in enumerate(pfns):
+            self.frames.get(pfn)
+            self.pagetable.map(start + i * PAGE_SIZE, pfn << PAGE_SHIFT, flags)
+        return region
+
+    def region_by_start(self, start: int) -> Region | None:
+        """The region that begins exactly at `start`."""
+        return self.regions.by_start(start)
+
+    def find_region(self, va: int) -> Region | None:
+        """The region containing `va`."""
+        return self.regions.find(va)
+
+    def has_mapping_in_range(self, addr: int, length: int) -> bool:
+        """True if any region overlaps `[addr, addr + length)`."""
+        return bool(self.regions.overlapping(addr, addr + length))
+
+    def any_mapped_in_range(self, addr: int, length: int) -> bool:
+        """True if any page of `[addr, addr + length)` has a present translation."""
+        return any(True for _ in self._leaves(addr, addr + length))
+
+    def has_user_mappings(self) -> bool:
+        """True if any user region or user page-table entry exists."""
+        return len(self.regions) > 0 or self.pagetable.table_pages > 1
+
+    def find_free_vma_range(self, hint: int, npages: int, page_size: int = PAGE_SIZE) -> int | None:
+        """A free range of `npages` pages: at `hint` if free, else top-down below the mmap base."""
+        size = npages * page_size
+        if hint and hint % page_size == 0 and MMAP_MIN_ADDR <= hint and hint + size <= USER_END:
+            if self.regions.is_free(hint, hint + size):
+                return hint
+        return self.regions.find_free(size, MMAP_MIN_ADDR, self.mmap_base, page_size)
+
+    # -- unmapping and protection ------------------------------------------------------------
+
+    def unmap_range(self, addr: int, length: int) -> list[Region]:
+        """Remove `[addr, addr + length)` from regions and page tables; drop the frames.
+
+        Returns the removed region pieces. Flushes the TLB if anything was mapped.
+        """
+        end = addr + page_up(length)
+        removed = self.regions.remove_range(addr, end)
+        if self._unmap_pages(addr, end):
+            self.flush_tlb()
+        return removed
+
+    def unmap_region(self, start: int, npages: int, page_size: int = PAGE_SIZE) -> list[Region]:
+        """Unmap `npages` pages of `page_size` at `start` and free their frames."""
+        return self.unmap_range(start, npages * page_size)
+
+    def _unmap_pages(self, start: int, end: int) -> int:
+        """Clear the leaf entries in `[start, end)`; return how many were present."""
+        count = 0
+        for va, m in list(self._leaves(start, end)):
+            if m.size > PAGE_SIZE and (va < start or va + m.size > end):
+                self._split_huge(va, m)
+                count += self._unmap_pages(max(va, start), min(va + m.size, end))
+                continue
+            self.pagetable.unmap(va)
+            self.frames.put(m.pa >> PAGE_SHIFT)
+            count += 1
+        return count
+
+    def _split_huge(self, va: int, m: Mapping) -> None:
+        """Replace a 2 MiB mapping with 512 4 KiB mappings of private copies of its data."""
+        flags = m.entry & (PTE_USER | PTE_WRITABLE | PTE_NX)
+        frames = [self.frames.alloc() for _ in range(m.size // PAGE_SIZE)]
+        for i, pfn in enumerate(frames):
+            self.mem.copy(pfn << PAGE_SHIFT, m.pa + i * PAGE_SIZE)
+        self.pagetable.unmap(va)
+        self.frames.put(m.pa >> PAGE_SHIFT)
+        for i, pfn in enumerate(frames):
+            self.pagetable.map(va + i * PAGE_SIZE, pfn << PAGE_SHIFT, flags)
+
+    def protect_range(self, addr: int, length: int, prot: int) -> None:
+        """Give `[addr, addr + length)` protection `prot`, in regions and present entries.
+
+        Raises SyscallError(ENOMEM) if part of the range is not mapped; nothing changes then.
+        """
+        end = addr + page_up(length)
+        self._require_covered(addr, end)
+        self.regions.split_at(addr)
+        self.regions.split_at(end)
+        for region in self.regions.overlapping(addr, end):
+            self.regions.replace(region, replace(region, prot=prot))
+        self._reprotect_pages(addr, end, prot)
+        self.regions.coalesce(addr, end)
+        self.flush_tlb()
+
+    def _reprotect_pages(self, start: int, end: int, prot: int) -> None:
+        """Rewrite present leaf entries with `prot`, keeping copy-on-write pages read-only."""
+        flags = pte_flags(prot)
+        for va, m in self._leaves(start, end):
+            region = self.regions.find(va)
+            new = flags
+            if new & PTE_WRITABLE and not region.shared and self.frames.refcount(m.pa >> PAGE_SHIFT) > 1:
+                new &= ~PTE_WRITABLE
+            keep = m.entry & ~(PTE_USER | PTE_WRITABLE | PTE_NX)
+            self.pagetable.set_entry(m.slot, keep | new)
+
+    def _require_covered(self, start: int, end: int) -> None:
+        """Raise ENOMEM unless regions cover `[start, end)` without a hole."""
+        cursor = start
+        for region in self.regions.overlapping(start, end):
+            if region.start > cursor:
+                break
+            cursor = region.end
+        if cursor < end:
+            raise SyscallError(errno.ENOMEM, f"{cursor:#x} is not mapped")
+
+    def unmap_all_user_regions(self) -> None:
+        """Unmap every user region and free their frames; the kernel half is untouched."""
+        self.unmap_range(0, USER_END)
+
+    def destroy(self) -> None:
+        """Free everything this space owns, its PML4 included. The object is dead after."""
+        self.unmap_all_user_regions()
+        self.pagetable.release()
+
+    # -- translation ------------------------------------------------------------------------
+
+    def translate(self, va: int) -> int | None:
+        """The physical address `va` maps to right now, or None."""
+        return self.pagetable.translate(va)
+
+    def _leaves(self, start: int, end: int):
+        """(va, Mapping) for the present user leaves overlapping `[start, end)`."""
+        return self.pagetable.iter_leaves(start, end)
+
+    def handle_page_fault(self, va: int, access: Access):
+        """Resolve a #PF at `va`; return a `FaultRecord` or raise `GuestFault`. See fault.py."""
+        from sandbox.mm.fault import handle_page_fault
+
+        return handle_page_fault(self, va, access)
+
+    # -- fork -------------------------------------------------------------------------------
+
+    def clone_cow(self) -> AddressSpace:
+        """A copy of this space sharing every frame: private writable pages become read-only
+        in both, so the first write on either side copies (see fault.py's copy-on-write case).
+        """
+        child = AddressSpace.new_user_like(self)
+        for region in self.regions:
+            child.regions.insert(replace(region))
+        for va, m in list(self.pagetable.iter_leaves()):
+            region = self.regions.find(va)
+            entry = m.entry
+            if not region.shared and entry & PTE_WRITABLE:
+                entry &= ~PTE_WRITABLE
+                self.pagetable.set_entry(m.slot, entry)
+            self.frames.get(m.pa >> PAGE_SHIFT)
+            child.pagetable.map(va, m.pa, entry & ~(PTE_ADDR_MASK | PTE_HUGE), m.size)
+        self.flush_tlb()
+        return child
+
+    @classmethod
+    def new_user_like(cls, other: AddressSpace) -> AddressSpace:
+        """An empty user space on the same RAM, kernel half and CPU as `other`."""
+        kernel_root = None if other.is_kernel else other.cr3
+        space = cls(other.mem, other.frames, other.mmu, kernel_root)
+        space.mmap_base = other.mmap_base
+        return space
+
+    # -- checks -----------------------------------------------------------------------------
+
+    def _check_user_range(self, start: int, end: int) -> None:
+        """Raise ENOMEM unless `[start, end)` lies in the user half."""
+        if self.is_kernel:
+            if start < KERNEL_BASE:
+                raise SyscallError(errno.ENOMEM, "kernel mappings live in the upper half")
+        elif not 0 <= start < end <= USER_END:
+            raise SyscallError(errno.ENOMEM, f"[{start:#x}, {end:#x}) is outside user space")
+
+    def check_invariants(self) -> None:
+        """Regions and tables well-formed; every present user leaf inside a region it obeys."""
+        self.regions.check_invariants()
+        self.pagetable.check_invariants()
+        for va, m in self.pagetable.iter_leaves():
+            region = self.regions.find(va)
+            if region is None or va + m.size > region.end:
+                raise InvariantError(f"page {va:#x} is mapped outside any region")
+            allowed = pte_flags(region.prot)
+            extra = (m.entry & (PTE_WRITABLE | PTE_USER)) & ~allowed
+            if extra or (m.entry & PTE_NX) < (allowed & PTE_NX):
+                raise InvariantError(f"page {va:#x} entry {m.entry:#x} exceeds region prot {region.prot}")
+            if self.frames.refcount(m.pa >> PAGE_SHIFT) < 1:
+                raise InvariantError(f"page {va:#x} maps free frame {m.pa:#x}")

@@ -1,0 +1,144 @@
+"""The page-fault ladder, modelled on Linux `handle_mm_fault` / `handle_pte_fault`.
+
+A fault is decoded once (address + access kind) and walks these cases in order:
+
+1. no region contains the address  -> grow a stack just above it, or SIGSEGV (SEGV_MAPERR)
+2. the region forbids the access    -> SIGSEGV (SEGV_ACCERR)
+3. no page is mapped                -> demand-zero or file fill: allocate, fill, map
+4. write to a read-only private page -> copy-on-write (copy, or reuse if sole owner)
+5. otherwise the entry already allows it -> a stale TLB entry: flush ("spurious")
+
+Each handled fault returns a `FaultRecord` that tracing and statistics read.
+"""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sandbox.abi import BUS_ADRERR, SEGV_ACCERR, SEGV_MAPERR, STACK_GUARD_GAP, STACK_LIMIT
+from sandbox.errors import GuestFault
+from sandbox.mm import HUGE_PAGE_SIZE, PAGE_SHIFT, page_down
+from sandbox.mm.frames import HUGE_ORDER
+from sandbox.mm.pagetable import PTE_WRITABLE, Mapping
+from sandbox.mm.vma import Region, RegionFlag
+
+if TYPE_CHECKING:
+    from sandbox.mm.aspace import Access, AddressSpace
+
+DEMAND_ZERO = "demand-zero"
+FILE = "file"
+COPY_ON_WRITE = "copy-on-write"
+WRITE_REUSE = "cow-reuse"
+SPURIOUS = "spurious"
+
+
+@dataclass
+class FaultRecord:
+    """What one handled fault did: for `--trace-faults`, `--stats` and fault policies."""
+
+    kind: str
+    va: int
+    access: Access
+    region: Region
+    pfn: int
+    tables_created: int
+    stack_grown: bool = False
+
+
+def handle_page_fault(space: AddressSpace, va: int, access: Access) -> FaultRecord:
+    """Resolve a fault at `va`, or raise `GuestFault`. May raise `OutOfMemory`."""
+    from sandbox.mm.aspace import prot_allows
+
+    region = space.regions.find(va)
+    grown = False
+    if region is None:
+        region = grow_stack(space, va)
+        grown = True
+    if not prot_allows(region.prot, access):
+        raise GuestFault(signal.SIGSEGV, SEGV_ACCERR, va, f"{access.name.lower()} not allowed")
+    tables = space.pagetable.table_pages
+    m = space.pagetable.lookup(va)
+    if m is None:
+        kind, pfn = fault_in_page(space, region, va)
+    elif access & access.WRITE and not m.entry & PTE_WRITABLE:
+        kind, pfn = copy_on_write(space, region, va, m)
+    else:
+        space.mmu.flush_tlb()
+        kind, pfn = SPURIOUS, m.pa >> PAGE_SHIFT
+    space.fault_counts[kind] += 1
+    record = FaultRecord(kind, va, access, region, pfn, space.pagetable.table_pages - tables, grown)
+    if space.on_fault is not None:
+        space.on_fault(record)
+    return record
+
+
+def grow_stack(space: AddressSpace, va: int) -> Region:
+    """Extend the grows-down region just above `va` down to cover it (Linux `expand_stack`).
+
+    Refused (SIGSEGV, SEGV_MAPERR) when no stack is above, when the stack would pass its
+    8 MiB limit, or when it would come within the guard gap of the region below.
+    """
+    above = space.regions.next_after(va)
+    if above is None or not above.flags & RegionFlag.GROWSDOWN:
+        raise GuestFault(signal.SIGSEGV, SEGV_MAPERR, va, "no mapping")
+    new_start = page_down(va)
+    below = space.regions.prev_before(va)
+    if above.end - new_start > STACK_LIMIT:
+        raise GuestFault(signal.SIGSEGV, SEGV_MAPERR, va, "stack limit reached")
+    if below is not None and new_start - below.end < STACK_GUARD_GAP:
+        raise GuestFault(signal.SIGSEGV, SEGV_MAPERR, va, "stack guard gap")
+    return space.regions.resize(above, new_start, above.end)
+
+
+def fault_in_page(space: AddressSpace, region: Region, va: int) -> tuple[str, int]:
+    """Map a fresh frame for the page of `va`: zeroed, or filled from the region's file."""
+    from sandbox.mm.aspace import pte_flags
+
+    size = region.page_size
+    page_va = va & ~(size - 1)
+    order = HUGE_ORDER if size == HUGE_PAGE_SIZE else 0
+    from_file = region.file is not None and page_va < region.file_end
+    if from_file and region.offset + (page_va - region.start) >= region.file.size:
+        raise GuestFault(signal.SIGBUS, BUS_ADRERR, va, "past end of file")
+    pfn = space.frames.alloc(order)
+    kind = DEMAND_ZERO
+    if from_file:
+        fill_from_file(space, region, page_va, pfn << PAGE_SHIFT, size)
+        kind = FILE
+    try:
+        space.pagetable.map(page_va, pfn << PAGE_SHIFT, pte_flags(region.prot), size)
+    except BaseException:
+        space.frames.put(pfn)
+        space.pagetable.prune(page_va)
+        raise
+    return kind, pfn
+
+
+def fill_from_file(space: AddressSpace, region: Region, page_va: int, pa: int, size: int) -> None:
+    """Copy the file bytes that belong at `[page_va, page_va + size)` into the frame at `pa`.
+
+    Bytes at or past `region.file_end` stay zero (an ELF segment's bss tail).
+    """
+    n = min(size, region.file_end - page_va)
+    data = region.file.read(region.offset + (page_va - region.start), n)
+    space.mem.write(pa, data)
+
+
+def copy_on_write(space: AddressSpace, region: Region, va: int, m: Mapping) -> tuple[str, int]:
+    """A write hit a read-only entry in a writable region: give the writer its own frame.
+
+    If this space holds the only reference, write access is simply restored.
+    """
+    old_pfn = m.pa >> PAGE_SHIFT
+    if region.shared or space.frames.refcount(old_pfn) == 1:
+        space.pagetable.set_entry(m.slot, m.entry | PTE_WRITABLE)
+        return WRITE_REUSE, old_pfn
+    order = HUGE_ORDER if m.size == HUGE_PAGE_SIZE else 0
+    new_pfn = space.frames.alloc(order)
+    space.mem.copy(new_pfn << PAGE_SHIFT, m.pa, m.size)
+    space.pagetable.set_entry(m.slot, (m.entry & ~m.pa) | (new_pfn << PAGE_SHIFT) | PTE_WRITABLE)
+    space.frames.put(old_pfn)
+    space.flush_tlb()
+    return COPY_ON_WRITE, new_pfn

@@ -1,0 +1,174 @@
+"""The buddy frame allocator: guest-physical RAM handed out in blocks of 2**order frames.
+
+Owns: which frames are free, the order of each allocated block, and a reference count per
+allocated block (a frame shared by copy-on-write or by `map_shared_frames` is freed only when
+its last user lets go).
+
+Invariants (checked by `check_invariants`):
+- free blocks are aligned to their size, disjoint, and never buddies of each other at the
+  same order (they would have merged);
+- every frame is either reserved, in exactly one free block, or in exactly one allocated block;
+- free + used + reserved = total frames; an allocated block's reference count is >= 1.
+
+Frames are zeroed when allocated, so no process ever sees another's old data.
+"""
+
+from __future__ import annotations
+
+from array import array
+from dataclasses import dataclass
+
+from sandbox.errors import InvariantError, OutOfMemory
+from sandbox.mm import PAGE_SHIFT
+from sandbox.mm.physmem import PhysicalMemory
+
+#: Largest block: 2**MAX_ORDER frames (4 MiB); order 9 is one 2 MiB huge frame.
+MAX_ORDER = 10
+HUGE_ORDER = 9
+
+
+@dataclass
+class FrameStats:
+    """A snapshot of the allocator's counters, in frames."""
+
+    total: int
+    reserved: int
+    free: int
+    used: int
+    peak_used: int
+
+
+class FrameAllocator:
+    """Buddy allocator over the frames of `mem`; frames below `first_pfn` are reserved."""
+
+    def __init__(self, mem: PhysicalMemory, first_pfn: int = 1, limit: int | None = None) -> None:
+        self.mem = mem
+        self.nframes = mem.size >> PAGE_SHIFT
+        self.first_pfn = first_pfn
+        #: A cap on frames in use (below RAM size); None means all of RAM.
+        self.limit = limit
+        self._free: list[set[int]] = [set() for _ in range(MAX_ORDER + 1)]
+        #: refcount[pfn] of a block's head frame; 0 for free, reserved and tail frames.
+        self._refcount = array("I", bytes(4 * self.nframes))
+        self._order: dict[int, int] = {}  # head pfn of each allocated block -> its order
+        self.used = 0
+        self.peak_used = 0
+        self._add_free_range(first_pfn, self.nframes)
+
+    def _add_free_range(self, lo: int, hi: int) -> None:
+        """Cover frames [lo, hi) with the largest aligned free blocks that fit."""
+        pfn = lo
+        while pfn < hi:
+            order = MAX_ORDER
+            while order and (pfn & ((1 << order) - 1) or pfn + (1 << order) > hi):
+                order -= 1
+            self._free[order].add(pfn)
+            pfn += 1 << order
+
+    # -- allocation -------------------------------------------------------------------------
+
+    def alloc(self, order: int = 0) -> int:
+        """Allocate a zeroed block of 2**order frames with reference count 1; return its pfn.
+
+        Raises `OutOfMemory` when no block is large enough or the resident cap is reached;
+        nothing is changed then.
+        """
+        npages = 1 << order
+        if self.limit is not None and self.used + npages > self.limit:
+            raise OutOfMemory(f"resident cap of {self.limit} frames reached")
+        pfn = self._take_block(order)
+        self._refcount[pfn] = 1
+        self._order[pfn] = order
+        self.used += npages
+        if self.used > self.peak_used:
+            self.peak_used = self.used
+        self.mem.zero(pfn << PAGE_SHIFT, npages << PAGE_SHIFT)
+        return pfn
+
+    def _take_block(self, order: int) -> int:
+        """Remove a free block of exactly `order` from the free lists, splitting a larger one."""
+        found = order
+        while found <= MAX_ORDER and not self._free[found]:
+            found += 1
+        if found > MAX_ORDER:
+            raise OutOfMemory(f"no free block of order {order} in guest RAM")
+        pfn = self._free[found].pop()
+        while found > order:  # give back the upper halves
+            found -= 1
+            self._free[found].add(pfn + (1 << found))
+        return pfn
+
+    def get(self, pfn: int) -> None:
+        """Take one more reference on the allocated block headed by `pfn`."""
+        if not self._refcount[pfn]:
+            raise InvariantError(f"get() on frame {pfn:#x}, which is not allocated")
+        self._refcount[pfn] += 1
+
+    def put(self, pfn: int) -> bool:
+        """Drop one reference on the block headed by `pfn`; free it at zero. True if freed."""
+        count = self._refcount[pfn]
+        if not count:
+            raise InvariantError(f"put() on frame {pfn:#x}, which is not allocated")
+        self._refcount[pfn] = count - 1
+        if count > 1:
+            return False
+        self._release(pfn, self._order.pop(pfn))
+        return True
+
+    def _release(self, pfn: int, order: int) -> None:
+        """Return a block to the free lists, merging with its buddy while the buddy is free."""
+        self.used -= 1 << order
+        while order < MAX_ORDER:
+            buddy = pfn ^ (1 << order)
+            if buddy not in self._free[order]:
+                break
+            self._free[order].remove(buddy)
+            pfn = min(pfn, buddy)
+            order += 1
+        self._free[order].add(pfn)
+
+    # -- queries ----------------------------------------------------------------------------
+
+    def refcount(self, pfn: int) -> int:
+        """References held on the block headed by `pfn` (0 if it is not allocated)."""
+        return self._refcount[pfn]
+
+    def order_of(self, pfn: int) -> int:
+        """The order of the allocated block headed by `pfn`."""
+        return self._order[pfn]
+
+    @property
+    def free(self) -> int:
+        """Free frames."""
+        return self.nframes - self.first_pfn - self.used
+
+    def stats(self) -> FrameStats:
+        """Counters in frames: total, reserved, free, used, peak."""
+        return FrameStats(self.nframes, self.first_pfn, self.free, self.used, self.peak_used)
+
+    def check_invariants(self) -> None:
+        """Recompute the free/used picture from scratch and compare with the counters."""
+        owner = bytearray(self.nframes)  # 0 unseen, 1 free, 2 allocated
+        for order, blocks in enumerate(self._free):
+            for pfn in blocks:
+                self._claim(owner, pfn, order, 1)
+                if order < MAX_ORDER and pfn ^ (1 << order) in blocks:
+                    raise InvariantError(f"free buddies {pfn:#x} and {pfn ^ (1 << order):#x} unmerged")
+        used = 0
+        for pfn, order in self._order.items():
+            self._claim(owner, pfn, order, 2)
+            if self._refcount[pfn] < 1:
+                raise InvariantError(f"allocated block {pfn:#x} has refcount 0")
+            used += 1 << order
+        unseen = owner.count(0, self.first_pfn)
+        if used != self.used or unseen:
+            raise InvariantError(f"used {self.used} (recounted {used}), {unseen} frames lost")
+
+    def _claim(self, owner: bytearray, pfn: int, order: int, kind: int) -> None:
+        """Mark a block's frames as seen by `check_invariants`, refusing overlaps."""
+        n = 1 << order
+        if pfn & (n - 1) or pfn < self.first_pfn or pfn + n > self.nframes:
+            raise InvariantError(f"block {pfn:#x} of order {order} misaligned or out of range")
+        if owner[pfn : pfn + n].count(0) != n:
+            raise InvariantError(f"block {pfn:#x} of order {order} overlaps another")
+        owner[pfn : pfn + n] = bytes([kind]) * n

@@ -1,0 +1,287 @@
+"""x86-64 4-level page tables (PML4 -> PDPT -> PD -> PT) written into guest-physical RAM.
+
+These are the tables the emulated CPU's own MMU walks (Intel SDM vol. 3, ch. 4.5, "4-level
+paging"). One `PageTable` owns the tables reachable from its root for the user half (PML4
+slots 0..255); the kernel half (slots 256..511) is shared with the kernel address space and
+never freed here.
+
+Owns: the table frames it created, and a count of present entries per table so that a table
+that becomes empty on unmap is freed at once (xv6 `uvmunmap` + `freewalk`, done eagerly).
+Does not own: the leaf frames. `unmap` returns what was mapped; the caller drops the frame.
+
+Nothing here flushes the TLB: the address space batches one flush per operation.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from sandbox.errors import InvariantError
+from sandbox.mm import HUGE_PAGE_SIZE, KERNEL_BASE, PAGE_SHIFT, PAGE_SIZE, USER_END
+from sandbox.mm.frames import FrameAllocator
+from sandbox.mm.physmem import PhysicalMemory
+
+# Page-table entry bits, Intel SDM vol. 3 §4.5, tables 4-15 .. 4-20.
+PTE_PRESENT = 1 << 0  # P: the entry maps something
+PTE_WRITABLE = 1 << 1  # R/W: writes allowed (CR0.WP makes this bind at CPL 0 too)
+PTE_USER = 1 << 2  # U/S: accessible at CPL 3
+PTE_PWT = 1 << 3  # page-level write-through
+PTE_PCD = 1 << 4  # page-level cache disable
+PTE_ACCESSED = 1 << 5  # A: set by the CPU on any access
+PTE_DIRTY = 1 << 6  # D: set by the CPU on a write (leaf entries only)
+PTE_HUGE = 1 << 7  # PS: in a PD entry, maps a 2 MiB page; in a PDPT entry, 1 GiB
+PTE_GLOBAL = 1 << 8  # G: survives CR3 reloads when CR4.PGE is set
+PTE_NX = 1 << 63  # XD: no instruction fetch (needs EFER.NXE)
+PTE_ADDR_MASK = 0x000F_FFFF_FFFF_F000  # bits 51:12, the next table's or the page's address
+PTE_HUGE_ADDR_MASK = 0x000F_FFFF_FFE0_0000  # bits 51:21 of a 2 MiB page's address
+
+#: Flags that a leaf entry takes from the region's protection (the rest come from the CPU).
+PTE_PROT_MASK = PTE_WRITABLE | PTE_USER | PTE_NX
+
+ENTRIES_PER_TABLE = 512
+PML4_SHIFT, PDPT_SHIFT, PD_SHIFT, PT_SHIFT = 39, 30, 21, 12
+LEVEL_SHIFTS = (PML4_SHIFT, PDPT_SHIFT, PD_SHIFT, PT_SHIFT)
+LEVEL_NAMES = {PML4_SHIFT: "PML4", PDPT_SHIFT: "PDPT", PD_SHIFT: "PD", PT_SHIFT: "PT"}
+#: The leaf level for each supported page size.
+LEAF_SHIFT = {PAGE_SIZE: PT_SHIFT, HUGE_PAGE_SIZE: PD_SHIFT}
+KERNEL_PML4_FIRST = 256  # PML4 slots 256..511 map the kernel half
+
+_TABLE_FLAGS_USER = PTE_PRESENT | PTE_WRITABLE | PTE_USER
+_TABLE_FLAGS_KERNEL = PTE_PRESENT | PTE_WRITABLE
+
+
+class Mapping(NamedTuple):
+    """A leaf translation found by `lookup`: its entry, where it lives, and its size."""
+
+    slot: int  # physical address of the leaf entry
+    entry: int
+    size: int  # PAGE_SIZE or HUGE_PAGE_SIZE
+
+    @property
+    def pa(self) -> int:
+        """Physical address of the mapped page."""
+        mask = PTE_HUGE_ADDR_MASK if self.size == HUGE_PAGE_SIZE else PTE_ADDR_MASK
+        return self.entry & mask
+
+
+class Level(NamedTuple):
+    """One step of a page walk, for printing: the table, the index used, the entry read."""
+
+    name: str
+    table: int
+    index: int
+    entry: int
+
+
+def format_pte(entry: int) -> str:
+    """Render an entry as its address and the names of its set bits."""
+    if not entry & PTE_PRESENT:
+        return f"{entry:#018x} (not present)"
+    bits = [
+        name
+        for bit, name in (
+            (PTE_WRITABLE, "RW"), (PTE_USER, "US"), (PTE_PWT, "PWT"), (PTE_PCD, "PCD"),
+            (PTE_ACCESSED, "A"), (PTE_DIRTY, "D"), (PTE_HUGE, "PS"), (PTE_GLOBAL, "G"),
+            (PTE_NX, "NX"),
+        )
+        if entry & bit
+    ]
+    return f"{entry & PTE_ADDR_MASK:#014x} P {' '.join(bits)}".rstrip()
+
+
+class PageTable:
+    """The 4-level tables of one address space, rooted at the PML4 frame `root`."""
+
+    def __init__(self, mem: PhysicalMemory, frames: FrameAllocator, root: int | None = None) -> None:
+        self.mem = mem
+        self.frames = frames
+        self._words = mem.words
+        self.root = root if root is not None else frames.alloc() << PAGE_SHIFT
+        #: Present entries per table this object created (root included).
+        self.live: dict[int, int] = {self.root: 0}
+
+    @property
+    def table_pages(self) -> int:
+        """Page-table frames owned here, root included."""
+        return len(self.live)
+
+    # -- walking ----------------------------------------------------------------------------
+
+    def walk(self, va: int, leaf_shift: int = PT_SHIFT, create: bool = False) -> int | None:
+        """Return the physical address of the entry for `va` at the level `leaf_shift`.
+
+        With `create`, missing intermediate tables are allocated (may raise OutOfMemory;
+        tables created before the failure stay, empty, and are freed by `prune`). Returns
+        None when a table on the way is missing and `create` is false, or when a huge page
+        already covers `va` above the requested level.
+        """
+        words = self._words
+        table = self.root
+        for shift in LEVEL_SHIFTS:
+            slot = table + (((va >> shift) & 511) << 3)
+            if shift == leaf_shift:
+                return slot
+            entry = words[slot >> 3]
+            if not entry & PTE_PRESENT:
+                if not create:
+                    return None
+                entry = self._new_table(table, slot, va)
+            elif entry & PTE_HUGE:
+                return None
+            table = entry & PTE_ADDR_MASK
+        raise InvariantError(f"bad leaf level {leaf_shift}")
+
+    def _new_table(self, parent: int, slot: int, va: int) -> int:
+        """Allocate a zeroed table and link it from `slot` of `parent`; return the entry."""
+        table = self.frames.alloc() << PAGE_SHIFT
+        flags = _TABLE_FLAGS_KERNEL if va >= KERNEL_BASE else _TABLE_FLAGS_USER
+        entry = table | flags
+        self._words[slot >> 3] = entry
+        self.live[table] = 0
+        self.live[parent] += 1
+        return entry
+
+    def lookup(self, va: int) -> Mapping | None:
+        """The leaf mapping that translates `va` (4 KiB or 2 MiB), or None."""
+        words = self._words
+        table = self.root
+        for shift in LEVEL_SHIFTS:
+            slot = table + (((va >> shift) & 511) << 3)
+            entry = words[slot >> 3]
+            if not entry & PTE_PRESENT:
+                return None
+            if shift == PT_SHIFT or (shift == PD_SHIFT and entry & PTE_HUGE):
+                return Mapping(slot, entry, 1 << shift)
+            table = entry & PTE_ADDR_MASK
+        return None
+
+    def translate(self, va: int) -> int | None:
+        """The physical address that `va` maps to, or None."""
+        m = self.lookup(va)
+        return None if m is None else m.pa | (va & (m.size - 1))
+
+    def levels(self, va: int) -> list[Level]:
+        """Each step of the walk for `va`, from the PML4 down to the leaf or the first hole."""
+        out = []
+        table = self.root
+        for shift in LEVEL_SHIFTS:
+            index = (va >> shift) & 511
+            entry = self._words[(table >> 3) + index]
+            out.append(Level(LEVEL_NAMES[shift], table, index, entry))
+            if not entry & PTE_PRESENT or shift == PT_SHIFT or entry & PTE_HUGE:
+                break
+            table = entry & PTE_ADDR_MASK
+        return out
+
+    # -- changing ---------------------------------------------------------------------------
+
+    def map(self, va: int, pa: int, flags: int, size: int = PAGE_SIZE) -> int:
+        """Map the page at `va` to `pa` with `flags` (PTE_PRESENT implied); return the entry.
+
+        Precondition: nothing maps `va` yet. May raise OutOfMemory while building tables.
+        """
+        leaf = LEAF_SHIFT[size]
+        slot = self.walk(va, leaf, create=True)
+        if slot is None or self._words[slot >> 3] & PTE_PRESENT:
+            raise InvariantError(f"map: {va:#x} is already mapped")
+        entry = pa | flags | PTE_PRESENT | (PTE_HUGE if leaf == PD_SHIFT else 0)
+        self._words[slot >> 3] = entry
+        table = slot & ~(PAGE_SIZE - 1)
+        self.live[table] += 1
+        return entry
+
+    def set_entry(self, slot: int, entry: int) -> None:
+        """Rewrite a present leaf entry in place (protection change, copy-on-write)."""
+        self._words[slot >> 3] = entry
+
+    def unmap(self, va: int) -> Mapping | None:
+        """Clear the leaf mapping of `va` and free tables left empty; return what it was."""
+        m = self.lookup(va)
+        if m is None:
+            return None
+        self._words[m.slot >> 3] = 0
+        self._drop_entry(m.slot & ~(PAGE_SIZE - 1), va)
+        return m
+
+    def _drop_entry(self, table: int, va: int) -> None:
+        """Count one entry fewer in `table`; free the table, and its parents, once empty."""
+        self.live[table] -= 1
+        while table != self.root and self.live[table] == 0:
+            parent_slot = self._parent_slot(table, va)
+            self._words[parent_slot >> 3] = 0
+            del self.live[table]
+            self.frames.put(table >> PAGE_SHIFT)
+            table = parent_slot & ~(PAGE_SIZE - 1)
+            self.live[table] -= 1
+
+    def _parent_slot(self, table: int, va: int) -> int:
+        """The entry that points at `table` on the walk for `va`."""
+        parent = self.root
+        for shift in LEVEL_SHIFTS:
+            slot = parent + (((va >> shift) & 511) << 3)
+            child = self._words[slot >> 3] & PTE_ADDR_MASK
+            if child == table:
+                return slot
+            parent = child
+        raise InvariantError(f"table {table:#x} is not on the walk of {va:#x}")
+
+    def prune(self, va: int) -> None:
+        """Free empty tables left on the walk of `va` by a failed `map`."""
+        for shift in (PD_SHIFT, PDPT_SHIFT, PML4_SHIFT):
+            slot = self.walk(va, shift)
+            if slot is None:
+                continue
+            entry = self._words[slot >> 3]
+            child = entry & PTE_ADDR_MASK
+            if entry & PTE_PRESENT and not entry & PTE_HUGE and self.live.get(child) == 0:
+                self._words[slot >> 3] = 0
+                del self.live[child]
+                self.frames.put(child >> PAGE_SHIFT)
+                self.live[slot & ~(PAGE_SIZE - 1)] -= 1
+
+    def copy_kernel_half(self, kernel_root: int) -> None:
+        """Share the kernel's PML4 slots 256..511 (new user address spaces start so)."""
+        base = self.root >> 3
+        kbase = kernel_root >> 3
+        first, last = KERNEL_PML4_FIRST, ENTRIES_PER_TABLE
+        self._words[base + first : base + last] = self._words[kbase + first : kbase + last]
+
+    def release(self) -> None:
+        """Free the root. Precondition: no user mapping is left (tables were pruned)."""
+        if len(self.live) != 1 or self.live[self.root]:
+            raise InvariantError(f"release with {len(self.live) - 1} user tables still live")
+        self.frames.put(self.root >> PAGE_SHIFT)
+        self.live.clear()
+
+    # -- checking ---------------------------------------------------------------------------
+
+    def iter_leaves(self, start: int = 0, end: int = USER_END):
+        """Yield (va, Mapping) for every present user leaf overlapping `[start, end)`,
+        in address order, descending only into tables that overlap the range."""
+        yield from self._iter_table(self.root, PML4_SHIFT, 0, start, min(end, USER_END))
+
+    def _iter_table(self, table: int, shift: int, base: int, start: int, end: int):
+        """The leaves under `table` (which maps from `base`, each entry 2**shift bytes)."""
+        if end <= start:
+            return
+        words = self._words
+        first = max((start - base) >> shift, 0)
+        last = min((end - 1 - base) >> shift, ENTRIES_PER_TABLE - 1)
+        for index in range(first, last + 1):
+            entry = words[(table >> 3) + index]
+            if not entry & PTE_PRESENT:
+                continue
+            va = base + (index << shift)
+            if shift == PT_SHIFT or entry & PTE_HUGE:
+                yield va, Mapping(table + index * 8, entry, 1 << shift)
+            else:
+                yield from self._iter_table(entry & PTE_ADDR_MASK, shift - 9, va, start, end)
+
+    def check_invariants(self) -> None:
+        """Recount present entries of every owned table and compare with `live`."""
+        for table, count in self.live.items():
+            start = table >> 3
+            end = start + (KERNEL_PML4_FIRST if table == self.root else ENTRIES_PER_TABLE)
+            real = sum(1 for e in self._words[start:end] if e & PTE_PRESENT)
+            if real != count:
+                raise InvariantError(f"table {table:#x}: {real} present entries, counted {count}")

@@ -1,0 +1,52 @@
+"""Guest-physical RAM: one host buffer, seen as bytes and as little-endian u64 words.
+
+The machine maps this same buffer into Unicorn with `mem_map_ptr`, so page-table entries and
+frame contents written here are what the emulated CPU's MMU reads, with no binding call per
+access. Unit tests use it alone, on a plain bytearray.
+"""
+
+from __future__ import annotations
+
+import mmap
+
+from sandbox.mm import PAGE_SIZE
+
+_ZERO_PAGE = bytes(PAGE_SIZE)
+
+
+class PhysicalMemory:
+    """`size` bytes of guest-physical RAM starting at physical address 0."""
+
+    def __init__(self, size: int) -> None:
+        if size <= 0 or size % PAGE_SIZE:
+            raise ValueError(f"RAM size {size:#x} is not a positive multiple of {PAGE_SIZE}")
+        self.size = size
+        # Anonymous mmap: host pages stay untouched (and cost nothing) until the guest uses them.
+        self.buffer = mmap.mmap(-1, size)
+        self.bytes = memoryview(self.buffer)
+        #: The same RAM as u64 words: `words[pa >> 3]` is the entry at physical address `pa`.
+        self.words = self.bytes.cast("Q")
+
+    def read(self, pa: int, n: int) -> bytes:
+        """Return `n` bytes at physical address `pa`."""
+        return bytes(self.bytes[pa : pa + n])
+
+    def write(self, pa: int, data: bytes | memoryview) -> None:
+        """Store `data` at physical address `pa`."""
+        self.bytes[pa : pa + len(data)] = data
+
+    def zero(self, pa: int, n: int = PAGE_SIZE) -> None:
+        """Zero `n` bytes (a multiple of the page size) at `pa`."""
+        mv = self.bytes
+        for off in range(pa, pa + n, PAGE_SIZE):
+            mv[off : off + PAGE_SIZE] = _ZERO_PAGE
+
+    def copy(self, dst_pa: int, src_pa: int, n: int = PAGE_SIZE) -> None:
+        """Copy `n` bytes from `src_pa` to `dst_pa` (non-overlapping frames)."""
+        self.bytes[dst_pa : dst_pa + n] = self.bytes[src_pa : src_pa + n]
+
+    def close(self) -> None:
+        """Release the host buffer (views first, or mmap refuses)."""
+        self.words.release()
+        self.bytes.release()
+        self.buffer.close()

@@ -1,0 +1,322 @@
+"""The VMA tree: the ordered, non-overlapping virtual memory regions of one address space.
+
+Owns: the `Region` records, keyed by start address in a sorted map (O(log n) lookup of the
+region containing an address, with a one-entry cache as the reference VMM keeps).
+
+Invariants (checked by `check_invariants`): every region is page-aligned (to its page size),
+non-empty, and ends at or before the next one starts. Ranges are half-open `[start, end)`.
+
+This module knows nothing of page tables: removing a region here does not unmap its pages.
+`AddressSpace` keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import NamedTuple, Protocol
+
+from sortedcontainers import SortedDict
+
+from sandbox.errors import InvariantError
+from sandbox.mm import PAGE_SIZE
+
+# Protection bits as Linux defines them (man 2 mmap).
+PROT_NONE = 0
+PROT_READ = 1
+PROT_WRITE = 2
+PROT_EXEC = 4
+
+
+class RegionFlag(enum.IntFlag):
+    """How a region behaves beyond its protection."""
+
+    NONE = 0
+    SHARED = 1  # writes are seen by every mapping of the same memory (MAP_SHARED)
+    GROWSDOWN = 2  # a stack: faults just below it extend it (VM_GROWSDOWN)
+    FIXED = 4  # placed at an address the caller chose (MAP_FIXED)
+
+
+class RegionKind(enum.Enum):
+    """What a region holds, for statistics and /proc/PID/maps."""
+
+    CODE = "code"
+    DATA = "data"
+    BSS = "bss"
+    HEAP = "heap"
+    STACK = "stack"
+    MMAP = "mmap"
+
+
+class FileSource(Protocol):
+    """What a file-backed region reads its pages from."""
+
+    name: str
+    size: int
+
+    def read(self, offset: int, n: int) -> bytes:
+        """Up to `n` bytes at `offset` (fewer at end of file)."""
+        ...
+
+
+@dataclass(eq=False)
+class Region:
+    """One virtual memory area `[start, end)`.
+
+    A file-backed region maps file bytes from `offset` (the file offset of `start`) up to the
+    virtual address `file_end`; pages or parts of pages beyond `file_end` read as zeros (the
+    bss of an ELF segment). `file is None` means anonymous, zero-filled memory.
+    """
+
+    start: int
+    end: int
+    prot: int
+    flags: RegionFlag = RegionFlag.NONE
+    kind: RegionKind = RegionKind.MMAP
+    page_size: int = PAGE_SIZE
+    file: FileSource | None = None
+    offset: int = 0
+    file_end: int = 0
+    name: str = ""
+
+    @property
+    def size(self) -> int:
+        """Length in bytes."""
+        return self.end - self.start
+
+    @property
+    def shared(self) -> bool:
+        """MAP_SHARED: no copy-on-write."""
+        return bool(self.flags & RegionFlag.SHARED)
+
+    def contains(self, va: int) -> bool:
+        """True if `va` lies in `[start, end)`."""
+        return self.start <= va < self.end
+
+    def clipped(self, start: int, end: int) -> Region:
+        """A copy limited to `[start, end)`, with the file offset moved to match."""
+        return replace(self, start=start, end=end, offset=self.offset + (start - self.start))
+
+    def can_merge(self, right: Region) -> bool:
+        """True if `right` begins where this ends and could be one region with it."""
+        if self.end != right.start:
+            return False
+        same = (self.prot, self.flags, self.kind, self.page_size, self.name, self.file)
+        if same != (right.prot, right.flags, right.kind, right.page_size, right.name, right.file):
+            return False
+        if self.file is None:
+            return True
+        return right.offset == self.offset + self.size and right.file_end == self.file_end
+
+
+class RegionOverlap(ValueError):
+    """An insert would overlap an existing region."""
+
+
+class VmaStats(NamedTuple):
+    """Counts for `--stats`: regions, mapped bytes, holes between regions, largest hole."""
+
+    count: int
+    virtual_size: int
+    gaps: int
+    largest_gap: int
+
+
+class VmaTree:
+    """Ordered, non-overlapping regions keyed by start address."""
+
+    def __init__(self) -> None:
+        self._by_start: SortedDict = SortedDict()
+        self._cache: Region | None = None
+
+    def __iter__(self) -> Iterator[Region]:
+        return iter(self._by_start.values())
+
+    def __len__(self) -> int:
+        return len(self._by_start)
+
+    # -- lookup -----------------------------------------------------------------------------
+
+    def find(self, va: int) -> Region | None:
+        """The region containing `va`, or None. O(log n); repeated hits are O(1)."""
+        cached = self._cache
+        if cached is not None and cached.start <= va < cached.end:
+            return cached
+        index = self._by_start.bisect_right(va) - 1
+        if index < 0:
+            return None
+        region = self._by_start.peekitem(index)[1]
+        if va < region.end:
+            self._cache = region
+            return region
+        return None
+
+    def by_start(self, start: int) -> Region | None:
+        """The region that begins exactly at `start`."""
+        return self._by_start.get(start)
+
+    def overlapping(self, start: int, end: int) -> list[Region]:
+        """Regions that intersect `[start, end)`, in address order."""
+        keys = self._by_start
+        index = max(keys.bisect_right(start) - 1, 0)
+        out = []
+        for key in keys.islice(index):
+            if key >= end:
+                break
+            region = keys[key]
+            if region.end > start:
+                out.append(region)
+        return out
+
+    def next_after(self, va: int) -> Region | None:
+        """The first region that starts at or after `va`."""
+        index = self._by_start.bisect_left(va)
+        return self._by_start.peekitem(index)[1] if index < len(self._by_start) else None
+
+    def prev_before(self, va: int) -> Region | None:
+        """The last region that ends at or before `va`."""
+        index = self._by_start.bisect_left(va) - 1
+        return self._by_start.peekitem(index)[1] if index >= 0 else None
+
+    # -- changing ---------------------------------------------------------------------------
+
+    def insert(self, region: Region) -> None:
+        """Add `region`; raise `RegionOverlap` if any existing region intersects it."""
+        _check_shape(region)
+        if self.overlapping(region.start, region.end):
+            raise RegionOverlap(f"[{region.start:#x}, {region.end:#x}) overlaps a region")
+        self._by_start[region.start] = region
+
+    def insert_fixed(self, region: Region) -> list[Region]:
+        """Add `region`, cutting away whatever it overlaps; return the overwritten pieces."""
+        _check_shape(region)
+        removed = self.remove_range(region.start, region.end)
+        self._by_start[region.start] = region
+        return removed
+
+    def remove_range(self, start: int, end: int) -> list[Region]:
+        """Remove `[start, end)` from every region, splitting those that stick out.
+
+        Returns the removed pieces (each clipped to the range), in address order.
+        """
+        removed = []
+        for region in self.overlapping(start, end):
+            del self._by_start[region.start]
+            lo, hi = max(region.start, start), min(region.end, end)
+            if region.start < lo:
+                self._by_start[region.start] = region.clipped(region.start, lo)
+            if hi < region.end:
+                self._by_start[hi] = region.clipped(hi, region.end)
+            removed.append(region.clipped(lo, hi))
+        self._cache = None
+        return removed
+
+    def split_at(self, va: int) -> None:
+        """Make `va` a region boundary if it falls inside a region."""
+        region = self.find(va)
+        if region is None or region.start == va:
+            return
+        del self._by_start[region.start]
+        self._by_start[region.start] = region.clipped(region.start, va)
+        self._by_start[va] = region.clipped(va, region.end)
+        self._cache = None
+
+    def replace(self, old: Region, new: Region) -> None:
+        """Swap `old` for `new`, which must cover the same range."""
+        if (old.start, old.end) != (new.start, new.end) or self._by_start.get(old.start) is not old:
+            raise InvariantError(f"replace: {new.start:#x} does not match a region")
+        self._by_start[old.start] = new
+        self._cache = None
+
+    def resize(self, region: Region, start: int, end: int) -> Region:
+        """Move the bounds of `region` (grow a stack or the heap); return the new record.
+
+        Precondition: `[start, end)` overlaps no other region.
+        """
+        del self._by_start[region.start]
+        grown = replace(region, start=start, end=end, offset=region.offset - (region.start - start))
+        _check_shape(grown)
+        if self.overlapping(start, end):
+            self._by_start[region.start] = region
+            raise RegionOverlap(f"[{start:#x}, {end:#x}) overlaps a region")
+        self._by_start[start] = grown
+        self._cache = None
+        return grown
+
+    def coalesce(self, start: int | None = None, end: int | None = None) -> int:
+        """Merge adjacent compatible regions touching `[start, end)` (all if omitted).
+
+        Returns how many merges were made.
+        """
+        keys = self._by_start
+        lo = keys.bisect_right(start) - 2 if start is not None else 0
+        index, merges = max(lo, 0), 0
+        while index + 1 < len(keys):
+            left, right = keys.peekitem(index)[1], keys.peekitem(index + 1)[1]
+            if end is not None and left.start > end:
+                break
+            if left.can_merge(right):
+                del keys[right.start]
+                keys[left.start] = replace(left, end=right.end)
+                merges += 1
+            else:
+                index += 1
+        self._cache = None
+        return merges
+
+    def clear(self) -> list[Region]:
+        """Remove every region; return them."""
+        regions = list(self._by_start.values())
+        self._by_start.clear()
+        self._cache = None
+        return regions
+
+    # -- placement --------------------------------------------------------------------------
+
+    def find_free(self, size: int, low: int, high: int, align: int = PAGE_SIZE) -> int | None:
+        """The highest `align`-aligned start of a free `size`-byte range inside `[low, high)`.
+
+        Searches top-down from `high`, as Linux's mmap does from its mmap base.
+        """
+        gap_end = high
+        index = self._by_start.bisect_left(high) - 1
+        while True:
+            region = self._by_start.peekitem(index)[1] if index >= 0 else None
+            gap_start = max(region.end if region else low, low)
+            if gap_end >= size:
+                candidate = (gap_end - size) & ~(align - 1)
+                if candidate >= gap_start:
+                    return candidate
+            if region is None or region.start <= low:
+                return None
+            gap_end = min(gap_end, region.start)
+            index -= 1
+
+    def is_free(self, start: int, end: int) -> bool:
+        """True if no region intersects `[start, end)`."""
+        return not self.overlapping(start, end)
+
+    # -- reporting --------------------------------------------------------------------------
+
+    def stats(self) -> VmaStats:
+        """Region count, total mapped bytes, and the holes between regions."""
+        regions = list(self)
+        gaps = [b.start - a.end for a, b in zip(regions, regions[1:], strict=False) if b.start > a.end]
+        return VmaStats(len(regions), sum(r.size for r in regions), len(gaps), max(gaps, default=0))
+
+    def check_invariants(self) -> None:
+        """Every region well-formed, keyed by its start, and before the next one."""
+        previous_end = -1
+        for key, region in self._by_start.items():
+            _check_shape(region)
+            if key != region.start or region.start < previous_end:
+                raise InvariantError(f"region at {region.start:#x} misplaced or overlapping")
+            previous_end = region.end
+
+
+def _check_shape(region: Region) -> None:
+    """A region is non-empty and aligned to its page size."""
+    mask = region.page_size - 1
+    if region.start >= region.end or region.start & mask or region.end & mask:
+        raise InvariantError(f"bad region [{region.start:#x}, {region.end:#x})")

@@ -1,0 +1,44 @@
+"""Shared fixtures: the built guests, native and sandboxed runs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+GUESTS = ROOT / "guests" / "build"
+IN_CI = os.environ.get("CI") == "true"
+
+
+def guest(name: str) -> str:
+    """Path of a built guest; fails (never skips) when it was not built."""
+    path = GUESTS / name
+    if not path.exists():
+        pytest.fail(f"guest {name} is not built: run `make guests`")
+    return str(path)
+
+
+def require_tool(name: str) -> str:
+    """A host tool a test needs: missing in CI is a failure, elsewhere a skip."""
+    path = shutil.which(name)
+    if path is None:
+        if IN_CI:
+            pytest.fail(f"{name} is required in CI but not installed")
+        pytest.skip(f"{name} not installed")
+    return path
+
+
+def run_sandbox(args: list[str], stdin: bytes = b"", env: dict | None = None) -> subprocess.CompletedProcess:
+    """`sandbox ARGS...` as a user would run it; output captured as bytes."""
+    return subprocess.run([sys.executable, "-m", "sandbox", *args], input=stdin, capture_output=True,
+                          env=env, timeout=600)
+
+
+def run_native(argv: list[str], stdin: bytes = b"", env: dict | None = None) -> subprocess.CompletedProcess:
+    """The same program run directly on the host."""
+    return subprocess.run(argv, input=stdin, capture_output=True, env=env, timeout=600)
