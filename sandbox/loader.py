@@ -226,6 +226,7 @@ class StackSpec:
     envp: list[bytes]
     execfn: bytes
     random: bytes
+    executable: bool = False  # PT_GNU_STACK asked for PF_X
     uid: int = field(default_factory=os.getuid)
     gid: int = field(default_factory=os.getgid)
 
@@ -261,7 +262,8 @@ def build_stack(space: AddressSpace, loaded: LoadedImage, spec: StackSpec) -> in
     table = struct.pack(f"<{len(words)}Q", *words)
     rsp = (top - len(blob) - len(table)) & ~15
     stack_low = page_down(rsp) - STACK_EXPAND
-    space.reserve_region(stack_low, (STACK_TOP - stack_low) // PAGE_SIZE, PROT_READ | PROT_WRITE,
+    prot = PROT_READ | PROT_WRITE | (PROT_EXEC if spec.executable else 0)
+    space.reserve_region(stack_low, (STACK_TOP - stack_low) // PAGE_SIZE, prot,
                          flags=RegionFlag.GROWSDOWN, kind=RegionKind.STACK, name="[stack]")
     copy_out(space, rsp, table)
     copy_out(space, top - len(blob), bytes(blob))

@@ -48,24 +48,24 @@ void *memset(void *d, int c, size_t n) { unsigned char *p = d; while (n--) *p++ 
 void *memcpy(void *d, const void *s, size_t n) {
     unsigned char *p = d; const unsigned char *q = s; while (n--) *p++ = *q++; return d;
 }
-static size_t strlen(const char *s) { size_t n = 0; while (s[n]) n++; return n; }
-static int streq(const char *a, const char *b) { while (*a && *a == *b) a++, b++; return *a == *b; }
-static void puts_fd(int fd, const char *s) { write(fd, s, strlen(s)); }
-static void put(const char *s) { puts_fd(1, s); }
-static void put_num(long v) {
+static inline size_t strlen(const char *s) { size_t n = 0; while (s[n]) n++; return n; }
+static inline int streq(const char *a, const char *b) { while (*a && *a == *b) a++, b++; return *a == *b; }
+static inline void puts_fd(int fd, const char *s) { write(fd, s, strlen(s)); }
+static inline void put(const char *s) { puts_fd(1, s); }
+static inline void put_num(long v) {
     char buf[24]; int i = 23; unsigned long u = v < 0 ? -(unsigned long)v : (unsigned long)v;
     buf[i] = 0;
     do { buf[--i] = '0' + u % 10; u /= 10; } while (u);
     if (v < 0) buf[--i] = '-';
     put(buf + i);
 }
-static void put_hex(unsigned long v) {
+static inline void put_hex(unsigned long v) {
     char buf[19]; int i = 18; buf[i] = 0;
     do { buf[--i] = "0123456789abcdef"[v & 15]; v >>= 4; } while (v);
     buf[--i] = 'x'; buf[--i] = '0';
     put(buf + i);
 }
-static long atol(const char *s) { long v = 0; while (*s >= '0' && *s <= '9') v = v * 10 + (*s++ - '0'); return v; }
+static inline long atol(const char *s) { long v = 0; while (*s >= '0' && *s <= '9') v = v * 10 + (*s++ - '0'); return v; }
 
 int main(int argc, char **argv, char **envp);
 

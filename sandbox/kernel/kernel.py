@@ -15,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from unicorn import UcError
+from unicorn import UC_ERR_INSN_INVALID, UcError
+from unicorn.x86_const import UC_X86_REG_RIP
 
 from sandbox import abi
 from sandbox.errors import GuestFault, OutOfMemory
@@ -105,7 +106,7 @@ class Kernel:
         loaded = load_elf(space, image)
         proc.brk_start = proc.brk = loaded.brk_start
         spec = StackSpec([a.encode() for a in argv], DEFAULT_ENV if envp is None else envp,
-                         path.encode(), self.random_bytes(16))
+                         path.encode(), self.random_bytes(16), image.stack_exec)
         rsp = build_stack(space, loaded, spec)
         self.machine.enter_user(space, loaded.entry, rsp)
         self.processes[proc.pid] = proc
@@ -118,7 +119,7 @@ class Kernel:
             try:
                 self.machine.run()
             except UcError as error:
-                self.kill(proc, signal.SIGSEGV, f"emulation stopped: {error}")
+                self._die_of_emulator_error(proc, error)
             except OutOfMemory as error:
                 self.kill(proc, signal.SIGKILL, f"out of memory ({error}); guest killed")
             except KeyboardInterrupt:
@@ -183,6 +184,14 @@ class Kernel:
         message = (f"killed by {signal_name(fault.signo)} ({code_name(fault.signo, fault.code)}): "
                    f"{detail}; rip {rip:#x}: {disassemble(proc.space, rip)}")
         self.kill(proc, fault.signo, message)
+
+    def _die_of_emulator_error(self, proc: Process, error: UcError) -> None:
+        """Unicorn reports #UD as an error (its stop_interrupt path), not through the hook."""
+        rip = self.machine.uc.reg_read(UC_X86_REG_RIP)
+        if error.errno == UC_ERR_INSN_INVALID:
+            self._die_of_fault(proc, GuestFault(signal.SIGILL, abi.ILL_ILLOPN, rip), rip, "invalid opcode")
+        else:
+            self._die_of_fault(proc, GuestFault(signal.SIGSEGV, abi.SI_KERNEL, 0), rip, f"emulator: {error}")
 
     def _trace_fault(self, proc: Process, record: FaultRecord) -> None:
         self.tracer.fault(proc.pid, proc.space, record, self._fault_rip)
