@@ -53,7 +53,7 @@ class Sandbox:
 
     def run(self, path: str, argv: list[str] | None = None, env: list[str] | None = None) -> RunResult:
         """Run the static ELF at `path` to completion. Raises SandboxError for a bad file."""
-        self._release_last()
+        self.release()
         argv = [path] if argv is None else argv
         envp = None if env is None else [e.encode() for e in env]
         proc = self.kernel.spawn(path, argv, envp)
@@ -94,14 +94,15 @@ class Sandbox:
             "syscalls_total": sum(self.kernel.syscall_counts.values()),
         }
 
-    def _release_last(self) -> None:
+    def release(self) -> None:
+        """Tear down the last process: its frames, tables and descriptors return to the pool."""
         if self._last is not None:
             self.kernel.release(self._last)
             self._last = None
 
     def close(self) -> None:
         """Tear the last process down and free the machine."""
-        self._release_last()
+        self.release()
         self.machine.close()
 
     def __enter__(self) -> Sandbox:

@@ -1,0 +1,143 @@
+"""The command line as a user meets it: bad input, statistics, traces, maps, limits."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import guest, run_sandbox
+
+
+def one_line_error(result, code: int, needle: str) -> None:
+    err = result.stderr.decode()
+    assert result.returncode == code, err
+    assert err.count("\n") == 1 and err.startswith("sandbox: ") and needle in err, err
+    assert "Traceback" not in err
+
+
+def patched(tmp_path: Path, name: str, offset: int, fmt: str, value: int) -> str:
+    data = bytearray(Path(guest("hello")).read_bytes())
+    struct.pack_into(fmt, data, offset, value)
+    path = tmp_path / name
+    path.write_bytes(bytes(data))
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    one_line_error(run_sandbox(["run", str(tmp_path / "nope")]), 127, "no such file")
+
+
+def test_directory(tmp_path: Path) -> None:
+    one_line_error(run_sandbox(["run", str(tmp_path)]), 126, "is a directory")
+
+
+def test_not_an_elf(tmp_path: Path) -> None:
+    script = tmp_path / "script.sh"
+    script.write_text("#!/bin/sh\necho hi\n")
+    one_line_error(run_sandbox(["run", str(script)]), 126, "not an ELF file")
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    (tmp_path / "empty").write_bytes(b"")
+    one_line_error(run_sandbox(["run", str(tmp_path / "empty")]), 126, "not an ELF file")
+
+
+@pytest.mark.parametrize(("offset", "fmt", "value", "needle"), [
+    (4, "B", 1, "ELFCLASS64"),            # 32-bit class
+    (5, "B", 2, "little-endian"),         # big-endian data
+    (18, "<H", 183, "EM_AARCH64"),        # e_machine: wrong architecture
+    (16, "<H", 1, "ET_REL"),              # relocatable object
+    (24, "<Q", 0x40_0000, "entry point"),  # entry in a non-executable segment
+    (54, "<H", 40, "e_phentsize"),        # wrong program header size
+    (32, "<Q", 1 << 40, "past end of file"),  # e_phoff beyond the file
+])
+def test_malformed_headers(tmp_path: Path, offset: int, fmt: str, value: int, needle: str) -> None:
+    one_line_error(run_sandbox(["run", patched(tmp_path, "bad", offset, fmt, value)]), 126, needle)
+
+
+def test_segment_past_end_of_file(tmp_path: Path) -> None:
+    # Second program header (PT_LOAD of the headers page): p_filesz at +32 within the phdr.
+    one_line_error(run_sandbox(["run", patched(tmp_path, "bad", 64 + 56 + 32, "<Q", 1 << 30)]), 126,
+                   "past end of file")
+
+
+def test_truncated(tmp_path: Path) -> None:
+    data = Path(guest("hello")).read_bytes()[:80]
+    (tmp_path / "short").write_bytes(data)
+    result = run_sandbox(["run", str(tmp_path / "short")])
+    assert result.returncode == 126 and "Traceback" not in result.stderr.decode()
+
+
+def test_dynamically_linked_is_refused() -> None:
+    one_line_error(run_sandbox(["run", "/bin/true"]), 126, "dynamically linked")
+
+
+def test_bad_memory_size() -> None:
+    result = run_sandbox(["run", "--memory", "12Q", guest("hello")])
+    assert result.returncode == 2 and b"not a size" in result.stderr
+
+
+def test_guest_options_are_not_ours() -> None:
+    result = run_sandbox(["run", guest("args"), "--memory", "-x"])
+    assert b"argv[1] --memory\nargv[2] -x\n" in result.stdout
+
+
+def test_out_of_memory_kills_with_a_message() -> None:
+    result = run_sandbox(["run", "--memory", "8M", guest("pagetouch"), "4000"])
+    err = result.stderr.decode()
+    assert result.returncode == 128 + 9 and "out of memory" in err and "Traceback" not in err
+    assert err.count("\n") == 1
+
+
+def test_stats_json_counts_one_fault_per_page(tmp_path: Path) -> None:
+    totals = []
+    for n in (1000, 1100):
+        out = tmp_path / f"stats{n}.json"
+        result = run_sandbox(["run", "--stats-json", str(out), guest("pagetouch"), str(n)])
+        assert result.returncode == 0
+        stats = json.loads(out.read_text())
+        totals.append(stats["faults"]["demand-zero"])
+        assert stats["syscalls"]["write"] >= 1 and stats["frames"]["peak"] >= n
+    assert totals[1] - totals[0] == 100
+
+
+def test_stats_block_on_stderr() -> None:
+    result = run_sandbox(["run", "--stats", guest("hello")])
+    err = result.stderr.decode()
+    assert result.stdout.startswith(b"Hello") and "page faults" in err and "page-table pages" in err
+
+
+def test_trace_syscalls_names_results_and_enosys() -> None:
+    err = run_sandbox(["run", "--trace-syscalls", guest("sysinfo")]).stderr.decode()
+    assert "[pid 1] uname(0x" in err
+    assert "write(99, 0x" in err and "= -1 EBADF (Bad file descriptor)" in err
+    assert "syscall_1000(" in err and "ENOSYS" in err and "[not implemented]" in err
+    assert "exit_group(0) = 0" in err
+
+
+def test_trace_faults_one_line_per_fault(tmp_path: Path) -> None:
+    out = tmp_path / "s.json"
+    result = run_sandbox(["run", "--trace-faults", "--stats-json", str(out), guest("hello")])
+    lines = [line for line in result.stderr.decode().splitlines() if " fault " in line]
+    assert len(lines) == json.loads(out.read_text())["faults_total"]
+    assert any("fault file exec at 0x401000" in line and "rip 0x401000" in line for line in lines)
+    assert any("by the kernel" in line for line in lines), "stack set-up faults come from the kernel"
+
+
+def test_maps_lists_regions_like_proc() -> None:
+    result = run_sandbox(["maps", guest("sections")])
+    lines = result.stderr.decode().splitlines()
+    assert lines[0].startswith("00400000-00401000 r--p 00000000 00:00 0 ")
+    assert lines[0].endswith("/guests/build/sections")
+    assert any(line.startswith("00401000-00402000 r-xp 00001000") for line in lines)
+    assert any(line.endswith("[stack]") and " rw-p " in line for line in lines)
+
+
+def test_killed_guest_message_names_signal_and_instruction() -> None:
+    err = run_sandbox(["run", guest("segv"), "rodata-write"]).stderr.decode()
+    assert "killed by SIGSEGV (SEGV_ACCERR): write at 0x" in err
+    assert "r-- data" in err and "rip 0x" in err and "mov byte ptr" in err

@@ -1,0 +1,245 @@
+"""AddressSpace and the fault ladder on plain RAM (no CPU): every rung, and accounting."""
+
+from __future__ import annotations
+
+import errno
+import signal
+
+import pytest
+
+from sandbox import abi
+from sandbox.errors import GuestFault, OutOfMemory, SyscallError
+from sandbox.mm.aspace import Access, AddressSpace, NoMmu
+from sandbox.mm.frames import FrameAllocator
+from sandbox.mm.pagetable import PTE_HUGE, PTE_NX, PTE_USER, PTE_WRITABLE
+from sandbox.mm.physmem import PhysicalMemory
+from sandbox.mm.uaccess import copy_in, copy_out, read_cstring
+from sandbox.mm.vma import PROT_EXEC, PROT_NONE, PROT_READ, PROT_WRITE, RegionFlag, RegionKind
+
+RW = PROT_READ | PROT_WRITE
+P = 4096
+
+
+class Blob:
+    """A FileSource over bytes."""
+
+    name = "blob"
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.size = len(data)
+
+    def read(self, offset: int, n: int) -> bytes:
+        return self.data[offset : offset + n]
+
+
+@pytest.fixture
+def space() -> AddressSpace:
+    mem = PhysicalMemory(32 << 20)
+    kernel = AddressSpace.new_kernel(mem, FrameAllocator(mem), NoMmu())
+    user = AddressSpace.new_user(kernel)
+    user.mmu.load_cr3(user.cr3)
+    return user
+
+
+def test_no_region_is_maperr(space: AddressSpace) -> None:
+    with pytest.raises(GuestFault) as info:
+        space.handle_page_fault(0x1234, Access.READ)
+    assert (info.value.signo, info.value.code, info.value.addr) == (signal.SIGSEGV, abi.SEGV_MAPERR, 0x1234)
+
+
+@pytest.mark.parametrize(("prot", "access"), [
+    (PROT_READ, Access.WRITE), (RW, Access.EXEC), (PROT_NONE, Access.READ),
+])
+def test_forbidden_access_is_accerr(space: AddressSpace, prot: int, access: Access) -> None:
+    space.reserve_region(0x10000, 1, prot)
+    with pytest.raises(GuestFault) as info:
+        space.handle_page_fault(0x10000, access)
+    assert info.value.code == abi.SEGV_ACCERR
+
+
+def test_demand_zero_maps_one_page_with_region_bits(space: AddressSpace) -> None:
+    space.reserve_region(0x10000, 4, RW)
+    record = space.handle_page_fault(0x11008, Access.WRITE)
+    assert record.kind == "demand-zero" and record.tables_created == 3
+    m = space.pagetable.lookup(0x11000)
+    assert m.entry & (PTE_USER | PTE_WRITABLE | PTE_NX) == PTE_USER | PTE_WRITABLE | PTE_NX
+    assert space.pagetable.lookup(0x10000) is None
+    assert space.fault_counts == {"demand-zero": 1}
+    space.check_invariants()
+
+
+def test_file_fill_zeroes_the_bss_tail(space: AddressSpace) -> None:
+    data = bytes(range(256)) * 40  # 10240 bytes
+    space.reserve_region(0x40_0000, 4, PROT_READ | PROT_EXEC, file=Blob(data), offset=0,
+                         file_end=0x40_0000 + 5000)
+    space.handle_page_fault(0x40_1000, Access.READ)
+    page = space.mem.read(space.translate(0x40_1000), P)
+    assert page[: 5000 - P] == data[P:5000] and page[5000 - P :] == bytes(2 * P - 5000)
+    assert space.fault_counts == {"file": 1}
+    space.handle_page_fault(0x40_2000, Access.READ)
+    assert space.fault_counts["demand-zero"] == 1
+
+
+def test_file_page_past_eof_is_sigbus(space: AddressSpace) -> None:
+    space.reserve_region(0x50_0000, 3, PROT_READ, file=Blob(b"x" * 100))
+    space.handle_page_fault(0x50_0000, Access.READ)
+    with pytest.raises(GuestFault) as info:
+        space.handle_page_fault(0x50_1000, Access.READ)
+    assert (info.value.signo, info.value.code) == (signal.SIGBUS, abi.BUS_ADRERR)
+
+
+def test_copy_on_write_copies_then_reuses(space: AddressSpace) -> None:
+    space.reserve_region(0x10000, 1, RW)
+    copy_out(space, 0x10000, b"parent")
+    child = space.clone_cow()
+    shared = space.translate(0x10000)
+    assert child.translate(0x10000) == shared
+    assert not space.pagetable.lookup(0x10000).entry & PTE_WRITABLE
+    assert child.handle_page_fault(0x10000, Access.WRITE).kind == "copy-on-write"
+    assert child.translate(0x10000) != shared
+    copy_out(child, 0x10000, b"child!")
+    assert copy_in(space, 0x10000, 6) == b"parent"
+    assert space.handle_page_fault(0x10000, Access.WRITE).kind == "cow-reuse"
+    child.destroy()
+    space.check_invariants()
+
+
+def test_stack_grows_down_to_the_limit(space: AddressSpace) -> None:
+    top = 0x7FFF_FFFF_F000
+    space.reserve_region(top - 4 * P, 4, RW, flags=RegionFlag.GROWSDOWN, kind=RegionKind.STACK)
+    record = space.handle_page_fault(top - 10 * P, Access.WRITE)
+    assert record.stack_grown and space.find_region(top - 10 * P).start == top - 10 * P
+    with pytest.raises(GuestFault, match="stack limit"):
+        space.handle_page_fault(top - abi.STACK_LIMIT - P, Access.WRITE)
+
+
+def test_stack_keeps_its_guard_gap(space: AddressSpace) -> None:
+    top = 0x7FFF_FFFF_F000
+    space.reserve_region(top - 4 * P, 4, RW, flags=RegionFlag.GROWSDOWN, kind=RegionKind.STACK)
+    space.reserve_region(top - 4 * P - abi.STACK_GUARD_GAP - P, 1, RW)
+    with pytest.raises(GuestFault, match="guard gap"):
+        space.handle_page_fault(top - 5 * P, Access.WRITE)
+
+
+def test_huge_region_faults_in_one_2mib_entry(space: AddressSpace) -> None:
+    space.reserve_region(0x4000_0000, 1, RW, page_size=2 << 20)
+    record = space.handle_page_fault(0x4012_3456, Access.WRITE)
+    m = space.pagetable.lookup(0x4000_0000)
+    assert m.size == 2 << 20 and m.entry & PTE_HUGE
+    assert space.frames.order_of(record.pfn) == 9
+    space.unmap_range(0x4000_0000, 2 << 20)
+    space.check_invariants()
+
+
+def test_protect_narrows_entries_and_flushes(space: AddressSpace) -> None:
+    space.reserve_region(0x10000, 3, RW)
+    space.populate(0x10000, 0x13000)
+    flushes = space.mmu.flushes
+    space.protect_range(0x11000, P, PROT_READ)
+    assert space.mmu.flushes == flushes + 1
+    assert not space.pagetable.lookup(0x11000).entry & PTE_WRITABLE
+    assert space.pagetable.lookup(0x12000).entry & PTE_WRITABLE
+    assert [r.prot for r in space.regions] == [RW, PROT_READ, RW]
+    space.protect_range(0x11000, P, RW)
+    assert len(space.regions) == 1, "adjacent equal regions coalesce again"
+    space.check_invariants()
+
+
+def test_protect_none_keeps_contents_but_denies_user(space: AddressSpace) -> None:
+    space.reserve_region(0x10000, 1, RW)
+    copy_out(space, 0x10000, b"kept")
+    space.protect_range(0x10000, P, PROT_NONE)
+    assert not space.pagetable.lookup(0x10000).entry & PTE_USER
+    with pytest.raises(SyscallError):
+        copy_in(space, 0x10000, 4)
+    space.protect_range(0x10000, P, PROT_READ)
+    assert copy_in(space, 0x10000, 4) == b"kept"
+
+
+def test_protect_over_a_hole_is_enomem_and_changes_nothing(space: AddressSpace) -> None:
+    space.reserve_region(0x10000, 1, RW)
+    space.reserve_region(0x12000, 1, RW)
+    with pytest.raises(SyscallError) as info:
+        space.protect_range(0x10000, 3 * P, PROT_READ)
+    assert info.value.errno == errno.ENOMEM
+    assert all(r.prot == RW for r in space.regions)
+
+
+def test_unmap_returns_every_frame(space: AddressSpace) -> None:
+    baseline = space.frames.used
+    space.reserve_region(0x10000, 64, RW)
+    space.populate(0x10000, 0x10000 + 64 * P)
+    assert space.frames.used > baseline + 64
+    space.unmap_range(0x18000, 8 * P)
+    assert len(space.regions) == 2 and space.any_mapped_in_range(0x10000, P)
+    assert not space.any_mapped_in_range(0x18000, 8 * P)
+    space.unmap_all_user_regions()
+    assert space.frames.used == baseline and not space.has_user_mappings()
+
+
+def test_fixed_insert_unmaps_what_it_covers(space: AddressSpace) -> None:
+    space.reserve_region(0x10000, 4, RW)
+    copy_out(space, 0x11000, b"old")
+    space.reserve_region(0x11000, 1, RW, flags=RegionFlag.FIXED)
+    assert copy_in(space, 0x11000, 3) == bytes(3)
+    assert len(space.regions) == 3
+
+
+def test_overlapping_insert_is_eexist(space: AddressSpace) -> None:
+    space.reserve_region(0x10000, 4, RW)
+    with pytest.raises(SyscallError) as info:
+        space.reserve_region(0x12000, 4, RW)
+    assert info.value.errno == errno.EEXIST
+
+
+def test_find_free_prefers_hint_then_top_down(space: AddressSpace) -> None:
+    assert space.find_free_vma_range(0x6000_0000_0000, 4) == 0x6000_0000_0000
+    top = space.find_free_vma_range(0, 4)
+    assert top == space.mmap_base - 4 * P
+    space.reserve_region(top, 4, RW)
+    assert space.find_free_vma_range(0, 4) == top - 4 * P
+
+
+def test_copy_across_pages_and_cstrings(space: AddressSpace) -> None:
+    space.reserve_region(0x10000, 2, RW)
+    copy_out(space, 0x10FFC, b"abcdefgh\0tail")
+    assert copy_in(space, 0x10FFC, 8) == b"abcdefgh"
+    assert read_cstring(space, 0x10FFC) == b"abcdefgh"
+
+
+@pytest.mark.parametrize("va", [0, 0xFFFF_8000_0000_0000, 0x0000_8000_0000_0000 - 2, 1 << 63])
+def test_wild_pointers_are_efault(space: AddressSpace, va: int) -> None:
+    with pytest.raises(SyscallError) as info:
+        copy_in(space, va, 8)
+    assert info.value.errno == errno.EFAULT
+
+
+def test_copy_out_to_read_only_is_efault(space: AddressSpace) -> None:
+    space.reserve_region(0x10000, 1, PROT_READ)
+    with pytest.raises(SyscallError) as info:
+        copy_out(space, 0x10000, b"x")
+    assert info.value.errno == errno.EFAULT
+
+
+def test_out_of_memory_leaves_no_half_mapping() -> None:
+    mem = PhysicalMemory(4 << 20)
+    kernel = AddressSpace.new_kernel(mem, FrameAllocator(mem), NoMmu())
+    space = AddressSpace.new_user(kernel)
+    space.reserve_region(0x10000, 4096, RW)
+    with pytest.raises(OutOfMemory):
+        space.populate(0x10000, 0x10000 + 4096 * P)
+    space.check_invariants()
+    space.destroy()
+    assert space.frames.used == kernel.pagetable.table_pages
+
+
+def test_destroy_returns_to_baseline(space: AddressSpace) -> None:
+    kernel_frames = space.frames.used - 1  # everything but this space's PML4
+    space.reserve_region(0x10000, 10, RW)
+    space.reserve_region(0x7000_0000_0000, 10, RW)
+    space.populate(0x10000, 0x1A000)
+    space.populate(0x7000_0000_0000, 0x7000_0000_A000)
+    space.destroy()
+    assert space.frames.used == kernel_frames
+    space.frames.check_invariants()
