@@ -32,7 +32,7 @@ from sandbox.mm.aspace import AddressSpace
 from sandbox.mm.frames import FrameAllocator
 from sandbox.mm.pagetable import PTE_NX, PTE_PRESENT, PTE_WRITABLE
 from sandbox.mm.physmem import PhysicalMemory
-from sandbox.mm.vma import PROT_EXEC, PROT_READ, PROT_WRITE
+from sandbox.mm.vma import PROT_EXEC, PROT_READ, PROT_WRITE, Access
 
 # Control-register and EFER bits, Intel SDM vol. 3 §2.5 and §2.2.1.
 CR0_PE = 1 << 0  # protected mode
@@ -314,8 +314,6 @@ class Machine:
         ctypes.c_int32.from_address(ctypes.cast(ctx.context, ctypes.c_void_p).value + offsets[0]).value = -1
         self.uc.context_restore(ctx)
         cr2 = _PROBE_WRITE if len(snaps) == 1 else _PROBE_READ
-        from sandbox.mm.aspace import Access
-
         space.handle_page_fault(cr2, Access.READ)
         if len(snaps) == 2:
             self.uc.emu_stop()

@@ -99,7 +99,7 @@ class Tracer:
         where = f"rip {rip:#x} {disassemble(space, rip)}" if rip is not None else "by the kernel"
         grown = " (stack grown)" if record.stack_grown else ""
         self.out.write(
-            f"[pid {pid}] fault {record.kind} {record.access.name.lower()} at {record.va:#x}{grown}: "
+            f"[pid {pid}] fault {record.kind} {record.access_name} at {record.va:#x}{grown}: "
             f"{where}; frame {record.pfn:#x}, {record.tables_created} table(s) created; "
             f"{describe_region(record.region)}\n")
         self.out.flush()

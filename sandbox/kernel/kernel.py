@@ -38,9 +38,12 @@ from sandbox.machine import (
     PF_WRITE,
     Machine,
 )
-from sandbox.mm.aspace import Access, AddressSpace
+from sandbox.mm.aspace import AddressSpace
 from sandbox.mm.fault import FaultRecord
+from sandbox.mm.vma import Access
 from sandbox.trace import Tracer, describe_region, disassemble
+
+ACCESS_READ, ACCESS_WRITE, ACCESS_EXEC = int(Access.READ), int(Access.WRITE), int(Access.EXEC)
 
 #: CPU exceptions other than #PF, as Linux's traps.c turns them into signals.
 EXCEPTION_SIGNALS = {
@@ -161,12 +164,12 @@ class Kernel:
             # into #DF with error code 0. CR2 is still right; CR2 == RIP means a fetch.
             intno, error = EXC_PF, (PF_INSTR | PF_USER if cr2 == rip else PF_USER)
         if intno == EXC_PF:
-            access = Access.EXEC if error & PF_INSTR else Access.WRITE if error & PF_WRITE else Access.READ
+            access = ACCESS_EXEC if error & PF_INSTR else ACCESS_WRITE if error & PF_WRITE else ACCESS_READ
             self._fault_rip = rip
             try:
                 proc.space.handle_page_fault(cr2, access)
             except GuestFault as fault:
-                self._die_of_fault(proc, fault, rip, f"{access.name.lower()} at {cr2:#x}")
+                self._die_of_fault(proc, fault, rip, f"{Access(access).name.lower()} at {cr2:#x}")
             except OutOfMemory as oom:
                 self.kill(proc, signal.SIGKILL, f"out of memory at {cr2:#x} ({oom}); guest killed")
             finally:

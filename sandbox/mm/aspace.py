@@ -16,7 +16,6 @@ ladder in `fault.py`); `OutOfMemory` propagates from the frame allocator untouch
 
 from __future__ import annotations
 
-import enum
 import errno
 import itertools
 from collections import Counter
@@ -26,28 +25,27 @@ from typing import Protocol
 
 from sandbox.errors import InvariantError, SyscallError
 from sandbox.mm import KERNEL_BASE, PAGE_SHIFT, PAGE_SIZE, USER_END, page_up
+from sandbox.mm.fault import fault_in_page, handle_page_fault
 from sandbox.mm.frames import FrameAllocator
 from sandbox.mm.pagetable import (
     PTE_ADDR_MASK,
     PTE_HUGE,
     PTE_NX,
-    PTE_PRESENT,
     PTE_USER,
     PTE_WRITABLE,
-    Mapping,
     PageTable,
+    user_pte_flags,
 )
 from sandbox.mm.physmem import PhysicalMemory
-from sandbox.mm.vma import (
-    PROT_EXEC,
-    PROT_NONE,
-    PROT_WRITE,
+from sandbox.mm.vma import (  # noqa: F401 - Access and prot_allows re-exported
+    Access,
     FileSource,
     Region,
     RegionFlag,
     RegionKind,
     RegionOverlap,
     VmaTree,
+    prot_allows,
 )
 
 #: Where top-down mmap placement starts: Linux's mmap_base without randomization, TASK_SIZE
@@ -57,14 +55,6 @@ DEFAULT_MMAP_BASE = 0x7FFF_F7FF_F000
 MMAP_MIN_ADDR = 0x10000
 
 _asids = itertools.count(1)
-
-
-class Access(enum.IntFlag):
-    """What a faulting access tried to do (decoded from the #PF error code)."""
-
-    READ = 1
-    WRITE = 2
-    EXEC = 4
 
 
 class Mmu(Protocol):
@@ -97,29 +87,8 @@ class NoMmu:
         self.flushes += 1
 
 
-def pte_flags(prot: int) -> int:
-    """Leaf-entry flags for a user page with protection `prot`.
-
-    PROT_NONE keeps the page present but supervisor-only, so a CPL-3 access faults while
-    the contents survive a later mprotect (Linux's _PAGE_PROTNONE plays the same role).
-    """
-    flags = PTE_PRESENT
-    if prot != PROT_NONE:
-        flags |= PTE_USER
-    if prot & PROT_WRITE:
-        flags |= PTE_WRITABLE
-    if not prot & PROT_EXEC:
-        flags |= PTE_NX
-    return flags
-
-
-def prot_allows(prot: int, access: Access) -> bool:
-    """x86 semantics: any protection but PROT_NONE can be read; write and exec are checked."""
-    if prot == PROT_NONE:
-        return False
-    if access & Access.WRITE and not prot & PROT_WRITE:
-        return False
-    return not (access & Access.EXEC and not prot & PROT_EXEC)
+#: Kept under the reference API's name; see pagetable.user_pte_flags.
+pte_flags = user_pte_flags
 
 
 class AddressSpace:
@@ -218,8 +187,6 @@ class AddressSpace:
 
     def populate(self, start: int, end: int) -> None:
         """Fault in every page of `[start, end)` that is not mapped yet (MAP_POPULATE)."""
-        from sandbox.mm.fault import fault_in_page
-
         for va in range(start, end, PAGE_SIZE):
             region = self.regions.find(va)
             if region is not None and self.pagetable.lookup(va) is None:
@@ -274,6 +241,7 @@ class AddressSpace:
         Returns the removed region pieces. Flushes the TLB if anything was mapped.
         """
         end = addr + page_up(length)
+        self._require_page_aligned(addr, end)
         removed = self.regions.remove_range(addr, end)
         if self._unmap_pages(addr, end):
             self.flush_tlb()
@@ -287,25 +255,10 @@ class AddressSpace:
         """Clear the leaf entries in `[start, end)`; return how many were present."""
         count = 0
         for va, m in list(self._leaves(start, end)):
-            if m.size > PAGE_SIZE and (va < start or va + m.size > end):
-                self._split_huge(va, m)
-                count += self._unmap_pages(max(va, start), min(va + m.size, end))
-                continue
             self.pagetable.unmap(va)
             self.frames.put(m.pa >> PAGE_SHIFT)
             count += 1
         return count
-
-    def _split_huge(self, va: int, m: Mapping) -> None:
-        """Replace a 2 MiB mapping with 512 4 KiB mappings of private copies of its data."""
-        flags = m.entry & (PTE_USER | PTE_WRITABLE | PTE_NX)
-        frames = [self.frames.alloc() for _ in range(m.size // PAGE_SIZE)]
-        for i, pfn in enumerate(frames):
-            self.mem.copy(pfn << PAGE_SHIFT, m.pa + i * PAGE_SIZE)
-        self.pagetable.unmap(va)
-        self.frames.put(m.pa >> PAGE_SHIFT)
-        for i, pfn in enumerate(frames):
-            self.pagetable.map(va + i * PAGE_SIZE, pfn << PAGE_SHIFT, flags)
 
     def protect_range(self, addr: int, length: int, prot: int) -> None:
         """Give `[addr, addr + length)` protection `prot`, in regions and present entries.
@@ -314,6 +267,7 @@ class AddressSpace:
         """
         end = addr + page_up(length)
         self._require_covered(addr, end)
+        self._require_page_aligned(addr, end)
         self.regions.split_at(addr)
         self.regions.split_at(end)
         for region in self.regions.overlapping(addr, end):
@@ -333,6 +287,13 @@ class AddressSpace:
             keep = m.entry & ~(PTE_USER | PTE_WRITABLE | PTE_NX)
             self.pagetable.set_entry(m.slot, keep | new)
 
+    def _require_page_aligned(self, start: int, end: int) -> None:
+        """EINVAL if `[start, end)` would cut a huge-page region between its pages."""
+        for region in self.regions.overlapping(start, end):
+            mask = region.page_size - 1
+            if (start > region.start and start & mask) or (end < region.end and end & mask):
+                raise SyscallError(errno.EINVAL, f"{region.start:#x} is a {region.page_size >> 10} KiB-page region")
+
     def _require_covered(self, start: int, end: int) -> None:
         """Raise ENOMEM unless regions cover `[start, end)` without a hole."""
         cursor = start
@@ -345,7 +306,10 @@ class AddressSpace:
 
     def unmap_all_user_regions(self) -> None:
         """Unmap every user region and free their frames; the kernel half is untouched."""
-        self.unmap_range(0, USER_END)
+        self.regions.clear()
+        for m in self.pagetable.clear_user():
+            self.frames.put(m.pa >> PAGE_SHIFT)
+        self.flush_tlb()
 
     def destroy(self) -> None:
         """Free everything this space owns, its PML4 included. The object is dead after."""
@@ -364,8 +328,6 @@ class AddressSpace:
 
     def handle_page_fault(self, va: int, access: Access):
         """Resolve a #PF at `va`; return a `FaultRecord` or raise `GuestFault`. See fault.py."""
-        from sandbox.mm.fault import handle_page_fault
-
         return handle_page_fault(self, va, access)
 
     # -- fork -------------------------------------------------------------------------------

@@ -8,7 +8,9 @@ A fault is decoded once (address + access kind) and walks these cases in order:
 4. write to a read-only private page -> copy-on-write (copy, or reuse if sole owner)
 5. otherwise the entry already allows it -> a stale TLB entry: flush ("spurious")
 
-Each handled fault returns a `FaultRecord` that tracing and statistics read.
+Each handled fault returns a `FaultRecord` that tracing and statistics read. This is the
+hottest Python path in the sandbox: one page walk per fault (which also builds missing
+tables), access kinds as plain ints, no allocation beyond the record.
 """
 
 from __future__ import annotations
@@ -21,11 +23,11 @@ from sandbox.abi import BUS_ADRERR, SEGV_ACCERR, SEGV_MAPERR, STACK_GUARD_GAP, S
 from sandbox.errors import GuestFault
 from sandbox.mm import HUGE_PAGE_SIZE, PAGE_SHIFT, page_down
 from sandbox.mm.frames import HUGE_ORDER
-from sandbox.mm.pagetable import PTE_WRITABLE, Mapping
-from sandbox.mm.vma import Region, RegionFlag
+from sandbox.mm.pagetable import LEAF_SHIFT, PTE_ADDR_MASK, PTE_HUGE, PTE_PRESENT, PTE_WRITABLE, Mapping, user_pte_flags
+from sandbox.mm.vma import PROT_WRITE, Access, Region, RegionFlag, prot_allows
 
 if TYPE_CHECKING:
-    from sandbox.mm.aspace import Access, AddressSpace
+    from sandbox.mm.aspace import AddressSpace
 
 DEMAND_ZERO = "demand-zero"
 FILE = "file"
@@ -34,41 +36,50 @@ WRITE_REUSE = "cow-reuse"
 SPURIOUS = "spurious"
 
 
-@dataclass
+@dataclass(slots=True)
 class FaultRecord:
     """What one handled fault did: for `--trace-faults`, `--stats` and fault policies."""
 
     kind: str
     va: int
-    access: Access
+    access: int  # Access bits
     region: Region
     pfn: int
     tables_created: int
     stack_grown: bool = False
 
+    @property
+    def access_name(self) -> str:
+        """'read', 'write' or 'exec'."""
+        return (Access(self.access).name or "read").lower()
 
-def handle_page_fault(space: AddressSpace, va: int, access: Access) -> FaultRecord:
+
+def handle_page_fault(space: AddressSpace, va: int, access: int) -> FaultRecord:
     """Resolve a fault at `va`, or raise `GuestFault`. May raise `OutOfMemory`."""
-    from sandbox.mm.aspace import prot_allows
-
     region = space.regions.find(va)
     grown = False
     if region is None:
         region = grow_stack(space, va)
         grown = True
     if not prot_allows(region.prot, access):
-        raise GuestFault(signal.SIGSEGV, SEGV_ACCERR, va, f"{access.name.lower()} not allowed")
-    tables = space.pagetable.table_pages
-    m = space.pagetable.lookup(va)
-    if m is None:
-        kind, pfn = fault_in_page(space, region, va)
-    elif access & access.WRITE and not m.entry & PTE_WRITABLE:
-        kind, pfn = copy_on_write(space, region, va, m)
+        raise GuestFault(signal.SIGSEGV, SEGV_ACCERR, va, f"{Access(access).name.lower()} not allowed")
+    pagetable = space.pagetable
+    tables = len(pagetable.live)
+    try:
+        slot = pagetable.walk(va, LEAF_SHIFT[region.page_size], create=True)
+    except BaseException:
+        pagetable.prune(va)
+        raise
+    entry = pagetable.mem.words[slot >> 3]
+    if not entry & PTE_PRESENT:
+        kind, pfn = fault_in_page(space, region, va, slot)
+    elif access & PROT_WRITE and not entry & PTE_WRITABLE:
+        kind, pfn = copy_on_write(space, region, pagetable.lookup(va))
     else:
         space.mmu.flush_tlb()
-        kind, pfn = SPURIOUS, m.pa >> PAGE_SHIFT
+        kind, pfn = SPURIOUS, (entry & PTE_ADDR_MASK) >> PAGE_SHIFT
     space.fault_counts[kind] += 1
-    record = FaultRecord(kind, va, access, region, pfn, space.pagetable.table_pages - tables, grown)
+    record = FaultRecord(kind, va, access, region, pfn, len(pagetable.live) - tables, grown)
     if space.on_fault is not None:
         space.on_fault(record)
     return record
@@ -92,28 +103,31 @@ def grow_stack(space: AddressSpace, va: int) -> Region:
     return space.regions.resize(above, new_start, above.end)
 
 
-def fault_in_page(space: AddressSpace, region: Region, va: int) -> tuple[str, int]:
-    """Map a fresh frame for the page of `va`: zeroed, or filled from the region's file."""
-    from sandbox.mm.aspace import pte_flags
+def fault_in_page(space: AddressSpace, region: Region, va: int, slot: int | None = None) -> tuple[str, int]:
+    """Map a fresh frame for the page of `va`: zeroed, or filled from the region's file.
 
+    `slot` is the empty leaf entry if the caller already walked to it. On failure nothing
+    stays mapped and empty tables are pruned.
+    """
     size = region.page_size
     page_va = va & ~(size - 1)
-    order = HUGE_ORDER if size == HUGE_PAGE_SIZE else 0
+    pagetable = space.pagetable
     from_file = region.file is not None and page_va < region.file_end
-    if from_file and region.offset + (page_va - region.start) >= region.file.size:
-        raise GuestFault(signal.SIGBUS, BUS_ADRERR, va, "past end of file")
-    pfn = space.frames.alloc(order)
-    kind = DEMAND_ZERO
+    try:
+        if from_file and region.offset + (page_va - region.start) >= region.file.size:
+            raise GuestFault(signal.SIGBUS, BUS_ADRERR, va, "past end of file")
+        pfn = space.frames.alloc(HUGE_ORDER if size == HUGE_PAGE_SIZE else 0)
+    except BaseException:
+        pagetable.prune(page_va)
+        raise
     if from_file:
         fill_from_file(space, region, page_va, pfn << PAGE_SHIFT, size)
-        kind = FILE
-    try:
-        space.pagetable.map(page_va, pfn << PAGE_SHIFT, pte_flags(region.prot), size)
-    except BaseException:
-        space.frames.put(pfn)
-        space.pagetable.prune(page_va)
-        raise
-    return kind, pfn
+    flags = user_pte_flags(region.prot)
+    if slot is None:
+        pagetable.map(page_va, pfn << PAGE_SHIFT, flags, size)
+    else:
+        pagetable.fill_slot(slot, (pfn << PAGE_SHIFT) | flags | (PTE_HUGE if size == HUGE_PAGE_SIZE else 0))
+    return (FILE if from_file else DEMAND_ZERO), pfn
 
 
 def fill_from_file(space: AddressSpace, region: Region, page_va: int, pa: int, size: int) -> None:
@@ -126,7 +140,7 @@ def fill_from_file(space: AddressSpace, region: Region, page_va: int, pa: int, s
     space.mem.write(pa, data)
 
 
-def copy_on_write(space: AddressSpace, region: Region, va: int, m: Mapping) -> tuple[str, int]:
+def copy_on_write(space: AddressSpace, region: Region, m: Mapping) -> tuple[str, int]:
     """A write hit a read-only entry in a writable region: give the writer its own frame.
 
     If this space holds the only reference, write access is simply restored.
@@ -135,8 +149,7 @@ def copy_on_write(space: AddressSpace, region: Region, va: int, m: Mapping) -> t
     if region.shared or space.frames.refcount(old_pfn) == 1:
         space.pagetable.set_entry(m.slot, m.entry | PTE_WRITABLE)
         return WRITE_REUSE, old_pfn
-    order = HUGE_ORDER if m.size == HUGE_PAGE_SIZE else 0
-    new_pfn = space.frames.alloc(order)
+    new_pfn = space.frames.alloc(HUGE_ORDER if m.size == HUGE_PAGE_SIZE else 0)
     space.mem.copy(new_pfn << PAGE_SHIFT, m.pa, m.size)
     space.pagetable.set_entry(m.slot, (m.entry & ~m.pa) | (new_pfn << PAGE_SHIFT) | PTE_WRITABLE)
     space.frames.put(old_pfn)

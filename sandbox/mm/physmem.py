@@ -12,6 +12,8 @@ import mmap
 from sandbox.mm import PAGE_SIZE
 
 _ZERO_PAGE = bytes(PAGE_SIZE)
+#: From this size on, zeroing is a madvise call rather than a copy.
+MADVISE_MIN = 16 * PAGE_SIZE
 
 
 class PhysicalMemory:
@@ -36,7 +38,14 @@ class PhysicalMemory:
         self.bytes[pa : pa + len(data)] = data
 
     def zero(self, pa: int, n: int = PAGE_SIZE) -> None:
-        """Zero `n` bytes (a multiple of the page size) at `pa`."""
+        """Zero `n` bytes (a multiple of the page size) at `pa`.
+
+        Large ranges are handed back to the host (MADV_DONTNEED on a private anonymous
+        mapping reads back as zeros), which also returns their memory.
+        """
+        if n >= MADVISE_MIN:
+            self.buffer.madvise(mmap.MADV_DONTNEED, pa, n)
+            return
         mv = self.bytes
         for off in range(pa, pa + n, PAGE_SIZE):
             mv[off : off + PAGE_SIZE] = _ZERO_PAGE

@@ -13,8 +13,9 @@ import errno
 
 from sandbox.errors import GuestFault, SyscallError
 from sandbox.mm import USER_END
-from sandbox.mm.aspace import Access, AddressSpace
+from sandbox.mm.aspace import AddressSpace
 from sandbox.mm.pagetable import PTE_USER, PTE_WRITABLE
+from sandbox.mm.vma import Access
 
 
 def _check_span(va: int, n: int) -> None:

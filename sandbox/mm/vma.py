@@ -29,6 +29,22 @@ PROT_WRITE = 2
 PROT_EXEC = 4
 
 
+class Access(enum.IntFlag):
+    """What an access tries to do; the values equal the PROT_* bit that permits it.
+
+    The fault path passes these as plain ints (IntFlag arithmetic costs microseconds).
+    """
+
+    READ = PROT_READ
+    WRITE = PROT_WRITE
+    EXEC = PROT_EXEC
+
+
+def prot_allows(prot: int, access: int) -> bool:
+    """x86 semantics: any protection but PROT_NONE can be read; write and exec are checked."""
+    return prot != PROT_NONE and not (access & ~prot & (PROT_WRITE | PROT_EXEC))
+
+
 class RegionFlag(enum.IntFlag):
     """How a region behaves beyond its protection."""
 
