@@ -5,8 +5,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# Debian packages: gcc builds the C guests.
+# Debian packages: gcc builds the C guests; qemu-user is the benchmark's peer.
 DEBIAN_PACKAGES := gcc libc6-dev
+BENCH_PACKAGES := qemu-user
 
 .PHONY: demo test guests bench lint system-deps clean
 
@@ -17,7 +18,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 system-deps:
-	@missing=""; for p in $(DEBIAN_PACKAGES); do \
+	@missing=""; for p in $(DEBIAN_PACKAGES) $(EXTRA_PACKAGES); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
@@ -32,8 +33,13 @@ demo: guests
 test: guests
 	$(PY) -m pytest -q
 
+bench: $(STAMP)
+	$(MAKE) system-deps EXTRA_PACKAGES="$(BENCH_PACKAGES)"
+	$(PY) guests/build.py
+	$(PY) bench/run.py
+
 lint: $(STAMP)
-	$(VENV)/bin/ruff check sandbox guests tests tools
+	$(VENV)/bin/ruff check sandbox guests tests tools bench
 
 clean:
 	rm -rf guests/build .pytest_cache
