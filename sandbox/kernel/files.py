@@ -1,46 +1,257 @@
-"""File descriptor tables and the files behind them.
+"""Open files and descriptor tables.
 
-For now the only files are the host's standard streams, passed through: the guest's
-stdin/stdout/stderr are the sandbox's own. A file raises `SyscallError` for what it cannot do.
+A `File` is an open file description (shared by dup'd descriptors, with one offset); an
+`FdTable` maps small integers to files plus a close-on-exec flag. Kinds of file: host files
+and directories reached through the guest's view (`HostFile`), the host's standard streams
+(`HostStream`), synthetic devices (`DeviceFile`), generated /proc contents (`ProcFile`) and
+pipes (`PipeEnd`). Each raises `SyscallError` for what it cannot do, with Linux's errno.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
+import stat
+import termios
+from dataclasses import dataclass, field
+from typing import Callable
 
 from sandbox.errors import SyscallError
 
 MAX_FDS = 1024  # RLIMIT_NOFILE's usual soft limit
+PIPE_CAPACITY = 65536  # Linux's default pipe buffer (man 7 pipe)
+O_ACCMODE, O_RDONLY, O_WRONLY, O_RDWR = 0o3, 0o0, 0o1, 0o2
+O_APPEND, O_NONBLOCK = 0o2000, 0o4000
+POLLIN, POLLOUT, POLLERR, POLLHUP, POLLNVAL = 0x1, 0x4, 0x8, 0x10, 0x20
+# d_type values (include/linux/fs_types.h / dirent.h).
+DT_UNKNOWN, DT_CHR, DT_DIR, DT_REG, DT_LNK, DT_FIFO = 0, 2, 4, 8, 10, 1
+
+
+@dataclass
+class Stat:
+    """What fstat reports (the fields of struct stat, times in nanoseconds)."""
+
+    dev: int = 0
+    ino: int = 0
+    mode: int = 0
+    nlink: int = 1
+    uid: int = 0
+    gid: int = 0
+    rdev: int = 0
+    size: int = 0
+    blksize: int = 4096
+    blocks: int = 0
+    atime_ns: int = 0
+    mtime_ns: int = 0
+    ctime_ns: int = 0
+
+    @classmethod
+    def from_host(cls, st: os.stat_result) -> Stat:
+        return cls(st.st_dev, st.st_ino, st.st_mode, st.st_nlink, st.st_uid, st.st_gid, st.st_rdev,
+                   st.st_size, st.st_blksize, st.st_blocks, st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns)
+
+
+@dataclass
+class DirEntry:
+    ino: int
+    type: int
+    name: bytes
+
+
+def _oserror(error: OSError) -> SyscallError:
+    return SyscallError(error.errno or errno.EIO, str(error))
 
 
 class File:
-    """An open file description: what read/write do on it."""
+    """An open file description. Subclasses override what they support."""
 
     name = "?"
 
+    def __init__(self, flags: int = O_RDONLY) -> None:
+        self.flags = flags
+
+    @property
+    def readable(self) -> bool:
+        return self.flags & O_ACCMODE in (O_RDONLY, O_RDWR)
+
+    @property
+    def writable(self) -> bool:
+        return self.flags & O_ACCMODE in (O_WRONLY, O_RDWR)
+
     def read(self, n: int) -> bytes:
-        raise SyscallError(errno.EBADF, f"{self.name} is not open for reading")
+        raise SyscallError(errno.EINVAL, f"{self.name} cannot be read")
 
     def write(self, data: bytes) -> int:
-        raise SyscallError(errno.EBADF, f"{self.name} is not open for writing")
+        raise SyscallError(errno.EINVAL, f"{self.name} cannot be written")
+
+    def pread(self, n: int, offset: int) -> bytes:
+        raise SyscallError(errno.ESPIPE, f"{self.name} is not seekable")
+
+    def pwrite(self, data: bytes, offset: int) -> int:
+        raise SyscallError(errno.ESPIPE, f"{self.name} is not seekable")
+
+    def seek(self, offset: int, whence: int) -> int:
+        raise SyscallError(errno.ESPIPE, f"{self.name} is not seekable")
+
+    def stat(self) -> Stat:
+        return Stat(mode=stat.S_IFREG | 0o444)
+
+    def entries(self) -> list[DirEntry]:
+        raise SyscallError(errno.ENOTDIR, f"{self.name} is not a directory")
+
+    def truncate(self, length: int) -> None:
+        raise SyscallError(errno.EINVAL, f"{self.name} cannot be truncated")
+
+    def sync(self) -> None:
+        """Nothing to flush by default."""
+
+    def ioctl(self, request: int, arg: bytes) -> bytes:
+        raise SyscallError(errno.ENOTTY, f"{self.name} is not a terminal")
+
+    def poll(self, events: int) -> int:
+        """Ready events among `events` (regular files are always ready)."""
+        return events & (POLLIN | POLLOUT)
 
     def close(self) -> None:
         """Called when the last descriptor referring to this file closes."""
+
+
+class HostFile(File):
+    """A host file or directory, opened through the guest's view; `guest` is its guest path."""
+
+    def __init__(self, fd: int, guest: str, flags: int, extra_entries: Callable[[], list[str]] | None = None) -> None:
+        super().__init__(flags)
+        self.fd = fd
+        self.guest = guest
+        self.name = guest
+        self._extra_entries = extra_entries
+        self._listing: list[DirEntry] | None = None
+        self.dir_position = 0
+
+    def read(self, n: int) -> bytes:
+        if not self.readable:
+            raise SyscallError(errno.EBADF, f"{self.name} is not open for reading")
+        try:
+            return os.read(self.fd, n)
+        except OSError as error:
+            raise _oserror(error) from None
+
+    def write(self, data: bytes) -> int:
+        if not self.writable:
+            raise SyscallError(errno.EBADF, f"{self.name} is not open for writing")
+        try:
+            return os.write(self.fd, data)
+        except OSError as error:
+            raise _oserror(error) from None
+
+    def pread(self, n: int, offset: int) -> bytes:
+        if not self.readable:
+            raise SyscallError(errno.EBADF, f"{self.name} is not open for reading")
+        try:
+            return os.pread(self.fd, n, offset)
+        except OSError as error:
+            raise _oserror(error) from None
+
+    def pwrite(self, data: bytes, offset: int) -> int:
+        if not self.writable:
+            raise SyscallError(errno.EBADF, f"{self.name} is not open for writing")
+        try:
+            return os.pwrite(self.fd, data, offset)
+        except OSError as error:
+            raise _oserror(error) from None
+
+    def seek(self, offset: int, whence: int) -> int:
+        if self._listing is not None or stat.S_ISDIR(self.stat().mode):
+            if whence != os.SEEK_SET or offset < 0:
+                raise SyscallError(errno.EINVAL, "directories seek only to a cookie")
+            self.dir_position = offset
+            return offset
+        try:
+            return os.lseek(self.fd, offset, whence)
+        except OSError as error:
+            raise _oserror(error) from None
+
+    def stat(self) -> Stat:
+        try:
+            return Stat.from_host(os.fstat(self.fd))
+        except OSError as error:
+            raise _oserror(error) from None
+
+    def entries(self) -> list[DirEntry]:
+        """'.', '..', then the directory's names (and mount points), read once per open."""
+        if self._listing is None:
+            st = self.stat()
+            if not stat.S_ISDIR(st.mode):
+                raise SyscallError(errno.ENOTDIR, self.name)
+            listing = [DirEntry(st.ino, DT_DIR, b"."), DirEntry(st.ino, DT_DIR, b"..")]
+            with os.scandir(self.fd) as it:
+                names = {e.name: e for e in it}
+            for name in self._extra_entries() if self._extra_entries else []:
+                names.setdefault(name, None)
+            for name in sorted(names):
+                entry = names[name]
+                listing.append(_dir_entry(name, entry))
+            self._listing = listing
+        return self._listing
+
+    def truncate(self, length: int) -> None:
+        if not self.writable:
+            raise SyscallError(errno.EINVAL, f"{self.name} is not open for writing")
+        try:
+            os.ftruncate(self.fd, length)
+        except OSError as error:
+            raise _oserror(error) from None
+
+    def sync(self) -> None:
+        try:
+            os.fsync(self.fd)
+        except OSError as error:
+            raise _oserror(error) from None
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def _dir_entry(name: str, entry: os.DirEntry | None) -> DirEntry:
+    """A getdents record for a scandir entry (or a mount point, shown as a directory)."""
+    if entry is None:
+        return DirEntry(1, DT_DIR, os.fsencode(name))
+    try:
+        if entry.is_symlink():
+            kind = DT_LNK
+        elif entry.is_dir(follow_symlinks=False):
+            kind = DT_DIR
+        elif entry.is_file(follow_symlinks=False):
+            kind = DT_REG
+        else:
+            kind = DT_UNKNOWN
+        return DirEntry(entry.inode(), kind, os.fsencode(name))
+    except OSError:
+        return DirEntry(0, DT_UNKNOWN, os.fsencode(name))
 
 
 class HostStream(File):
     """One of the host's standard streams (fd 0, 1 or 2), shared with the guest."""
 
     def __init__(self, fd: int) -> None:
+        super().__init__(O_RDONLY if fd == 0 else O_WRONLY)
         self.fd = fd
         self.name = ("stdin", "stdout", "stderr")[fd] if fd < 3 else f"host fd {fd}"
+
+    @property
+    def readable(self) -> bool:
+        return True
+
+    @property
+    def writable(self) -> bool:
+        return True
 
     def read(self, n: int) -> bytes:
         try:
             return os.read(self.fd, n)
         except OSError as error:
-            raise SyscallError(error.errno or errno.EIO, str(error)) from None
+            raise _oserror(error) from None
 
     def write(self, data: bytes) -> int:
         """Write all of `data` (a short write only on error after some progress)."""
@@ -52,50 +263,256 @@ class HostStream(File):
             except OSError as error:
                 if done:
                     break
-                raise SyscallError(error.errno or errno.EIO, str(error)) from None
+                raise _oserror(error) from None
         return done
+
+    def seek(self, offset: int, whence: int) -> int:
+        try:
+            return os.lseek(self.fd, offset, whence)
+        except OSError as error:
+            raise _oserror(error) from None
+
+    def stat(self) -> Stat:
+        try:
+            return Stat.from_host(os.fstat(self.fd))
+        except OSError as error:
+            raise _oserror(error) from None
+
+    def ioctl(self, request: int, arg: bytes) -> bytes:
+        """Terminal queries answered by the host's terminal, if the stream is one."""
+        if request not in (termios.TCGETS, termios.TIOCGWINSZ, termios.TIOCGPGRP) or not os.isatty(self.fd):
+            raise SyscallError(errno.ENOTTY, f"{self.name} is not a terminal")
+        try:
+            return fcntl.ioctl(self.fd, request, arg)
+        except OSError as error:
+            raise _oserror(error) from None
+
+
+class DeviceFile(File):
+    """/dev/null, /dev/zero, /dev/full, /dev/urandom and /dev/random."""
+
+    def __init__(self, device: str, flags: int, random: Callable[[int], bytes]) -> None:
+        super().__init__(flags)
+        self.device = device
+        self.name = f"/dev/{device}"
+        self._random = random
+
+    def read(self, n: int) -> bytes:
+        if self.device == "null":
+            return b""
+        if self.device in ("urandom", "random"):
+            return self._random(n)
+        return bytes(n)
+
+    def write(self, data: bytes) -> int:
+        if self.device == "full":
+            raise SyscallError(errno.ENOSPC, "/dev/full")
+        return len(data)
+
+    def pread(self, n: int, offset: int) -> bytes:
+        return self.read(n)
+
+    def pwrite(self, data: bytes, offset: int) -> int:
+        return self.write(data)
+
+    def seek(self, offset: int, whence: int) -> int:
+        return 0
+
+    def stat(self) -> Stat:
+        rdev = {"null": (1, 3), "zero": (1, 5), "full": (1, 7), "random": (1, 8), "urandom": (1, 9)}[self.device]
+        return Stat(dev=5, ino=1000 + rdev[1], mode=stat.S_IFCHR | 0o666, rdev=os.makedev(*rdev), blksize=4096)
+
+
+class ProcFile(File):
+    """A /proc file: its text is generated when opened, then read like a small file."""
+
+    def __init__(self, name: str, content: bytes) -> None:
+        super().__init__(O_RDONLY)
+        self.name = name
+        self.content = content
+        self.offset = 0
+
+    def read(self, n: int) -> bytes:
+        data = self.content[self.offset : self.offset + n]
+        self.offset += len(data)
+        return data
+
+    def pread(self, n: int, offset: int) -> bytes:
+        return self.content[offset : offset + n]
+
+    def seek(self, offset: int, whence: int) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self.offset, os.SEEK_END: len(self.content)}.get(whence)
+        if base is None or base + offset < 0:
+            raise SyscallError(errno.EINVAL, "bad seek")
+        self.offset = base + offset
+        return self.offset
+
+    def stat(self) -> Stat:
+        return Stat(dev=4, ino=4026531840 + len(self.name), mode=stat.S_IFREG | 0o444, size=0, blksize=1024)
+
+
+class SyntheticDir(File):
+    """A synthetic directory (/proc, /proc/self, /dev): listing only."""
+
+    def __init__(self, guest: str, names: list[str]) -> None:
+        super().__init__(O_RDONLY)
+        self.name = guest
+        self.guest = guest
+        self.dir_position = 0
+        self._names = names
+
+    def entries(self) -> list[DirEntry]:
+        return [DirEntry(1, DT_DIR, b"."), DirEntry(1, DT_DIR, b"..")] + [
+            DirEntry(2 + i, DT_DIR if n.isdigit() else DT_LNK if n in ("self", "exe") else DT_REG, n.encode())
+            for i, n in enumerate(self._names)]
+
+    def seek(self, offset: int, whence: int) -> int:
+        self.dir_position = offset
+        return offset
+
+    def stat(self) -> Stat:
+        return Stat(dev=4, ino=1, mode=stat.S_IFDIR | 0o555, nlink=2)
+
+    def read(self, n: int) -> bytes:
+        raise SyscallError(errno.EISDIR, self.name)
+
+
+@dataclass
+class Pipe:
+    """The buffer between the two ends of a pipe."""
+
+    data: bytearray = field(default_factory=bytearray)
+    readers: int = 0
+    writers: int = 0
+
+
+class PipeEnd(File):
+    """One end of a pipe. With one process there is nobody to wait for: a read that would
+    block forever fails with EAGAIN instead of hanging the sandbox."""
+
+    def __init__(self, pipe: Pipe, reading: bool, flags: int) -> None:
+        super().__init__((O_RDONLY if reading else O_WRONLY) | (flags & O_NONBLOCK))
+        self.pipe = pipe
+        self.reading = reading
+        self.name = "pipe"
+        if reading:
+            pipe.readers += 1
+        else:
+            pipe.writers += 1
+
+    def read(self, n: int) -> bytes:
+        if not self.reading:
+            raise SyscallError(errno.EBADF, "write end of a pipe")
+        if not self.pipe.data:
+            if self.pipe.writers == 0:
+                return b""
+            raise SyscallError(errno.EAGAIN, "empty pipe")
+        data = bytes(self.pipe.data[:n])
+        del self.pipe.data[:n]
+        return data
+
+    def write(self, data: bytes) -> int:
+        if self.reading:
+            raise SyscallError(errno.EBADF, "read end of a pipe")
+        if self.pipe.readers == 0:
+            raise SyscallError(errno.EPIPE, "no reader")
+        room = PIPE_CAPACITY - len(self.pipe.data)
+        if room <= 0:
+            raise SyscallError(errno.EAGAIN, "pipe full")
+        self.pipe.data += data[:room]
+        return min(room, len(data))
+
+    def stat(self) -> Stat:
+        return Stat(dev=12, ino=id(self.pipe) & 0xFFFFFF, mode=stat.S_IFIFO | 0o600, blksize=4096)
+
+    def poll(self, events: int) -> int:
+        ready = 0
+        if self.reading and (self.pipe.data or self.pipe.writers == 0):
+            ready |= POLLIN
+        if not self.reading and len(self.pipe.data) < PIPE_CAPACITY:
+            ready |= POLLOUT
+        if self.reading and self.pipe.writers == 0:
+            ready |= POLLHUP
+        if not self.reading and self.pipe.readers == 0:
+            ready |= POLLERR
+        return ready & (events | POLLHUP | POLLERR)
+
+    def close(self) -> None:
+        if self.reading:
+            self.pipe.readers -= 1
+        else:
+            self.pipe.writers -= 1
+
+
+@dataclass
+class FdEntry:
+    file: File
+    cloexec: bool = False
 
 
 class FdTable:
-    """A process's descriptors: small integers naming open files."""
+    """A process's descriptors: small integers naming open files, each with FD_CLOEXEC."""
 
-    def __init__(self) -> None:
-        self._files: dict[int, File] = {}
+    def __init__(self, limit: int = MAX_FDS) -> None:
+        self._fds: dict[int, FdEntry] = {}
+        self.limit = limit
 
     @classmethod
     def with_stdio(cls) -> FdTable:
         """fds 0, 1, 2 bound to the host's standard streams."""
         table = cls()
         for fd in range(3):
-            table._files[fd] = HostStream(fd)
+            table._fds[fd] = FdEntry(HostStream(fd))
         return table
+
+    def __contains__(self, fd: int) -> bool:
+        return fd in self._fds
 
     def get(self, fd: int) -> File:
         """The file behind `fd`, or EBADF."""
-        try:
-            return self._files[fd]
-        except KeyError:
-            raise SyscallError(errno.EBADF, f"fd {fd} is not open") from None
+        entry = self._fds.get(fd)
+        if entry is None:
+            raise SyscallError(errno.EBADF, f"fd {fd} is not open")
+        return entry.file
 
-    def install(self, file: File, lowest: int = 0) -> int:
+    def entry(self, fd: int) -> FdEntry:
+        self.get(fd)
+        return self._fds[fd]
+
+    def install(self, file: File, lowest: int = 0, cloexec: bool = False) -> int:
         """Bind `file` to the lowest free descriptor >= `lowest`; EMFILE if none."""
         fd = lowest
-        while fd in self._files:
+        while fd in self._fds:
             fd += 1
-        if fd >= MAX_FDS:
+        if fd >= self.limit:
             raise SyscallError(errno.EMFILE, "too many open files")
-        self._files[fd] = file
+        self._fds[fd] = FdEntry(file, cloexec)
         return fd
+
+    def replace(self, fd: int, file: File, cloexec: bool = False) -> None:
+        """dup2/dup3: make `fd` name `file`, closing what it named before."""
+        if not 0 <= fd < self.limit:
+            raise SyscallError(errno.EBADF, f"fd {fd} out of range")
+        old = self._fds.get(fd)
+        self._fds[fd] = FdEntry(file, cloexec)
+        if old is not None:
+            self._release(old.file)
 
     def close(self, fd: int) -> None:
         """Release `fd`; EBADF if it was not open."""
-        file = self._files.pop(fd, None)
-        if file is None:
+        entry = self._fds.pop(fd, None)
+        if entry is None:
             raise SyscallError(errno.EBADF, f"fd {fd} is not open")
-        if file not in self._files.values():
+        self._release(entry.file)
+
+    def _release(self, file: File) -> None:
+        if all(e.file is not file for e in self._fds.values()):
             file.close()
 
     def close_all(self) -> None:
         """Close every descriptor (process exit)."""
-        for fd in list(self._files):
+        for fd in list(self._fds):
             self.close(fd)
+
+    def __len__(self) -> int:
+        return len(self._fds)
