@@ -12,18 +12,15 @@ The process's address space stays intact after it ends, until `close()` (or the 
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from sandbox.kernel import procfs
 from sandbox.kernel.kernel import Kernel, Options
 from sandbox.kernel.process import Process
+from sandbox.kernel.vfs import parse_mount
 from sandbox.machine import Machine
-from sandbox.trace import prot_string
-
-#: /proc/PID/maps pads the path to this column (fs/proc/task_mmu.c, show_vma_header_prefix).
-MAPS_PATH_COLUMN = 73
 
 
 @dataclass
@@ -43,12 +40,15 @@ class RunResult:
 class Sandbox:
     """One machine; runs one program at a time. Use as a context manager."""
 
-    def __init__(self, memory: int = 256 << 20, trace_syscalls: bool = False,
-                 trace_faults: bool = False, trace_out: TextIO | None = None) -> None:
+    def __init__(self, memory: int = 256 << 20, trace_syscalls: bool = False, trace_faults: bool = False,
+                 trace_out: TextIO | None = None, **options: Any) -> None:
+        """`options` are `Options` fields: root, mounts (list of "HOST:GUEST[:ro|rw]" or
+        Mount), cwd, env (["K=V"]), inherit_env, deterministic, seed."""
+        mounts = [parse_mount(m) if isinstance(m, str) else m for m in options.pop("mounts", [])]
         self.machine = Machine(memory)
         self.baseline_frames = self.machine.frames.used
-        options = Options(memory, trace_syscalls, trace_faults, trace_out or sys.stderr)
-        self.kernel = Kernel(self.machine, options)
+        opts = Options(memory, trace_syscalls, trace_faults, trace_out or sys.stderr, mounts=mounts, **options)
+        self.kernel = Kernel(self.machine, opts)
         self._last: Process | None = None
 
     def run(self, path: str, argv: list[str] | None = None, env: list[str] | None = None) -> RunResult:
@@ -64,7 +64,7 @@ class Sandbox:
             exit_code=None if proc.death else proc.exit_code,
             signal=proc.death.signo if proc.death else None,
             message=proc.death.message if proc.death else None,
-            cr3=proc.space.cr3, pid=proc.pid, stats=self._stats(proc), maps=format_maps(proc),
+            cr3=proc.space.cr3, pid=proc.pid, stats=self._stats(proc), maps=procfs.maps(proc).decode(),
         )
 
     def read_physical(self, pa: int, n: int) -> bytes:
@@ -103,6 +103,7 @@ class Sandbox:
     def close(self) -> None:
         """Tear the last process down and free the machine."""
         self.release()
+        self.kernel.close()
         self.machine.close()
 
     def __enter__(self) -> Sandbox:
@@ -110,18 +111,6 @@ class Sandbox:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def format_maps(proc: Process) -> str:
-    """The address space in /proc/PID/maps format."""
-    lines = []
-    for r in proc.space.regions:
-        perms = prot_string(r.prot) + ("s" if r.shared else "p")
-        offset = r.offset if r.file is not None else 0
-        head = f"{r.start:08x}-{r.end:08x} {perms} {offset:08x} 00:00 0"
-        name = os.path.abspath(r.name) if r.file is not None else r.name
-        lines.append(f"{head:<{MAPS_PATH_COLUMN - 1}} {name}".rstrip() if name else head)
-    return "\n".join(lines) + "\n"
 
 
 def run(path: str, argv: list[str] | None = None, **options: Any) -> RunResult:

@@ -47,6 +47,16 @@ def _run_options(f):
         click.option("--stats", is_flag=True, help="Print faults, frames and syscalls at exit (stderr)."),
         click.option("--stats-json", type=click.Path(dir_okay=False, writable=True),
                      help="Write the statistics as JSON to this file."),
+        click.option("--root", type=click.Path(exists=True, file_okay=False),
+                     help="Host directory the guest sees as / (default: a fresh private one with /tmp)."),
+        click.option("--mount", "mounts", multiple=True, metavar="HOST:GUEST[:ro|rw]",
+                     help="Expose a host file or directory at GUEST (repeatable)."),
+        click.option("--cwd", default="/", show_default=True, help="The guest's working directory."),
+        click.option("--env", "env", multiple=True, metavar="K=V", help="Set a guest environment variable."),
+        click.option("--inherit-env", is_flag=True, help="Start from the host's environment, not a fixed one."),
+        click.option("--deterministic", is_flag=True,
+                     help="Fixed clock and seeded randomness: two runs give identical traces."),
+        click.option("--seed", default=0, show_default=True, help="Seed for --deterministic randomness."),
     ]):
         f = option(f)
     return f
@@ -72,12 +82,13 @@ def maps(prog: str, args: tuple[str, ...], **options) -> None:
 
 
 def _execute(prog: str, args: tuple[str, ...], memory: int, trace_faults: bool, trace_syscalls: bool,
-             stats: bool, stats_json: str | None, show_maps: bool) -> int:
+             stats: bool, stats_json: str | None, show_maps: bool, mounts: tuple[str, ...], env: tuple[str, ...],
+             **options) -> int:
     """Run one guest; report; return the exit status for the host."""
     from sandbox.api import Sandbox
 
     try:
-        with Sandbox(memory, trace_syscalls, trace_faults) as sb:
+        with Sandbox(memory, trace_syscalls, trace_faults, mounts=list(mounts), env=list(env), **options) as sb:
             result = sb.run(prog, [prog, *args])
     except SandboxError as error:
         click.echo(f"sandbox: {error}", err=True)

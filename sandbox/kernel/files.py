@@ -14,8 +14,8 @@ import fcntl
 import os
 import stat
 import termios
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from sandbox.errors import SyscallError
 

@@ -7,11 +7,15 @@ a message. No exception caused by the guest reaches the host.
 
 from __future__ import annotations
 
+import errno
 import os
+import random
+import shutil
 import signal
 import sys
+import tempfile
+import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
 
@@ -19,11 +23,12 @@ from unicorn import UC_ERR_INSN_INVALID, UcError
 from unicorn.x86_const import UC_X86_REG_RIP
 
 from sandbox import abi
-from sandbox.errors import GuestFault, OutOfMemory
-from sandbox.kernel import sys_io, sys_mm, sys_proc  # noqa: F401 - registers the handlers
+from sandbox.errors import GuestFault, OutOfMemory, SandboxError, SyscallError
+from sandbox.kernel import procfs, sys_fs, sys_io, sys_misc, sys_mm, sys_proc  # noqa: F401 - registers the handlers
 from sandbox.kernel.process import Death, Process, State
 from sandbox.kernel.signals import code_name, signal_name
 from sandbox.kernel.syscalls import dispatch
+from sandbox.kernel.vfs import FileSystemView, Mount
 from sandbox.loader import StackSpec, build_stack, load_elf, read_elf
 from sandbox.machine import (
     EXC_BP,
@@ -72,7 +77,22 @@ class Options:
     trace_syscalls: bool = False
     trace_faults: bool = False
     trace_out: TextIO = field(default_factory=lambda: sys.stderr)
-    random: Callable[[int], bytes] = os.urandom
+    root: str | None = None  # None: a fresh private directory with /tmp, removed afterwards
+    mounts: list[Mount] = field(default_factory=list)
+    cwd: str = "/"
+    env: list[str] = field(default_factory=list)  # K=V added to (or replacing in) the environment
+    inherit_env: bool = False
+    deterministic: bool = False
+    seed: int = 0
+
+    def environment(self) -> list[bytes]:
+        """The guest's environment: the fixed default (or the host's), then --env."""
+        base = [f"{k}={v}".encode() for k, v in os.environ.items()] if self.inherit_env else list(DEFAULT_ENV)
+        merged = dict(item.split(b"=", 1) if b"=" in item else (item, b"") for item in base)
+        for item in self.env:
+            key, _, value = item.partition("=")
+            merged[key.encode()] = value.encode()
+        return [k + b"=" + v for k, v in merged.items()]
 
 
 class Kernel:
@@ -90,31 +110,80 @@ class Kernel:
             self.tracer = Tracer(options.trace_out, options.trace_syscalls, options.trace_faults)
         self._fault_rip: int | None = None
         self._next_pid = 1
+        self.boot_time = time.monotonic()
+        self.clock_offset = 0  # deterministic mode: ns of guest time passed
+        self._random = random.Random(options.seed) if options.deterministic else None
+        self._own_root = options.root is None
+        root = tempfile.mkdtemp(prefix="sandbox-root-") if self._own_root else options.root
+        if self._own_root:
+            os.mkdir(os.path.join(root, "tmp"), 0o1777)
+        self._exe_mounts: list[Mount] = []
+        self.fs = FileSystemView(root, options.mounts, self._proc_entries)
         machine.on_syscall = self._on_syscall
         machine.on_exception = self._on_exception
 
     def random_bytes(self, n: int) -> bytes:
-        return self.options.random(n)
+        """Randomness for the guest: the host's CSPRNG, or a seeded stream (--deterministic)."""
+        return self._random.randbytes(n) if self._random is not None else os.urandom(n)
+
+    def _proc_entries(self) -> dict:
+        proc = self.current
+        return procfs.entries(proc.exe_guest if proc else "/")
+
+    def proc_file(self, proc: Process, name: str) -> bytes:
+        """The contents of /proc/self/<name> for `proc`."""
+        return procfs.content(proc, name)
+
+    def close(self) -> None:
+        """Remove the private root directory, if this kernel made one."""
+        if self._own_root:
+            shutil.rmtree(self.fs.mounts[-1].host, ignore_errors=True)
 
     # -- processes --------------------------------------------------------------------------
 
     def spawn(self, path: str, argv: list[str], envp: list[bytes] | None = None) -> Process:
-        """Load the static ELF at `path` into a new process, ready to run. SandboxError if bad."""
+        """Load the static ELF at `path` into a new process, ready to run. SandboxError if bad.
+
+        The program file becomes visible to the guest, read-only, at its absolute path.
+        """
         image = read_elf(path)
+        exe_guest = os.path.abspath(path)
+        self._expose_program(exe_guest, path)
+        cwd = self._initial_cwd()
         space = AddressSpace.new_user(self.machine.kernel_space)
         proc = Process(self, self._next_pid, 0, space, path)
+        proc.exe_guest, proc.cwd = exe_guest, cwd
         self._next_pid += 1
+        self.fs.pid = proc.pid
         if self.tracer is not None and self.options.trace_faults:
             space.on_fault = lambda record: self._trace_fault(proc, record)
         loaded = load_elf(space, image)
         proc.brk_start = proc.brk = loaded.brk_start
-        spec = StackSpec([a.encode() for a in argv], DEFAULT_ENV if envp is None else envp,
-                         path.encode(), self.random_bytes(16), image.stack_exec)
+        proc.argv = [a.encode() for a in argv]
+        proc.envp = self.options.environment() if envp is None else envp
+        spec = StackSpec(proc.argv, proc.envp, path.encode(), self.random_bytes(16), image.stack_exec)
         rsp = build_stack(space, loaded, spec)
         self.machine.enter_user(space, loaded.entry, rsp)
         self.processes[proc.pid] = proc
         self.current = proc
         return proc
+
+    def _expose_program(self, guest: str, host: str) -> None:
+        """Mount the program file read-only at its own path (once)."""
+        if any(m.guest == guest for m in self.fs.mounts):
+            return
+        self.fs.mounts.append(Mount(guest, os.path.realpath(host), False))
+        self.fs.mounts.sort(key=lambda m: len(m.guest), reverse=True)
+
+    def _initial_cwd(self) -> str:
+        """--cwd, resolved in the guest tree; SandboxError if it is not a directory there."""
+        try:
+            node = self.fs.resolve(self.options.cwd.encode(), "/")
+            if self.fs.kind_of(node) != "dir":
+                raise SyscallError(errno.ENOTDIR, node.guest)
+        except SyscallError as error:
+            raise SandboxError(f"--cwd {self.options.cwd}: {os.strerror(error.errno)}") from None
+        return node.guest
 
     def run(self, proc: Process) -> Process:
         """Run `proc` until it exits or is killed."""

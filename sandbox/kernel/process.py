@@ -40,6 +40,17 @@ class Process:
     brk_start: int = 0
     brk: int = 0
     clear_child_tid: int = 0
+    cwd: str = "/"  # a resolved guest path
+    exe_guest: str = ""  # where the program file is in the guest tree (/proc/self/exe)
+    umask: int = 0o022
+    #: rt_sigaction records (raw struct kernel_sigaction bytes by signal); delivery is not
+    #: implemented yet, so these are only reported back.
+    sig_actions: dict[int, bytes] = field(default_factory=dict)
+    sig_mask: int = 0
+    rlimits: dict[int, tuple[int, int]] = field(default_factory=dict)
+    robust_list: int = 0
+    argv: list[bytes] = field(default_factory=list)
+    envp: list[bytes] = field(default_factory=list)
     state: State = State.RUNNING
     exit_code: int = 0
     death: Death | None = None

@@ -1,13 +1,18 @@
-"""I/O system calls on descriptors: read, write, writev (man 2 read, write, writev)."""
+"""Descriptor system calls: read/write and their vector and positional forms, lseek, close,
+dup, fcntl, ioctl, ftruncate, fsync, pipe, poll (man 2 of each)."""
 
 from __future__ import annotations
 
 import errno
+import select
 import struct
+import time
 
 from sandbox.errors import SyscallError
+from sandbox.kernel.files import O_APPEND, O_NONBLOCK, POLLNVAL, HostStream, Pipe, PipeEnd
 from sandbox.kernel.process import Process
-from sandbox.kernel.syscalls import syscall, to_int32
+from sandbox.kernel.structs import POLLFD, TIMESPEC
+from sandbox.kernel.syscalls import syscall, to_int32, to_signed
 from sandbox.mm.uaccess import copy_in, copy_out
 
 #: Largest transfer one call makes (Linux's MAX_RW_COUNT is ~2 GiB; the host buffer for one
@@ -15,12 +20,34 @@ from sandbox.mm.uaccess import copy_in, copy_out
 MAX_TRANSFER = 1 << 20
 IOV_MAX = 1024  # man 2 writev, UIO_MAXIOV
 IOVEC = struct.Struct("<QQ")  # struct iovec { void *iov_base; size_t iov_len; }
+F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL = 0, 1, 2, 3, 4
+F_GETLK, F_SETLK, F_SETLKW, F_DUPFD_CLOEXEC = 5, 6, 7, 1030
+FD_CLOEXEC = 1
+O_CLOEXEC = 0o2000000
+TCGETS, TIOCGWINSZ, TIOCGPGRP = 0x5401, 0x5413, 0x540F
+_IOCTL_SIZES = {TCGETS: 60, TIOCGWINSZ: 8, TIOCGPGRP: 4}  # struct termios, winsize, pid_t
+F_UNLCK = 2
+NFDS_MAX = 1024
+
+
+def _readable(proc: Process, fd: int):
+    file = proc.files.get(to_int32(fd))
+    if not file.readable:
+        raise SyscallError(errno.EBADF, f"fd {to_int32(fd)} is not open for reading")
+    return file
+
+
+def _writable(proc: Process, fd: int):
+    file = proc.files.get(to_int32(fd))
+    if not file.writable:
+        raise SyscallError(errno.EBADF, f"fd {to_int32(fd)} is not open for writing")
+    return file
 
 
 @syscall("read", "fd buf count")
 def sys_read(proc: Process, fd: int, buf: int, count: int) -> int:
     """Read up to `count` bytes from `fd` into guest memory at `buf`."""
-    file = proc.files.get(to_int32(fd))
+    file = _readable(proc, fd)
     if count == 0:
         return 0
     data = file.read(min(count, MAX_TRANSFER))
@@ -31,26 +58,232 @@ def sys_read(proc: Process, fd: int, buf: int, count: int) -> int:
 @syscall("write", "fd buf count")
 def sys_write(proc: Process, fd: int, buf: int, count: int) -> int:
     """Write `count` bytes of guest memory at `buf` to `fd`."""
-    file = proc.files.get(to_int32(fd))
+    file = _writable(proc, fd)
     if count == 0:
         return 0
     return file.write(copy_in(proc.space, buf, min(count, MAX_TRANSFER)))
 
 
-@syscall("writev", "fd iov iovcnt")
-def sys_writev(proc: Process, fd: int, iov: int, iovcnt: int) -> int:
-    """Gather the `iovcnt` buffers described at `iov` and write them as one."""
-    file = proc.files.get(to_int32(fd))
+@syscall("pread64", "fd buf count offset")
+def sys_pread64(proc: Process, fd: int, buf: int, count: int, offset: int) -> int:
+    file = _readable(proc, fd)
+    if to_signed(offset) < 0:
+        raise SyscallError(errno.EINVAL, "negative offset")
+    data = file.pread(min(count, MAX_TRANSFER), offset)
+    copy_out(proc.space, buf, data)
+    return len(data)
+
+
+@syscall("pwrite64", "fd buf count offset")
+def sys_pwrite64(proc: Process, fd: int, buf: int, count: int, offset: int) -> int:
+    file = _writable(proc, fd)
+    if to_signed(offset) < 0:
+        raise SyscallError(errno.EINVAL, "negative offset")
+    return file.pwrite(copy_in(proc.space, buf, min(count, MAX_TRANSFER)), offset)
+
+
+def _iovecs(proc: Process, iov: int, iovcnt: int) -> list[tuple[int, int]]:
+    """The (base, length) pairs of an iovec array, lengths capped at MAX_TRANSFER in total."""
     iovcnt = to_int32(iovcnt)
     if not 0 <= iovcnt <= IOV_MAX:
         raise SyscallError(errno.EINVAL, f"iovcnt {iovcnt}")
-    vectors = copy_in(proc.space, iov, IOVEC.size * iovcnt)
-    parts, total = [], 0
-    for base, length in IOVEC.iter_unpack(vectors):
+    out, total = [], 0
+    for base, length in IOVEC.iter_unpack(copy_in(proc.space, iov, IOVEC.size * iovcnt)):
         if length >> 63:
             raise SyscallError(errno.EINVAL, "iov_len overflows ssize_t")
         take = min(length, MAX_TRANSFER - total)
-        if take:
-            parts.append(copy_in(proc.space, base, take))
-            total += take
-    return file.write(b"".join(parts)) if total else 0
+        out.append((base, take))
+        total += take
+    return out
+
+
+@syscall("writev", "fd iov iovcnt")
+def sys_writev(proc: Process, fd: int, iov: int, iovcnt: int) -> int:
+    """Gather the buffers described at `iov` and write them as one."""
+    file = _writable(proc, fd)
+    data = b"".join(copy_in(proc.space, base, n) for base, n in _iovecs(proc, iov, iovcnt) if n)
+    return file.write(data) if data else 0
+
+
+@syscall("readv", "fd iov iovcnt")
+def sys_readv(proc: Process, fd: int, iov: int, iovcnt: int) -> int:
+    """Read once, then scatter the bytes over the buffers in order."""
+    file = _readable(proc, fd)
+    vectors = _iovecs(proc, iov, iovcnt)
+    total = sum(n for _, n in vectors)
+    data = file.read(total) if total else b""
+    done = 0
+    for base, n in vectors:
+        piece = data[done : done + n]
+        if not piece:
+            break
+        copy_out(proc.space, base, piece)
+        done += len(piece)
+    return done
+
+
+@syscall("lseek", "fd offset whence")
+def sys_lseek(proc: Process, fd: int, offset: int, whence: int) -> int:
+    whence = to_int32(whence)
+    if whence not in (0, 1, 2, 3, 4):
+        raise SyscallError(errno.EINVAL, f"whence {whence}")
+    return proc.files.get(to_int32(fd)).seek(to_signed(offset), whence)
+
+
+@syscall("close", "fd")
+def sys_close(proc: Process, fd: int) -> int:
+    proc.files.close(to_int32(fd))
+    return 0
+
+
+@syscall("dup", "fd")
+def sys_dup(proc: Process, fd: int) -> int:
+    return proc.files.install(proc.files.get(to_int32(fd)))
+
+
+@syscall("dup2", "oldfd newfd")
+def sys_dup2(proc: Process, oldfd: int, newfd: int) -> int:
+    oldfd, newfd = to_int32(oldfd), to_int32(newfd)
+    file = proc.files.get(oldfd)
+    if oldfd != newfd:
+        proc.files.replace(newfd, file)
+    return newfd
+
+
+@syscall("dup3", "oldfd newfd flags")
+def sys_dup3(proc: Process, oldfd: int, newfd: int, flags: int) -> int:
+    oldfd, newfd, flags = to_int32(oldfd), to_int32(newfd), to_int32(flags)
+    if oldfd == newfd or flags & ~O_CLOEXEC:
+        raise SyscallError(errno.EINVAL, "dup3 onto itself or unknown flags")
+    proc.files.replace(newfd, proc.files.get(oldfd), cloexec=bool(flags & O_CLOEXEC))
+    return newfd
+
+
+@syscall("fcntl", "fd cmd arg")
+def sys_fcntl(proc: Process, fd: int, cmd: int, arg: int) -> int:
+    fd, cmd = to_int32(fd), to_int32(cmd)
+    entry = proc.files.entry(fd)
+    if cmd in (F_DUPFD, F_DUPFD_CLOEXEC):
+        lowest = to_int32(arg)
+        if lowest < 0:
+            raise SyscallError(errno.EINVAL, "negative fd")
+        return proc.files.install(entry.file, lowest, cloexec=cmd == F_DUPFD_CLOEXEC)
+    if cmd == F_GETFD:
+        return FD_CLOEXEC if entry.cloexec else 0
+    if cmd == F_SETFD:
+        entry.cloexec = bool(arg & FD_CLOEXEC)
+        return 0
+    if cmd == F_GETFL:
+        return entry.file.flags
+    if cmd == F_SETFL:  # only O_APPEND and O_NONBLOCK may change (man 2 fcntl)
+        changeable = O_APPEND | O_NONBLOCK
+        entry.file.flags = (entry.file.flags & ~changeable) | (to_int32(arg) & changeable)
+        return 0
+    if cmd in (F_SETLK, F_SETLKW):
+        return 0  # one process: every lock is granted
+    if cmd == F_GETLK:  # struct flock: short l_type first; nothing else holds a lock
+        copy_out(proc.space, arg, struct.pack("<h", F_UNLCK))
+        return 0
+    raise SyscallError(errno.EINVAL, f"fcntl command {cmd}")
+
+
+@syscall("ioctl", "fd request arg")
+def sys_ioctl(proc: Process, fd: int, request: int, arg: int) -> int:
+    """Terminal queries (TCGETS, TIOCGWINSZ, TIOCGPGRP) on streams that are terminals."""
+    file = proc.files.get(to_int32(fd))
+    request &= 0xFFFF_FFFF
+    size = _IOCTL_SIZES.get(request)
+    if size is None or not isinstance(file, HostStream):
+        raise SyscallError(errno.ENOTTY, f"ioctl {request:#x}")
+    copy_out(proc.space, arg, file.ioctl(request, bytes(size)))
+    return 0
+
+
+@syscall("ftruncate", "fd length")
+def sys_ftruncate(proc: Process, fd: int, length: int) -> int:
+    if to_signed(length) < 0:
+        raise SyscallError(errno.EINVAL, "negative length")
+    proc.files.get(to_int32(fd)).truncate(length)
+    return 0
+
+
+@syscall("fsync", "fd")
+def sys_fsync(proc: Process, fd: int) -> int:
+    proc.files.get(to_int32(fd)).sync()
+    return 0
+
+
+@syscall("fdatasync", "fd")
+def sys_fdatasync(proc: Process, fd: int) -> int:
+    return sys_fsync(proc, fd)
+
+
+@syscall("pipe2", "pipefd flags")
+def sys_pipe2(proc: Process, pipefd: int, flags: int) -> int:
+    flags = to_int32(flags)
+    if flags & ~(O_CLOEXEC | O_NONBLOCK):
+        raise SyscallError(errno.EINVAL, f"pipe2 flags {flags:#x}")
+    pipe = Pipe()
+    cloexec = bool(flags & O_CLOEXEC)
+    ends = PipeEnd(pipe, True, flags), PipeEnd(pipe, False, flags)
+    fds = [proc.files.install(end, cloexec=cloexec) for end in ends]
+    copy_out(proc.space, pipefd, struct.pack("<ii", *fds))
+    return 0
+
+
+@syscall("pipe", "pipefd")
+def sys_pipe(proc: Process, pipefd: int) -> int:
+    return sys_pipe2(proc, pipefd, 0)
+
+
+def _poll(proc: Process, fds: int, nfds: int, timeout_ms: int) -> int:
+    """Ready events for each pollfd; waits only on host streams, as long as asked."""
+    if nfds > NFDS_MAX:
+        raise SyscallError(errno.EINVAL, f"nfds {nfds}")
+    entries = list(POLLFD.iter_unpack(copy_in(proc.space, fds, POLLFD.size * nfds)))
+    results = [_revents(proc, fd, events) for fd, events, _ in entries]
+    if not any(results) and timeout_ms != 0:
+        streams = [(fd, events) for fd, events, _ in entries if fd in proc.files and
+                   isinstance(proc.files.get(fd), HostStream)]
+        if streams:
+            poller = select.poll()
+            for fd, events in streams:
+                poller.register(proc.files.get(fd).fd, events)
+            poller.poll(None if timeout_ms < 0 else timeout_ms)
+            results = [_revents(proc, fd, events) for fd, events, _ in entries]
+        elif timeout_ms > 0:
+            time.sleep(timeout_ms / 1000)
+    copy_out(proc.space, fds, b"".join(POLLFD.pack(fd, events, r) for (fd, events, _), r in
+                                       zip(entries, results, strict=True)))
+    return sum(1 for r in results if r)
+
+
+def _revents(proc: Process, fd: int, events: int) -> int:
+    if fd < 0:
+        return 0
+    if fd not in proc.files:
+        return POLLNVAL
+    file = proc.files.get(fd)
+    if isinstance(file, HostStream):
+        poller = select.poll()
+        poller.register(file.fd, events)
+        ready = poller.poll(0)
+        return ready[0][1] if ready else 0
+    return file.poll(events)
+
+
+@syscall("poll", "fds nfds timeout")
+def sys_poll(proc: Process, fds: int, nfds: int, timeout: int) -> int:
+    return _poll(proc, fds, nfds, to_int32(timeout))
+
+
+@syscall("ppoll", "fds nfds tmo sigmask sigsetsize")
+def sys_ppoll(proc: Process, fds: int, nfds: int, tmo: int, sigmask: int, sigsetsize: int) -> int:
+    timeout = -1
+    if tmo:
+        sec, nsec = TIMESPEC.unpack(copy_in(proc.space, tmo, TIMESPEC.size))
+        if sec < 0 or not 0 <= nsec < 10**9:
+            raise SyscallError(errno.EINVAL, "bad timeout")
+        timeout = sec * 1000 + nsec // 1_000_000
+    return _poll(proc, fds, nfds, timeout)
+

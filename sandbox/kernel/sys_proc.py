@@ -18,7 +18,8 @@ from sandbox.mm.uaccess import copy_out
 UTS_FIELD = 65
 UTSNAME = (b"Linux", b"sandbox", b"6.1.0-sandbox", b"#1 SMP PREEMPT_DYNAMIC", b"x86_64", b"(none)")
 TIMESPEC = struct.Struct("<qq")  # struct timespec { time_t tv_sec; long tv_nsec; }
-MAX_RANDOM = 33_554_431  # getrandom returns at most this many bytes per call (man 2 getrandom)
+MAX_RANDOM = 33_554_431
+DETERMINISTIC_EPOCH_NS = 1_700_000_000 * 10**9  # getrandom returns at most this many bytes per call (man 2 getrandom)
 
 _CLOCKS = {
     abi.CLOCK_REALTIME: time.time_ns,
@@ -109,11 +110,28 @@ def sys_getrandom(proc: Process, buf: int, buflen: int, flags: int) -> int:
     return n
 
 
+def clock_source(proc: Process, clockid: int):
+    """A function giving clock `clockid` in ns; EINVAL for unknown clocks.
+
+    In deterministic mode every clock reads a fixed start plus 1 us per reading plus time
+    slept, so two runs see the same times.
+    """
+    clock = _CLOCKS.get(clockid)
+    if clock is None:
+        raise SyscallError(errno.EINVAL, f"clock {clockid}")
+    kernel = proc.kernel
+    if not kernel.options.deterministic:
+        return clock
+
+    def fixed() -> int:
+        kernel.clock_offset += 1000
+        return DETERMINISTIC_EPOCH_NS + kernel.clock_offset
+
+    return fixed
+
+
 @syscall("clock_gettime", "clockid tp")
 def sys_clock_gettime(proc: Process, clockid: int, tp: int) -> int:
-    clock = _CLOCKS.get(to_int32(clockid))
-    if clock is None:
-        raise SyscallError(errno.EINVAL, f"clock {to_int32(clockid)}")
-    ns = clock()
+    ns = clock_source(proc, to_int32(clockid))()
     copy_out(proc.space, tp, TIMESPEC.pack(ns // 1_000_000_000, ns % 1_000_000_000))
     return 0

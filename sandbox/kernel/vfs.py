@@ -18,8 +18,8 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from sandbox.errors import SandboxError, SyscallError
 
@@ -91,7 +91,8 @@ class FileSystemView:
     def mount_points_under(self, guest: str) -> list[str]:
         """Names just inside directory `guest` that lead to mount points (shown in listings)."""
         prefix = guest.rstrip("/") + "/"
-        return sorted({m.guest[len(prefix):].split("/")[0] for m in self.mounts if m.guest.startswith(prefix)})
+        return sorted({m.guest[len(prefix):].split("/")[0] for m in self.mounts
+                       if m.guest.startswith(prefix) and len(m.guest) > len(prefix)})
 
     # -- synthetic nodes ------------------------------------------------------------------
 

@@ -1,0 +1,257 @@
+"""Identity, limits, scheduling, time, futex and signal bookkeeping (man 2 of each).
+
+Signals are recorded here (rt_sigaction, rt_sigprocmask) but not yet delivered; a fault's
+signal still ends the process with the default action.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import struct
+import time
+
+from sandbox.errors import SyscallError
+from sandbox.kernel.process import Process
+from sandbox.kernel.structs import RLIMIT, SYSINFO, TIMESPEC, TIMEVAL
+from sandbox.kernel.sys_proc import clock_source
+from sandbox.kernel.syscalls import syscall, to_int32
+from sandbox.mm.uaccess import copy_in, copy_out
+
+RLIM_INFINITY = (1 << 64) - 1
+RLIMIT_STACK, RLIMIT_NOFILE, RLIMIT_AS = 3, 7, 9
+RLIMIT_NLIMITS = 16
+SIGSET_SIZE = 8  # the kernel's sigset_t: 64 signals
+SIGKILL, SIGSTOP = 9, 19
+SIG_BLOCK, SIG_UNBLOCK, SIG_SETMASK = 0, 1, 2
+KERNEL_SIGACTION_SIZE = 32  # handler, flags, restorer, mask (arch/x86 kernel_sigaction)
+FUTEX_WAIT, FUTEX_WAKE, FUTEX_WAIT_BITSET, FUTEX_WAKE_BITSET = 0, 1, 9, 10
+FUTEX_CMD_MASK = ~(128 | 256)  # FUTEX_PRIVATE_FLAG, FUTEX_CLOCK_REALTIME
+TIMER_ABSTIME = 1
+ROBUST_LIST_HEAD_SIZE = 24
+
+
+# -- identity -----------------------------------------------------------------------------
+
+@syscall("getuid")
+def sys_getuid(proc: Process) -> int:
+    return os.getuid()
+
+
+@syscall("geteuid")
+def sys_geteuid(proc: Process) -> int:
+    return os.geteuid()
+
+
+@syscall("getgid")
+def sys_getgid(proc: Process) -> int:
+    return os.getgid()
+
+
+@syscall("getegid")
+def sys_getegid(proc: Process) -> int:
+    return os.getegid()
+
+
+@syscall("getgroups", "size list")
+def sys_getgroups(proc: Process, size: int, list_addr: int) -> int:
+    groups = os.getgroups()
+    size = to_int32(size)
+    if size == 0:
+        return len(groups)
+    if size < len(groups):
+        raise SyscallError(errno.EINVAL, "list too small")
+    copy_out(proc.space, list_addr, struct.pack(f"<{len(groups)}I", *groups))
+    return len(groups)
+
+
+# -- limits and the machine ---------------------------------------------------------------
+
+def _limit(proc: Process, resource: int) -> tuple[int, int]:
+    """The guest's view of its limits: the stack and descriptor limits it really has."""
+    if not 0 <= resource < RLIMIT_NLIMITS:
+        raise SyscallError(errno.EINVAL, f"resource {resource}")
+    if resource == RLIMIT_STACK:
+        return 8 << 20, RLIM_INFINITY
+    if resource == RLIMIT_NOFILE:
+        return proc.files.limit, proc.files.limit
+    return proc.rlimits.get(resource, (RLIM_INFINITY, RLIM_INFINITY))
+
+
+@syscall("prlimit64", "pid resource new_limit old_limit")
+def sys_prlimit64(proc: Process, pid: int, resource: int, new_limit: int, old_limit: int) -> int:
+    if to_int32(pid) not in (0, proc.pid):
+        raise SyscallError(errno.ESRCH, f"pid {to_int32(pid)}")
+    resource = to_int32(resource)
+    old = _limit(proc, resource)
+    if new_limit:
+        cur, high = RLIMIT.unpack(copy_in(proc.space, new_limit, RLIMIT.size))
+        if cur > high or high > old[1]:
+            raise SyscallError(errno.EINVAL if cur > high else errno.EPERM, "limit")
+        if resource not in (RLIMIT_STACK, RLIMIT_NOFILE):
+            proc.rlimits[resource] = (cur, high)
+    if old_limit:
+        copy_out(proc.space, old_limit, RLIMIT.pack(*old))
+    return 0
+
+
+@syscall("getrlimit", "resource rlim")
+def sys_getrlimit(proc: Process, resource: int, rlim: int) -> int:
+    return sys_prlimit64(proc, 0, resource, 0, rlim)
+
+
+@syscall("setrlimit", "resource rlim")
+def sys_setrlimit(proc: Process, resource: int, rlim: int) -> int:
+    return sys_prlimit64(proc, 0, resource, rlim, 0)
+
+
+@syscall("sysinfo", "info")
+def sys_sysinfo(proc: Process, info: int) -> int:
+    frames = proc.kernel.machine.frames.stats()
+    uptime = int(time.monotonic() - proc.kernel.boot_time)
+    copy_out(proc.space, info, SYSINFO.pack(uptime, 0, 0, 0, frames.total * 4096, frames.free * 4096,
+                                            0, 0, 0, 0, len(proc.kernel.processes), 0, 0, 1))
+    return 0
+
+
+@syscall("sched_getaffinity", "pid cpusetsize mask")
+def sys_sched_getaffinity(proc: Process, pid: int, cpusetsize: int, mask: int) -> int:
+    """The host's CPUs, so that a guest counts them as natively (nproc)."""
+    cpus = os.sched_getaffinity(0)
+    size = max(8, (max(cpus) // 64 + 1) * 8)
+    if cpusetsize < size or cpusetsize % 8:
+        raise SyscallError(errno.EINVAL, "cpusetsize")
+    bits = sum(1 << c for c in cpus)
+    copy_out(proc.space, mask, bits.to_bytes(size, "little"))
+    return size
+
+
+@syscall("sched_yield")
+def sys_sched_yield(proc: Process) -> int:
+    return 0
+
+
+# -- time ---------------------------------------------------------------------------------
+
+def _read_timespec(proc: Process, addr: int) -> int:
+    sec, nsec = TIMESPEC.unpack(copy_in(proc.space, addr, TIMESPEC.size))
+    if sec < 0 or not 0 <= nsec < 10**9:
+        raise SyscallError(errno.EINVAL, "bad timespec")
+    return sec * 10**9 + nsec
+
+
+def _sleep(proc: Process, ns: int) -> None:
+    if not proc.kernel.options.deterministic:
+        time.sleep(ns / 1e9)
+    else:
+        proc.kernel.clock_offset += ns
+
+
+@syscall("nanosleep", "req rem")
+def sys_nanosleep(proc: Process, req: int, rem: int) -> int:
+    _sleep(proc, _read_timespec(proc, req))
+    return 0
+
+
+@syscall("clock_nanosleep", "clockid flags req rem")
+def sys_clock_nanosleep(proc: Process, clockid: int, flags: int, req: int, rem: int) -> int:
+    clock = clock_source(proc, to_int32(clockid))
+    ns = _read_timespec(proc, req)
+    if to_int32(flags) & TIMER_ABSTIME:
+        ns = max(0, ns - clock())
+    _sleep(proc, ns)
+    return 0
+
+
+@syscall("gettimeofday", "tv tz")
+def sys_gettimeofday(proc: Process, tv: int, tz: int) -> int:
+    ns = clock_source(proc, 0)()
+    if tv:
+        copy_out(proc.space, tv, TIMEVAL.pack(ns // 10**9, ns % 10**9 // 1000))
+    if tz:
+        copy_out(proc.space, tz, bytes(8))
+    return 0
+
+
+@syscall("time", "tloc")
+def sys_time(proc: Process, tloc: int) -> int:
+    now = clock_source(proc, 0)() // 10**9
+    if tloc:
+        copy_out(proc.space, tloc, struct.pack("<q", now))
+    return now
+
+
+@syscall("clock_getres", "clockid res")
+def sys_clock_getres(proc: Process, clockid: int, res: int) -> int:
+    clock_source(proc, to_int32(clockid))
+    if res:
+        copy_out(proc.space, res, TIMESPEC.pack(0, 1))
+    return 0
+
+
+# -- threads' bookkeeping, with one thread --------------------------------------------------
+
+@syscall("set_robust_list", "head len")
+def sys_set_robust_list(proc: Process, head: int, length: int) -> int:
+    if length != ROBUST_LIST_HEAD_SIZE:
+        raise SyscallError(errno.EINVAL, "robust list head size")
+    proc.robust_list = head
+    return 0
+
+
+@syscall("futex", "uaddr op val timeout uaddr2 val3")
+def sys_futex(proc: Process, uaddr: int, op: int, val: int, timeout: int, uaddr2: int, val3: int) -> int:
+    """One thread: a wake finds nobody; a wait returns at once unless it would sleep forever."""
+    cmd = to_int32(op) & FUTEX_CMD_MASK
+    if cmd in (FUTEX_WAKE, FUTEX_WAKE_BITSET):
+        return 0
+    if cmd in (FUTEX_WAIT, FUTEX_WAIT_BITSET):
+        current = struct.unpack("<I", copy_in(proc.space, uaddr, 4))[0]
+        if current != val & 0xFFFF_FFFF:
+            raise SyscallError(errno.EAGAIN, "value changed")
+        if not timeout:
+            proc.kernel.kill(proc, 9, "deadlock: futex wait with no other thread to wake it")
+            return 0
+        _sleep(proc, _read_timespec(proc, timeout) if cmd == FUTEX_WAIT else 0)
+        raise SyscallError(errno.ETIMEDOUT, "futex timeout")
+    raise SyscallError(errno.ENOSYS, f"futex op {cmd}")
+
+
+# -- signals (recorded; delivery comes later) ---------------------------------------------
+
+@syscall("rt_sigaction", "signum act oldact sigsetsize")
+def sys_rt_sigaction(proc: Process, signum: int, act: int, oldact: int, sigsetsize: int) -> int:
+    signum = to_int32(signum)
+    if sigsetsize != SIGSET_SIZE or not 1 <= signum <= 64:
+        raise SyscallError(errno.EINVAL, "signal or sigset size")
+    if act and signum in (SIGKILL, SIGSTOP):
+        raise SyscallError(errno.EINVAL, "SIGKILL and SIGSTOP cannot be caught")
+    old = proc.sig_actions.get(signum, bytes(KERNEL_SIGACTION_SIZE))
+    if act:
+        proc.sig_actions[signum] = copy_in(proc.space, act, KERNEL_SIGACTION_SIZE)
+    if oldact:
+        copy_out(proc.space, oldact, old)
+    return 0
+
+
+@syscall("rt_sigprocmask", "how set oldset sigsetsize")
+def sys_rt_sigprocmask(proc: Process, how: int, set_addr: int, oldset: int, sigsetsize: int) -> int:
+    if sigsetsize != SIGSET_SIZE:
+        raise SyscallError(errno.EINVAL, "sigset size")
+    old = proc.sig_mask
+    if set_addr:
+        mask = struct.unpack("<Q", copy_in(proc.space, set_addr, 8))[0]
+        mask &= ~((1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1)))
+        how = to_int32(how)
+        if how == SIG_BLOCK:
+            proc.sig_mask |= mask
+        elif how == SIG_UNBLOCK:
+            proc.sig_mask &= ~mask
+        elif how == SIG_SETMASK:
+            proc.sig_mask = mask
+        else:
+            raise SyscallError(errno.EINVAL, f"how {how}")
+    if oldset:
+        copy_out(proc.space, oldset, struct.pack("<Q", old))
+    return 0
+
