@@ -5,8 +5,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# Debian packages: gcc builds the C guests; qemu-user is the benchmark's peer.
-DEBIAN_PACKAGES := gcc libc6-dev
+# Debian packages: gcc and musl-tools build the guests; busybox-static is a guest;
+# qemu-user is the benchmark's peer.
+DEBIAN_PACKAGES := gcc libc6-dev musl-tools busybox-static
 BENCH_PACKAGES := qemu-user
 
 .PHONY: demo test guests bench lint system-deps clean

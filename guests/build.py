@@ -6,6 +6,9 @@
   sections are visible to the text (resolved through keystone's symbol resolver).
 - `guests/c/*.c`: freestanding C (`#include "sys.h"`) built with `gcc -static -nostdlib`;
   `*.pie.c` names are built as static-PIE too.
+- `guests/libc/*.c`: ordinary C programs built three ways by real toolchains: glibc
+  (`gcc -static -O2`, NAME-glibc), musl (`musl-gcc -static -O2`, NAME-musl) and glibc
+  static-PIE (`gcc -static-pie -O2`, NAME-pie).
 
 Every guest is a real Linux program: the tests run each natively and under the sandbox.
 """
@@ -163,6 +166,25 @@ def build_c(source: Path, target: Path, pie: bool = False) -> None:
     subprocess.run([cc, *C_FLAGS, *mode, "-o", str(target), str(source)], check=True)
 
 
+LIBC_BUILDS = {
+    "glibc": ["gcc", "-static", "-O2"],
+    "musl": ["musl-gcc", "-static", "-O2"],
+    "pie": ["gcc", "-static-pie", "-fPIE", "-O2"],
+}
+
+
+def build_libc(source: Path, stem: str) -> list[str]:
+    """One libc guest, once per toolchain; a missing toolchain is an error, not a skip."""
+    built = []
+    for variant, command in LIBC_BUILDS.items():
+        if shutil.which(command[0]) is None:
+            raise SystemExit(f"{command[0]} not found: install it (make system-deps)")
+        target = OUT / f"{stem}-{variant}"
+        subprocess.run([*command, "-Wall", "-o", str(target), str(source), "-lm"], check=True)
+        built.append(target.name)
+    return built
+
+
 def main() -> None:
     OUT.mkdir(exist_ok=True)
     built = []
@@ -176,6 +198,8 @@ def main() -> None:
         if source.name.endswith(".pie.c"):
             build_c(source, OUT / f"{stem}-pie", pie=True)
             built.append(f"{stem}-pie")
+    for source in sorted((HERE / "libc").glob("*.c")):
+        built += build_libc(source, source.stem)
     print(f"built {len(built)} guests in {OUT}: {' '.join(built)}")
 
 

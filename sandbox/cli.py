@@ -7,8 +7,10 @@ Exit status: the guest's own; 128 + N if signal N killed it; 127 if PROG does no
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
+import traceback
 
 import click
 
@@ -16,6 +18,7 @@ from sandbox.errors import SandboxError
 
 EXIT_NOT_FOUND = 127
 EXIT_CANNOT_EXECUTE = 126
+EXIT_INTERNAL = 70  # EX_SOFTWARE, sysexits.h
 MIN_MEMORY = 4 << 20
 _SIZE = re.compile(r"^(\d+)([KMG]?)(i?B)?$", re.IGNORECASE)
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
@@ -93,6 +96,14 @@ def _execute(prog: str, args: tuple[str, ...], memory: int, trace_faults: bool, 
     except SandboxError as error:
         click.echo(f"sandbox: {error}", err=True)
         return EXIT_NOT_FOUND if "no such file" in str(error) else EXIT_CANNOT_EXECUTE
+    except Exception as error:  # noqa: BLE001 - the one place a sandbox bug is reported
+        if os.environ.get("SANDBOX_DEBUG"):
+            raise
+        where = traceback.extract_tb(error.__traceback__)[-1]
+        click.echo(f"sandbox: internal error (a sandbox bug, not the guest's): {type(error).__name__}: "
+                   f"{error} at {os.path.basename(where.filename)}:{where.lineno}; "
+                   "SANDBOX_DEBUG=1 shows the traceback", err=True)
+        return EXIT_INTERNAL
     sys.stdout.flush()
     if result.message:
         click.echo(f"sandbox: {prog}: {result.message}", err=True)

@@ -43,6 +43,9 @@ CR0_PG = 1 << 31  # paging
 CR4_PAE = 1 << 5  # physical address extension (required by long mode)
 CR4_OSFXSR = 1 << 9  # FXSAVE/FXRSTOR and SSE enabled
 CR4_OSXMMEXCPT = 1 << 10  # unmasked SIMD floating-point exceptions
+FPU_CONTROL_DEFAULT = 0x037F  # 64-bit precision, round to nearest, all exceptions masked
+FPU_TAGS_EMPTY = 0xFFFF
+MXCSR_DEFAULT = 0x1F80  # all SIMD exceptions masked, round to nearest
 MSR_EFER = 0xC000_0080
 EFER_SCE = 1 << 0  # SYSCALL/SYSRET
 EFER_LME = 1 << 8  # long mode enable
@@ -189,6 +192,11 @@ class Machine:
         uc.reg_write(X.UC_X86_REG_CR0, CR0_PE | CR0_MP | CR0_NE | CR0_WP | CR0_PG)
         uc.reg_write(X.UC_X86_REG_CS, KERNEL_CS)
         uc.reg_write(X.UC_X86_REG_SS, KERNEL_DS)
+        # The FPU state a process starts with (SysV x86-64 ABI §3.4.1, as after FNINIT):
+        # Unicorn starts with both control words 0 (single precision, all exceptions unmasked).
+        uc.reg_write(X.UC_X86_REG_FPCW, FPU_CONTROL_DEFAULT)
+        uc.reg_write(X.UC_X86_REG_FPTAG, FPU_TAGS_EMPTY)
+        uc.reg_write(X.UC_X86_REG_MXCSR, MXCSR_DEFAULT)
 
     def _add_hook(self, kind: int, callback, *extra: int):
         """Register a raw ctypes hook (the binding's wrappers cost microseconds per call)."""

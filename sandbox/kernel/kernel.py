@@ -45,6 +45,7 @@ from sandbox.machine import (
 )
 from sandbox.mm.aspace import AddressSpace
 from sandbox.mm.fault import FaultRecord
+from sandbox.mm.pagecache import PageCache
 from sandbox.mm.vma import Access
 from sandbox.trace import Tracer, describe_region, disassemble
 
@@ -119,6 +120,7 @@ class Kernel:
             os.mkdir(os.path.join(root, "tmp"), 0o1777)
         self._exe_mounts: list[Mount] = []
         self.fs = FileSystemView(root, options.mounts, self._proc_entries)
+        self.page_cache = PageCache(machine.mem, machine.frames)
         machine.on_syscall = self._on_syscall
         machine.on_exception = self._on_exception
 
@@ -207,8 +209,11 @@ class Kernel:
     def release(self, proc: Process) -> None:
         """Free the process's memory and descriptors (after its stats were read)."""
         self.fault_counts.update(proc.space.fault_counts)
+        for region in proc.space.regions:
+            sys_mm.writeback(proc, region, region.start, region.end)
         proc.files.close_all()
         proc.space.destroy()
+        self.page_cache.trim()
         self.processes.pop(proc.pid, None)
 
     # -- entries from the CPU ---------------------------------------------------------------

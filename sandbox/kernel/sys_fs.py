@@ -65,9 +65,9 @@ def resolve_at(proc: Process, dirfd: int, addr: int, flags: int = 0, follow: boo
     return proc.kernel.fs.resolve(_path(proc, addr), base_dir(proc, dirfd), follow=follow)
 
 
-def _host_call(fn, *args):
+def _host_call(fn, *args, **kwargs):
     try:
-        return fn(*args)
+        return fn(*args, **kwargs)
     except OSError as error:
         raise SyscallError(error.errno or errno.EIO, str(error)) from None
 

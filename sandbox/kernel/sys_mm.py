@@ -7,12 +7,16 @@ mistake), convert (addr, length) to a half-open range once, then call the addres
 from __future__ import annotations
 
 import errno
+import stat
 
 from sandbox import abi
 from sandbox.errors import SyscallError
+from sandbox.kernel.files import DeviceFile, HostFile
 from sandbox.kernel.process import Process
 from sandbox.kernel.syscalls import syscall, to_int32
 from sandbox.mm import HUGE_PAGE_SIZE, PAGE_SIZE, USER_END, align_up, page_up
+from sandbox.mm.pagecache import CachedFile
+from sandbox.mm.uaccess import copy_out
 from sandbox.mm.vma import PROT_EXEC, PROT_READ, PROT_WRITE, RegionFlag, RegionKind
 
 PROT_ALL = PROT_READ | PROT_WRITE | PROT_EXEC
@@ -51,9 +55,7 @@ def sys_mmap(proc: Process, addr: int, length: int, prot: int, flags: int, fd: i
         raise SyscallError(errno.EINVAL, "bad map type or zero length")
     if offset % PAGE_SIZE or prot & ~PROT_ALL & ~(PROT_GROWSDOWN | PROT_GROWSUP):
         raise SyscallError(errno.EINVAL, "unaligned offset or unknown prot bits")
-    if not flags & abi.MAP_ANONYMOUS:
-        proc.files.get(fd)  # EBADF for a closed fd
-        raise SyscallError(errno.ENODEV, "file mappings are not supported yet")
+    source = None if flags & abi.MAP_ANONYMOUS else _mapped_file(proc, fd, prot, kind != abi.MAP_PRIVATE)
     page_size = HUGE_PAGE_SIZE if flags & abi.MAP_HUGETLB else PAGE_SIZE
     size = align_up(length, page_size)
     if size > USER_END:
@@ -67,10 +69,23 @@ def sys_mmap(proc: Process, addr: int, length: int, prot: int, flags: int, fd: i
     if flags & (abi.MAP_FIXED | abi.MAP_FIXED_NOREPLACE):
         region_flags |= RegionFlag.FIXED
     proc.space.reserve_region(start, size // page_size, prot & PROT_ALL, flags=region_flags,
-                              kind=RegionKind.MMAP, page_size=page_size)
+                              kind=RegionKind.MMAP, page_size=page_size, file=source, offset=offset,
+                              name=source.name if source else "")
     if flags & abi.MAP_POPULATE:
         proc.space.populate(start, start + size)
     return start
+
+
+def _mapped_file(proc: Process, fd: int, prot: int, shared: bool) -> CachedFile | None:
+    """The page-cache entry for mapping `fd`; None for /dev/zero (an anonymous mapping)."""
+    file = proc.files.get(fd)
+    if isinstance(file, DeviceFile) and file.device == "zero":
+        return None
+    if not isinstance(file, HostFile) or not stat.S_ISREG(file.stat().mode):
+        raise SyscallError(errno.ENODEV, f"{file.name} cannot be mapped")
+    if not file.readable or (shared and prot & PROT_WRITE and not file.writable):
+        raise SyscallError(errno.EACCES, f"{file.name} is not open for that access")
+    return proc.kernel.page_cache.open(file.fd, file.guest, shared and file.writable)
 
 
 def _place(proc: Process, addr: int, size: int, flags: int, page_size: int) -> int:
@@ -92,10 +107,13 @@ def _place(proc: Process, addr: int, size: int, flags: int, page_size: int) -> i
 
 @syscall("munmap", "addr length")
 def sys_munmap(proc: Process, addr: int, length: int) -> int:
-    """Remove mappings in [addr, addr + length); unmapped holes are not an error."""
+    """Remove mappings in [addr, addr + length); unmapped holes are not an error.
+    Shared file mappings are written back first."""
     if addr % PAGE_SIZE or length == 0 or addr + page_up(length) > USER_END:
         raise SyscallError(errno.EINVAL, "unaligned address, zero length or beyond user space")
-    proc.space.unmap_range(addr, length)
+    for region in proc.space.unmap_range(addr, length):
+        writeback(proc, region, region.start, region.end)
+    proc.kernel.page_cache.trim()
     return 0
 
 
@@ -111,3 +129,99 @@ def sys_mprotect(proc: Process, addr: int, length: int, prot: int) -> int:
         raise SyscallError(errno.ENOMEM, "range beyond user space")
     proc.space.protect_range(addr, length, prot & PROT_ALL)
     return 0
+
+
+MREMAP_MAYMOVE, MREMAP_FIXED, MREMAP_DONTUNMAP = 1, 2, 4
+MS_ASYNC, MS_INVALIDATE, MS_SYNC = 1, 2, 4
+MADV_DONTNEED, MADV_FREE, MADV_REMOVE = 4, 8, 9
+_KNOWN_ADVICE = {0, 1, 2, 3, 4, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25}
+
+
+@syscall("mremap", "old_address old_size new_size flags new_address")
+def sys_mremap(proc: Process, old: int, old_size: int, new_size: int, flags: int, new_address: int) -> int:
+    """Shrink in place, grow in place if the pages above are free, else move (MAYMOVE)."""
+    flags = to_int32(flags)
+    old_size, new_size = page_up(old_size), page_up(new_size)
+    if old % PAGE_SIZE or not new_size or flags & ~(MREMAP_MAYMOVE | MREMAP_FIXED) or \
+            (flags & MREMAP_FIXED and not flags & MREMAP_MAYMOVE):
+        raise SyscallError(errno.EINVAL, "mremap arguments")
+    space = proc.space
+    region = space.find_region(old)
+    if region is None or old + old_size > region.end or old_size == 0:
+        raise SyscallError(errno.EFAULT, f"{old:#x}+{old_size:#x} is not one mapping")
+    if flags & MREMAP_FIXED:
+        if new_address % PAGE_SIZE or new_address + new_size > USER_END or \
+                max(old, new_address) < min(old + old_size, new_address + new_size):
+            raise SyscallError(errno.EINVAL, "bad MREMAP_FIXED target")
+        space.unmap_range(new_address, new_size)
+        return _move(space, old, old_size, new_address, new_size)
+    if new_size <= old_size:
+        space.unmap_range(old + new_size, old_size - new_size)
+        return old
+    end = old + old_size
+    if end == region.end and end + new_size - old_size <= USER_END and \
+            space.regions.is_free(end, old + new_size):
+        space.regions.resize(region, region.start, old + new_size)
+        return old
+    if not flags & MREMAP_MAYMOVE:
+        raise SyscallError(errno.ENOMEM, "cannot grow in place")
+    target = space.find_free_vma_range(0, new_size // PAGE_SIZE)
+    if target is None:
+        raise SyscallError(errno.ENOMEM, "no room to move")
+    return _move(space, old, old_size, target, new_size)
+
+
+def _move(space, old: int, old_size: int, new: int, new_size: int) -> int:
+    if new_size < old_size:
+        space.unmap_range(old + new_size, old_size - new_size)
+        old_size = new_size
+    space.move_range(old, old_size, new, new_size)
+    return new
+
+
+@syscall("madvise", "addr length advice")
+def sys_madvise(proc: Process, addr: int, length: int, advice: int) -> int:
+    """MADV_DONTNEED/FREE/REMOVE drop pages (zero or file contents on next touch); other
+    advice is accepted and changes nothing, as hints may."""
+    advice = to_int32(advice)
+    if addr % PAGE_SIZE or advice not in _KNOWN_ADVICE or addr + page_up(length) > USER_END:
+        raise SyscallError(errno.EINVAL, "madvise arguments")
+    if length and advice in (MADV_DONTNEED, MADV_FREE, MADV_REMOVE):
+        proc.space.discard_pages(addr, length)
+    return 0
+
+
+@syscall("mincore", "addr length vec")
+def sys_mincore(proc: Process, addr: int, length: int, vec: int) -> int:
+    """One byte per page: 1 if it is resident (mapped) now."""
+    if addr % PAGE_SIZE:
+        raise SyscallError(errno.EINVAL, "unaligned address")
+    end = addr + page_up(length)
+    if end > USER_END:
+        raise SyscallError(errno.ENOMEM, "beyond user space")
+    proc.space._require_covered(addr, end)
+    resident = {va for va, _ in proc.space.pagetable.iter_leaves(addr, end)}
+    copy_out(proc.space, vec, bytes(1 if va in resident else 0 for va in range(addr, end, PAGE_SIZE)))
+    return 0
+
+
+@syscall("msync", "addr length flags")
+def sys_msync(proc: Process, addr: int, length: int, flags: int) -> int:
+    """Write shared file mappings in the range back to their files."""
+    flags = to_int32(flags)
+    if addr % PAGE_SIZE or flags & ~(MS_ASYNC | MS_INVALIDATE | MS_SYNC) or \
+            (flags & MS_ASYNC and flags & MS_SYNC):
+        raise SyscallError(errno.EINVAL, "msync arguments")
+    end = addr + page_up(length)
+    proc.space._require_covered(addr, end)
+    for region in proc.space.regions.overlapping(addr, end):
+        writeback(proc, region, max(addr, region.start), min(end, region.end))
+    return 0
+
+
+def writeback(proc: Process, region, start: int, end: int) -> None:
+    """Store a shared file region's pages in [start, end) into its file."""
+    if region.shared and isinstance(region.file, CachedFile):
+        first = (region.offset + start - region.start) >> 12
+        last = (region.offset + end - 1 - region.start) >> 12
+        region.file.writeback(proc.space.mem, first, last)

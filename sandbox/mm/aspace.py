@@ -287,6 +287,26 @@ class AddressSpace:
             keep = m.entry & ~(PTE_USER | PTE_WRITABLE | PTE_NX)
             self.pagetable.set_entry(m.slot, keep | new)
 
+    def discard_pages(self, addr: int, length: int) -> None:
+        """Drop the pages of `[addr, addr + length)` but keep the regions (MADV_DONTNEED):
+        the next touch faults in zeros, or the file's contents again."""
+        end = addr + page_up(length)
+        self._require_covered(addr, end)
+        if self._unmap_pages(addr, end):
+            self.flush_tlb()
+
+    def move_range(self, old: int, old_size: int, new: int, new_size: int) -> None:
+        """Move the mapping at `[old, old + old_size)` to `new` (mremap): the region piece
+        and its present pages, frames untouched. Precondition: the target range is free and
+        `new_size >= old_size`; pages beyond old_size arrive by faults later."""
+        piece = self.regions.remove_range(old, old + old_size)[0]
+        moved = replace(piece, start=new, end=new + new_size, file_end=piece.file_end - old + new)
+        self.regions.insert(moved)
+        for va, m in list(self._leaves(old, old + old_size)):
+            self.pagetable.unmap(va)
+            self.pagetable.map(new + (va - old), m.pa, m.entry & ~(PTE_ADDR_MASK | PTE_HUGE), m.size)
+        self.flush_tlb()
+
     def _require_page_aligned(self, start: int, end: int) -> None:
         """EINVAL if `[start, end)` would cut a huge-page region between its pages."""
         for region in self.regions.overlapping(start, end):

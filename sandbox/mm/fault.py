@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING
 
 from sandbox.abi import BUS_ADRERR, SEGV_ACCERR, SEGV_MAPERR, STACK_GUARD_GAP, STACK_LIMIT
 from sandbox.errors import GuestFault
-from sandbox.mm import HUGE_PAGE_SIZE, PAGE_SHIFT, page_down
+from sandbox.mm import HUGE_PAGE_SIZE, PAGE_SHIFT, PAGE_SIZE, page_down
 from sandbox.mm.frames import HUGE_ORDER
+from sandbox.mm.pagecache import CachedFile
 from sandbox.mm.pagetable import LEAF_SHIFT, PTE_ADDR_MASK, PTE_HUGE, PTE_PRESENT, PTE_WRITABLE, Mapping, user_pte_flags
 from sandbox.mm.vma import PROT_WRITE, Access, Region, RegionFlag, prot_allows
 
@@ -72,7 +73,10 @@ def handle_page_fault(space: AddressSpace, va: int, access: int) -> FaultRecord:
         raise
     entry = pagetable.mem.words[slot >> 3]
     if not entry & PTE_PRESENT:
-        kind, pfn = fault_in_page(space, region, va, slot)
+        if isinstance(region.file, CachedFile):
+            kind, pfn = fault_cached_page(space, region, va, slot, access)
+        else:
+            kind, pfn = fault_in_page(space, region, va, slot)
     elif access & PROT_WRITE and not entry & PTE_WRITABLE:
         kind, pfn = copy_on_write(space, region, pagetable.lookup(va))
     else:
@@ -128,6 +132,30 @@ def fault_in_page(space: AddressSpace, region: Region, va: int, slot: int | None
     else:
         pagetable.fill_slot(slot, (pfn << PAGE_SHIFT) | flags | (PTE_HUGE if size == HUGE_PAGE_SIZE else 0))
     return (FILE if from_file else DEMAND_ZERO), pfn
+
+
+def fault_cached_page(space: AddressSpace, region: Region, va: int, slot: int, access: int) -> tuple[str, int]:
+    """Map the page-cache frame of a file mapping (Linux `do_read_fault` / `do_shared_fault`).
+
+    Private mappings get it read-only, so the first write copies; a write fault on a
+    private mapping copies at once (`do_cow_fault`).
+    """
+    page_va = va & ~(PAGE_SIZE - 1)
+    offset = region.offset + (page_va - region.start)
+    try:
+        if offset >= region.file.size:
+            raise GuestFault(signal.SIGBUS, BUS_ADRERR, va, "past end of file")
+        pfn = region.file.frame(offset, space.mem, space.frames)
+    except BaseException:
+        space.pagetable.prune(page_va)
+        raise
+    flags = user_pte_flags(region.prot)
+    if not region.shared:
+        flags &= ~PTE_WRITABLE
+    space.pagetable.fill_slot(slot, (pfn << PAGE_SHIFT) | flags)
+    if access & PROT_WRITE and not region.shared:
+        return copy_on_write(space, region, space.pagetable.lookup(va))
+    return FILE, pfn
 
 
 def fill_from_file(space: AddressSpace, region: Region, page_va: int, pa: int, size: int) -> None:

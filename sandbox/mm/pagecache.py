@@ -1,0 +1,110 @@
+"""The page cache: one frame per file page, shared by every mapping of that page.
+
+A `CachedFile` is the `FileSource` of a file-backed region made by mmap. It owns one
+reference on each cached frame; every page-table entry that maps the frame owns another.
+A private mapping maps the cached frame read-only and copies it on the first write
+(copy-on-write, because the refcount is never 1 while the cache holds it); a shared mapping
+maps it writable, and `writeback` stores it into the file (msync, munmap, exit).
+
+Invariant: a cached frame's refcount is 1 + the number of entries mapping it.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+
+from sandbox.errors import SyscallError
+from sandbox.mm import PAGE_SHIFT, PAGE_SIZE
+from sandbox.mm.frames import FrameAllocator
+from sandbox.mm.physmem import PhysicalMemory
+
+
+class CachedFile:
+    """A host file opened for mapping (its own descriptor), with its cached pages."""
+
+    def __init__(self, fd: int, name: str, writable: bool, key: tuple[int, int]) -> None:
+        self.fd = fd
+        self.name = name
+        self.writable = writable
+        self.key = key
+        self.pages: dict[int, int] = {}  # page index -> pfn
+
+    @property
+    def size(self) -> int:
+        """The file's current size (mappings see growth, and SIGBUS past the end)."""
+        return os.fstat(self.fd).st_size
+
+    def read(self, offset: int, n: int) -> bytes:
+        return os.pread(self.fd, n, offset)
+
+    def frame(self, offset: int, mem: PhysicalMemory, frames: FrameAllocator) -> int:
+        """The cached frame of the page at file `offset`, with one new reference for the caller."""
+        index = offset >> PAGE_SHIFT
+        pfn = self.pages.get(index)
+        if pfn is None:
+            pfn = frames.alloc()
+            mem.write(pfn << PAGE_SHIFT, self.read(index << PAGE_SHIFT, PAGE_SIZE))
+            self.pages[index] = pfn
+        frames.get(pfn)
+        return pfn
+
+    def writeback(self, mem: PhysicalMemory, first: int = 0, last: int | None = None) -> None:
+        """Store cached pages [first, last] into the file, never past its current end."""
+        if not self.writable:
+            return
+        size = self.size
+        for index, pfn in sorted(self.pages.items()):
+            if index < first or (last is not None and index > last):
+                continue
+            offset = index << PAGE_SHIFT
+            if offset >= size:
+                continue
+            data = mem.read(pfn << PAGE_SHIFT, min(PAGE_SIZE, size - offset))
+            try:
+                os.pwrite(self.fd, data, offset)
+            except OSError as error:
+                raise SyscallError(error.errno or errno.EIO, self.name) from None
+
+    def trim(self, frames: FrameAllocator) -> None:
+        """Drop cached pages that no mapping uses any more."""
+        for index, pfn in list(self.pages.items()):
+            if frames.refcount(pfn) == 1:
+                frames.put(pfn)
+                del self.pages[index]
+
+
+class PageCache:
+    """All files mapped in this machine, by (device, inode)."""
+
+    def __init__(self, mem: PhysicalMemory, frames: FrameAllocator) -> None:
+        self.mem = mem
+        self.frames = frames
+        self.files: dict[tuple[int, int], CachedFile] = {}
+
+    def open(self, host_fd: int, name: str, writable: bool) -> CachedFile:
+        """The cache entry of the file behind `host_fd` (its own dup'd descriptor)."""
+        st = os.fstat(host_fd)
+        key = (st.st_dev, st.st_ino)
+        cached = self.files.get(key)
+        if cached is None or (writable and not cached.writable):
+            if cached is not None:
+                os.close(cached.fd)
+            fd = os.dup(host_fd)
+            pages = cached.pages if cached else {}
+            cached = CachedFile(fd, name, writable, key)
+            cached.pages = pages
+            self.files[key] = cached
+        return cached
+
+    def writeback_all(self) -> None:
+        for cached in self.files.values():
+            cached.writeback(self.mem)
+
+    def trim(self) -> None:
+        """Drop unused pages; forget files with none left."""
+        for key, cached in list(self.files.items()):
+            cached.trim(self.frames)
+            if not cached.pages:
+                os.close(cached.fd)
+                del self.files[key]
