@@ -39,6 +39,6 @@ def run_sandbox(args: list[str], stdin: bytes = b"", env: dict | None = None) ->
                           env=env, timeout=600)
 
 
-def run_native(argv: list[str], stdin: bytes = b"", env: dict | None = None) -> subprocess.CompletedProcess:
+def run_native(argv: list[str], stdin: bytes = b"", env: dict | None = None, cwd=None) -> subprocess.CompletedProcess:
     """The same program run directly on the host."""
-    return subprocess.run(argv, input=stdin, capture_output=True, env=env, timeout=600)
+    return subprocess.run(argv, input=stdin, capture_output=True, env=env, cwd=cwd, timeout=600)

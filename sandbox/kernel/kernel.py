@@ -117,7 +117,8 @@ class Kernel:
         self._own_root = options.root is None
         root = tempfile.mkdtemp(prefix="sandbox-root-") if self._own_root else options.root
         if self._own_root:
-            os.mkdir(os.path.join(root, "tmp"), 0o1777)
+            os.mkdir(os.path.join(root, "tmp"))
+            os.chmod(os.path.join(root, "tmp"), 0o1777)  # mkdir's mode is cut by the umask
         self._exe_mounts: list[Mount] = []
         self.fs = FileSystemView(root, options.mounts, self._proc_entries)
         self.page_cache = PageCache(machine.mem, machine.frames)
