@@ -145,6 +145,10 @@ class Machine:
         self.mem = PhysicalMemory(ram_size)
         self.frames = FrameAllocator(self.mem)
         self.uc = Uc(UC_ARCH_X86, UC_MODE_64)
+        # Pinned, not left to Unicorn's default: a Haswell model from which QEMU's TCG drops
+        # what it cannot execute (AVX, AVX2, FMA, OSXSAVE), so CPUID advertises only what runs
+        # and glibc's ifuncs pick SSE code paths (tests/integration/test_cpu.py checks both).
+        self.uc.ctl_set_cpu_model(X.UC_CPU_X86_HASWELL)
         # No exit addresses at all: the CPU stops only through emu_stop. With an `until`
         # address, every emu_start translates it (uc_invalidate_tb) through the guest's
         # page tables, and an unmapped one leaves a silent #PF "in flight" (-> #DF later).

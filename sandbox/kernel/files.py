@@ -319,7 +319,8 @@ class DeviceFile(File):
         return 0
 
     def stat(self) -> Stat:
-        rdev = {"null": (1, 3), "zero": (1, 5), "full": (1, 7), "random": (1, 8), "urandom": (1, 9)}[self.device]
+        rdev = {"null": (1, 3), "zero": (1, 5), "full": (1, 7), "random": (1, 8), "urandom": (1, 9),
+                "tty": (5, 0)}[self.device]  # Documentation/admin-guide/devices.txt
         return Stat(dev=5, ino=1000 + rdev[1], mode=stat.S_IFCHR | 0o666, rdev=os.makedev(*rdev), blksize=4096)
 
 

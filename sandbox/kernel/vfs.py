@@ -99,8 +99,12 @@ class FileSystemView:
     def _synthetic(self, guest: str) -> Synthetic | None:
         """The made-up node at `guest`, if any: /dev/*, /proc, /proc/self, /proc/<pid>/*."""
         parts = guest.strip("/").split("/")
-        if parts[0] == "dev" and len(parts) == 2 and parts[1] in DEVICES:
-            return Synthetic("device", parts[1], DEVICES[parts[1]])
+        if parts[0] == "dev":
+            if len(parts) == 1:
+                return Synthetic("dir", "dev", 0o755)
+            if len(parts) == 2 and parts[1] in DEVICES:
+                return Synthetic("device", parts[1], DEVICES[parts[1]])
+            return None
         if parts[0] != "proc":
             return None
         if len(parts) == 1:
@@ -122,6 +126,8 @@ class FileSystemView:
         """Entries of a synthetic directory, or None if `guest` is not one."""
         if guest == "/proc":
             return ["self", str(self.pid)]
+        if guest == "/dev":
+            return sorted(DEVICES)
         if guest in ("/proc/self", f"/proc/{self.pid}"):
             return sorted(self.proc_entries())
         return None
