@@ -49,6 +49,8 @@ class Process:
     sig_mask: int = 0
     rlimits: dict[int, tuple[int, int]] = field(default_factory=dict)
     robust_list: int = 0
+    comm: str = ""  # the task name (prctl PR_SET_NAME, /proc/self/comm)
+    prctl: dict[int, int] = field(default_factory=dict)
     argv: list[bytes] = field(default_factory=list)
     envp: list[bytes] = field(default_factory=list)
     state: State = State.RUNNING

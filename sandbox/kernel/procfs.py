@@ -40,7 +40,7 @@ def maps(proc: Process) -> bytes:
 
 
 def comm(proc: Process) -> str:
-    return os.path.basename(proc.exe)[:15]
+    return proc.comm or os.path.basename(proc.exe)[:15]
 
 
 def stat(proc: Process) -> bytes:

@@ -442,6 +442,41 @@ def sys_fchmod(proc: Process, fd: int, mode: int) -> int:
     return 0
 
 
+def _chown(proc: Process, node: Node, owner: int, group: int, follow: bool) -> int:
+    """chown within writable mounts; -1 (as u32) keeps the id (man 2 chown)."""
+    proc.kernel.fs.require_writable(node)
+    uid, gid = to_int32(owner), to_int32(group)
+    _host_call(os.chown, node.host, uid, gid, follow_symlinks=follow)
+    return 0
+
+
+@syscall("fchownat", "dirfd path owner group flags")
+def sys_fchownat(proc: Process, dirfd: int, path: int, owner: int, group: int, flags: int) -> int:
+    flags = to_int32(flags)
+    if flags & AT_EMPTY_PATH and not _path(proc, path):
+        return sys_fchown(proc, dirfd, owner, group)
+    follow = not flags & AT_SYMLINK_NOFOLLOW
+    return _chown(proc, resolve_at(proc, dirfd, path, follow=follow), owner, group, follow)
+
+
+@syscall("chown", "path owner group")
+def sys_chown(proc: Process, path: int, owner: int, group: int) -> int:
+    return _chown(proc, resolve_at(proc, AT_FDCWD, path), owner, group, True)
+
+
+@syscall("lchown", "path owner group")
+def sys_lchown(proc: Process, path: int, owner: int, group: int) -> int:
+    return _chown(proc, resolve_at(proc, AT_FDCWD, path, follow=False), owner, group, False)
+
+
+@syscall("fchown", "fd owner group")
+def sys_fchown(proc: Process, fd: int, owner: int, group: int) -> int:
+    file = proc.files.get(to_int32(fd))
+    if not isinstance(file, HostFile):
+        raise SyscallError(errno.EPERM, file.name)
+    return _chown(proc, proc.kernel.fs.lookup(file.guest), owner, group, True)
+
+
 @syscall("umask", "mask")
 def sys_umask(proc: Process, mask: int) -> int:
     old, proc.umask = proc.umask, mask & 0o777

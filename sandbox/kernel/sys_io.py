@@ -218,6 +218,27 @@ def sys_fdatasync(proc: Process, fd: int) -> int:
     return sys_fsync(proc, fd)
 
 
+@syscall("sendfile", "out_fd in_fd offset count")
+def sys_sendfile(proc: Process, out_fd: int, in_fd: int, offset: int, count: int) -> int:
+    """Copy up to `count` bytes between descriptors, from *offset (then updated) or from
+    the input's position."""
+    source, target = _readable(proc, in_fd), _writable(proc, out_fd)
+    count = min(count, MAX_TRANSFER)
+    if offset:
+        position = struct.unpack("<q", copy_in(proc.space, offset, 8))[0]
+        if position < 0:
+            raise SyscallError(errno.EINVAL, "negative offset")
+        data = source.pread(count, position)
+    else:
+        data = source.read(count)
+    written = target.write(data) if data else 0
+    if offset:
+        copy_out(proc.space, offset, struct.pack("<q", position + written))
+    elif written < len(data):
+        source.seek(written - len(data), 1)
+    return written
+
+
 @syscall("pipe2", "pipefd flags")
 def sys_pipe2(proc: Process, pipefd: int, flags: int) -> int:
     flags = to_int32(flags)

@@ -16,7 +16,7 @@ from sandbox.kernel.process import Process
 from sandbox.kernel.structs import RLIMIT, SYSINFO, TIMESPEC, TIMEVAL
 from sandbox.kernel.sys_proc import clock_source
 from sandbox.kernel.syscalls import syscall, to_int32
-from sandbox.mm.uaccess import copy_in, copy_out
+from sandbox.mm.uaccess import copy_in, copy_out, read_cstring
 
 RLIM_INFINITY = (1 << 64) - 1
 RLIMIT_STACK, RLIMIT_NOFILE, RLIMIT_AS = 3, 7, 9
@@ -255,3 +255,47 @@ def sys_rt_sigprocmask(proc: Process, how: int, set_addr: int, oldset: int, sigs
         copy_out(proc.space, oldset, struct.pack("<Q", old))
     return 0
 
+
+
+# -- prctl ----------------------------------------------------------------------------------
+
+PR_SET_PDEATHSIG, PR_GET_PDEATHSIG, PR_GET_DUMPABLE, PR_SET_DUMPABLE = 1, 2, 3, 4
+PR_SET_NAME, PR_GET_NAME = 15, 16
+PR_SET_NO_NEW_PRIVS, PR_GET_NO_NEW_PRIVS = 38, 39
+TASK_COMM_LEN = 16
+
+
+@syscall("prctl", "option arg2 arg3 arg4 arg5")
+def sys_prctl(proc: Process, option: int, arg2: int, arg3: int, arg4: int, arg5: int) -> int:
+    """The process attributes a single process has: its name, dumpability, parent-death
+    signal and no_new_privs (man 2 prctl); other options are EINVAL."""
+    option = to_int32(option)
+    if option == PR_SET_NAME:
+        proc.comm = read_cstring(proc.space, arg2, 4096)[: TASK_COMM_LEN - 1].decode(errors="replace")
+        return 0
+    if option == PR_GET_NAME:
+        copy_out(proc.space, arg2, proc.comm.encode()[: TASK_COMM_LEN - 1].ljust(TASK_COMM_LEN, b"\0"))
+        return 0
+    if option == PR_SET_DUMPABLE:
+        if arg2 not in (0, 1):
+            raise SyscallError(errno.EINVAL, "dumpable")
+        proc.prctl[option] = arg2
+        return 0
+    if option == PR_SET_PDEATHSIG:
+        if not 0 <= arg2 <= 64:
+            raise SyscallError(errno.EINVAL, "signal")
+        proc.prctl[option] = arg2
+        return 0
+    if option == PR_GET_PDEATHSIG:
+        copy_out(proc.space, arg2, struct.pack("<i", proc.prctl.get(PR_SET_PDEATHSIG, 0)))
+        return 0
+    if option == PR_GET_DUMPABLE:
+        return proc.prctl.get(PR_SET_DUMPABLE, 1)
+    if option == PR_SET_NO_NEW_PRIVS:
+        if arg2 != 1 or arg3 or arg4 or arg5:
+            raise SyscallError(errno.EINVAL, "no_new_privs")
+        proc.prctl[option] = 1
+        return 0
+    if option == PR_GET_NO_NEW_PRIVS:
+        return proc.prctl.get(PR_SET_NO_NEW_PRIVS, 0)
+    raise SyscallError(errno.EINVAL, f"prctl option {option}")
