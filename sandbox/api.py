@@ -79,8 +79,13 @@ class Sandbox:
         return self._last
 
     def _stats(self, proc: Process) -> dict[str, Any]:
+        """Counters over every process of the run (faults of ended ones included)."""
         frames = self.machine.frames.stats()
-        faults = dict(proc.space.fault_counts)
+        counts = self.kernel.fault_counts.copy()
+        for other in self.kernel.processes.values():
+            if other.space is not None:
+                counts.update(other.space.fault_counts)
+        faults = dict(counts)
         vma = proc.space.regions.stats()
         return {
             "faults": faults,
@@ -90,6 +95,9 @@ class Sandbox:
             "page_table_pages": proc.space.pagetable.table_pages,
             "regions": vma.count,
             "virtual_size": vma.virtual_size,
+            "processes": self.kernel.stats["forks"] + 1,
+            "pages_shared_at_fork": self.kernel.stats["pages_shared_at_fork"],
+            "context_switches": self.kernel.sched.switches,
             "syscalls": dict(self.kernel.syscall_counts),
             "syscalls_total": sum(self.kernel.syscall_counts.values()),
         }
@@ -99,6 +107,7 @@ class Sandbox:
         if self._last is not None:
             self.kernel.release(self._last)
             self._last = None
+            self.kernel.init = None
 
     def close(self) -> None:
         """Tear the last process down and free the machine."""

@@ -2,7 +2,8 @@
 
 - `SandboxError`: bad input from the user (missing file, not an ELF, ...). The CLI prints
   its message as one line and exits non-zero.
-- `SyscallError(errno)`: a guest mistake inside a system call; the dispatcher returns -errno.
+- `SyscallError(errno)`: a guest mistake inside a system call; the syscall entry returns -errno.
+- `WouldBlock`: a system call must wait; the scheduler retries it later.
 - `GuestFault`: a guest mistake outside a system call; delivered as a signal.
 - `OutOfMemory`: the guest exhausted guest-physical RAM; the process is killed with a message.
 - `InvariantError`: a bug in the sandbox itself, never the guest's fault.
@@ -45,3 +46,19 @@ class OutOfMemory(Exception):
 
 class InvariantError(AssertionError):
     """An internal invariant does not hold: a sandbox bug, never the guest's fault."""
+
+
+class WouldBlock(Exception):
+    """A system call cannot finish now: the process sleeps and the call is retried later.
+
+    `retry` finishes the call (returning its result, or raising WouldBlock again); None means
+    "run the same handler again". `deadline` (time.monotonic) wakes the process at that time;
+    `host_fd` wakes it when that host descriptor becomes readable.
+    """
+
+    def __init__(self, why: str, retry=None, deadline: float | None = None, host_fd: int | None = None) -> None:
+        super().__init__(why)
+        self.why = why
+        self.retry = retry
+        self.deadline = deadline
+        self.host_fd = host_fd

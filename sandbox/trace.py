@@ -95,6 +95,11 @@ class Tracer:
         self.out.write(f"[pid {pid}] {line}\n")
         self.out.flush()
 
+    def blocked(self, pid: int, entry: SyscallEntry, raw: tuple[int, ...], why: str) -> None:
+        args = ", ".join(format_arg(n, v) for n, v in zip(entry.args, raw, strict=False))
+        self.out.write(f"[pid {pid}] {entry.name}({args}) <blocked: {why}>\n")
+        self.out.flush()
+
     def fault(self, pid: int, space: AddressSpace, record: FaultRecord, rip: int | None) -> None:
         where = f"rip {rip:#x} {disassemble(space, rip)}" if rip is not None else "by the kernel"
         grown = " (stack grown)" if record.stack_grown else ""

@@ -12,12 +12,13 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import select
 import stat
 import termios
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sandbox.errors import SyscallError
+from sandbox.errors import SyscallError, WouldBlock
 
 MAX_FDS = 1024  # RLIMIT_NOFILE's usual soft limit
 PIPE_CAPACITY = 65536  # Linux's default pipe buffer (man 7 pipe)
@@ -70,7 +71,7 @@ class File:
 
     def __init__(self, flags: int = O_RDONLY) -> None:
         self.flags = flags
-
+        self.refs = 0  # descriptors naming this description, in every process
     @property
     def readable(self) -> bool:
         return self.flags & O_ACCMODE in (O_RDONLY, O_RDWR)
@@ -115,6 +116,16 @@ class File:
 
     def close(self) -> None:
         """Called when the last descriptor referring to this file closes."""
+
+    def attach(self) -> None:
+        """One more descriptor names this file."""
+        self.refs += 1
+
+    def detach(self) -> None:
+        """A descriptor naming this file went away; the last one closes it."""
+        self.refs -= 1
+        if self.refs == 0:
+            self.close()
 
 
 class HostFile(File):
@@ -248,6 +259,9 @@ class HostStream(File):
         return True
 
     def read(self, n: int) -> bytes:
+        """Never blocks the sandbox: if nothing is ready the process sleeps on the host fd."""
+        if not select.select([self.fd], [], [], 0)[0]:
+            raise WouldBlock(f"{self.name} has no input yet", host_fd=self.fd)
         try:
             return os.read(self.fd, n)
         except OSError as error:
@@ -388,8 +402,9 @@ class Pipe:
 
 
 class PipeEnd(File):
-    """One end of a pipe. With one process there is nobody to wait for: a read that would
-    block forever fails with EAGAIN instead of hanging the sandbox."""
+    """One end of a pipe. A read from an empty pipe, or a write to a full one, sleeps until
+    the other side acts (EAGAIN with O_NONBLOCK). Writing with no reader left is EPIPE,
+    and the kernel sends SIGPIPE."""
 
     def __init__(self, pipe: Pipe, reading: bool, flags: int) -> None:
         super().__init__((O_RDONLY if reading else O_WRONLY) | (flags & O_NONBLOCK))
@@ -407,7 +422,9 @@ class PipeEnd(File):
         if not self.pipe.data:
             if self.pipe.writers == 0:
                 return b""
-            raise SyscallError(errno.EAGAIN, "empty pipe")
+            if self.flags & O_NONBLOCK:
+                raise SyscallError(errno.EAGAIN, "empty pipe")
+            raise WouldBlock("empty pipe")
         data = bytes(self.pipe.data[:n])
         del self.pipe.data[:n]
         return data
@@ -419,7 +436,9 @@ class PipeEnd(File):
             raise SyscallError(errno.EPIPE, "no reader")
         room = PIPE_CAPACITY - len(self.pipe.data)
         if room <= 0:
-            raise SyscallError(errno.EAGAIN, "pipe full")
+            if self.flags & O_NONBLOCK:
+                raise SyscallError(errno.EAGAIN, "pipe full")
+            raise WouldBlock("full pipe")
         self.pipe.data += data[:room]
         return min(room, len(data))
 
@@ -463,7 +482,14 @@ class FdTable:
         """fds 0, 1, 2 bound to the host's standard streams."""
         table = cls()
         for fd in range(3):
-            table._fds[fd] = FdEntry(HostStream(fd))
+            table.replace(fd, HostStream(fd))
+        return table
+
+    def copy(self) -> FdTable:
+        """fork: the same open files under the same numbers (descriptions are shared)."""
+        table = FdTable(self.limit)
+        for fd, entry in self._fds.items():
+            table.replace(fd, entry.file, entry.cloexec)
         return table
 
     def __contains__(self, fd: int) -> bool:
@@ -487,6 +513,7 @@ class FdTable:
             fd += 1
         if fd >= self.limit:
             raise SyscallError(errno.EMFILE, "too many open files")
+        file.attach()
         self._fds[fd] = FdEntry(file, cloexec)
         return fd
 
@@ -494,21 +521,23 @@ class FdTable:
         """dup2/dup3: make `fd` name `file`, closing what it named before."""
         if not 0 <= fd < self.limit:
             raise SyscallError(errno.EBADF, f"fd {fd} out of range")
+        file.attach()
         old = self._fds.get(fd)
         self._fds[fd] = FdEntry(file, cloexec)
         if old is not None:
-            self._release(old.file)
+            old.file.detach()
 
     def close(self, fd: int) -> None:
         """Release `fd`; EBADF if it was not open."""
         entry = self._fds.pop(fd, None)
         if entry is None:
             raise SyscallError(errno.EBADF, f"fd {fd} is not open")
-        self._release(entry.file)
+        entry.file.detach()
 
-    def _release(self, file: File) -> None:
-        if all(e.file is not file for e in self._fds.values()):
-            file.close()
+    def close_on_exec(self) -> None:
+        """execve: close every descriptor marked FD_CLOEXEC."""
+        for fd in [fd for fd, entry in self._fds.items() if entry.cloexec]:
+            self.close(fd)
 
     def close_all(self) -> None:
         """Close every descriptor (process exit)."""

@@ -1,8 +1,9 @@
-"""The kernel: where the CPU enters on `syscall` and on exceptions, and the run loop.
+"""The kernel: where the CPU enters on `syscall` and on exceptions, processes' lives, and
+the run loop.
 
 This is the one boundary where guest mistakes are translated: `SyscallError` becomes -errno
-(in `syscalls.dispatch`), `GuestFault` becomes a signal, `OutOfMemory` kills the process with
-a message. No exception caused by the guest reaches the host.
+and `WouldBlock` puts the caller to sleep (in `_on_syscall`), `GuestFault` becomes a
+signal, `OutOfMemory` kills the process with a message. No exception caused by the guest reaches the host.
 """
 
 from __future__ import annotations
@@ -23,13 +24,15 @@ from unicorn import UC_ERR_INSN_INVALID, UcError
 from unicorn.x86_const import UC_X86_REG_RIP
 
 from sandbox import abi
-from sandbox.errors import GuestFault, OutOfMemory, SandboxError, SyscallError
-from sandbox.kernel import procfs, sys_fs, sys_io, sys_misc, sys_mm, sys_proc  # noqa: F401 - registers the handlers
+from sandbox.errors import GuestFault, OutOfMemory, SandboxError, SyscallError, WouldBlock
+from sandbox.kernel import procfs, sys_fs, sys_io, sys_misc, sys_mm, sys_proc, sys_process  # noqa: F401
+from sandbox.kernel.exec import load_program
 from sandbox.kernel.process import Death, Process, State
+from sandbox.kernel.sched import Scheduler
 from sandbox.kernel.signals import code_name, signal_name
-from sandbox.kernel.syscalls import dispatch
+from sandbox.kernel.syscalls import TABLE
 from sandbox.kernel.vfs import FileSystemView, Mount
-from sandbox.loader import StackSpec, build_stack, load_elf, read_elf
+from sandbox.loader import read_elf
 from sandbox.machine import (
     EXC_BP,
     EXC_DB,
@@ -66,6 +69,14 @@ EXCEPTION_SIGNALS = {
     17: (signal.SIGBUS, abi.SI_KERNEL, "alignment check"),
     19: (signal.SIGFPE, abi.SI_KERNEL, "SIMD floating-point error"),
 }
+
+#: Signals whose default action is to do nothing (man 7 signal). The stop signals are here
+#: too: the sandbox has no job control, so stopping is not modelled.
+IGNORED_BY_DEFAULT = {signal.SIGCHLD, signal.SIGURG, signal.SIGWINCH, signal.SIGCONT,
+                      signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU}
+SIG_DFL, SIG_IGN = 0, 1
+#: Calls whose EPIPE comes with SIGPIPE (a write to a pipe nobody reads).
+WRITE_CALLS = {"write", "writev", "pwrite64", "sendfile"}
 
 DEFAULT_ENV = [b"PATH=/usr/local/bin:/usr/bin:/bin", b"HOME=/", b"TERM=dumb", b"LANG=C"]
 
@@ -104,8 +115,10 @@ class Kernel:
         self.options = options
         self.processes: dict[int, Process] = {}
         self.current: Process | None = None
+        self.init: Process | None = None
         self.syscall_counts: Counter[str] = Counter()
         self.fault_counts: Counter[str] = Counter()
+        self.stats: Counter[str] = Counter()
         self.tracer = None
         if options.trace_syscalls or options.trace_faults:
             self.tracer = Tracer(options.trace_out, options.trace_syscalls, options.trace_faults)
@@ -119,9 +132,9 @@ class Kernel:
         if self._own_root:
             os.mkdir(os.path.join(root, "tmp"))
             os.chmod(os.path.join(root, "tmp"), 0o1777)  # mkdir's mode is cut by the umask
-        self._exe_mounts: list[Mount] = []
         self.fs = FileSystemView(root, options.mounts, self._proc_entries)
         self.page_cache = PageCache(machine.mem, machine.frames)
+        self.sched = Scheduler(self)
         machine.on_syscall = self._on_syscall
         machine.on_exception = self._on_exception
 
@@ -131,6 +144,7 @@ class Kernel:
 
     def _proc_entries(self) -> dict:
         proc = self.current
+        self.fs.pid = proc.pid if proc else 1
         return procfs.entries(proc.exe_guest if proc else "/")
 
     def proc_file(self, proc: Process, name: str) -> bytes:
@@ -142,34 +156,49 @@ class Kernel:
         if self._own_root:
             shutil.rmtree(self.fs.mounts[-1].host, ignore_errors=True)
 
-    # -- processes --------------------------------------------------------------------------
+    # -- creating processes ---------------------------------------------------------------
 
     def spawn(self, path: str, argv: list[str], envp: list[bytes] | None = None) -> Process:
-        """Load the static ELF at `path` into a new process, ready to run. SandboxError if bad.
+        """Load the static ELF at `path` as the first process, ready to run. SandboxError if bad.
 
         The program file becomes visible to the guest, read-only, at its absolute path.
         """
-        image = read_elf(path)
+        read_elf(path)  # refuse a bad file before anything is set up
         exe_guest = os.path.abspath(path)
         self._expose_program(exe_guest, path)
         cwd = self._initial_cwd()
-        space = AddressSpace.new_user(self.machine.kernel_space)
-        proc = Process(self, self._next_pid, 0, space, path)
-        proc.exe_guest, proc.cwd = exe_guest, cwd
-        self._next_pid += 1
+        proc = self.new_process(None, None)
+        proc.cwd = cwd
         self.fs.pid = proc.pid
-        if self.tracer is not None and self.options.trace_faults:
-            space.on_fault = lambda record: self._trace_fault(proc, record)
-        loaded = load_elf(space, image)
-        proc.brk_start = proc.brk = loaded.brk_start
-        proc.argv = [a.encode() for a in argv]
-        proc.envp = self.options.environment() if envp is None else envp
-        spec = StackSpec(proc.argv, proc.envp, path.encode(), self.random_bytes(16), image.stack_exec)
-        rsp = build_stack(space, loaded, spec)
-        self.machine.enter_user(space, loaded.entry, rsp)
-        self.processes[proc.pid] = proc
+        environment = self.options.environment() if envp is None else envp
+        load_program(self, proc, path, exe_guest, [a.encode() for a in argv], environment)
+        self.init = proc
         self.current = proc
         return proc
+
+    def new_process(self, parent: Process | None, space: AddressSpace | None) -> Process:
+        """A process record: the first one, or a fork child inheriting from `parent`."""
+        pid = self._next_pid
+        self._next_pid += 1
+        if parent is None:
+            proc = Process(self, pid, 0, space, "", pgid=pid, sid=pid)
+        else:
+            proc = Process(self, pid, parent.pid, space, parent.exe, files=parent.files.copy(),
+                           brk_start=parent.brk_start, brk=parent.brk, cwd=parent.cwd,
+                           exe_guest=parent.exe_guest, umask=parent.umask, sig_actions=dict(parent.sig_actions),
+                           sig_mask=parent.sig_mask, rlimits=dict(parent.rlimits), comm=parent.comm,
+                           prctl=dict(parent.prctl), argv=parent.argv, envp=parent.envp,
+                           pgid=parent.pgid, sid=parent.sid)
+            parent.children.append(proc)
+            self.watch_faults(proc)
+        self.processes[pid] = proc
+        return proc
+
+    def watch_faults(self, proc: Process, space: AddressSpace | None = None) -> None:
+        """Trace the faults in `space` (default: `proc`'s) as `proc`'s, if --trace-faults is on."""
+        space = space or proc.space
+        if self.tracer is not None and self.options.trace_faults and space is not None:
+            space.on_fault = lambda record: self._trace_fault(proc, space, record)
 
     def _expose_program(self, guest: str, host: str) -> None:
         """Mount the program file read-only at its own path (once)."""
@@ -188,9 +217,18 @@ class Kernel:
             raise SandboxError(f"--cwd {self.options.cwd}: {os.strerror(error.errno)}") from None
         return node.guest
 
-    def run(self, proc: Process) -> Process:
-        """Run `proc` until it exits or is killed."""
-        while proc.alive:
+    # -- running --------------------------------------------------------------------------
+
+    def run(self, init: Process) -> Process:
+        """Run every process until all have ended (as a shell waits for its pipeline's output);
+        return `init`, whose status is the sandbox's."""
+        while True:
+            proc = self.sched.pick()
+            if proc is None:
+                if not any(p.alive for p in self.processes.values()) or not self.sched.idle():
+                    return init
+                continue
+            self.sched.switch_to(proc)
             try:
                 self.machine.run()
             except UcError as error:
@@ -198,36 +236,126 @@ class Kernel:
             except OutOfMemory as error:
                 self.kill(proc, signal.SIGKILL, f"out of memory ({error}); guest killed")
             except KeyboardInterrupt:
-                self.kill(proc, signal.SIGINT, "interrupted")
-        return proc
+                for victim in [p for p in self.processes.values() if p.alive]:
+                    self.kill(victim, signal.SIGINT, "interrupted")
+            self.sched.switch_out(proc)
+
+    # -- ending processes -----------------------------------------------------------------
 
     def kill(self, proc: Process, signo: int, message: str) -> None:
         """The default action of a fatal signal: end the process, say why."""
-        proc.state = State.KILLED
-        proc.death = Death(signo, message)
-        self.machine.stop()
+        self.terminate(proc, death=Death(signo, message))
+
+    def send_signal(self, target: Process, signo: int, sender: Process | None = None) -> None:
+        """Apply `signo` to `target`: its disposition, or the default action.
+
+        Handlers are recorded but not run yet (signal delivery comes later): a caught signal
+        stays pending.
+        """
+        action = target.sig_actions.get(signo, bytes(8))[:8]
+        handler = int.from_bytes(action, "little")
+        if signo != signal.SIGKILL and handler == SIG_IGN:
+            return
+        if signo != signal.SIGKILL and handler != SIG_DFL:
+            target.pending_signals.add(signo)
+            return
+        if signo in IGNORED_BY_DEFAULT:
+            return
+        by = f" (sent by pid {sender.pid})" if sender is not None and sender is not target else ""
+        self.kill(target, signo, f"killed by {signal_name(signo)}{by}")
+
+    def terminate(self, proc: Process, code: int = 0, death: Death | None = None) -> None:
+        """End `proc`: a zombie until its parent reaps it. Its memory and files go now
+        (the first process keeps its memory until `release`, for inspection)."""
+        if not proc.alive:
+            return
+        proc.state = State.ZOMBIE
+        proc.exit_code, proc.death, proc.blocked = code, death, None
+        proc.files.close_all()
+        if proc is not self.init:
+            self.retire_space(proc, proc.space)
+            proc.space = None
+        self.release_vfork_parent(proc)
+        init = self.init if self.init is not None and self.init.alive else None
+        for child in proc.children:
+            child.ppid = 1
+            if init is not None and child is not init:
+                init.children.append(child)
+            elif child.state is State.ZOMBIE:
+                self.reap(child)
+        proc.children = []
+        parent = self.processes.get(proc.ppid)
+        if parent is not None and parent.alive:
+            action = int.from_bytes(parent.sig_actions.get(signal.SIGCHLD, bytes(8))[:8], "little")
+            if action == SIG_IGN:
+                self.reap(proc)
+        elif proc is not self.init:
+            self.reap(proc)
+        if proc is self.current:
+            self.machine.stop()
+
+    def reap(self, proc: Process) -> None:
+        """Forget a zombie (wait4 collected it, or nobody will)."""
+        proc.state = State.REAPED
+        parent = self.processes.get(proc.ppid)
+        if parent is not None and proc in parent.children:
+            parent.children.remove(proc)
+        if proc is not self.init:
+            self.processes.pop(proc.pid, None)
+
+    def release_vfork_parent(self, proc: Process) -> None:
+        """A vfork child exec'd or ended: its parent may go on."""
+        proc.vfork_parent = None
+
+    def retire_space(self, proc: Process, space: AddressSpace | None) -> None:
+        """Write back shared file mappings, then free an address space and its frames."""
+        if space is None:
+            return
+        for region in space.regions:
+            sys_mm.writeback_space(space, region, region.start, region.end)
+        self.fault_counts.update(space.fault_counts)
+        if self.sched.on_cpu is proc and self.machine.cr3 == space.cr3:
+            self.machine.force_cr3(self.machine.kernel_space.cr3)
+        space.destroy()
+        self.page_cache.trim()
 
     def release(self, proc: Process) -> None:
-        """Free the process's memory and descriptors (after its stats were read)."""
-        self.fault_counts.update(proc.space.fault_counts)
-        for region in proc.space.regions:
-            sys_mm.writeback(proc, region, region.start, region.end)
-        proc.files.close_all()
-        proc.space.destroy()
-        self.page_cache.trim()
-        self.processes.pop(proc.pid, None)
+        """Free everything left: the first process's memory and every other process."""
+        for other in list(self.processes.values()):
+            if other.alive:
+                self.kill(other, signal.SIGKILL, "sandbox released")
+            if other.space is not None:
+                self.retire_space(other, other.space)
+                other.space = None
+        self.processes.clear()
+        self.sched.on_cpu = None
 
     # -- entries from the CPU ---------------------------------------------------------------
 
     def _on_syscall(self) -> None:
         proc = self.current
         raw = self.machine.syscall_args()
-        nr = raw[0]
-        entry, result = dispatch(proc, nr, raw[1:])
+        nr, args = raw[0], raw[1:]
+        entry = TABLE.get(nr)
         self.syscall_counts[entry.name if entry else f"syscall_{nr}"] += 1
+        if entry is None:
+            result = -errno.ENOSYS
+        else:
+            call_args = args[: len(entry.args)]
+            try:
+                result = entry.handler(proc, *call_args)
+            except SyscallError as error:
+                result = -error.errno
+            except WouldBlock as would_block:
+                self.sched.block(proc, would_block, lambda: entry.handler(proc, *call_args))
+                if self.tracer is not None and self.tracer.syscalls:
+                    self.tracer.blocked(proc.pid, entry, args, would_block.why)
+                return
+            if result == -errno.EPIPE and entry.name in WRITE_CALLS and proc.alive:
+                self.send_signal(proc, signal.SIGPIPE)
         if self.tracer is not None and self.tracer.syscalls:
-            self.tracer.syscall(proc.pid, nr, entry, raw[1:], result)
-        if proc.alive:
+            self.tracer.syscall(proc.pid, nr, entry, args, result)
+        if proc.alive and self.current is proc and proc.fresh_entry is None:
             self.machine.set_return(result)
 
     def _on_exception(self, intno: int) -> None:
@@ -265,11 +393,15 @@ class Kernel:
 
     def _die_of_emulator_error(self, proc: Process, error: UcError) -> None:
         """Unicorn reports #UD as an error (its stop_interrupt path), not through the hook."""
+        if not proc.alive:
+            return
         rip = self.machine.uc.reg_read(UC_X86_REG_RIP)
         if error.errno == UC_ERR_INSN_INVALID:
             self._die_of_fault(proc, GuestFault(signal.SIGILL, abi.ILL_ILLOPN, rip), rip, "invalid opcode")
         else:
             self._die_of_fault(proc, GuestFault(signal.SIGSEGV, abi.SI_KERNEL, 0), rip, f"emulator: {error}")
 
-    def _trace_fault(self, proc: Process, record: FaultRecord) -> None:
-        self.tracer.fault(proc.pid, proc.space, record, self._fault_rip)
+    def _trace_fault(self, proc: Process, space: AddressSpace, record: FaultRecord) -> None:
+        rip = self._fault_rip if proc is self.current and space is proc.space else None
+        self.tracer.fault(proc.pid, space, record, rip)
+

@@ -1,22 +1,24 @@
-"""A process: one address space, its descriptors, its program break and its fate."""
+"""A process: one address space, its descriptors, its CPU state, its family and its fate."""
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sandbox.kernel.files import FdTable
 from sandbox.mm.aspace import AddressSpace
 
 if TYPE_CHECKING:
+    from sandbox.errors import WouldBlock
     from sandbox.kernel.kernel import Kernel
 
 
 class State(enum.Enum):
-    RUNNING = "running"
-    EXITED = "exited"  # exit or exit_group
-    KILLED = "killed"  # a signal's default action
+    RUNNING = "running"  # runnable, or on the CPU
+    BLOCKED = "blocked"  # inside a system call that cannot finish yet
+    ZOMBIE = "zombie"  # exited or killed, not reaped by its parent yet
+    REAPED = "reaped"
 
 
 @dataclass
@@ -34,7 +36,7 @@ class Process:
     kernel: Kernel
     pid: int
     ppid: int
-    space: AddressSpace
+    space: AddressSpace | None
     exe: str
     files: FdTable = field(default_factory=FdTable.with_stdio)
     brk_start: int = 0
@@ -43,25 +45,41 @@ class Process:
     cwd: str = "/"  # a resolved guest path
     exe_guest: str = ""  # where the program file is in the guest tree (/proc/self/exe)
     umask: int = 0o022
-    #: rt_sigaction records (raw struct kernel_sigaction bytes by signal); delivery is not
-    #: implemented yet, so these are only reported back.
+    #: rt_sigaction records (raw struct kernel_sigaction bytes by signal).
     sig_actions: dict[int, bytes] = field(default_factory=dict)
     sig_mask: int = 0
+    pending_signals: set[int] = field(default_factory=set)
     rlimits: dict[int, tuple[int, int]] = field(default_factory=dict)
     robust_list: int = 0
     comm: str = ""  # the task name (prctl PR_SET_NAME, /proc/self/comm)
     prctl: dict[int, int] = field(default_factory=dict)
     argv: list[bytes] = field(default_factory=list)
     envp: list[bytes] = field(default_factory=list)
+    pgid: int = 0
+    sid: int = 0
+    children: list[Process] = field(default_factory=list)
     state: State = State.RUNNING
     exit_code: int = 0
     death: Death | None = None
+    #: The saved CPU (a Unicorn context) while off the CPU; None before the first switch.
+    context: Any = None
+    #: (rip, rsp) of a fresh program image (spawn, execve): entered through the trampoline.
+    fresh_entry: tuple[int, int] | None = None
+    #: The system call this process sleeps in.
+    blocked: WouldBlock | None = None
+    #: A vfork parent sleeps until this child execs or exits.
+    vfork_parent: Process | None = None
 
     @property
     def alive(self) -> bool:
-        return self.state is State.RUNNING
+        return self.state in (State.RUNNING, State.BLOCKED)
 
     @property
     def status(self) -> int:
         """The exit status a shell would report: the exit code, or 128 + signal."""
         return 128 + self.death.signo if self.death else self.exit_code
+
+    @property
+    def wait_status(self) -> int:
+        """The status word wait4 reports (WIFEXITED / WIFSIGNALED encoding)."""
+        return self.death.signo & 0x7F if self.death else (self.exit_code & 0xFF) << 8

@@ -221,7 +221,12 @@ def sys_msync(proc: Process, addr: int, length: int, flags: int) -> int:
 
 def writeback(proc: Process, region, start: int, end: int) -> None:
     """Store a shared file region's pages in [start, end) into its file."""
+    writeback_space(proc.space, region, start, end)
+
+
+def writeback_space(space, region, start: int, end: int) -> None:
+    """The same for any address space (the kernel uses it when a process ends)."""
     if region.shared and isinstance(region.file, CachedFile):
         first = (region.offset + start - region.start) >> 12
         last = (region.offset + end - 1 - region.start) >> 12
-        region.file.writeback(proc.space.mem, first, last)
+        region.file.writeback(space.mem, first, last)

@@ -9,7 +9,7 @@ import time
 
 from sandbox import abi
 from sandbox.errors import SyscallError
-from sandbox.kernel.process import Process, State
+from sandbox.kernel.process import Process
 from sandbox.kernel.syscalls import syscall, to_int32
 from sandbox.mm import USER_END
 from sandbox.mm.uaccess import copy_out
@@ -31,26 +31,6 @@ _CLOCKS = {
     abi.CLOCK_PROCESS_CPUTIME_ID: time.process_time_ns,
     abi.CLOCK_THREAD_CPUTIME_ID: time.thread_time_ns,
 }
-
-
-def end_process(proc: Process, code: int) -> None:
-    """exit/exit_group: record the status and stop the CPU; the kernel reaps the rest."""
-    proc.state = State.EXITED
-    proc.exit_code = code & 0xFF
-    proc.kernel.machine.stop()
-
-
-@syscall("exit", "status")
-def sys_exit(proc: Process, status: int) -> int:
-    """One thread per process here, so exit ends the process like exit_group."""
-    end_process(proc, status)
-    return 0
-
-
-@syscall("exit_group", "status")
-def sys_exit_group(proc: Process, status: int) -> int:
-    end_process(proc, status)
-    return 0
 
 
 @syscall("getpid")

@@ -1,24 +1,23 @@
-"""The system-call table and its one dispatcher.
+"""The system-call table.
 
 Handlers register with `@syscall("name", "arg names")`; the number comes from the generated
-x86-64 table. `dispatch` is the only place where `SyscallError` becomes `-errno`, and where a
-number without a handler becomes `-ENOSYS` (reported as such under --trace-syscalls).
+x86-64 table. The kernel's syscall entry (`Kernel._on_syscall`) is the only place where
+`SyscallError` becomes `-errno`, `WouldBlock` puts the caller to sleep, and a number without a
+handler becomes `-ENOSYS` (reported as such under --trace-syscalls).
 
 A handler takes the process and exactly its declared arguments, and returns an int.
 """
 
 from __future__ import annotations
 
-import errno
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sandbox.errors import SyscallError
 from sandbox.kernel.syscall_names import SYSCALL_NAMES, SYSCALL_NUMBERS
 
 if TYPE_CHECKING:
-    from sandbox.kernel.process import Process
+    pass
 
 MASK64 = (1 << 64) - 1
 
@@ -63,20 +62,6 @@ def to_int32(value: int) -> int:
     """Read the low 32 bits of a register as a signed `int` (fds, flags, ...)."""
     value &= 0xFFFF_FFFF
     return value - (1 << 32) if value >> 31 else value
-
-
-def dispatch(proc: Process, nr: int, raw: tuple[int, ...]) -> tuple[SyscallEntry | None, int]:
-    """Run system call `nr` with the six argument registers `raw`; return (entry, result).
-
-    The result is what goes to RAX: a value, or -errno.
-    """
-    entry = TABLE.get(nr)
-    if entry is None:
-        return None, -errno.ENOSYS
-    try:
-        return entry, entry.handler(proc, *raw[: len(entry.args)])
-    except SyscallError as error:
-        return entry, -error.errno
 
 
 def implemented() -> list[str]:

@@ -107,6 +107,8 @@ class AddressSpace:
         self.mmap_base = DEFAULT_MMAP_BASE
         #: Pages faulted in, by kind name ("demand-zero", "file", "copy-on-write", ...).
         self.fault_counts: Counter[str] = Counter()
+        #: Pages this space shared with its parent when forked (copy-on-write statistics).
+        self.pages_shared_at_fork = 0
         #: Called after each handled fault with its `FaultRecord` (tracing); None when off.
         self.on_fault: Callable[..., None] | None = None
 
@@ -362,6 +364,7 @@ class AddressSpace:
         for va, m in list(self.pagetable.iter_leaves()):
             region = self.regions.find(va)
             entry = m.entry
+            child.pages_shared_at_fork += 1
             if not region.shared and entry & PTE_WRITABLE:
                 entry &= ~PTE_WRITABLE
                 self.pagetable.set_entry(m.slot, entry)

@@ -1,0 +1,75 @@
+"""Putting a program image into a process: for the first process and for execve.
+
+The new address space is built completely before anything of the old one is touched, so a
+failed execve leaves the caller as it was (xv6's exec does the same).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from typing import TYPE_CHECKING
+
+from sandbox.errors import SandboxError, SyscallError
+from sandbox.loader import StackSpec, build_stack, load_elf, read_elf
+from sandbox.mm.aspace import AddressSpace
+
+if TYPE_CHECKING:
+    from sandbox.kernel.kernel import Kernel
+    from sandbox.kernel.process import Process
+
+MAX_SHEBANG = 256  # BINPRM_BUF_SIZE
+MAX_INTERPRETER_DEPTH = 4  # Linux allows a few levels of #! (fs/exec.c)
+
+
+def load_program(kernel: Kernel, proc: Process, host_path: str, guest_path: str, argv: list[bytes],
+                 envp: list[bytes]) -> None:
+    """Replace `proc`'s image with the ELF at `host_path`. Raises SandboxError if unloadable."""
+    image = read_elf(host_path)
+    space = AddressSpace.new_user(kernel.machine.kernel_space)
+    kernel.watch_faults(proc, space)
+    try:
+        loaded = load_elf(space, image)
+        spec = StackSpec(argv, envp, guest_path.encode(), kernel.random_bytes(16), image.stack_exec)
+        rsp = build_stack(space, loaded, spec)
+    except BaseException:
+        space.destroy()
+        raise
+    old = proc.space
+    proc.space = space
+    proc.brk_start = proc.brk = loaded.brk_start
+    proc.fresh_entry = (loaded.entry, rsp)
+    proc.exe, proc.exe_guest, proc.argv, proc.envp = host_path, guest_path, argv, envp
+    proc.comm = os.path.basename(guest_path)[:15]
+    if old is not None:
+        kernel.retire_space(proc, old)
+
+
+def resolve_program(kernel: Kernel, proc: Process, path: bytes, argv: list[bytes]) -> tuple[str, str, list[bytes]]:
+    """(host path, guest path, argv) for execve of `path`, following `#!` interpreters.
+
+    Raises SyscallError: ENOENT, EACCES (not a regular executable file), ENOEXEC, ELOOP.
+    """
+    for _ in range(MAX_INTERPRETER_DEPTH):
+        node = kernel.fs.resolve(path, proc.cwd)
+        if node.host is None or kernel.fs.kind_of(node) != "file":
+            raise SyscallError(errno.EACCES, f"{node.guest} is not a regular file")
+        if not os.access(node.host, os.X_OK):
+            raise SyscallError(errno.EACCES, f"{node.guest} is not executable")
+        with open(node.host, "rb") as f:
+            head = f.read(MAX_SHEBANG)
+        if not head.startswith(b"#!"):
+            return node.host, node.guest, argv
+        line = head[2:].split(b"\n", 1)[0].strip()
+        if not line:
+            raise SyscallError(errno.ENOEXEC, f"{node.guest}: empty #! line")
+        interpreter, _, argument = line.partition(b" ")
+        argument = argument.strip()
+        argv = [interpreter, *([argument] if argument else []), node.guest.encode(), *argv[1:]]
+        path = interpreter
+    raise SyscallError(errno.ELOOP, "too many #! interpreters")
+
+
+def exec_error(error: SandboxError) -> SyscallError:
+    """An unloadable file, as execve reports it."""
+    return SyscallError(errno.ENOEXEC, str(error))

@@ -1,0 +1,129 @@
+"""The scheduler: one CPU, many processes, one at a time.
+
+A process leaves the CPU when it blocks in a system call (the call raised `WouldBlock`),
+when it ends, or when the watchdog's time slice expires (round-robin preemption, so no guest
+starves the others). Switching saves the CPU into the process's Unicorn context, restores the
+next one's and reloads CR3 (which also flushes the TLB). A blocked call is retried when the
+process is considered again: after its deadline, when its host descriptor is readable, or
+simply on the next pass (pipes, wait4), and its result is written into the saved RAX.
+"""
+
+from __future__ import annotations
+
+import select
+import signal
+import time
+from typing import TYPE_CHECKING
+
+from unicorn import x86_const as X
+
+from sandbox.errors import SyscallError, WouldBlock
+from sandbox.kernel.process import Process, State
+
+if TYPE_CHECKING:
+    from sandbox.kernel.kernel import Kernel
+
+MASK64 = (1 << 64) - 1
+
+
+class Scheduler:
+    """Round-robin over the kernel's processes."""
+
+    def __init__(self, kernel: Kernel) -> None:
+        self.kernel = kernel
+        self.machine = kernel.machine
+        self.on_cpu: Process | None = None  # whose registers are live in the CPU
+        self._last_pid = 0
+        self.switches = 0
+
+    # -- choosing -------------------------------------------------------------------------
+
+    def pick(self) -> Process | None:
+        """The next process that can run, round-robin after the last one picked."""
+        alive = [p for p in self.kernel.processes.values() if p.alive]
+        alive.sort(key=lambda p: (p.pid <= self._last_pid, p.pid))
+        for proc in alive:
+            if proc.state is State.BLOCKED and not self.try_wake(proc):
+                continue
+            self._last_pid = proc.pid
+            return proc
+        return None
+
+    def try_wake(self, proc: Process) -> bool:
+        """Retry a blocked call if its condition may hold; True if the process can run."""
+        blocked = proc.blocked
+        if blocked.deadline is not None and time.monotonic() < blocked.deadline:
+            return False
+        if blocked.host_fd is not None and not select.select([blocked.host_fd], [], [], 0)[0]:
+            return False
+        try:
+            result = blocked.retry()
+        except WouldBlock as again:
+            proc.blocked = again if again.retry is not None else _with_retry(again, blocked.retry)
+            return False
+        except SyscallError as error:
+            result = -error.errno
+        if not proc.alive:  # the retried call ended the process (exit, a fatal signal)
+            return False
+        proc.blocked = None
+        proc.state = State.RUNNING
+        self.set_result(proc, result)
+        return True
+
+    def idle(self) -> bool:
+        """Nothing can run: sleep until a deadline or host input. False if nothing ever can."""
+        blocked = [p for p in self.kernel.processes.values() if p.state is State.BLOCKED]
+        if not blocked:
+            return False
+        fds = [p.blocked.host_fd for p in blocked if p.blocked.host_fd is not None]
+        deadlines = [p.blocked.deadline for p in blocked if p.blocked.deadline is not None]
+        if not fds and not deadlines:
+            for proc in blocked:
+                self.kernel.kill(proc, signal.SIGKILL, f"deadlock: {proc.blocked.why}, and no other process can act")
+            return True
+        timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+        select.select(fds, [], [], timeout)
+        return True
+
+    # -- blocking -------------------------------------------------------------------------
+
+    def block(self, proc: Process, would_block: WouldBlock, retry) -> None:
+        """Put `proc` to sleep in its current system call; the CPU stops after the hook."""
+        proc.blocked = would_block if would_block.retry is not None else _with_retry(would_block, retry)
+        proc.state = State.BLOCKED
+        self.machine.stop()
+
+    def set_result(self, proc: Process, value: int) -> None:
+        """Write a system call's result into `proc`'s RAX, live or saved."""
+        if proc is self.on_cpu:
+            self.machine.set_return(value)
+        else:
+            proc.context.reg_write(X.UC_X86_REG_RAX, value & MASK64)
+
+    # -- switching ------------------------------------------------------------------------
+
+    def switch_to(self, proc: Process) -> None:
+        """Give `proc` the CPU: a fresh image through the trampoline, or its saved context."""
+        self.kernel.current = proc
+        if proc.fresh_entry is not None:
+            self.machine.enter_user(proc.space, *proc.fresh_entry)
+            proc.fresh_entry = None
+        elif proc is not self.on_cpu:
+            self.machine.uc.context_restore(proc.context)
+            self.machine.force_cr3(proc.space.cr3)
+            self.switches += 1
+        self.on_cpu = proc
+
+    def switch_out(self, proc: Process) -> None:
+        """Save `proc`'s CPU after it ran, so another process may use the CPU."""
+        if not proc.alive or proc.fresh_entry is not None or self.on_cpu is not proc:
+            return
+        if proc.context is None:
+            proc.context = self.machine.uc.context_save()
+        else:
+            self.machine.uc.context_update(proc.context)
+
+
+def _with_retry(would_block: WouldBlock, retry) -> WouldBlock:
+    would_block.retry = retry
+    return would_block
