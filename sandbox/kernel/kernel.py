@@ -48,7 +48,7 @@ from sandbox.machine import (
 )
 from sandbox.mm.aspace import AddressSpace
 from sandbox.mm.fault import FaultRecord
-from sandbox.mm.pagecache import PageCache
+from sandbox.mm.pagecache import CachedFile, PageCache
 from sandbox.mm.vma import Access
 from sandbox.trace import Tracer, describe_region, disassemble
 
@@ -150,6 +150,12 @@ class Kernel:
     def proc_file(self, proc: Process, name: str) -> bytes:
         """The contents of /proc/self/<name> for `proc`."""
         return procfs.content(proc, name)
+
+    def scratch_file(self) -> int:
+        """A new, already unlinked host file for memfd_create (outside the guest's tree)."""
+        fd, path = tempfile.mkstemp(prefix="sandbox-memfd-")
+        os.unlink(path)
+        return fd
 
     def close(self) -> None:
         """Remove the private root directory, if this kernel made one."""
@@ -317,7 +323,13 @@ class Kernel:
         if self.sched.on_cpu is proc and self.machine.cr3 == space.cr3:
             self.machine.force_cr3(self.machine.kernel_space.cr3)
         space.destroy()
-        self.page_cache.trim()
+        self.trim_page_cache()
+
+    def trim_page_cache(self) -> None:
+        """Free cached file pages and files that no region of any process maps any more."""
+        mapped = {id(r.file) for p in self.processes.values() if p.space is not None
+                  for r in p.space.regions if isinstance(r.file, CachedFile)}
+        self.page_cache.trim(mapped)
 
     def release(self, proc: Process) -> None:
         """Free everything left: the first process's memory and every other process."""

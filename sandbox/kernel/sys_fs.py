@@ -477,6 +477,22 @@ def sys_fchown(proc: Process, fd: int, owner: int, group: int) -> int:
     return _chown(proc, proc.kernel.fs.lookup(file.guest), owner, group, True)
 
 
+MFD_CLOEXEC, MFD_ALLOW_SEALING = 1, 2
+
+
+@syscall("memfd_create", "name flags")
+def sys_memfd_create(proc: Process, name: int, flags: int) -> int:
+    """An anonymous file: a host file in the kernel's scratch space, unlinked at once, so only
+    descriptors (and mappings) reach it. Shared mappings of it share page-cache frames."""
+    flags = to_int32(flags)
+    if flags & ~(MFD_CLOEXEC | MFD_ALLOW_SEALING):
+        raise SyscallError(errno.EINVAL, f"memfd flags {flags:#x}")
+    label = read_cstring(proc.space, name, 249).decode(errors="replace")
+    fd = proc.kernel.scratch_file()
+    file = HostFile(fd, f"/memfd:{label} (deleted)", os.O_RDWR)
+    return proc.files.install(file, cloexec=bool(flags & MFD_CLOEXEC))
+
+
 @syscall("umask", "mask")
 def sys_umask(proc: Process, mask: int) -> int:
     old, proc.umask = proc.umask, mask & 0o777

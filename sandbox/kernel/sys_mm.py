@@ -7,6 +7,7 @@ mistake), convert (addr, length) to a half-open range once, then call the addres
 from __future__ import annotations
 
 import errno
+import os
 import stat
 
 from sandbox import abi
@@ -55,12 +56,17 @@ def sys_mmap(proc: Process, addr: int, length: int, prot: int, flags: int, fd: i
         raise SyscallError(errno.EINVAL, "bad map type or zero length")
     if offset % PAGE_SIZE or prot & ~PROT_ALL & ~(PROT_GROWSDOWN | PROT_GROWSUP):
         raise SyscallError(errno.EINVAL, "unaligned offset or unknown prot bits")
-    source = None if flags & abi.MAP_ANONYMOUS else _mapped_file(proc, fd, prot, kind != abi.MAP_PRIVATE)
     page_size = HUGE_PAGE_SIZE if flags & abi.MAP_HUGETLB else PAGE_SIZE
     size = align_up(length, page_size)
     if size > USER_END:
         raise SyscallError(errno.ENOMEM, "length exceeds user space")
     start = _place(proc, addr, size, flags, page_size)
+    if not flags & abi.MAP_ANONYMOUS:
+        source = _mapped_file(proc, fd, prot, kind != abi.MAP_PRIVATE)
+    elif kind != abi.MAP_PRIVATE and page_size == PAGE_SIZE:
+        source, offset = _shared_anonymous(proc, size), 0
+    else:
+        source = None
     region_flags = RegionFlag.NONE
     if kind != abi.MAP_PRIVATE:
         region_flags |= RegionFlag.SHARED
@@ -88,6 +94,17 @@ def _mapped_file(proc: Process, fd: int, prot: int, shared: bool) -> CachedFile 
     return proc.kernel.page_cache.open(file.fd, file.guest, shared and file.writable)
 
 
+def _shared_anonymous(proc: Process, size: int) -> CachedFile:
+    """MAP_SHARED|MAP_ANONYMOUS memory, backed like Linux's shmem by an (unlinked) file, so a
+    fork child and its parent see the same pages whenever either first touches them."""
+    fd = proc.kernel.scratch_file()
+    try:
+        os.ftruncate(fd, size)
+        return proc.kernel.page_cache.open(fd, "/dev/zero (deleted)", True)
+    finally:
+        os.close(fd)
+
+
 def _place(proc: Process, addr: int, size: int, flags: int, page_size: int) -> int:
     """Choose the start address: MAP_FIXED exactly, else the hint if free, else top-down."""
     if flags & (abi.MAP_FIXED | abi.MAP_FIXED_NOREPLACE):
@@ -113,7 +130,7 @@ def sys_munmap(proc: Process, addr: int, length: int) -> int:
         raise SyscallError(errno.EINVAL, "unaligned address, zero length or beyond user space")
     for region in proc.space.unmap_range(addr, length):
         writeback(proc, region, region.start, region.end)
-    proc.kernel.page_cache.trim()
+    proc.kernel.trim_page_cache()
     return 0
 
 

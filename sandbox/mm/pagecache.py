@@ -101,10 +101,11 @@ class PageCache:
         for cached in self.files.values():
             cached.writeback(self.mem)
 
-    def trim(self) -> None:
-        """Drop unused pages; forget files with none left."""
+    def trim(self, mapped: set[int]) -> None:
+        """Drop pages no mapping uses; forget files that no region maps (`mapped` holds the
+        ids of the CachedFile objects that regions still refer to)."""
         for key, cached in list(self.files.items()):
             cached.trim(self.frames)
-            if not cached.pages:
+            if not cached.pages and id(cached) not in mapped:
                 os.close(cached.fd)
                 del self.files[key]
