@@ -124,7 +124,9 @@ def format_stats(stats: dict) -> str:
     rows += [(f"  {kind}", n) for kind, n in sorted(stats["faults"].items())]
     rows += [("frames used at exit", frames["used"]), ("frames peak", frames["peak"]),
              ("frames total", frames["total"]), ("page-table pages", stats["page_table_pages"]),
-             ("regions", stats["regions"]), ("system calls", stats["syscalls_total"])]
+             ("regions", stats["regions"]), ("processes", stats["processes"]),
+             ("pages shared at fork", stats["pages_shared_at_fork"]),
+             ("context switches", stats["context_switches"]), ("system calls", stats["syscalls_total"])]
     rows += [(f"  {name}", n) for name, n in sorted(stats["syscalls"].items(), key=lambda kv: (-kv[1], kv[0]))]
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)

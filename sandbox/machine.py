@@ -224,10 +224,10 @@ class Machine:
         self._cr3 = cr3
         self.uc.reg_write(X.UC_X86_REG_CR3, cr3)
 
-    def force_cr3(self, cr3: int) -> None:
-        """Load CR3 even if it seems current: after a context restore the CPU's CR3 changed
-        behind our back, and only a CR3 write flushes the stale translations."""
-        self.load_cr3(cr3)
+    def forget_cr3(self) -> None:
+        """After a context restore the CPU's CR3 changed without a flush: make the next
+        `switch_to` write CR3 (and so flush the TLB) whatever it holds."""
+        self._cr3 = -1
 
     def flush_tlb(self) -> None:
         """Drop every cached translation (a CR3 rewrite, as a kernel without PCID does)."""

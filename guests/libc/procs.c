@@ -51,6 +51,20 @@ int main(void) {
     int fds[2];
     pipe(fds);
     child = fork();
+    if (child == 0) {  /* says it runs, then computes without ever entering the kernel */
+        write(fds[1], "r", 1);
+        for (;;) __asm__ volatile("");
+    }
+    char ready;
+    read(fds[0], &ready, 1);  /* the parent runs again only if the spinner is preempted */
+    kill(child, SIGKILL);
+    waitpid(child, &status, 0);
+    show("a spinning child is preempted and killed", status);
+    close(fds[0]);
+    close(fds[1]);
+
+    pipe(fds);
+    child = fork();
     if (child == 0) {
         close(fds[1]);
         char buf[4096];

@@ -320,8 +320,8 @@ class Kernel:
         for region in space.regions:
             sys_mm.writeback_space(space, region, region.start, region.end)
         self.fault_counts.update(space.fault_counts)
-        if self.sched.on_cpu is proc and self.machine.cr3 == space.cr3:
-            self.machine.force_cr3(self.machine.kernel_space.cr3)
+        if self.machine.cr3 == space.cr3:
+            self.machine.kernel_space.switch_to()  # never leave CR3 on a freed PML4
         space.destroy()
         self.trim_page_cache()
 

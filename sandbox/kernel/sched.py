@@ -110,7 +110,8 @@ class Scheduler:
             proc.fresh_entry = None
         elif proc is not self.on_cpu:
             self.machine.uc.context_restore(proc.context)
-            self.machine.force_cr3(proc.space.cr3)
+            self.machine.forget_cr3()  # the restore changed the CPU's CR3 behind our back
+            proc.space.switch_to()
             self.switches += 1
         self.on_cpu = proc
 

@@ -11,7 +11,7 @@ import os
 import struct
 import time
 
-from sandbox.errors import SyscallError
+from sandbox.errors import SyscallError, WouldBlock
 from sandbox.kernel.process import Process
 from sandbox.kernel.structs import RLIMIT, SYSINFO, TIMESPEC, TIMEVAL
 from sandbox.kernel.sys_proc import clock_source
@@ -128,6 +128,10 @@ def sys_sched_getaffinity(proc: Process, pid: int, cpusetsize: int, mask: int) -
 
 @syscall("sched_yield")
 def sys_sched_yield(proc: Process) -> int:
+    """Let every other runnable process go first (round-robin); alone, return at once."""
+    others = [p for p in proc.kernel.processes.values() if p is not proc and p.alive]
+    if others:
+        raise WouldBlock("sched_yield", retry=lambda: 0)
     return 0
 
 
