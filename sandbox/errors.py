@@ -62,3 +62,4 @@ class WouldBlock(Exception):
         self.retry = retry
         self.deadline = deadline
         self.host_fd = host_fd
+        self.call = ""  # the system call that blocked (set by the syscall entry)

@@ -106,6 +106,19 @@ SYSCALL_REGS = (X.UC_X86_REG_RAX, X.UC_X86_REG_RDI, X.UC_X86_REG_RSI, X.UC_X86_R
                 X.UC_X86_REG_R10, X.UC_X86_REG_R8, X.UC_X86_REG_R9)
 
 
+#: struct sigcontext's general registers, in its order (arch/x86/include/uapi/asm/sigcontext.h).
+SIGCONTEXT_REGS = (X.UC_X86_REG_R8, X.UC_X86_REG_R9, X.UC_X86_REG_R10, X.UC_X86_REG_R11, X.UC_X86_REG_R12,
+                   X.UC_X86_REG_R13, X.UC_X86_REG_R14, X.UC_X86_REG_R15, X.UC_X86_REG_RDI, X.UC_X86_REG_RSI,
+                   X.UC_X86_REG_RBP, X.UC_X86_REG_RBX, X.UC_X86_REG_RDX, X.UC_X86_REG_RAX, X.UC_X86_REG_RCX,
+                   X.UC_X86_REG_RSP, X.UC_X86_REG_RIP, X.UC_X86_REG_EFLAGS)
+#: The FXSAVE image (Intel SDM vol. 1 §10.5.1, table 10-2), as Linux's struct fxregs_state.
+FXSAVE_HEAD = struct.Struct("<HHBxHQQII")  # fcw, fsw, ftw (abridged), fop, fip, fdp, mxcsr, mask
+FXSAVE_SIZE = 512
+MXCSR_MASK = 0xFFFF
+#: EFLAGS bits user code may change through sigreturn (Linux's FIX_EFLAGS, less RF).
+EFLAGS_USER = 0x40DD5
+
+
 def segment_descriptor(dpl: int, code: bool) -> int:
     """A flat 64-bit code or data descriptor (Intel SDM vol. 3 §3.4.5, §5.2.1)."""
     access = 0x80 | (dpl << 5) | 0x10 | (0x0A if code else 0x02)  # P, DPL, S, type
@@ -300,6 +313,51 @@ class Machine:
         """Put a system call's result in RAX (negative errno as two's complement)."""
         self._rax.value = value & 0xFFFF_FFFF_FFFF_FFFF
         uclib.uc_reg_write(self.uc._uch, X.UC_X86_REG_RAX, ctypes.byref(self._rax))
+
+    # -- user register state, for signal frames --------------------------------------------
+
+    def read_sigcontext_regs(self) -> list[int]:
+        """r8..r15, rdi, rsi, rbp, rbx, rdx, rax, rcx, rsp, rip, eflags (one batched read)."""
+        return list(self.uc.reg_read_batch(SIGCONTEXT_REGS))
+
+    def write_sigcontext_regs(self, values: list[int]) -> None:
+        """The inverse; EFLAGS keeps its system bits (only the user-changeable ones are taken)."""
+        values = list(values)
+        current = self.uc.reg_read(X.UC_X86_REG_EFLAGS)
+        values[-1] = (current & ~EFLAGS_USER) | (values[-1] & EFLAGS_USER)
+        self.uc.reg_write_batch(list(zip(SIGCONTEXT_REGS, values, strict=True)))
+
+    def read_fxsave(self) -> bytes:
+        """The x87/SSE state in FXSAVE layout (what a signal frame's fpstate holds)."""
+        uc = self.uc
+        fcw, fsw, tags = uc.reg_read(X.UC_X86_REG_FPCW), uc.reg_read(X.UC_X86_REG_FPSW), uc.reg_read(X.UC_X86_REG_FPTAG)
+        abridged = sum(1 << i for i in range(8) if (tags >> (2 * i)) & 3 != 3)
+        head = FXSAVE_HEAD.pack(fcw, fsw, abridged, uc.reg_read(X.UC_X86_REG_FOP), uc.reg_read(X.UC_X86_REG_FIP),
+                                uc.reg_read(X.UC_X86_REG_FDP), uc.reg_read(X.UC_X86_REG_MXCSR), MXCSR_MASK)
+        top = (fsw >> 11) & 7
+        st = b""
+        for i in range(8):
+            mantissa, exponent = uc.reg_read(X.UC_X86_REG_FP0 + (top + i) % 8)
+            st += struct.pack("<QH6x", mantissa, exponent)
+        xmm = b"".join(uc.reg_read(X.UC_X86_REG_XMM0 + i).to_bytes(16, "little") for i in range(16))
+        image = head + st + xmm
+        return image + bytes(FXSAVE_SIZE - len(image))
+
+    def write_fxsave(self, image: bytes) -> None:
+        """Load an FXSAVE image (sigreturn); MXCSR's reserved bits are dropped, not faulted."""
+        uc = self.uc
+        fcw, fsw, abridged, fop, fip, fdp, mxcsr, _ = FXSAVE_HEAD.unpack_from(image)
+        uc.reg_write(X.UC_X86_REG_FPCW, fcw)
+        uc.reg_write(X.UC_X86_REG_FPSW, fsw)
+        uc.reg_write(X.UC_X86_REG_FPTAG, sum((0 if abridged >> i & 1 else 3) << (2 * i) for i in range(8)))
+        uc.reg_write(X.UC_X86_REG_MXCSR, mxcsr & MXCSR_MASK)
+        top = (fsw >> 11) & 7
+        for i in range(8):
+            mantissa, exponent = struct.unpack_from("<QH", image, 32 + 16 * i)
+            uc.reg_write(X.UC_X86_REG_FP0 + (top + i) % 8, (mantissa, exponent))
+        for i in range(16):
+            uc.reg_write(X.UC_X86_REG_XMM0 + i, int.from_bytes(image[160 + 16 * i : 176 + 16 * i], "little"))
+        del fop, fip, fdp  # instruction pointers are informational; not restored
 
     # -- calibration ------------------------------------------------------------------------
 

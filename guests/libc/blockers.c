@@ -1,12 +1,17 @@
-/* blockers thread|deadlock: things a lone process cannot finish in the sandbox.
+/* blockers thread|deadlock|badstack: things that cannot end well.
  *   thread:   pthread_create (clone with CLONE_VM|CLONE_THREAD) is refused; prints the error.
- *   deadlock: read a pipe whose only writer is this process: sleeps forever natively. */
+ *   deadlock: read a pipe whose only writer is this process: sleeps forever natively.
+ *   badstack: a signal arrives while rsp points nowhere: the frame cannot be written, so
+ *             the process dies of SIGSEGV (as on Linux). */
 #include <pthread.h>
+#include <signal.h>
+#include <sys/syscall.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 static void *work(void *arg) { return arg; }
+static void on_usr1(int sig) { (void)sig; }
 
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "thread") == 0) {
@@ -15,6 +20,15 @@ int main(int argc, char **argv) {
         printf("pthread_create: %s\n", err ? strerror(err) : "ok");
         if (!err) pthread_join(t, NULL);
         return err ? 1 : 0;
+    }
+    if (argc > 1 && strcmp(argv[1], "badstack") == 0) {
+        signal(SIGUSR1, on_usr1);
+        printf("raising with a wild stack pointer\n");
+        fflush(stdout);
+        long pid = getpid();
+        __asm__ volatile("mov %%rsp, %%r12\n mov $0x10, %%rsp\n syscall\n mov %%r12, %%rsp"
+                         : : "a"(SYS_kill), "D"(pid), "S"(SIGUSR1) : "r12", "rcx", "r11", "memory");
+        return 0;
     }
     int fds[2];
     char c;

@@ -25,10 +25,21 @@ from unicorn.x86_const import UC_X86_REG_RIP
 
 from sandbox import abi
 from sandbox.errors import GuestFault, OutOfMemory, SandboxError, SyscallError, WouldBlock
-from sandbox.kernel import procfs, sys_fs, sys_io, sys_misc, sys_mm, sys_proc, sys_process  # noqa: F401
+from sandbox.kernel import (  # noqa: F401 - importing registers the handlers
+    procfs,
+    signal_delivery,
+    sys_fs,
+    sys_io,
+    sys_misc,
+    sys_mm,
+    sys_proc,
+    sys_process,
+    sys_signal,
+)
 from sandbox.kernel.exec import load_program
 from sandbox.kernel.process import Death, Process, State
 from sandbox.kernel.sched import Scheduler
+from sandbox.kernel.sigframe import pack_siginfo
 from sandbox.kernel.signals import code_name, signal_name
 from sandbox.kernel.syscalls import TABLE
 from sandbox.kernel.vfs import FileSystemView, Mount
@@ -70,11 +81,9 @@ EXCEPTION_SIGNALS = {
     19: (signal.SIGFPE, abi.SI_KERNEL, "SIMD floating-point error"),
 }
 
-#: Signals whose default action is to do nothing (man 7 signal). The stop signals are here
-#: too: the sandbox has no job control, so stopping is not modelled.
-IGNORED_BY_DEFAULT = {signal.SIGCHLD, signal.SIGURG, signal.SIGWINCH, signal.SIGCONT,
-                      signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU}
 SIG_DFL, SIG_IGN = 0, 1
+SI_USER = 0
+CLD_EXITED, CLD_KILLED = 1, 2
 #: Calls whose EPIPE comes with SIGPIPE (a write to a pipe nobody reads).
 WRITE_CALLS = {"write", "writev", "pwrite64", "sendfile"}
 
@@ -234,7 +243,8 @@ class Kernel:
                 if not any(p.alive for p in self.processes.values()) or not self.sched.idle():
                     return init
                 continue
-            self.sched.switch_to(proc)
+            if not self.sched.switch_to(proc):
+                continue
             try:
                 self.machine.run()
             except UcError as error:
@@ -253,22 +263,9 @@ class Kernel:
         self.terminate(proc, death=Death(signo, message))
 
     def send_signal(self, target: Process, signo: int, sender: Process | None = None) -> None:
-        """Apply `signo` to `target`: its disposition, or the default action.
-
-        Handlers are recorded but not run yet (signal delivery comes later): a caught signal
-        stays pending.
-        """
-        action = target.sig_actions.get(signo, bytes(8))[:8]
-        handler = int.from_bytes(action, "little")
-        if signo != signal.SIGKILL and handler == SIG_IGN:
-            return
-        if signo != signal.SIGKILL and handler != SIG_DFL:
-            target.pending_signals.add(signo)
-            return
-        if signo in IGNORED_BY_DEFAULT:
-            return
-        by = f" (sent by pid {sender.pid})" if sender is not None and sender is not target else ""
-        self.kill(target, signo, f"killed by {signal_name(signo)}{by}")
+        """Generate `signo` for `target` (see signal_delivery.send)."""
+        pid = sender.pid if sender is not None else 0
+        signal_delivery.send(self, target, signo, pack_siginfo(signo, SI_USER, pid=pid, uid=os.getuid()))
 
     def terminate(self, proc: Process, code: int = 0, death: Death | None = None) -> None:
         """End `proc`: a zombie until its parent reaps it. Its memory and files go now
@@ -295,6 +292,10 @@ class Kernel:
             action = int.from_bytes(parent.sig_actions.get(signal.SIGCHLD, bytes(8))[:8], "little")
             if action == SIG_IGN:
                 self.reap(proc)
+            else:
+                code, status = (CLD_KILLED, death.signo) if death else (CLD_EXITED, code)
+                signal_delivery.send(self, parent, signal.SIGCHLD,
+                                     pack_siginfo(signal.SIGCHLD, code, pid=proc.pid, uid=os.getuid(), status=status))
         elif proc is not self.init:
             self.reap(proc)
         if proc is self.current:
@@ -359,6 +360,7 @@ class Kernel:
             except SyscallError as error:
                 result = -error.errno
             except WouldBlock as would_block:
+                would_block.call = entry.name
                 self.sched.block(proc, would_block, lambda: entry.handler(proc, *call_args))
                 if self.tracer is not None and self.tracer.syscalls:
                     self.tracer.blocked(proc.pid, entry, args, would_block.why)
@@ -394,14 +396,14 @@ class Kernel:
         self._die_of_fault(proc, GuestFault(signo, code, 0, what), rip, what)
 
     def _die_of_fault(self, proc: Process, fault: GuestFault, rip: int, what: str) -> None:
-        """No handlers yet (signals come later): a fault's signal kills the process."""
+        """A fault's signal: to the process's handler, or death with a one-line account."""
         region = ""
         if fault.signo in (signal.SIGSEGV, signal.SIGBUS) and fault.addr:
             region = describe_region(proc.space.find_region(fault.addr))
         detail = f"{what} ({region})" if region else what
         message = (f"killed by {signal_name(fault.signo)} ({code_name(fault.signo, fault.code)}): "
                    f"{detail}; rip {rip:#x}: {disassemble(proc.space, rip)}")
-        self.kill(proc, fault.signo, message)
+        signal_delivery.force_fault(self, proc, fault.signo, fault.code, fault.addr, message)
 
     def _die_of_emulator_error(self, proc: Process, error: UcError) -> None:
         """Unicorn reports #UD as an error (its stop_interrupt path), not through the hook."""

@@ -48,7 +48,13 @@ class Process:
     #: rt_sigaction records (raw struct kernel_sigaction bytes by signal).
     sig_actions: dict[int, bytes] = field(default_factory=dict)
     sig_mask: int = 0
-    pending_signals: set[int] = field(default_factory=set)
+    #: Pending signals with their siginfo (one instance per number, as standard signals).
+    pending: dict[int, bytes] = field(default_factory=dict)
+    altstack: tuple[int, int, int] = (0, 2, 0)  # sigaltstack: sp, flags (SS_DISABLE), size
+    sigreturn_pending: bool = False
+    saved_mask: int | None = None  # rt_sigsuspend's mask to restore after the handler
+    fault_cr2: int = 0  # the address of the fault whose signal is pending (sigcontext.cr2)
+    itimer: tuple[float, float] | None = None  # ITIMER_REAL: deadline, interval
     rlimits: dict[int, tuple[int, int]] = field(default_factory=dict)
     robust_list: int = 0
     comm: str = ""  # the task name (prctl PR_SET_NAME, /proc/self/comm)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from unicorn import x86_const as X
 
 from sandbox.errors import SyscallError, WouldBlock
+from sandbox.kernel import signal_delivery
 from sandbox.kernel.process import Process, State
 
 if TYPE_CHECKING:
@@ -42,12 +43,27 @@ class Scheduler:
         """The next process that can run, round-robin after the last one picked."""
         alive = [p for p in self.kernel.processes.values() if p.alive]
         alive.sort(key=lambda p: (p.pid <= self._last_pid, p.pid))
+        self.fire_timers(alive)
         for proc in alive:
-            if proc.state is State.BLOCKED and not self.try_wake(proc):
+            if proc.state is State.BLOCKED and not signal_delivery.interrupt(self.kernel, proc) \
+                    and not self.try_wake(proc):
+                continue
+            if not proc.alive:
                 continue
             self._last_pid = proc.pid
             return proc
         return None
+
+    def fire_timers(self, procs: list[Process]) -> None:
+        """ITIMER_REAL: SIGALRM for every timer whose deadline passed (re-armed if periodic)."""
+        for proc in procs:
+            if proc.itimer is None:
+                continue
+            deadline, interval = proc.itimer
+            now = self.kernel.clock_offset / 1e9 if self.kernel.options.deterministic else time.monotonic()
+            if now >= deadline:
+                proc.itimer = (deadline + interval, interval) if interval else None
+                signal_delivery.send(self.kernel, proc, signal.SIGALRM)
 
     def try_wake(self, proc: Process) -> bool:
         """Retry a blocked call if its condition may hold; True if the process can run."""
@@ -77,6 +93,10 @@ class Scheduler:
             return False
         fds = [p.blocked.host_fd for p in blocked if p.blocked.host_fd is not None]
         deadlines = [p.blocked.deadline for p in blocked if p.blocked.deadline is not None]
+        deadlines += [p.itimer[0] for p in blocked if p.itimer is not None and not self.kernel.options.deterministic]
+        if self.kernel.options.deterministic and any(p.itimer for p in blocked):
+            self.kernel.clock_offset = int(min(p.itimer[0] for p in blocked if p.itimer) * 1e9) + 1
+            return True
         if not fds and not deadlines:
             for proc in blocked:
                 self.kernel.kill(proc, signal.SIGKILL, f"deadlock: {proc.blocked.why}, and no other process can act")
@@ -95,15 +115,23 @@ class Scheduler:
 
     def set_result(self, proc: Process, value: int) -> None:
         """Write a system call's result into `proc`'s RAX, live or saved."""
+        self.reg_write(proc, X.UC_X86_REG_RAX, value & MASK64)
+
+    def reg_read(self, proc: Process, reg: int) -> int:
+        """A register of `proc`: from the CPU if its state is live there, else its context."""
+        return self.machine.uc.reg_read(reg) if proc is self.on_cpu else proc.context.reg_read(reg)
+
+    def reg_write(self, proc: Process, reg: int, value: int) -> None:
         if proc is self.on_cpu:
-            self.machine.set_return(value)
+            self.machine.uc.reg_write(reg, value)
         else:
-            proc.context.reg_write(X.UC_X86_REG_RAX, value & MASK64)
+            proc.context.reg_write(reg, value)
 
     # -- switching ------------------------------------------------------------------------
 
-    def switch_to(self, proc: Process) -> None:
-        """Give `proc` the CPU: a fresh image through the trampoline, or its saved context."""
+    def switch_to(self, proc: Process) -> bool:
+        """Give `proc` the CPU (a fresh image through the trampoline, or its saved context),
+        then deliver its signals. False if a signal ended it."""
         self.kernel.current = proc
         if proc.fresh_entry is not None:
             self.machine.enter_user(proc.space, *proc.fresh_entry)
@@ -114,6 +142,9 @@ class Scheduler:
             proc.space.switch_to()
             self.switches += 1
         self.on_cpu = proc
+        if proc.pending or proc.sigreturn_pending:
+            signal_delivery.deliver(self.kernel, proc)
+        return proc.alive
 
     def switch_out(self, proc: Process) -> None:
         """Save `proc`'s CPU after it ran, so another process may use the CPU."""

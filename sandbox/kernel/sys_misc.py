@@ -1,8 +1,4 @@
-"""Identity, limits, scheduling, time, futex and signal bookkeeping (man 2 of each).
-
-Signals are recorded here (rt_sigaction, rt_sigprocmask) but not yet delivered; a fault's
-signal still ends the process with the default action.
-"""
+"""Identity, limits, scheduling, time, futex and prctl (man 2 of each)."""
 
 from __future__ import annotations
 
@@ -21,10 +17,6 @@ from sandbox.mm.uaccess import copy_in, copy_out, read_cstring
 RLIM_INFINITY = (1 << 64) - 1
 RLIMIT_STACK, RLIMIT_NOFILE, RLIMIT_AS = 3, 7, 9
 RLIMIT_NLIMITS = 16
-SIGSET_SIZE = 8  # the kernel's sigset_t: 64 signals
-SIGKILL, SIGSTOP = 9, 19
-SIG_BLOCK, SIG_UNBLOCK, SIG_SETMASK = 0, 1, 2
-KERNEL_SIGACTION_SIZE = 32  # handler, flags, restorer, mask (arch/x86 kernel_sigaction)
 FUTEX_WAIT, FUTEX_WAKE, FUTEX_WAIT_BITSET, FUTEX_WAKE_BITSET = 0, 1, 9, 10
 FUTEX_CMD_MASK = ~(128 | 256)  # FUTEX_PRIVATE_FLAG, FUTEX_CLOCK_REALTIME
 TIMER_ABSTIME = 1
@@ -219,46 +211,6 @@ def sys_futex(proc: Process, uaddr: int, op: int, val: int, timeout: int, uaddr2
         _sleep(proc, _read_timespec(proc, timeout) if cmd == FUTEX_WAIT else 0)
         raise SyscallError(errno.ETIMEDOUT, "futex timeout")
     raise SyscallError(errno.ENOSYS, f"futex op {cmd}")
-
-
-# -- signals (recorded; delivery comes later) ---------------------------------------------
-
-@syscall("rt_sigaction", "signum act oldact sigsetsize")
-def sys_rt_sigaction(proc: Process, signum: int, act: int, oldact: int, sigsetsize: int) -> int:
-    signum = to_int32(signum)
-    if sigsetsize != SIGSET_SIZE or not 1 <= signum <= 64:
-        raise SyscallError(errno.EINVAL, "signal or sigset size")
-    if act and signum in (SIGKILL, SIGSTOP):
-        raise SyscallError(errno.EINVAL, "SIGKILL and SIGSTOP cannot be caught")
-    old = proc.sig_actions.get(signum, bytes(KERNEL_SIGACTION_SIZE))
-    if act:
-        proc.sig_actions[signum] = copy_in(proc.space, act, KERNEL_SIGACTION_SIZE)
-    if oldact:
-        copy_out(proc.space, oldact, old)
-    return 0
-
-
-@syscall("rt_sigprocmask", "how set oldset sigsetsize")
-def sys_rt_sigprocmask(proc: Process, how: int, set_addr: int, oldset: int, sigsetsize: int) -> int:
-    if sigsetsize != SIGSET_SIZE:
-        raise SyscallError(errno.EINVAL, "sigset size")
-    old = proc.sig_mask
-    if set_addr:
-        mask = struct.unpack("<Q", copy_in(proc.space, set_addr, 8))[0]
-        mask &= ~((1 << (SIGKILL - 1)) | (1 << (SIGSTOP - 1)))
-        how = to_int32(how)
-        if how == SIG_BLOCK:
-            proc.sig_mask |= mask
-        elif how == SIG_UNBLOCK:
-            proc.sig_mask &= ~mask
-        elif how == SIG_SETMASK:
-            proc.sig_mask = mask
-        else:
-            raise SyscallError(errno.EINVAL, f"how {how}")
-    if oldset:
-        copy_out(proc.space, oldset, struct.pack("<Q", old))
-    return 0
-
 
 
 # -- prctl ----------------------------------------------------------------------------------

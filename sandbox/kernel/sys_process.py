@@ -116,7 +116,7 @@ def sys_execve(proc: Process, path: int, argv: int, envp: int) -> int:
         raise exec_error(error) from None
     proc.files.close_on_exec()
     proc.sig_actions = {n: a for n, a in proc.sig_actions.items() if a[:8] == struct.pack("<Q", 1)}
-    proc.pending_signals.clear()
+    proc.altstack = (0, 2, 0)  # execve drops the alternate stack; pending signals stay
     proc.kernel.release_vfork_parent(proc)
     proc.kernel.machine.stop()
     return 0
