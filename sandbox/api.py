@@ -21,6 +21,8 @@ from sandbox.kernel.kernel import Kernel, Options
 from sandbox.kernel.process import Process
 from sandbox.kernel.vfs import parse_mount
 from sandbox.machine import Machine
+from sandbox.mm.dump import dump_pagetables
+from sandbox.mm.policy import Deny, FaultAround, FaultContext, HugePage, Supply  # noqa: F401 - the API
 
 
 @dataclass
@@ -43,7 +45,8 @@ class Sandbox:
     def __init__(self, memory: int = 256 << 20, trace_syscalls: bool = False, trace_faults: bool = False,
                  trace_out: TextIO | None = None, **options: Any) -> None:
         """`options` are `Options` fields: root, mounts (list of "HOST:GUEST[:ro|rw]" or
-        Mount), cwd, env (["K=V"]), inherit_env, deterministic, seed."""
+        Mount), cwd, env (["K=V"]), inherit_env, deterministic, seed, fault_policies (callables,
+        see sandbox.mm.policy), fault_log (a text file for JSON lines)."""
         mounts = [parse_mount(m) if isinstance(m, str) else m for m in options.pop("mounts", [])]
         self.machine = Machine(memory)
         self.baseline_frames = self.machine.frames.used
@@ -66,6 +69,18 @@ class Sandbox:
             message=proc.death.message if proc.death else None,
             cr3=proc.space.cr3, pid=proc.pid, stats=self._stats(proc), maps=procfs.maps(proc).decode(),
         )
+
+    def add_fault_policy(self, policy) -> None:
+        """Consult `policy(FaultContext)` on every not-present fault (see sandbox.mm.policy)."""
+        self.kernel.fault_policies.append(policy)
+
+    def add_fault_listener(self, listener) -> None:
+        """Call `listener(pid, space, FaultRecord, rip)` after every handled fault."""
+        self.kernel.add_fault_listener(listener)
+
+    def pagetables(self) -> str:
+        """The last process's live page-table tree, printed (see sandbox.mm.dump)."""
+        return dump_pagetables(self._last.space.pagetable)
 
     def read_physical(self, pa: int, n: int) -> bytes:
         """Raw guest-physical memory (page tables included)."""

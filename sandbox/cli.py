@@ -60,6 +60,9 @@ def _run_options(f):
         click.option("--deterministic", is_flag=True,
                      help="Fixed clock and seeded randomness: two runs give identical traces."),
         click.option("--seed", default=0, show_default=True, help="Seed for --deterministic randomness."),
+        click.option("--fault-log", type=click.Path(dir_okay=False, writable=True),
+                     help="Write every page fault as a JSON line (see `sandbox plot`)."),
+        click.option("--dump-pagetables", is_flag=True, help="Print the live page-table tree at exit (stderr)."),
     ]):
         f = option(f)
     return f
@@ -84,15 +87,43 @@ def maps(prog: str, args: tuple[str, ...], **options) -> None:
     sys.exit(_execute(prog, args, show_maps=True, **options))
 
 
+@main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@_run_options
+@click.argument("prog")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def pagetable(prog: str, args: tuple[str, ...], **options) -> None:
+    """Run PROG and print its live page-table tree (PML4 down to the pages) at exit."""
+    options["dump_pagetables"] = True
+    sys.exit(_execute(prog, args, show_maps=False, **options))
+
+
+@main.command()
+@click.argument("log", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", default="faults.png", show_default=True, help="The picture to write.")
+def plot(log: str, output: str) -> None:
+    """Draw a --fault-log as address against time: the program's working set."""
+    from sandbox.plot import plot_fault_log
+
+    try:
+        count = plot_fault_log(log, output)
+    except SandboxError as error:
+        click.echo(f"sandbox: {error}", err=True)
+        sys.exit(EXIT_CANNOT_EXECUTE)
+    click.echo(f"{output}: {count} faults")
+
+
 def _execute(prog: str, args: tuple[str, ...], memory: int, trace_faults: bool, trace_syscalls: bool,
              stats: bool, stats_json: str | None, show_maps: bool, mounts: tuple[str, ...], env: tuple[str, ...],
-             **options) -> int:
+             fault_log: str | None, dump_pagetables: bool, **options) -> int:
     """Run one guest; report; return the exit status for the host."""
     from sandbox.api import Sandbox
 
+    log = open(fault_log, "w") if fault_log else None  # noqa: SIM115 - closed below
     try:
-        with Sandbox(memory, trace_syscalls, trace_faults, mounts=list(mounts), env=list(env), **options) as sb:
+        with Sandbox(memory, trace_syscalls, trace_faults, mounts=list(mounts), env=list(env), fault_log=log,
+                     **options) as sb:
             result = sb.run(prog, [prog, *args])
+            tables = sb.pagetables() if dump_pagetables else ""
     except SandboxError as error:
         click.echo(f"sandbox: {error}", err=True)
         return EXIT_NOT_FOUND if "no such file" in str(error) else EXIT_CANNOT_EXECUTE
@@ -104,11 +135,16 @@ def _execute(prog: str, args: tuple[str, ...], memory: int, trace_faults: bool, 
                    f"{error} at {os.path.basename(where.filename)}:{where.lineno}; "
                    "SANDBOX_DEBUG=1 shows the traceback", err=True)
         return EXIT_INTERNAL
+    finally:
+        if log is not None:
+            log.close()
     sys.stdout.flush()
     if result.message:
         click.echo(f"sandbox: {prog}: {result.message}", err=True)
     if show_maps:
         click.echo(result.maps, nl=False, err=True)
+    if tables:
+        click.echo(tables, nl=False, err=True)
     if stats:
         click.echo(format_stats(result.stats), err=True)
     if stats_json:

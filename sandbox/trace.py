@@ -101,6 +101,7 @@ class Tracer:
         self.out.flush()
 
     def fault(self, pid: int, space: AddressSpace, record: FaultRecord, rip: int | None) -> None:
+        """One line per fault (a kernel fault listener)."""
         where = f"rip {rip:#x} {disassemble(space, rip)}" if rip is not None else "by the kernel"
         grown = " (stack grown)" if record.stack_grown else ""
         self.out.write(

@@ -9,6 +9,7 @@ signal, `OutOfMemory` kills the process with a message. No exception caused by t
 from __future__ import annotations
 
 import errno
+import json
 import os
 import random
 import shutil
@@ -105,6 +106,8 @@ class Options:
     inherit_env: bool = False
     deterministic: bool = False
     seed: int = 0
+    fault_policies: list = field(default_factory=list)
+    fault_log: TextIO | None = None  # --fault-log: one JSON line per fault
 
     def environment(self) -> list[bytes]:
         """The guest's environment: the fixed default (or the host's), then --env."""
@@ -114,6 +117,20 @@ class Options:
             key, _, value = item.partition("=")
             merged[key.encode()] = value.encode()
         return [k + b"=" + v for k, v in merged.items()]
+
+
+class FaultLog:
+    """--fault-log: every fault as a JSON line (time, pid, address, kind, access, rip, frame)."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.start = time.monotonic()
+
+    def __call__(self, pid: int, space: AddressSpace, record: FaultRecord, rip: int | None) -> None:
+        self.out.write(json.dumps({
+            "t": round(time.monotonic() - self.start, 6), "pid": pid, "address": record.va,
+            "kind": record.kind, "access": record.access_name, "rip": rip, "frame": record.pfn,
+        }) + "\n")
 
 
 class Kernel:
@@ -129,8 +146,14 @@ class Kernel:
         self.fault_counts: Counter[str] = Counter()
         self.stats: Counter[str] = Counter()
         self.tracer = None
+        self.fault_policies: list = list(options.fault_policies)
+        self.fault_listeners: list = []
         if options.trace_syscalls or options.trace_faults:
             self.tracer = Tracer(options.trace_out, options.trace_syscalls, options.trace_faults)
+            if options.trace_faults:
+                self.fault_listeners.append(self.tracer.fault)
+        if options.fault_log is not None:
+            self.fault_listeners.append(FaultLog(options.fault_log))
         self._fault_rip: int | None = None
         self._next_pid = 1
         self.boot_time = time.monotonic()
@@ -210,10 +233,21 @@ class Kernel:
         return proc
 
     def watch_faults(self, proc: Process, space: AddressSpace | None = None) -> None:
-        """Trace the faults in `space` (default: `proc`'s) as `proc`'s, if --trace-faults is on."""
+        """Prepare `space` (default: `proc`'s) for `proc`: its pid, the fault policies, and
+        the fault listeners (tracing, --fault-log, API recorders), if there are any."""
         space = space or proc.space
-        if self.tracer is not None and self.options.trace_faults and space is not None:
-            space.on_fault = lambda record: self._trace_fault(proc, space, record)
+        if space is None:
+            return
+        space.owner_pid = proc.pid
+        space.fault_policies = self.fault_policies
+        if self.fault_listeners:
+            space.on_fault = lambda record: self._report_fault(proc, space, record)
+
+    def add_fault_listener(self, listener) -> None:
+        """Call `listener(pid, space, record, rip)` after every fault from now on."""
+        self.fault_listeners.append(listener)
+        for proc in self.processes.values():
+            self.watch_faults(proc)
 
     def _expose_program(self, guest: str, host: str) -> None:
         """Mount the program file read-only at its own path (once)."""
@@ -415,7 +449,8 @@ class Kernel:
         else:
             self._die_of_fault(proc, GuestFault(signal.SIGSEGV, abi.SI_KERNEL, 0), rip, f"emulator: {error}")
 
-    def _trace_fault(self, proc: Process, space: AddressSpace, record: FaultRecord) -> None:
+    def _report_fault(self, proc: Process, space: AddressSpace, record: FaultRecord) -> None:
         rip = self._fault_rip if proc is self.current and space is proc.space else None
-        self.tracer.fault(proc.pid, space, record, rip)
+        for listener in self.fault_listeners:
+            listener(proc.pid, space, record, rip)
 

@@ -109,6 +109,10 @@ class AddressSpace:
         self.fault_counts: Counter[str] = Counter()
         #: Pages this space shared with its parent when forked (copy-on-write statistics).
         self.pages_shared_at_fork = 0
+        #: Fault policies consulted on not-present faults (see policy.py), in order.
+        self.fault_policies: list = []
+        #: The pid faults are reported under (set by the kernel).
+        self.owner_pid = 0
         #: Called after each handled fault with its `FaultRecord` (tracing); None when off.
         self.on_fault: Callable[..., None] | None = None
 

@@ -16,7 +16,7 @@ tables), access kinds as plain ints, no allocation beyond the record.
 from __future__ import annotations
 
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from sandbox.abi import BUS_ADRERR, SEGV_ACCERR, SEGV_MAPERR, STACK_GUARD_GAP, STACK_LIMIT
@@ -25,6 +25,7 @@ from sandbox.mm import HUGE_PAGE_SIZE, PAGE_SHIFT, PAGE_SIZE, page_down
 from sandbox.mm.frames import HUGE_ORDER
 from sandbox.mm.pagecache import CachedFile
 from sandbox.mm.pagetable import LEAF_SHIFT, PTE_ADDR_MASK, PTE_HUGE, PTE_PRESENT, PTE_WRITABLE, Mapping, user_pte_flags
+from sandbox.mm.policy import Deny, FaultAround, FaultContext, HugePage, Supply, access_name
 from sandbox.mm.vma import PROT_WRITE, Access, Region, RegionFlag, prot_allows
 
 if TYPE_CHECKING:
@@ -48,6 +49,9 @@ class FaultRecord:
     pfn: int
     tables_created: int
     stack_grown: bool = False
+    old_entry: int = 0  # the leaf entry before the fault (0: not present)
+    new_entry: int = 0  # and after it
+    around: int = 0  # neighbouring pages a fault-around policy mapped too
 
     @property
     def access_name(self) -> str:
@@ -72,8 +76,12 @@ def handle_page_fault(space: AddressSpace, va: int, access: int) -> FaultRecord:
         pagetable.prune(va)
         raise
     entry = pagetable.mem.words[slot >> 3]
+    around = 0
     if not entry & PTE_PRESENT:
-        if isinstance(region.file, CachedFile):
+        decision = consult_policies(space, region, va, access) if space.fault_policies else None
+        if decision is not None:
+            kind, pfn, around, region, slot = apply_decision(space, region, va, access, slot, decision)
+        elif isinstance(region.file, CachedFile):
             kind, pfn = fault_cached_page(space, region, va, slot, access)
         else:
             kind, pfn = fault_in_page(space, region, va, slot)
@@ -83,10 +91,72 @@ def handle_page_fault(space: AddressSpace, va: int, access: int) -> FaultRecord:
         space.mmu.flush_tlb()
         kind, pfn = SPURIOUS, (entry & PTE_ADDR_MASK) >> PAGE_SHIFT
     space.fault_counts[kind] += 1
-    record = FaultRecord(kind, va, access, region, pfn, len(pagetable.live) - tables, grown)
+    new_entry = pagetable.mem.words[slot >> 3]
+    record = FaultRecord(kind, va, access, region, pfn, len(pagetable.live) - tables, grown, entry, new_entry, around)
     if space.on_fault is not None:
         space.on_fault(record)
     return record
+
+
+def consult_policies(space: AddressSpace, region: Region, va: int, access: int):
+    """The first decision a registered fault policy makes about this not-present page."""
+    context = FaultContext(space.owner_pid, va, access_name(access), region, space)
+    for policy in space.fault_policies:
+        decision = policy(context)
+        if decision is not None:
+            return decision
+    return None
+
+
+def apply_decision(space: AddressSpace, region: Region, va: int, access: int, slot: int, decision):
+    """Carry out a policy's decision; returns (kind, pfn, pages mapped around, region, slot)."""
+    if isinstance(decision, Deny):
+        space.pagetable.prune(va)
+        raise GuestFault(signal.SIGSEGV, SEGV_ACCERR, va, decision.reason)
+    if isinstance(decision, HugePage):
+        huge = make_huge(space, region, va)
+        if huge is not None:
+            space.pagetable.prune(va)
+            slot = space.pagetable.walk(va, LEAF_SHIFT[HUGE_PAGE_SIZE], create=True)
+            kind, pfn = fault_in_page(space, huge, va, slot)
+            return "huge-page", pfn, 0, huge, slot
+        decision = None
+    if isinstance(decision, Supply):
+        pfn = space.frames.alloc()
+        space.mem.write(pfn << PAGE_SHIFT, decision.data[:PAGE_SIZE])
+        space.pagetable.fill_slot(slot, (pfn << PAGE_SHIFT) | user_pte_flags(region.prot))
+        return "supplied", pfn, 0, region, slot
+    kind, pfn = fault_in_page(space, region, va, slot)
+    around = fault_around(space, region, va, decision.pages) if isinstance(decision, FaultAround) else 0
+    return kind, pfn, around, region, slot
+
+
+def fault_around(space: AddressSpace, region: Region, va: int, pages: int) -> int:
+    """Map up to `pages` pages after `va`'s, inside the region, that are not mapped yet."""
+    done = 0
+    start = (va & ~(PAGE_SIZE - 1)) + PAGE_SIZE
+    for page in range(start, min(region.end, start + pages * PAGE_SIZE), PAGE_SIZE):
+        if space.pagetable.lookup(page) is None:
+            fault_in_page(space, region, page)
+            done += 1
+    space.fault_counts["mapped-around"] += done
+    return done
+
+
+def make_huge(space: AddressSpace, region: Region, va: int) -> Region | None:
+    """Carve the 2 MiB block around `va` out of a 4 KiB region as a 2 MiB-page region, if
+    the block lies inside the region and nothing in it is mapped; else None."""
+    block = va & ~(HUGE_PAGE_SIZE - 1)
+    if region.page_size != PAGE_SIZE or block < region.start or block + HUGE_PAGE_SIZE > region.end:
+        return None
+    if any(True for _ in space.pagetable.iter_leaves(block, block + HUGE_PAGE_SIZE)) or region.file is not None:
+        return None
+    space.regions.split_at(block)
+    space.regions.split_at(block + HUGE_PAGE_SIZE)
+    middle = space.regions.find(block)
+    huge = replace(middle, page_size=HUGE_PAGE_SIZE)
+    space.regions.replace(middle, huge)
+    return huge
 
 
 def grow_stack(space: AddressSpace, va: int) -> Region:
