@@ -6,6 +6,7 @@
   sections are visible to the text (resolved through keystone's symbol resolver).
 - `guests/c/*.c`: freestanding C (`#include "sys.h"`) built with `gcc -static -nostdlib`;
   `*.pie.c` names are built as static-PIE too.
+- `examples/*.c`: the demos' guests (`sandbox demo`), built with glibc as demo-NAME.
 - `guests/libc/*.c`: ordinary C programs built three ways by real toolchains: glibc
   (`gcc -static -O2`, NAME-glibc), musl (`musl-gcc -static -O2`, NAME-musl) and glibc
   static-PIE (`gcc -static-pie -O2`, NAME-pie).
@@ -200,6 +201,10 @@ def main() -> None:
             built.append(f"{stem}-pie")
     for source in sorted((HERE / "libc").glob("*.c")):
         built += build_libc(source, source.stem)
+    for source in sorted((HERE.parent / "examples").glob("*.c")):
+        target = OUT / f"demo-{source.stem.replace('_', '-')}"
+        subprocess.run(["gcc", "-static", "-O2", "-Wall", "-o", str(target), str(source)], check=True)
+        built.append(target.name)
     print(f"built {len(built)} guests in {OUT}: {' '.join(built)}")
 
 

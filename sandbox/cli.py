@@ -98,6 +98,24 @@ def pagetable(prog: str, args: tuple[str, ...], **options) -> None:
 
 
 @main.command()
+@click.argument("name", required=False)
+@click.option("--list", "show_list", is_flag=True, help="List the demos.")
+def demo(name: str | None, show_list: bool) -> None:
+    """Run a fault-handling demo and tell what happened (`--list` names them)."""
+    from sandbox.demos import DEMOS, run_demo
+
+    if show_list or not name:
+        for index, entry in enumerate(DEMOS.values(), 1):
+            click.echo(f"{index}. {entry.name:<14} {entry.title}")
+        return
+    try:
+        run_demo(name)
+    except SandboxError as error:
+        click.echo(f"sandbox: {error}", err=True)
+        sys.exit(EXIT_CANNOT_EXECUTE)
+
+
+@main.command()
 @click.argument("log", type=click.Path(exists=True, dir_okay=False))
 @click.option("-o", "--output", default="faults.png", show_default=True, help="The picture to write.")
 def plot(log: str, output: str) -> None:

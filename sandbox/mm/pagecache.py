@@ -102,10 +102,13 @@ class PageCache:
             cached.writeback(self.mem)
 
     def trim(self, mapped: set[int]) -> None:
-        """Drop pages no mapping uses; forget files that no region maps (`mapped` holds the
-        ids of the CachedFile objects that regions still refer to)."""
+        """Forget the pages, and the file, of every file no region maps any more (`mapped`
+        holds the ids of the CachedFile objects regions still refer to). A file still mapped
+        keeps its pages, so later faults share the same frames (as shmem pages stay)."""
         for key, cached in list(self.files.items()):
+            if id(cached) in mapped:
+                continue
             cached.trim(self.frames)
-            if not cached.pages and id(cached) not in mapped:
+            if not cached.pages:
                 os.close(cached.fd)
                 del self.files[key]
