@@ -16,6 +16,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from sandbox.errors import InvariantError
 from sandbox.kernel import procfs
 from sandbox.kernel.kernel import Kernel, Options
 from sandbox.kernel.process import Process
@@ -62,6 +63,8 @@ class Sandbox:
         proc = self.kernel.spawn(path, argv, envp)
         self.kernel.run(proc)
         self._last = proc
+        if self.kernel.check_every_switch:
+            self.kernel.check_invariants()
         return RunResult(
             status=proc.status,
             exit_code=None if proc.death else proc.exit_code,
@@ -123,6 +126,10 @@ class Sandbox:
             self.kernel.release(self._last)
             self._last = None
             self.kernel.init = None
+            if self.kernel.check_every_switch:
+                self.kernel.check_invariants()
+                if self.machine.frames.used != self.baseline_frames:
+                    raise InvariantError(f"{self.machine.frames.used - self.baseline_frames} frames leaked")
 
     def close(self) -> None:
         """Tear the last process down and free the machine."""

@@ -35,6 +35,16 @@ def parse_size(_ctx: click.Context | None, _param: click.Parameter | None, text:
     return size
 
 
+def _optional_size(ctx: click.Context, param: click.Parameter, text: str | None) -> int | None:
+    """A size like 16M, or None when the option is not given."""
+    if text is None:
+        return None
+    match = _SIZE.match(text.strip())
+    if not match:
+        raise click.BadParameter(f"{text!r} is not a size like 16M or 1G")
+    return int(match.group(1)) * _UNITS[match.group(2).upper()]
+
+
 @click.group()
 @click.version_option(package_name="sandbox")
 def main() -> None:
@@ -63,6 +73,18 @@ def _run_options(f):
         click.option("--fault-log", type=click.Path(dir_okay=False, writable=True),
                      help="Write every page fault as a JSON line (see `sandbox plot`)."),
         click.option("--dump-pagetables", is_flag=True, help="Print the live page-table tree at exit (stderr)."),
+        click.option("--max-resident", callback=_optional_size, metavar="SIZE",
+                     help="Cap on memory in use across all the guest's processes (e.g. 16M)."),
+        click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+                     help="Stop the guest after this much wall time (exit 137)."),
+        click.option("--max-instructions", type=click.IntRange(min=1), metavar="N",
+                     help="Stop the guest after N instructions (exit 137; counting slows the run)."),
+        click.option("--max-processes", type=click.IntRange(min=1), metavar="N",
+                     help="At most N live processes; fork beyond answers EAGAIN."),
+        click.option("--max-open-files", type=click.IntRange(min=3, max=1 << 20), default=1024,
+                     show_default=True, metavar="N", help="Descriptors per process (EMFILE beyond)."),
+        click.option("--max-map-count", type=click.IntRange(min=8), default=65530, show_default=True,
+                     metavar="N", help="Regions per process (Linux's vm.max_map_count; ENOMEM beyond)."),
     ]):
         f = option(f)
     return f

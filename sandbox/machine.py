@@ -22,7 +22,17 @@ import struct
 import threading
 from collections.abc import Callable
 
-from unicorn import UC_ARCH_X86, UC_HOOK_INSN, UC_HOOK_INTR, UC_MODE_64, UC_PROT_ALL, Uc, UcError
+from unicorn import (
+    UC_ARCH_X86,
+    UC_HOOK_BLOCK,
+    UC_HOOK_INSN,
+    UC_HOOK_INTR,
+    UC_MODE_64,
+    UC_PROT_ALL,
+    UC_PROT_EXEC,
+    Uc,
+    UcError,
+)
 from unicorn import x86_const as X
 from unicorn.unicorn_py3.unicorn import uc_hook_h, uclib
 
@@ -101,6 +111,7 @@ def probe_code(write_addr: int, read_addr: int) -> bytes:
 
 _INTR_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
 _SYSCALL_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
+_BLOCK_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_void_p)
 #: Registers carrying a system call's number and six arguments (x86-64 syscall ABI, man 2 syscall).
 SYSCALL_REGS = (X.UC_X86_REG_RAX, X.UC_X86_REG_RDI, X.UC_X86_REG_RSI, X.UC_X86_REG_RDX,
                 X.UC_X86_REG_R10, X.UC_X86_REG_R8, X.UC_X86_REG_R9)
@@ -195,6 +206,8 @@ class Machine:
             pfn = self.frames.alloc()
             self.kernel_space.pagetable.map(va, pfn << PAGE_SHIFT, flags | PTE_PRESENT)
             pages[va] = pfn << PAGE_SHIFT
+        #: Frames the kernel half itself owns (GDT, trampoline, kernel stack).
+        self.kernel_frames = [pa >> PAGE_SHIFT for pa in pages.values()]
         self.mem.write(pages[GDT_VA], struct.pack(f"<{len(GDT)}Q", *GDT))
         self.mem.write(pages[TRAMPOLINE_VA], IRETQ)
         return pages[KSTACK_VA]
@@ -270,6 +283,40 @@ class Machine:
         if self.pending_error is not None:
             error, self.pending_error = self.pending_error, None
             raise error
+
+    def count_instructions(self, report: Callable[[int], None]) -> None:
+        """Count executed instructions (for --max-instructions): a block hook reports each
+        translation block's instruction count, decoded once per block. Costs a Python call per
+        block executed, so it is only installed when a limit asks for it."""
+        from capstone import CS_ARCH_X86, CS_MODE_64, Cs
+
+        decoder = Cs(CS_ARCH_X86, CS_MODE_64)
+        counts: dict[tuple[int, int, int], int] = {}
+
+        def on_block(_handle, address: int, size: int, _data) -> None:
+            key = (self._cr3, address, size)
+            n = counts.get(key)
+            if n is None:
+                code = self._read_code(address, size)
+                n = counts[key] = max(1, sum(1 for _ in decoder.disasm_lite(code, address)))
+            try:
+                report(n)
+            except BaseException as error:  # noqa: BLE001 - re-raised by run()
+                self.pending_error = error
+                self.uc.emu_stop()
+
+        self._hooks.append(self._add_hook(UC_HOOK_BLOCK, _BLOCK_CB(on_block)))
+
+    def _read_code(self, va: int, size: int) -> bytes:
+        """Instruction bytes at `va` through the CPU's own translation (present pages only)."""
+        out = bytearray()
+        pa = ctypes.c_uint64()
+        while len(out) < size:
+            if uclib.uc_vmem_translate(self.uc._uch, ctypes.c_uint64(va + len(out)), UC_PROT_EXEC, ctypes.byref(pa)):
+                break
+            take = min(size - len(out), PAGE_SIZE - ((va + len(out)) & (PAGE_SIZE - 1)))
+            out += self.mem.read(pa.value, take)
+        return bytes(out)
 
     def _start_watchdog(self) -> None:
         """A daemon thread that stops the CPU every WATCHDOG_SECONDS (cheaper than Unicorn's

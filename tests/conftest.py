@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+#: Every sandbox the tests start, in-process or through the CLI, checks all its invariants at
+#: every context switch and at the end of every run (frames, tables, regions, refcounts).
+os.environ["SANDBOX_CHECK_INVARIANTS"] = "1"
 GUESTS = ROOT / "guests" / "build"
 IN_CI = os.environ.get("CI") == "true"
 

@@ -25,7 +25,7 @@ from unicorn import UC_ERR_INSN_INVALID, UcError
 from unicorn.x86_const import UC_X86_REG_RIP
 
 from sandbox import abi
-from sandbox.errors import GuestFault, OutOfMemory, SandboxError, SyscallError, WouldBlock
+from sandbox.errors import GuestFault, InvariantError, OutOfMemory, SandboxError, SyscallError, WouldBlock
 from sandbox.kernel import (  # noqa: F401 - importing registers the handlers
     procfs,
     signal_delivery,
@@ -108,6 +108,14 @@ class Options:
     seed: int = 0
     fault_policies: list = field(default_factory=list)
     fault_log: TextIO | None = None  # --fault-log: one JSON line per fault
+    # Limits (None: none). Memory and time limits kill every process (exit 137, a message
+    # naming the limit); the counts are Linux's own answers (EAGAIN, EMFILE, ENOMEM).
+    max_resident: int | None = None  # bytes of frames in use across all processes
+    timeout: float | None = None  # seconds of wall time
+    max_instructions: int | None = None
+    max_processes: int | None = None
+    max_open_files: int = 1024
+    max_map_count: int = 65530  # Linux's vm.max_map_count
 
     def environment(self) -> list[bytes]:
         """The guest's environment: the fixed default (or the host's), then --env."""
@@ -167,6 +175,14 @@ class Kernel:
         self.fs = FileSystemView(root, options.mounts, self._proc_entries)
         self.page_cache = PageCache(machine.mem, machine.frames)
         self.sched = Scheduler(self)
+        if options.max_resident is not None:
+            machine.frames.limit = machine.frames.used + options.max_resident // 4096
+        if options.max_instructions is not None:
+            machine.count_instructions(self._instruction_budget)
+        self.instructions = 0
+        self.limit_hit: str | None = None
+        #: SANDBOX_CHECK_INVARIANTS=1: check every invariant at every switch and at the end.
+        self.check_every_switch = os.environ.get("SANDBOX_CHECK_INVARIANTS") == "1"
         machine.on_syscall = self._on_syscall
         machine.on_exception = self._on_exception
 
@@ -220,6 +236,7 @@ class Kernel:
         self._next_pid += 1
         if parent is None:
             proc = Process(self, pid, 0, space, "", pgid=pid, sid=pid)
+            proc.files.limit = self.options.max_open_files
         else:
             proc = Process(self, pid, parent.pid, space, parent.exe, files=parent.files.copy(),
                            brk_start=parent.brk_start, brk=parent.brk, cwd=parent.cwd,
@@ -240,6 +257,7 @@ class Kernel:
             return
         space.owner_pid = proc.pid
         space.fault_policies = self.fault_policies
+        space.max_regions = self.options.max_map_count
         if self.fault_listeners:
             space.on_fault = lambda record: self._report_fault(proc, space, record)
 
@@ -271,7 +289,10 @@ class Kernel:
     def run(self, init: Process) -> Process:
         """Run every process until all have ended (as a shell waits for its pipeline's output);
         return `init`, whose status is the sandbox's."""
+        started = time.monotonic()
         while True:
+            if self.options.timeout is not None and time.monotonic() - started > self.options.timeout:
+                self.limit_reached(f"time limit of {self.options.timeout:g} s reached")
             proc = self.sched.pick()
             if proc is None:
                 if not any(p.alive for p in self.processes.values()) or not self.sched.idle():
@@ -279,6 +300,8 @@ class Kernel:
                 continue
             if not self.sched.switch_to(proc):
                 continue
+            if self.check_every_switch:
+                self.check_invariants()
             try:
                 self.machine.run()
             except UcError as error:
@@ -291,6 +314,40 @@ class Kernel:
             self.sched.switch_out(proc)
 
     # -- ending processes -----------------------------------------------------------------
+
+    def check_invariants(self) -> None:
+        """Every structure checks itself; then, across all of them, each allocated frame's
+        reference count must equal its owners: the page-table entries that map it, the page
+        table (or the kernel) that owns it as a table page, and the page cache."""
+        frames = self.machine.frames
+        frames.check_invariants()
+        owners: Counter[int] = Counter(self.machine.kernel_frames)
+        spaces = [self.machine.kernel_space] + [p.space for p in self.processes.values() if p.space is not None]
+        for space in spaces:
+            if not space.is_kernel:
+                space.check_invariants()
+            owners.update(table >> 12 for table in space.pagetable.live)
+            owners.update(m.pa >> 12 for _, m in space.pagetable.iter_leaves())
+        for cached in self.page_cache.files.values():
+            owners.update(cached.pages.values())
+        allocated = {pfn: frames.refcount(pfn) for pfn in frames.allocated_heads()}
+        if allocated != dict(owners):
+            wrong = {hex(p): (allocated.get(p), owners.get(p)) for p in set(allocated) | set(owners)
+                     if allocated.get(p) != owners.get(p)}
+            raise InvariantError(f"frame reference counts (count, owners) disagree: {dict(list(wrong.items())[:8])}")
+
+    def limit_reached(self, what: str) -> None:
+        """A sandbox limit ends every process with SIGKILL, saying which limit."""
+        self.limit_hit = what
+        for proc in [p for p in self.processes.values() if p.alive]:
+            self.kill(proc, signal.SIGKILL, f"killed: {what}")
+        self.machine.stop()
+
+    def _instruction_budget(self, executed: int) -> None:
+        """Called by the machine's block counter (only with --max-instructions)."""
+        self.instructions += executed
+        if self.instructions > self.options.max_instructions and self.limit_hit is None:
+            self.limit_reached(f"instruction limit of {self.options.max_instructions} reached")
 
     def kill(self, proc: Process, signo: int, message: str) -> None:
         """The default action of a fatal signal: end the process, say why."""

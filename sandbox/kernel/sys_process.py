@@ -38,6 +38,9 @@ def fork(proc: Process, flags: int, stack: int = 0, parent_tid: int = 0, child_t
     The child's CPU is the parent's at this syscall, resuming after it with RAX = 0.
     """
     kernel = proc.kernel
+    limit = kernel.options.max_processes
+    if limit is not None and sum(1 for p in kernel.processes.values() if p.alive) >= limit:
+        raise SyscallError(errno.EAGAIN, f"process limit of {limit} reached")
     child = kernel.new_process(proc, proc.space.clone_cow())
     context = kernel.machine.uc.context_save()
     rip = context.reg_read(X.UC_X86_REG_RIP)

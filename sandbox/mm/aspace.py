@@ -109,6 +109,8 @@ class AddressSpace:
         self.fault_counts: Counter[str] = Counter()
         #: Pages this space shared with its parent when forked (copy-on-write statistics).
         self.pages_shared_at_fork = 0
+        #: The most regions this space may have (Linux's vm.max_map_count).
+        self.max_regions = 65530
         #: Fault policies consulted on not-present faults (see policy.py), in order.
         self.fault_policies: list = []
         #: The pid faults are reported under (set by the kernel).
@@ -152,6 +154,8 @@ class AddressSpace:
         range is outside the user half.
         """
         self._check_user_range(region.start, region.end)
+        if len(self.regions) >= self.max_regions:
+            raise SyscallError(errno.ENOMEM, f"map count limit of {self.max_regions} reached")
         if fixed:
             self.unmap_range(region.start, region.end - region.start)
         try:

@@ -79,7 +79,7 @@ class FrameAllocator:
         """
         npages = 1 << order
         if self.limit is not None and self.used + npages > self.limit:
-            raise OutOfMemory(f"resident cap of {self.limit} frames reached")
+            raise OutOfMemory("the --max-resident cap is reached")
         pfn = self._take_block(order)
         self._refcount[pfn] = 1
         self._order[pfn] = order
@@ -142,6 +142,10 @@ class FrameAllocator:
     def order_of(self, pfn: int) -> int:
         """The order of the allocated block headed by `pfn`."""
         return self._order[pfn]
+
+    def allocated_heads(self) -> list[int]:
+        """The head pfn of every allocated block."""
+        return list(self._order)
 
     @property
     def free(self) -> int:
