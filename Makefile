@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 DEBIAN_PACKAGES := gcc libc6-dev musl-tools busybox-static
 BENCH_PACKAGES := qemu-user
 
-.PHONY: demo test guests bench lint system-deps clean
+.PHONY: demo test guests bench soak fuzz lint system-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,9 @@ bench: $(STAMP)
 	$(MAKE) system-deps EXTRA_PACKAGES="$(BENCH_PACKAGES)"
 	$(PY) guests/build.py
 	$(PY) bench/run.py
+
+soak: guests
+	$(PY) tests/robustness/soak.py --seconds $${SOAK_SECONDS:-600}
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check sandbox guests tests tools bench

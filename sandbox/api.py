@@ -12,6 +12,7 @@ The process's address space stays intact after it ends, until `close()` (or the 
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 from typing import Any, TextIO
@@ -59,9 +60,14 @@ class Sandbox:
         """Run the static ELF at `path` to completion. Raises SandboxError for a bad file."""
         self.release()
         argv = [path] if argv is None else argv
-        envp = None if env is None else [e.encode() for e in env]
+        envp = None if env is None else [os.fsencode(e) for e in env]
         proc = self.kernel.spawn(path, argv, envp)
-        self.kernel.run(proc)
+        try:
+            self.kernel.run(proc)
+        except BaseException:
+            self.kernel.release(proc)  # a sandbox bug: leave no half-run process behind
+            self.kernel.init = None
+            raise
         self._last = proc
         if self.kernel.check_every_switch:
             self.kernel.check_invariants()

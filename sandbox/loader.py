@@ -147,15 +147,17 @@ def _parse(path: str, data: bytes, elf: ELFFile) -> ElfImage:
         if kind == "PT_GNU_STACK":
             stack_exec = bool(seg["p_flags"] & PF_X)
         if kind == "PT_LOAD" and seg["p_memsz"]:
-            segments.append(_check_segment(path, index, len(data), seg))
+            bias = PIE_LOAD_BIAS if header.e_type == ET_DYN else 0
+            segments.append(_check_segment(path, index, len(data), seg, bias))
     image = ElfImage(path, data, header.e_type, header.e_entry, header.e_phoff,
                      header.e_phnum, segments, stack_exec)
     _check_layout(image)
     return image
 
 
-def _check_segment(path: str, index: int, file_size: int, seg) -> Segment:
-    """One PT_LOAD: within the file, memsz >= filesz, congruent offset/vaddr, in user space."""
+def _check_segment(path: str, index: int, file_size: int, seg, bias: int) -> Segment:
+    """One PT_LOAD: within the file, memsz >= filesz, congruent offset/vaddr, and in user
+    space where it will be loaded (after the static-PIE bias)."""
     s = Segment(seg["p_vaddr"], seg["p_memsz"], seg["p_offset"], seg["p_filesz"], seg["p_flags"])
     where = f"{path}: segment {index}"
     if s.offset + s.filesz > file_size:
@@ -164,7 +166,7 @@ def _check_segment(path: str, index: int, file_size: int, seg) -> Segment:
         raise ElfError(f"{where}: p_memsz {s.memsz:#x} is smaller than p_filesz {s.filesz:#x}")
     if (s.vaddr - s.offset) % PAGE_SIZE:
         raise ElfError(f"{where}: p_vaddr {s.vaddr:#x} and p_offset {s.offset:#x} differ modulo the page size")
-    if s.vaddr + s.memsz > USER_END - PAGE_SIZE:
+    if bias + s.vaddr + s.memsz > USER_END - PAGE_SIZE:
         raise ElfError(f"{where}: {s.vaddr:#x}+{s.memsz:#x} reaches the kernel half or is non-canonical")
     return s
 

@@ -187,6 +187,7 @@ class Machine:
         self.on_syscall: Callable[[], None] = _unexpected_syscall
         self.on_exception: Callable[[int], None] = _unexpected_exception
         self.pending_error: BaseException | None = None
+        self.tb_flush_pending = False
         self._watchdog: threading.Event | None = None
         self._hooks = [self._add_hook(UC_HOOK_INTR, _INTR_CB(self._intr_entry)),
                        self._add_hook(UC_HOOK_INSN, _SYSCALL_CB(self._syscall_entry), X.UC_X86_INS_SYSCALL)]
@@ -250,6 +251,14 @@ class Machine:
         self._cr3 = cr3
         self.uc.reg_write(X.UC_X86_REG_CR3, cr3)
 
+    def code_changed(self) -> None:
+        """A frame that held executable code was freed, or the kernel wrote into executable
+        memory. QEMU caches translated code by physical address and never sees writes made
+        through our memoryview, so its cache is stale: flush it before the next instruction
+        (the CPU stops now; `run` flushes before it starts again)."""
+        self.tb_flush_pending = True
+        self.uc.emu_stop()
+
     def forget_cr3(self) -> None:
         """After a context restore the CPU's CR3 changed without a flush: make the next
         `switch_to` write CR3 (and so flush the TLB) whatever it holds."""
@@ -277,6 +286,9 @@ class Machine:
         A hook that raised has its exception re-raised here; `UcError` is left to the caller.
         """
         rip = self.uc.reg_read(X.UC_X86_REG_RIP)
+        if self.tb_flush_pending:
+            self.tb_flush_pending = False
+            self.uc.ctl_flush_tb()
         if not count:
             self._start_watchdog()
         self.uc.emu_start(rip, 0, 0, count)

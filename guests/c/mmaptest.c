@@ -48,6 +48,12 @@ int main(int argc, char **argv, char **envp) {
     check("heap is usable", heap[0] == 'x' && heap[3 * 4096 + 99] == 'y');
     check("brk shrinks", brk((void *)(cur + 4096)) == cur + 4096);
     check("brk below start is refused", brk((void *)4096) == cur + 4096);
+    check("MAP_FIXED in the kernel half is refused",
+          (long)mmap((void *)0xffff800000000000UL, 4096, rw, anon | MAP_FIXED, -1, 0) < 0);
+    check("MAP_FIXED at a non-canonical address is refused",
+          (long)mmap((void *)0x0000800000000000UL, 4096, rw, anon | MAP_FIXED, -1, 0) < 0);
+    check("MAP_FIXED straddling the top of user space is refused",
+          (long)mmap((void *)0x00007ffffffff000UL, 8192, rw, anon | MAP_FIXED, -1, 0) < 0);
     char *big = mmap(0, 64L << 20, rw, anon, -1, 0);
     check("64 MiB reservation without touching", big != MAP_FAILED);
     big[(64L << 20) - 1] = 1;

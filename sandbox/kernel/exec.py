@@ -10,7 +10,7 @@ import errno
 import os
 from typing import TYPE_CHECKING
 
-from sandbox.errors import SandboxError, SyscallError
+from sandbox.errors import OutOfMemory, SandboxError, SyscallError
 from sandbox.loader import StackSpec, build_stack, load_elf, read_elf
 from sandbox.mm.aspace import AddressSpace
 
@@ -30,8 +30,11 @@ def load_program(kernel: Kernel, proc: Process, host_path: str, guest_path: str,
     kernel.watch_faults(proc, space)
     try:
         loaded = load_elf(space, image)
-        spec = StackSpec(argv, envp, guest_path.encode(), kernel.random_bytes(16), image.stack_exec)
+        spec = StackSpec(argv, envp, os.fsencode(guest_path), kernel.random_bytes(16), image.stack_exec)
         rsp = build_stack(space, loaded, spec)
+    except (SyscallError, OutOfMemory) as error:
+        space.destroy()
+        raise SandboxError(f"{host_path}: cannot be loaded: {error}") from None
     except BaseException:
         space.destroy()
         raise
@@ -65,7 +68,7 @@ def resolve_program(kernel: Kernel, proc: Process, path: bytes, argv: list[bytes
             raise SyscallError(errno.ENOEXEC, f"{node.guest}: empty #! line")
         interpreter, _, argument = line.partition(b" ")
         argument = argument.strip()
-        argv = [interpreter, *([argument] if argument else []), node.guest.encode(), *argv[1:]]
+        argv = [interpreter, *([argument] if argument else []), os.fsencode(node.guest), *argv[1:]]
         path = interpreter
     raise SyscallError(errno.ELOOP, "too many #! interpreters")
 

@@ -60,8 +60,15 @@ class DirEntry:
     name: bytes
 
 
-def _oserror(error: OSError) -> SyscallError:
-    return SyscallError(error.errno or errno.EIO, str(error))
+#: What a host call can raise for a guest's values: its own errno, or a value Python's API
+#: cannot take at all (an offset past 2**63, a NUL in a path), which is EINVAL.
+HOST_ERRORS = (OSError, OverflowError, ValueError)
+
+
+def _oserror(error: Exception) -> SyscallError:
+    if isinstance(error, OSError):
+        return SyscallError(error.errno or errno.EIO, str(error))
+    return SyscallError(errno.EINVAL, str(error))
 
 
 class File:
@@ -145,7 +152,7 @@ class HostFile(File):
             raise SyscallError(errno.EBADF, f"{self.name} is not open for reading")
         try:
             return os.read(self.fd, n)
-        except OSError as error:
+        except HOST_ERRORS as error:
             raise _oserror(error) from None
 
     def write(self, data: bytes) -> int:
@@ -153,7 +160,7 @@ class HostFile(File):
             raise SyscallError(errno.EBADF, f"{self.name} is not open for writing")
         try:
             return os.write(self.fd, data)
-        except OSError as error:
+        except HOST_ERRORS as error:
             raise _oserror(error) from None
 
     def pread(self, n: int, offset: int) -> bytes:
@@ -161,7 +168,7 @@ class HostFile(File):
             raise SyscallError(errno.EBADF, f"{self.name} is not open for reading")
         try:
             return os.pread(self.fd, n, offset)
-        except OSError as error:
+        except HOST_ERRORS as error:
             raise _oserror(error) from None
 
     def pwrite(self, data: bytes, offset: int) -> int:
@@ -169,7 +176,7 @@ class HostFile(File):
             raise SyscallError(errno.EBADF, f"{self.name} is not open for writing")
         try:
             return os.pwrite(self.fd, data, offset)
-        except OSError as error:
+        except HOST_ERRORS as error:
             raise _oserror(error) from None
 
     def seek(self, offset: int, whence: int) -> int:
@@ -180,13 +187,13 @@ class HostFile(File):
             return offset
         try:
             return os.lseek(self.fd, offset, whence)
-        except OSError as error:
+        except HOST_ERRORS as error:
             raise _oserror(error) from None
 
     def stat(self) -> Stat:
         try:
             return Stat.from_host(os.fstat(self.fd))
-        except OSError as error:
+        except HOST_ERRORS as error:
             raise _oserror(error) from None
 
     def entries(self) -> list[DirEntry]:
@@ -196,8 +203,11 @@ class HostFile(File):
             if not stat.S_ISDIR(st.mode):
                 raise SyscallError(errno.ENOTDIR, self.name)
             listing = [DirEntry(st.ino, DT_DIR, b"."), DirEntry(st.ino, DT_DIR, b"..")]
-            with os.scandir(self.fd) as it:
-                names = {e.name: e for e in it}
+            try:
+                with os.scandir(self.fd) as it:
+                    names = {e.name: e for e in it}
+            except HOST_ERRORS as error:  # e.g. an O_PATH descriptor cannot be listed: EBADF
+                raise _oserror(error) from None
             for name in self._extra_entries() if self._extra_entries else []:
                 names.setdefault(name, None)
             for name in sorted(names):
@@ -211,13 +221,13 @@ class HostFile(File):
             raise SyscallError(errno.EINVAL, f"{self.name} is not open for writing")
         try:
             os.ftruncate(self.fd, length)
-        except OSError as error:
+        except HOST_ERRORS as error:
             raise _oserror(error) from None
 
     def sync(self) -> None:
         try:
             os.fsync(self.fd)
-        except OSError as error:
+        except HOST_ERRORS as error:
             raise _oserror(error) from None
 
     def close(self) -> None:
@@ -264,7 +274,7 @@ class HostStream(File):
             raise WouldBlock(f"{self.name} has no input yet", host_fd=self.fd)
         try:
             return os.read(self.fd, n)
-        except OSError as error:
+        except HOST_ERRORS as error:
             raise _oserror(error) from None
 
     def write(self, data: bytes) -> int:
@@ -283,13 +293,13 @@ class HostStream(File):
     def seek(self, offset: int, whence: int) -> int:
         try:
             return os.lseek(self.fd, offset, whence)
-        except OSError as error:
+        except HOST_ERRORS as error:
             raise _oserror(error) from None
 
     def stat(self) -> Stat:
         try:
             return Stat.from_host(os.fstat(self.fd))
-        except OSError as error:
+        except HOST_ERRORS as error:
             raise _oserror(error) from None
 
     def ioctl(self, request: int, arg: bytes) -> bytes:
@@ -298,7 +308,7 @@ class HostStream(File):
             raise SyscallError(errno.ENOTTY, f"{self.name} is not a terminal")
         try:
             return fcntl.ioctl(self.fd, request, arg)
-        except OSError as error:
+        except HOST_ERRORS as error:
             raise _oserror(error) from None
 
 
@@ -378,7 +388,7 @@ class SyntheticDir(File):
 
     def entries(self) -> list[DirEntry]:
         return [DirEntry(1, DT_DIR, b"."), DirEntry(1, DT_DIR, b"..")] + [
-            DirEntry(2 + i, DT_DIR if n.isdigit() else DT_LNK if n in ("self", "exe") else DT_REG, n.encode())
+            DirEntry(2 + i, DT_DIR if n.isdigit() else DT_LNK if n in ("self", "exe") else DT_REG, os.fsencode(n))
             for i, n in enumerate(self._names)]
 
     def seek(self, offset: int, whence: int) -> int:

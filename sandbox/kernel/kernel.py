@@ -119,11 +119,11 @@ class Options:
 
     def environment(self) -> list[bytes]:
         """The guest's environment: the fixed default (or the host's), then --env."""
-        base = [f"{k}={v}".encode() for k, v in os.environ.items()] if self.inherit_env else list(DEFAULT_ENV)
+        base = [os.fsencode(f"{k}={v}") for k, v in os.environ.items()] if self.inherit_env else list(DEFAULT_ENV)
         merged = dict(item.split(b"=", 1) if b"=" in item else (item, b"") for item in base)
         for item in self.env:
             key, _, value = item.partition("=")
-            merged[key.encode()] = value.encode()
+            merged[os.fsencode(key)] = os.fsencode(value)
         return [k + b"=" + v for k, v in merged.items()]
 
 
@@ -218,6 +218,7 @@ class Kernel:
         The program file becomes visible to the guest, read-only, at its absolute path.
         """
         read_elf(path)  # refuse a bad file before anything is set up
+        self.instructions, self.limit_hit = 0, None
         exe_guest = os.path.abspath(path)
         self._expose_program(exe_guest, path)
         cwd = self._initial_cwd()
@@ -225,7 +226,11 @@ class Kernel:
         proc.cwd = cwd
         self.fs.pid = proc.pid
         environment = self.options.environment() if envp is None else envp
-        load_program(self, proc, path, exe_guest, [a.encode() for a in argv], environment)
+        try:
+            load_program(self, proc, path, exe_guest, [os.fsencode(a) for a in argv], environment)
+        except BaseException:
+            del self.processes[proc.pid]  # nothing of a failed spawn may stay scheduled
+            raise
         self.init = proc
         self.current = proc
         return proc
@@ -277,7 +282,7 @@ class Kernel:
     def _initial_cwd(self) -> str:
         """--cwd, resolved in the guest tree; SandboxError if it is not a directory there."""
         try:
-            node = self.fs.resolve(self.options.cwd.encode(), "/")
+            node = self.fs.resolve(os.fsencode(self.options.cwd), "/")
             if self.fs.kind_of(node) != "dir":
                 raise SyscallError(errno.ENOTDIR, node.guest)
         except SyscallError as error:
@@ -295,7 +300,8 @@ class Kernel:
                 self.limit_reached(f"time limit of {self.options.timeout:g} s reached")
             proc = self.sched.pick()
             if proc is None:
-                if not any(p.alive for p in self.processes.values()) or not self.sched.idle():
+                limit = started + self.options.timeout if self.options.timeout is not None else None
+                if not any(p.alive for p in self.processes.values()) or not self.sched.idle(limit):
                     return init
                 continue
             if not self.sched.switch_to(proc):
@@ -421,7 +427,8 @@ class Kernel:
         """Free cached file pages and files that no region of any process maps any more."""
         mapped = {id(r.file) for p in self.processes.values() if p.space is not None
                   for r in p.space.regions if isinstance(r.file, CachedFile)}
-        self.page_cache.trim(mapped)
+        if self.page_cache.trim(mapped):
+            self.machine.code_changed()  # a freed file page may have held mapped code
 
     def release(self, proc: Process) -> None:
         """Free everything left: the first process's memory and every other process."""

@@ -36,7 +36,7 @@ def maps(proc: Process) -> bytes:
         head = f"{r.start:08x}-{r.end:08x} {perms} {offset:08x} 00:00 0"
         name = r.name
         lines.append(f"{head:<{MAPS_PATH_COLUMN - 1}} {name}" if name else head)
-    return ("\n".join(lines) + "\n").encode()
+    return os.fsencode("\n".join(lines) + "\n")
 
 
 def comm(proc: Process) -> str:
@@ -77,6 +77,6 @@ def content(proc: Process, name: str) -> bytes:
     if name == "environ":
         return b"".join(e + b"\0" for e in proc.envp)
     if name == "comm":
-        return (comm(proc) + "\n").encode()
+        return os.fsencode(comm(proc) + "\n")
     raise KeyError(name)
 

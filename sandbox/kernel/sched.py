@@ -86,8 +86,9 @@ class Scheduler:
         self.set_result(proc, result)
         return True
 
-    def idle(self) -> bool:
-        """Nothing can run: sleep until a deadline or host input. False if nothing ever can."""
+    def idle(self, limit: float | None = None) -> bool:
+        """Nothing can run: sleep until a deadline, host input, or the time `limit` (the run's
+        --timeout, as time.monotonic). False if nothing ever can."""
         blocked = [p for p in self.kernel.processes.values() if p.state is State.BLOCKED]
         if not blocked:
             return False
@@ -97,10 +98,12 @@ class Scheduler:
         if self.kernel.options.deterministic and any(p.itimer for p in blocked):
             self.kernel.clock_offset = int(min(p.itimer[0] for p in blocked if p.itimer) * 1e9) + 1
             return True
-        if not fds and not deadlines:
+        if not fds and not deadlines:  # (a --timeout alone never wakes anyone: a deadlock)
             for proc in blocked:
                 self.kernel.kill(proc, signal.SIGKILL, f"deadlock: {proc.blocked.why}, and no other process can act")
             return True
+        if limit is not None:
+            deadlines.append(limit)
         timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
         select.select(fds, [], [], timeout)
         return True

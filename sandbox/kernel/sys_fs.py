@@ -66,10 +66,14 @@ def resolve_at(proc: Process, dirfd: int, addr: int, flags: int = 0, follow: boo
 
 
 def _host_call(fn, *args, **kwargs):
+    """Call the host; its error becomes the guest's errno. A value the host API cannot even
+    take (Python's OverflowError/ValueError, e.g. a NUL in a path) is EINVAL."""
     try:
         return fn(*args, **kwargs)
     except OSError as error:
         raise SyscallError(error.errno or errno.EIO, str(error)) from None
+    except (OverflowError, ValueError) as error:
+        raise SyscallError(errno.EINVAL, str(error)) from None
 
 
 # -- open ---------------------------------------------------------------------------------
@@ -285,7 +289,7 @@ def sys_rmdir(proc: Process, path: int) -> int:
 
 @syscall("getcwd", "buf size")
 def sys_getcwd(proc: Process, buf: int, size: int) -> int:
-    data = proc.cwd.encode() + b"\0"
+    data = os.fsencode(proc.cwd) + b"\0"
     if size < len(data):
         raise SyscallError(errno.ERANGE, "buffer too small")
     copy_out(proc.space, buf, data)
@@ -320,7 +324,7 @@ def sys_readlinkat(proc: Process, dirfd: int, path: int, buf: int, size: int) ->
     if node.synthetic is not None:
         if node.synthetic.kind != "link":
             raise SyscallError(errno.EINVAL, f"{node.guest} is not a symlink")
-        target = node.synthetic.name.encode()
+        target = os.fsencode(node.synthetic.name)
     else:
         target = os.fsencode(_host_call(os.readlink, node.host))
     copy_out(proc.space, buf, target[:size])
@@ -445,7 +449,7 @@ def sys_fchmod(proc: Process, fd: int, mode: int) -> int:
 def _chown(proc: Process, node: Node, owner: int, group: int, follow: bool) -> int:
     """chown within writable mounts; -1 (as u32) keeps the id (man 2 chown)."""
     proc.kernel.fs.require_writable(node)
-    uid, gid = to_int32(owner), to_int32(group)
+    uid, gid = (-1 if v & 0xFFFF_FFFF == 0xFFFF_FFFF else v & 0xFFFF_FFFF for v in (owner, group))
     _host_call(os.chown, node.host, uid, gid, follow_symlinks=follow)
     return 0
 

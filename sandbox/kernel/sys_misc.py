@@ -227,10 +227,10 @@ def sys_prctl(proc: Process, option: int, arg2: int, arg3: int, arg4: int, arg5:
     signal and no_new_privs (man 2 prctl); other options are EINVAL."""
     option = to_int32(option)
     if option == PR_SET_NAME:
-        proc.comm = read_cstring(proc.space, arg2, 4096)[: TASK_COMM_LEN - 1].decode(errors="replace")
+        proc.comm = os.fsdecode(read_cstring(proc.space, arg2, 4096)[: TASK_COMM_LEN - 1])
         return 0
     if option == PR_GET_NAME:
-        copy_out(proc.space, arg2, proc.comm.encode()[: TASK_COMM_LEN - 1].ljust(TASK_COMM_LEN, b"\0"))
+        copy_out(proc.space, arg2, os.fsencode(proc.comm)[: TASK_COMM_LEN - 1].ljust(TASK_COMM_LEN, b"\0"))
         return 0
     if option == PR_SET_DUMPABLE:
         if arg2 not in (0, 1):

@@ -165,7 +165,7 @@ class FileSystemView:
                 if stack:
                     stack.pop()
                 continue
-            if len(name.encode()) > 255:
+            if len(os.fsencode(name)) > 255:
                 raise SyscallError(errno.ENAMETOOLONG, name)
             stack.append(name)
             last = not any(p not in ("", ".") for p in pending)

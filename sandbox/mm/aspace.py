@@ -71,6 +71,9 @@ class Mmu(Protocol):
         """The active root."""
         ...
 
+    def code_changed(self) -> None:
+        """Executable memory changed behind the CPU's back: drop its translated code."""
+
 
 class NoMmu:
     """An `Mmu` for address spaces not yet (or never) run on a CPU, e.g. in unit tests."""
@@ -85,6 +88,9 @@ class NoMmu:
 
     def flush_tlb(self) -> None:
         self.flushes += 1
+
+    def code_changed(self) -> None:
+        """No translated code to forget without a CPU."""
 
 
 #: Kept under the reference API's name; see pagetable.user_pte_flags.
@@ -263,11 +269,13 @@ class AddressSpace:
 
     def _unmap_pages(self, start: int, end: int) -> int:
         """Clear the leaf entries in `[start, end)`; return how many were present."""
-        count = 0
+        count, code = 0, False
         for va, m in list(self._leaves(start, end)):
             self.pagetable.unmap(va)
-            self.frames.put(m.pa >> PAGE_SHIFT)
+            code |= self.frames.put(m.pa >> PAGE_SHIFT) and not m.entry & PTE_NX
             count += 1
+        if code:
+            self.mmu.code_changed()
         return count
 
     def protect_range(self, addr: int, length: int, prot: int) -> None:
@@ -337,8 +345,11 @@ class AddressSpace:
     def unmap_all_user_regions(self) -> None:
         """Unmap every user region and free their frames; the kernel half is untouched."""
         self.regions.clear()
+        code = False
         for m in self.pagetable.clear_user():
-            self.frames.put(m.pa >> PAGE_SHIFT)
+            code |= self.frames.put(m.pa >> PAGE_SHIFT) and not m.entry & PTE_NX
+        if code:
+            self.mmu.code_changed()
         self.flush_tlb()
 
     def destroy(self) -> None:

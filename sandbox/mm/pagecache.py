@@ -66,12 +66,15 @@ class CachedFile:
             except OSError as error:
                 raise SyscallError(error.errno or errno.EIO, self.name) from None
 
-    def trim(self, frames: FrameAllocator) -> None:
-        """Drop cached pages that no mapping uses any more."""
+    def trim(self, frames: FrameAllocator) -> int:
+        """Drop cached pages that no mapping uses any more; return how many."""
+        dropped = 0
         for index, pfn in list(self.pages.items()):
             if frames.refcount(pfn) == 1:
                 frames.put(pfn)
                 del self.pages[index]
+                dropped += 1
+        return dropped
 
 
 class PageCache:
@@ -101,14 +104,16 @@ class PageCache:
         for cached in self.files.values():
             cached.writeback(self.mem)
 
-    def trim(self, mapped: set[int]) -> None:
+    def trim(self, mapped: set[int]) -> int:
         """Forget the pages, and the file, of every file no region maps any more (`mapped`
         holds the ids of the CachedFile objects regions still refer to). A file still mapped
         keeps its pages, so later faults share the same frames (as shmem pages stay)."""
+        dropped = 0
         for key, cached in list(self.files.items()):
             if id(cached) in mapped:
                 continue
-            cached.trim(self.frames)
+            dropped += cached.trim(self.frames)
             if not cached.pages:
                 os.close(cached.fd)
                 del self.files[key]
+        return dropped

@@ -15,7 +15,7 @@ from sandbox.errors import GuestFault, SyscallError
 from sandbox.mm import USER_END
 from sandbox.mm.aspace import AddressSpace
 from sandbox.mm.pagetable import PTE_USER, PTE_WRITABLE
-from sandbox.mm.vma import Access
+from sandbox.mm.vma import PROT_EXEC, Access
 
 
 def _check_span(va: int, n: int) -> None:
@@ -65,6 +65,9 @@ def copy_out(space: AddressSpace, va: int, data: bytes | bytearray | memoryview)
     n = len(data)
     _check_span(va, n)
     mem = space.mem.bytes
+    region = space.regions.find(va)
+    if region is not None and region.prot & PROT_EXEC:
+        space.mmu.code_changed()  # e.g. read() into a JIT's buffer: translated code goes stale
     done = 0
     while done < n:
         pa, room = user_pa(space, va + done, Access.WRITE)
