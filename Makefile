@@ -39,6 +39,11 @@ bench: $(STAMP)
 	$(PY) guests/build.py
 	$(PY) bench/run.py
 
+fuzz: guests
+	$(PY) -m pip install -q atheris
+	cd tests/fuzz && ../../$(PY) fuzz_loader.py -max_total_time=$${FUZZ_SECONDS:-120} ../../guests/build/hello
+	cd tests/fuzz && ../../$(PY) fuzz_syscalls.py -max_total_time=$${FUZZ_SECONDS:-120}
+
 soak: guests
 	$(PY) tests/robustness/soak.py --seconds $${SOAK_SECONDS:-600}
 

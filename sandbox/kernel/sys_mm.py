@@ -101,6 +101,8 @@ def _shared_anonymous(proc: Process, size: int) -> CachedFile:
     try:
         os.ftruncate(fd, size)
         return proc.kernel.page_cache.open(fd, "/dev/zero (deleted)", True)
+    except OSError as error:  # EFBIG, ENOSPC: more than the host can back
+        raise SyscallError(errno.ENOMEM, f"shared memory of {size:#x} bytes: {error.strerror}") from None
     finally:
         os.close(fd)
 

@@ -54,7 +54,7 @@ def malformed_elf_outcomes(tmp: Path) -> dict[str, Counter]:
     return results
 
 
-def random_code_outcomes(tmp: Path, count: int = 600) -> Counter:
+def random_code_outcomes(tmp: Path, count: int = 2000) -> Counter:
     rng = random.Random(SEED + 1)
     results: Counter = Counter()
     with Sandbox(memory=32 << 20, max_instructions=20_000) as sb:
@@ -83,7 +83,7 @@ def test_malformed_elf_files(tmp_path: Path) -> None:
 
 def test_random_machine_code(tmp_path: Path) -> None:
     results = random_code_outcomes(tmp_path)
-    assert sum(results.values()) == 600 and set(results) <= {"exit", "signal", "limit"}
+    assert sum(results.values()) == 2000 and set(results) <= {"exit", "signal", "limit"}
     check_figures("random machine code", dict(sorted(results.items())))
 
 
