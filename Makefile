@@ -10,13 +10,18 @@ STAMP := $(VENV)/.installed
 DEBIAN_PACKAGES := gcc libc6-dev musl-tools busybox-static
 BENCH_PACKAGES := qemu-user
 
-.PHONY: demo test guests bench soak fuzz lint system-deps clean
+.PHONY: demo test guests compile bench bench-peers soak fuzz lint system-deps clean
 
+# compat editable mode: a plain path entry, not an import hook that every start pays for;
+# bytecode compiled once, since PYTHONDONTWRITEBYTECODE may keep Python from caching it.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev]' --config-settings editable_mode=compat
 	touch $@
+
+compile: $(STAMP)
+	$(PY) -m compileall -q sandbox
 
 system-deps:
 	@missing=""; for p in $(DEBIAN_PACKAGES) $(EXTRA_PACKAGES); do \
@@ -25,7 +30,7 @@ system-deps:
 	  echo "installing Debian packages:$$missing"; \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; fi
 
-guests: $(STAMP) system-deps
+guests: $(STAMP) system-deps compile
 	$(PY) guests/build.py
 
 demo: guests
@@ -43,6 +48,10 @@ fuzz: guests
 	$(PY) -m pip install -q atheris
 	cd tests/fuzz && ../../$(PY) fuzz_loader.py -max_total_time=$${FUZZ_SECONDS:-120} ../../guests/build/hello
 	cd tests/fuzz && ../../$(PY) fuzz_syscalls.py -max_total_time=$${FUZZ_SECONDS:-120}
+
+bench-peers:
+	$(PYTHON) -m venv .venv-peers
+	.venv-peers/bin/pip install -q qiling
 
 soak: guests
 	$(PY) tests/robustness/soak.py --seconds $${SOAK_SECONDS:-600}

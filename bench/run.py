@@ -1,11 +1,13 @@
-"""The side-by-side benchmark: each workload natively, under qemu-x86_64 and under `sandbox run`.
+"""The side-by-side benchmark: each workload natively, under qemu-x86_64, under `sandbox run`,
+and under Qiling when `make bench-peers` has installed it into .venv-peers.
 
-Runners take turns (native, qemu, sandbox, native, ...) so drift on a shared machine hits all
-alike. Reports median / min / max wall time and peak RSS per runner, the ratios
-sandbox/qemu and sandbox/native, and per-operation costs derived from the sandbox's own
-counters (--stats-json) and the timings. Writes a table to stdout and JSON to bench/results/.
+Runners take turns (native, qemu, sandbox, qiling, native, ...) so drift on a shared machine
+hits all alike. Reports median / min / max wall time and peak RSS per runner, the ratios
+sandbox/qemu, sandbox/qiling and sandbox/native, and per-operation costs derived from the
+sandbox's own counters (--stats-json) and the timings. Writes a table to stdout and JSON to
+bench/results/.
 
-    python bench/run.py [--repeat N] [--only NAME ...]
+    python bench/run.py [--repeat N] [--only WORDS ...]
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -34,12 +37,17 @@ class Workload:
     per_op: str = ""  # which counter divides the time: "syscalls" or "faults"
 
 
+WORK = Path(tempfile.gettempdir()) / "sandbox-bench"
 WORKLOADS = [
     Workload("start-up (hello)", ["hello"]),
     Workload("200,000 getppid syscalls", ["getppid", "200000"], per_op="syscalls"),
     Workload("touch 65,536 pages (256 MiB)", ["pagetouch", "65536"], per_op="faults"),
     Workload("CPU-bound (sieve + hash)", ["cpu", "4000000", "12"]),
+    Workload("busybox sha256sum, 10 MiB", ["/bin/busybox", "sha256sum", str(WORK / "10mib.bin")]),
+    Workload("read a 64 MiB file mapping", ["mapread-musl", str(WORK / "64mib.bin")], per_op="faults"),
+    Workload("200 fork+exit+wait, 16 MiB dirty", ["forkbench-musl", "200"], per_op="copy-on-write"),
 ]
+PEERS = ROOT / ".venv-peers" / "bin" / "python"
 
 
 def runners() -> dict[str, list[str]]:
@@ -47,19 +55,38 @@ def runners() -> dict[str, list[str]]:
     qemu = shutil.which("qemu-x86_64")
     if qemu is None:
         sys.exit("qemu-x86_64 not found: `make bench` installs Debian's qemu-user")
-    sandbox = [sys.executable, "-m", "sandbox", "run", "--memory", "512M"]
-    return {"native": [], "qemu": [qemu], "sandbox": sandbox}
+    sandbox = [sys.executable, "-m", "sandbox", "run", "--memory", "512M", "--mount", f"{WORK}:{WORK}:ro"]
+    runners = {"native": [], "qemu": [qemu], "sandbox": sandbox}
+    if PEERS.exists():
+        runners["qiling"] = [str(PEERS), str(ROOT / "bench" / "qiling_run.py")]
+    return runners
 
 
-def run_once(prefix: list[str], argv: list[str], extra: list[str] | None = None) -> tuple[float, int]:
-    """Wall seconds and peak RSS (KiB) of one run, from wait4's own accounting."""
-    cmd = [*prefix, *(extra or []), str(GUESTS / argv[0]), *argv[1:]]
+def make_data() -> None:
+    """The input files, made once, a MiB at a time: a child's peak RSS (from wait4) counts
+    its copy of this process before exec, so this process must stay small."""
+    WORK.mkdir(exist_ok=True)
+    for name, size in (("10mib.bin", 10 << 20), ("64mib.bin", 64 << 20)):
+        path = WORK / name
+        if not path.exists() or path.stat().st_size != size:
+            rng = random.Random(size)
+            with open(path, "wb") as f:
+                for _ in range(size >> 20):
+                    f.write(rng.randbytes(1 << 20))
+
+
+def run_once(prefix: list[str], argv: list[str], extra: list[str] | None = None) -> tuple[float, int] | None:
+    """Wall seconds and peak RSS (KiB) of one run, from wait4's own accounting; None if it
+    failed (a peer may not support a workload: reported, not fatal)."""
+    program = argv[0] if argv[0].startswith("/") else str(GUESTS / argv[0])
+    cmd = [*prefix, *(extra or []), program, *argv[1:]]
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"{' '.join(cmd)} failed: {proc.stderr.read().decode()[-500:]}")
+        print(f"  ({' '.join(cmd[-3:])} failed: {proc.stderr.read().decode()[-200:].strip()})", file=sys.stderr)
+        return None
     return elapsed, usage.ru_maxrss
 
 
@@ -74,15 +101,21 @@ def measure(workload: Workload, repeat: int, cmds: dict[str, list[str]]) -> dict
     samples: dict[str, list[tuple[float, int]]] = {name: [] for name in cmds}
     for _ in range(repeat):
         for name, prefix in cmds.items():
-            samples[name].append(run_once(prefix, workload.argv))
+            sample = run_once(prefix, workload.argv)
+            if sample is not None:
+                samples[name].append(sample)
     row = {"workload": workload.name, "argv": workload.argv, "runners": {}}
     for name, values in samples.items():
+        if not values:
+            row["runners"][name] = None
+            continue
         times = [t for t, _ in values]
         row["runners"][name] = {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times),
                                 "peak_rss_kib": max(r for _, r in values)}
-    med = {name: r["median_s"] for name, r in row["runners"].items()}
-    row["sandbox/qemu"] = med["sandbox"] / med["qemu"]
-    row["sandbox/native"] = med["sandbox"] / med["native"]
+    med = {name: r["median_s"] for name, r in row["runners"].items() if r}
+    for peer in ("qemu", "qiling", "native"):
+        if "sandbox" in med and peer in med:
+            row[f"sandbox/{peer}"] = med["sandbox"] / med[peer]
     return row
 
 
@@ -91,39 +124,46 @@ def per_op(rows: list[dict], cmds: dict[str, list[str]]) -> dict[str, float]:
     base = rows[0]["runners"]["sandbox"]["median_s"]
     out = {}
     for workload, row in zip(WORKLOADS, rows, strict=True):
-        if not workload.per_op:
+        if not workload.per_op or not row["runners"].get("sandbox"):
             continue
         stats = sandbox_counters(cmds["sandbox"], workload.argv)
-        count = stats["syscalls_total"] if workload.per_op == "syscalls" else stats["faults_total"]
+        count = {"syscalls": stats["syscalls_total"], "faults": stats["faults_total"],
+                 "copy-on-write": stats["faults"].get("copy-on-write", 0)}[workload.per_op]
         extra = row["runners"]["sandbox"]["median_s"] - base
-        out[f"us per {workload.per_op[:-1]}"] = extra / count * 1e6
+        label = {"syscalls": "us per syscall", "faults": f"us per fault ({workload.name})",
+                 "copy-on-write": "us per copy-on-write fault (fork work included)"}[workload.per_op]
+        out[label] = extra / max(count, 1) * 1e6
     return out
 
 
-def table(rows: list[dict], ops: dict[str, float]) -> str:
-    head = f"{'workload':<32}{'native':>10}{'qemu':>10}{'sandbox':>10}{'sb/qemu':>9}{'sb/native':>10}{'sb RSS':>9}"
+def table(rows: list[dict], ops: dict[str, float], names: list[str]) -> str:
+    ratios = [f"sb/{peer}" for peer in ("qemu", "qiling", "native") if peer in names]
+    head = f"{'workload (median)':<34}" + "".join(f"{n:>11}" for n in names) + "".join(f"{r:>10}" for r in ratios) \
+        + f"{'sb RSS':>9}"
     lines = [head, "-" * len(head)]
     for row in rows:
         r = row["runners"]
-        lines.append(f"{row['workload']:<32}" + "".join(f"{r[n]['median_s'] * 1000:>8.1f}ms" for n in r)
-                     + f"{row['sandbox/qemu']:>9.1f}{row['sandbox/native']:>10.1f}"
-                     + f"{r['sandbox']['peak_rss_kib'] / 1024:>7.0f}MB")
+        cells = "".join(f"{r[n]['median_s'] * 1000:>9.1f}ms" if r.get(n) else f"{'failed':>11}" for n in names)
+        cells += "".join(f"{row.get('sandbox/' + x.split('/')[1], float('nan')):>10.2f}" for x in ratios)
+        rss = r["sandbox"]["peak_rss_kib"] / 1024 if r.get("sandbox") else float("nan")
+        lines.append(f"{row['workload']:<34}{cells}{rss:>7.0f}MB")
     lines += [f"{name}: {value:.2f}" for name, value in ops.items()]
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--only", nargs="*", help="workload names containing these words")
     args = parser.parse_args()
     global WORKLOADS
     if args.only:
         WORKLOADS = [WORKLOADS[0]] + [w for w in WORKLOADS[1:] if any(o in w.name for o in args.only)]
     cmds = runners()
+    make_data()
     rows = [measure(w, args.repeat, cmds) for w in WORKLOADS]
     ops = per_op(rows, cmds)
-    print(table(rows, ops))
+    print(table(rows, ops, list(cmds)))
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / time.strftime("bench-%Y%m%d-%H%M%S.json")
     out.write_text(json.dumps({"rows": rows, "per_op_us": ops, "repeat": args.repeat}, indent=2))

@@ -346,8 +346,9 @@ class AddressSpace:
         """Unmap every user region and free their frames; the kernel half is untouched."""
         self.regions.clear()
         code = False
-        for m in self.pagetable.clear_user():
-            code |= self.frames.put(m.pa >> PAGE_SHIFT) and not m.entry & PTE_NX
+        put = self.frames.put
+        for entry in self.pagetable.clear_user():
+            code |= put((entry & PTE_ADDR_MASK) >> PAGE_SHIFT) and not entry & PTE_NX
         if code:
             self.mmu.code_changed()
         self.flush_tlb()
@@ -376,21 +377,25 @@ class AddressSpace:
     def clone_cow(self) -> AddressSpace:
         """A copy of this space sharing every frame: private writable pages become read-only
         in both, so the first write on either side copies (see fault.py's copy-on-write case).
-        """
+        Tables are copied whole; each shared frame gains one reference."""
         child = AddressSpace.new_user_like(self)
         for region in self.regions:
             child.regions.insert(replace(region))
-        for va, m in list(self.pagetable.iter_leaves()):
-            region = self.regions.find(va)
-            entry = m.entry
-            child.pages_shared_at_fork += 1
-            if not region.shared and entry & PTE_WRITABLE:
-                entry &= ~PTE_WRITABLE
-                self.pagetable.set_entry(m.slot, entry)
-            self.frames.get(m.pa >> PAGE_SHIFT)
-            child.pagetable.map(va, m.pa, entry & ~(PTE_ADDR_MASK | PTE_HUGE), m.size)
+        leaves = self.pagetable.clone_into(child.pagetable, self._strip_on_fork)
+        refcount = self.frames._refcount
+        for entry in leaves:
+            refcount[(entry & PTE_ADDR_MASK) >> PAGE_SHIFT] += 1
+        child.pages_shared_at_fork = len(leaves)
         self.flush_tlb()
         return child
+
+    def _strip_on_fork(self, lo: int, hi: int) -> bool | None:
+        """Must the pages of [lo, hi) lose write access at fork? True if only private regions
+        overlap it, False if only shared ones (or none), None if both do."""
+        kinds = {region.shared for region in self.regions.overlapping(lo, hi)}
+        if len(kinds) > 1:
+            return None
+        return not kinds.pop() if kinds else False
 
     @classmethod
     def new_user_like(cls, other: AddressSpace) -> AddressSpace:

@@ -14,6 +14,7 @@ Nothing here flushes the TLB: the address space batches one flush per operation.
 
 from __future__ import annotations
 
+from array import array
 from typing import NamedTuple
 
 from sandbox.errors import InvariantError
@@ -278,13 +279,77 @@ class PageTable:
         first, last = KERNEL_PML4_FIRST, ENTRIES_PER_TABLE
         self._words[base + first : base + last] = self._words[kbase + first : kbase + last]
 
-    def clear_user(self) -> list[Mapping]:
-        """Drop every user-half mapping and table at once (teardown); return the leaves.
+    def leaf_entries(self) -> list[int]:
+        """Every present user-half leaf entry, read table by table (no per-entry objects)."""
+        out: list[int] = []
+        self._collect(self.root, PML4_SHIFT, out)
+        return out
+
+    def _collect(self, table: int, shift: int, out: list[int]) -> None:
+        count = KERNEL_PML4_FIRST if shift == PML4_SHIFT else ENTRIES_PER_TABLE
+        entries = [e for e in self._words[table >> 3 : (table >> 3) + count] if e & PTE_PRESENT]
+        if shift == PT_SHIFT:
+            out.extend(entries)
+            return
+        for entry in entries:
+            if entry & PTE_HUGE:
+                out.append(entry)
+            else:
+                self._collect(entry & PTE_ADDR_MASK, shift - 9, out)
+
+    def clone_into(self, other: PageTable, write_policy) -> list[int]:
+        """Copy this user half into `other`'s (fork), table by table; return the copied
+        leaf entries. `write_policy(lo, hi)` says whether the pages of [lo, hi) must lose
+        write access (True), keep it (False), or be asked one by one (None, then it is
+        called with one-page ranges). Stripped entries are stripped in both trees."""
+        leaves: list[int] = []
+        self._clone(self.root, other.root, other, PML4_SHIFT, 0, write_policy, leaves)
+        return leaves
+
+    def _clone(self, src: int, dst: int, other: PageTable, shift: int, base: int, policy, leaves) -> None:
+        words = self._words
+        count = KERNEL_PML4_FIRST if shift == PML4_SHIFT else ENTRIES_PER_TABLE
+        s, d = src >> 3, dst >> 3
+        if shift == PT_SHIFT:
+            entries = list(words[s : s + count])
+            strip = policy(base, base + (ENTRIES_PER_TABLE << PT_SHIFT))
+            if strip is None:
+                entries = [e & ~PTE_WRITABLE if e & PTE_WRITABLE and policy(base + (i << 12), base + (i << 12) + 4096)
+                           else e for i, e in enumerate(entries)]
+            elif strip:
+                entries = [e & ~PTE_WRITABLE for e in entries]
+            words[s : s + count] = memoryview(array("Q", entries)).cast("B").cast("Q")
+            words[d : d + count] = words[s : s + count]
+            present = [e for e in entries if e & PTE_PRESENT]
+            other.live[dst] += len(present)
+            leaves.extend(present)
+            return
+        for index in range(count):
+            entry = words[s + index]
+            if not entry & PTE_PRESENT:
+                continue
+            va = base | (index << shift)
+            if entry & PTE_HUGE:
+                if entry & PTE_WRITABLE and policy(va, va + (1 << shift)):
+                    entry &= ~PTE_WRITABLE
+                    words[s + index] = entry
+                words[d + index] = entry
+                other.live[dst] += 1
+                leaves.append(entry)
+                continue
+            table = other.frames.alloc() << PAGE_SHIFT
+            other.live[table] = 0
+            words[d + index] = table | (entry & ~PTE_ADDR_MASK & ~(PTE_ACCESSED | PTE_DIRTY))
+            other.live[dst] += 1
+            self._clone(entry & PTE_ADDR_MASK, table, other, shift - 9, va, policy, leaves)
+
+    def clear_user(self) -> list[int]:
+        """Drop every user-half mapping and table at once (teardown); return the leaf entries.
 
         Cheaper than unmapping page by page: no per-entry bookkeeping, one pass. The caller
         drops the leaf frames.
         """
-        leaves = [m for _, m in self.iter_leaves()]
+        leaves = self.leaf_entries()
         base = self.root >> 3
         self._words[base : base + KERNEL_PML4_FIRST] = memoryview(bytes(8 * KERNEL_PML4_FIRST)).cast("Q")
         for table in self.live:
