@@ -22,7 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,6 +35,7 @@ class Workload:
     name: str
     argv: list[str]
     per_op: str = ""  # which counter divides the time: "syscalls" or "faults"
+    sandbox_options: list[str] = field(default_factory=list)  # extra `sandbox run` options
 
 
 WORK = Path(tempfile.gettempdir()) / "sandbox-bench"
@@ -42,6 +43,7 @@ WORKLOADS = [
     Workload("start-up (hello)", ["hello"]),
     Workload("200,000 getppid syscalls", ["getppid", "200000"], per_op="syscalls"),
     Workload("touch 65,536 pages (256 MiB)", ["pagetouch", "65536"], per_op="faults"),
+    Workload("  the same, --fault-around 15", ["pagetouch", "65536"], sandbox_options=["--fault-around", "15"]),
     Workload("CPU-bound (sieve + hash)", ["cpu", "4000000", "12"]),
     Workload("busybox sha256sum, 10 MiB", ["/bin/busybox", "sha256sum", str(WORK / "10mib.bin")]),
     Workload("read a 64 MiB file mapping", ["mapread-musl", str(WORK / "64mib.bin")], per_op="faults"),
@@ -101,7 +103,8 @@ def measure(workload: Workload, repeat: int, cmds: dict[str, list[str]]) -> dict
     samples: dict[str, list[tuple[float, int]]] = {name: [] for name in cmds}
     for _ in range(repeat):
         for name, prefix in cmds.items():
-            sample = run_once(prefix, workload.argv)
+            extra = workload.sandbox_options if name == "sandbox" else []
+            sample = run_once(prefix, workload.argv, extra)
             if sample is not None:
                 samples[name].append(sample)
     row = {"workload": workload.name, "argv": workload.argv, "runners": {}}

@@ -113,7 +113,7 @@ class Sandbox:
         vma = proc.space.regions.stats()
         return {
             "faults": faults,
-            "faults_total": sum(faults.values()),
+            "faults_total": sum(n for kind, n in faults.items() if kind != "mapped-around"),
             "frames": {"total": frames.total, "used": frames.used, "peak": frames.peak_used,
                        "free": frames.free, "kernel_baseline": self.baseline_frames},
             "page_table_pages": proc.space.pagetable.table_pages,

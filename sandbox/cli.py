@@ -73,6 +73,8 @@ def _run_options(f):
         click.option("--fault-log", type=click.Path(dir_okay=False, writable=True),
                      help="Write every page fault as a JSON line (see `sandbox plot`)."),
         click.option("--dump-pagetables", is_flag=True, help="Print the live page-table tree at exit (stderr)."),
+        click.option("--fault-around", type=click.IntRange(min=1, max=511), metavar="N",
+                     help="Map up to N neighbouring pages on each demand fault (fewer faults)."),
         click.option("--max-resident", callback=_optional_size, metavar="SIZE",
                      help="Cap on memory in use across all the guest's processes (e.g. 16M)."),
         click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
@@ -154,10 +156,13 @@ def plot(log: str, output: str) -> None:
 
 def _execute(prog: str, args: tuple[str, ...], memory: int, trace_faults: bool, trace_syscalls: bool,
              stats: bool, stats_json: str | None, show_maps: bool, mounts: tuple[str, ...], env: tuple[str, ...],
-             fault_log: str | None, dump_pagetables: bool, **options) -> int:
+             fault_log: str | None, dump_pagetables: bool, fault_around: int | None, **options) -> int:
     """Run one guest; report; return the exit status for the host."""
     from sandbox.api import Sandbox
+    from sandbox.mm.policy import fault_around as fault_around_policy
 
+    if fault_around:
+        options["fault_policies"] = [fault_around_policy(fault_around)]
     log = open(fault_log, "w") if fault_log else None  # noqa: SIM115 - closed below
     try:
         with Sandbox(memory, trace_syscalls, trace_faults, mounts=list(mounts), env=list(env), fault_log=log,

@@ -66,5 +66,16 @@ Decision = Supply | FaultAround | HugePage | Deny | None
 FaultPolicy = Callable[[FaultContext], Decision]
 
 
+def fault_around(pages: int) -> FaultPolicy:
+    """The built-in policy behind --fault-around N: every demand fault also maps up to N
+    following pages of its region (Linux does this for file pages, `fault_around_bytes`)."""
+
+    def policy(fault: FaultContext) -> Decision:
+        return FaultAround(pages) if fault.region.page_size == 4096 else None
+
+    policy.__name__ = f"fault_around_{pages}"
+    return policy
+
+
 def access_name(access: int) -> str:
     return (Access(access).name or "READ").lower()

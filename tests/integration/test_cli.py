@@ -141,3 +141,11 @@ def test_killed_guest_message_names_signal_and_instruction() -> None:
     err = run_sandbox(["run", guest("segv"), "rodata-write"]).stderr.decode()
     assert "killed by SIGSEGV (SEGV_ACCERR): write at 0x" in err
     assert "r-- data" in err and "rip 0x" in err and "mov byte ptr" in err
+
+
+def test_fault_around_option_maps_neighbours(tmp_path: Path) -> None:
+    out = tmp_path / "s.json"
+    result = run_sandbox(["run", "--fault-around", "15", "--stats-json", str(out), guest("pagetouch"), "1600"])
+    stats = json.loads(out.read_text())
+    assert result.returncode == 0
+    assert stats["faults"]["mapped-around"] >= 1500 and stats["faults_total"] < 200
