@@ -147,37 +147,26 @@ class HostFile(File):
         self._listing: list[DirEntry] | None = None
         self.dir_position = 0
 
-    def read(self, n: int) -> bytes:
-        if not self.readable:
-            raise SyscallError(errno.EBADF, f"{self.name} is not open for reading")
+    def _transfer(self, writing: bool, call, *args):
+        """A host read or write on this file, if it was opened for it (else EBADF)."""
+        if not (self.writable if writing else self.readable):
+            raise SyscallError(errno.EBADF, f"{self.name} is not open for {'writing' if writing else 'reading'}")
         try:
-            return os.read(self.fd, n)
+            return call(self.fd, *args)
         except HOST_ERRORS as error:
             raise _oserror(error) from None
+
+    def read(self, n: int) -> bytes:
+        return self._transfer(False, os.read, n)
 
     def write(self, data: bytes) -> int:
-        if not self.writable:
-            raise SyscallError(errno.EBADF, f"{self.name} is not open for writing")
-        try:
-            return os.write(self.fd, data)
-        except HOST_ERRORS as error:
-            raise _oserror(error) from None
+        return self._transfer(True, os.write, data)
 
     def pread(self, n: int, offset: int) -> bytes:
-        if not self.readable:
-            raise SyscallError(errno.EBADF, f"{self.name} is not open for reading")
-        try:
-            return os.pread(self.fd, n, offset)
-        except HOST_ERRORS as error:
-            raise _oserror(error) from None
+        return self._transfer(False, os.pread, n, offset)
 
     def pwrite(self, data: bytes, offset: int) -> int:
-        if not self.writable:
-            raise SyscallError(errno.EBADF, f"{self.name} is not open for writing")
-        try:
-            return os.pwrite(self.fd, data, offset)
-        except HOST_ERRORS as error:
-            raise _oserror(error) from None
+        return self._transfer(True, os.pwrite, data, offset)
 
     def seek(self, offset: int, whence: int) -> int:
         if self._listing is not None or stat.S_ISDIR(self.stat().mode):

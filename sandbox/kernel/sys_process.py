@@ -156,15 +156,21 @@ def _matches(proc: Process, child: Process, pid: int) -> bool:
     return child.pgid == (proc.pgid if pid == 0 else -pid)
 
 
+def _exited_child(proc: Process, pid: int) -> Process | None:
+    """A zombie child matching `pid` (wait4's encoding), None if they all still run; ECHILD
+    if no child matches at all."""
+    candidates = [c for c in proc.children if _matches(proc, c, pid)]
+    if not candidates:
+        raise SyscallError(errno.ECHILD, "no such child")
+    return next((c for c in candidates if c.state is State.ZOMBIE), None)
+
+
 @syscall("wait4", "pid wstatus options rusage")
 def sys_wait4(proc: Process, pid: int, wstatus: int, options: int, rusage: int) -> int:
     pid, options = to_int32(pid), to_int32(options)
     if options & ~(WNOHANG | WUNTRACED | WCONTINUED | 0x40000000 | 0x80000000 | 0x20000000):
         raise SyscallError(errno.EINVAL, f"options {options:#x}")
-    candidates = [c for c in proc.children if _matches(proc, c, pid)]
-    if not candidates:
-        raise SyscallError(errno.ECHILD, "no such child")
-    zombie = next((c for c in candidates if c.state is State.ZOMBIE), None)
+    zombie = _exited_child(proc, pid)
     if zombie is None:
         if options & WNOHANG:
             return 0
@@ -183,10 +189,7 @@ def sys_waitid(proc: Process, idtype: int, ident: int, infop: int, options: int,
     if idtype not in (P_ALL, P_PID, P_PGID) or not options & WEXITED:
         raise SyscallError(errno.EINVAL, "waitid needs P_ALL/P_PID/P_PGID and WEXITED")
     pid = -1 if idtype == P_ALL else ident if idtype == P_PID else -ident if ident else 0
-    candidates = [c for c in proc.children if _matches(proc, c, pid)]
-    if not candidates:
-        raise SyscallError(errno.ECHILD, "no such child")
-    zombie = next((c for c in candidates if c.state is State.ZOMBIE), None)
+    zombie = _exited_child(proc, pid)
     if zombie is None:
         if options & WNOHANG:
             if infop:

@@ -132,13 +132,28 @@ def apply_decision(space: AddressSpace, region: Region, va: int, access: int, sl
 
 
 def fault_around(space: AddressSpace, region: Region, va: int, pages: int) -> int:
-    """Map up to `pages` pages after `va`'s, inside the region, that are not mapped yet."""
-    done = 0
+    """Map up to `pages` pages after `va`'s that are not mapped yet, inside the region and
+    inside `va`'s leaf table (whose consecutive slots are filled directly, one walk for all)."""
     start = (va & ~(PAGE_SIZE - 1)) + PAGE_SIZE
-    for page in range(start, min(region.end, start + pages * PAGE_SIZE), PAGE_SIZE):
-        if space.pagetable.lookup(page) is None:
-            fault_in_page(space, region, page)
-            done += 1
+    end = min(region.end, start + pages * PAGE_SIZE, (va & ~(HUGE_PAGE_SIZE - 1)) + HUGE_PAGE_SIZE)
+    if start >= end:
+        return 0
+    pagetable = space.pagetable
+    words = pagetable.mem.words
+    first = pagetable.walk(start, LEAF_SHIFT[PAGE_SIZE], create=True)
+    flags = user_pte_flags(region.prot)
+    done = 0
+    for index, page in enumerate(range(start, end, PAGE_SIZE)):
+        slot = first + 8 * index
+        if words[slot >> 3] & PTE_PRESENT:
+            continue
+        if isinstance(region.file, CachedFile):
+            fault_cached_page(space, region, page, slot, Access.READ)
+        elif region.file is not None:
+            fault_in_page(space, region, page, slot)
+        else:  # anonymous: a zero frame, mapped in place
+            pagetable.fill_slot(slot, (space.frames.alloc() << PAGE_SHIFT) | flags)
+        done += 1
     space.fault_counts["mapped-around"] += done
     return done
 

@@ -148,4 +148,4 @@ def test_fault_around_option_maps_neighbours(tmp_path: Path) -> None:
     result = run_sandbox(["run", "--fault-around", "15", "--stats-json", str(out), guest("pagetouch"), "1600"])
     stats = json.loads(out.read_text())
     assert result.returncode == 0
-    assert stats["faults"]["mapped-around"] >= 1500 and stats["faults_total"] < 200
+    assert stats["faults"]["mapped-around"] >= 1450 and stats["faults_total"] < 250

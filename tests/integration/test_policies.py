@@ -19,7 +19,8 @@ def test_fault_around_maps_neighbours_in_one_fault() -> None:
         result = sb.run(guest("pagetouch"), ["pagetouch", "1600"])
     faults = result.stats["faults"]
     assert result.status == 0
-    assert faults["mapped-around"] == 1500 and faults["demand-zero"] < 200
+    # Up to 15 neighbours per fault, fewer where a fault is near a leaf table's 2 MiB end.
+    assert faults["mapped-around"] >= 1450 and faults["demand-zero"] < 250
 
 
 def test_huge_page_policy_maps_2mib_entries() -> None:
