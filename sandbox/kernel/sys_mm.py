@@ -218,7 +218,7 @@ def sys_mincore(proc: Process, addr: int, length: int, vec: int) -> int:
     end = addr + page_up(length)
     if end > USER_END:
         raise SyscallError(errno.ENOMEM, "beyond user space")
-    proc.space._require_covered(addr, end)
+    proc.space.require_covered(addr, end)
     resident = {va for va, _ in proc.space.pagetable.iter_leaves(addr, end)}
     copy_out(proc.space, vec, bytes(1 if va in resident else 0 for va in range(addr, end, PAGE_SIZE)))
     return 0
@@ -232,7 +232,7 @@ def sys_msync(proc: Process, addr: int, length: int, flags: int) -> int:
             (flags & MS_ASYNC and flags & MS_SYNC):
         raise SyscallError(errno.EINVAL, "msync arguments")
     end = addr + page_up(length)
-    proc.space._require_covered(addr, end)
+    proc.space.require_covered(addr, end)
     for region in proc.space.regions.overlapping(addr, end):
         writeback(proc, region, max(addr, region.start), min(end, region.end))
     return 0

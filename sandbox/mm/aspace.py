@@ -284,7 +284,7 @@ class AddressSpace:
         Raises SyscallError(ENOMEM) if part of the range is not mapped; nothing changes then.
         """
         end = addr + page_up(length)
-        self._require_covered(addr, end)
+        self.require_covered(addr, end)
         self._require_page_aligned(addr, end)
         self.regions.split_at(addr)
         self.regions.split_at(end)
@@ -309,7 +309,7 @@ class AddressSpace:
         """Drop the pages of `[addr, addr + length)` but keep the regions (MADV_DONTNEED):
         the next touch faults in zeros, or the file's contents again."""
         end = addr + page_up(length)
-        self._require_covered(addr, end)
+        self.require_covered(addr, end)
         if self._unmap_pages(addr, end):
             self.flush_tlb()
 
@@ -332,7 +332,7 @@ class AddressSpace:
             if (start > region.start and start & mask) or (end < region.end and end & mask):
                 raise SyscallError(errno.EINVAL, f"{region.start:#x} is a {region.page_size >> 10} KiB-page region")
 
-    def _require_covered(self, start: int, end: int) -> None:
+    def require_covered(self, start: int, end: int) -> None:
         """Raise ENOMEM unless regions cover `[start, end)` without a hole."""
         cursor = start
         for region in self.regions.overlapping(start, end):
@@ -382,9 +382,7 @@ class AddressSpace:
         for region in self.regions:
             child.regions.insert(replace(region))
         leaves = self.pagetable.clone_into(child.pagetable, self._strip_on_fork)
-        refcount = self.frames._refcount
-        for entry in leaves:
-            refcount[(entry & PTE_ADDR_MASK) >> PAGE_SHIFT] += 1
+        self.frames.get_many((entry & PTE_ADDR_MASK) >> PAGE_SHIFT for entry in leaves)
         child.pages_shared_at_fork = len(leaves)
         self.flush_tlb()
         return child

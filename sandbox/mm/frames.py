@@ -109,6 +109,13 @@ class FrameAllocator:
             raise InvariantError(f"get() on frame {pfn:#x}, which is not allocated")
         self._refcount[pfn] += 1
 
+    def get_many(self, pfns) -> None:
+        """One more reference on each block headed by `pfns` (fork shares thousands at once).
+        Precondition: every one is allocated (checked by `check_invariants`, not here)."""
+        refcount = self._refcount
+        for pfn in pfns:
+            refcount[pfn] += 1
+
     def put(self, pfn: int) -> bool:
         """Drop one reference on the block headed by `pfn`; free it at zero. True if freed."""
         count = self._refcount[pfn]
