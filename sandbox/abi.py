@@ -15,6 +15,18 @@ ILL_ILLOPN = 2  # illegal operand
 TRAP_BRKPT = 1  # process breakpoint
 SI_KERNEL = 0x80  # sent by the kernel (e.g. #GP on a non-canonical address)
 
+# Signal dispositions and si_code values for kill and SIGCHLD (uapi/asm-generic/signal-defs.h,
+# siginfo.h).
+SIG_DFL = 0
+SIG_IGN = 1
+SI_USER = 0
+SI_TKILL = -6
+CLD_EXITED = 1
+CLD_KILLED = 2
+
+#: `syscall` is 0F 05: after the hook RIP points past it; a restart backs up this far.
+SYSCALL_INSN_LEN = 2
+
 # mmap flags (include/uapi/asm-generic/mman-common.h, x86 mman.h).
 MAP_SHARED = 0x01
 MAP_PRIVATE = 0x02

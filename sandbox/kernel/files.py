@@ -135,7 +135,26 @@ class File:
             self.close()
 
 
-class HostFile(File):
+class HostFd(File):
+    """A file backed by a host descriptor: host errors become the guest's errno."""
+
+    fd: int
+
+    def host(self, call, *args):
+        """`call(self.fd, *args)`, with host errors mapped (HOST_ERRORS -> SyscallError)."""
+        try:
+            return call(self.fd, *args)
+        except HOST_ERRORS as error:
+            raise _oserror(error) from None
+
+    def seek(self, offset: int, whence: int) -> int:
+        return self.host(os.lseek, offset, whence)
+
+    def stat(self) -> Stat:
+        return Stat.from_host(self.host(os.fstat))
+
+
+class HostFile(HostFd):
     """A host file or directory, opened through the guest's view; `guest` is its guest path."""
 
     def __init__(self, fd: int, guest: str, flags: int, extra_entries: Callable[[], list[str]] | None = None) -> None:
@@ -151,10 +170,7 @@ class HostFile(File):
         """A host read or write on this file, if it was opened for it (else EBADF)."""
         if not (self.writable if writing else self.readable):
             raise SyscallError(errno.EBADF, f"{self.name} is not open for {'writing' if writing else 'reading'}")
-        try:
-            return call(self.fd, *args)
-        except HOST_ERRORS as error:
-            raise _oserror(error) from None
+        return self.host(call, *args)
 
     def read(self, n: int) -> bytes:
         return self._transfer(False, os.read, n)
@@ -174,16 +190,7 @@ class HostFile(File):
                 raise SyscallError(errno.EINVAL, "directories seek only to a cookie")
             self.dir_position = offset
             return offset
-        try:
-            return os.lseek(self.fd, offset, whence)
-        except HOST_ERRORS as error:
-            raise _oserror(error) from None
-
-    def stat(self) -> Stat:
-        try:
-            return Stat.from_host(os.fstat(self.fd))
-        except HOST_ERRORS as error:
-            raise _oserror(error) from None
+        return super().seek(offset, whence)
 
     def entries(self) -> list[DirEntry]:
         """'.', '..', then the directory's names (and mount points), read once per open."""
@@ -208,16 +215,10 @@ class HostFile(File):
     def truncate(self, length: int) -> None:
         if not self.writable:
             raise SyscallError(errno.EINVAL, f"{self.name} is not open for writing")
-        try:
-            os.ftruncate(self.fd, length)
-        except HOST_ERRORS as error:
-            raise _oserror(error) from None
+        self.host(os.ftruncate, length)
 
     def sync(self) -> None:
-        try:
-            os.fsync(self.fd)
-        except HOST_ERRORS as error:
-            raise _oserror(error) from None
+        self.host(os.fsync)
 
     def close(self) -> None:
         os.close(self.fd)
@@ -241,7 +242,7 @@ def _dir_entry(name: str, entry: os.DirEntry | None) -> DirEntry:
         return DirEntry(0, DT_UNKNOWN, os.fsencode(name))
 
 
-class HostStream(File):
+class HostStream(HostFd):
     """One of the host's standard streams (fd 0, 1 or 2), shared with the guest."""
 
     def __init__(self, fd: int) -> None:
@@ -261,10 +262,7 @@ class HostStream(File):
         """Never blocks the sandbox: if nothing is ready the process sleeps on the host fd."""
         if not select.select([self.fd], [], [], 0)[0]:
             raise WouldBlock(f"{self.name} has no input yet", host_fd=self.fd)
-        try:
-            return os.read(self.fd, n)
-        except HOST_ERRORS as error:
-            raise _oserror(error) from None
+        return self.host(os.read, n)
 
     def write(self, data: bytes) -> int:
         """Write all of `data` (a short write only on error after some progress)."""
@@ -279,26 +277,11 @@ class HostStream(File):
                 raise _oserror(error) from None
         return done
 
-    def seek(self, offset: int, whence: int) -> int:
-        try:
-            return os.lseek(self.fd, offset, whence)
-        except HOST_ERRORS as error:
-            raise _oserror(error) from None
-
-    def stat(self) -> Stat:
-        try:
-            return Stat.from_host(os.fstat(self.fd))
-        except HOST_ERRORS as error:
-            raise _oserror(error) from None
-
     def ioctl(self, request: int, arg: bytes) -> bytes:
         """Terminal queries answered by the host's terminal, if the stream is one."""
         if request not in (termios.TCGETS, termios.TIOCGWINSZ, termios.TIOCGPGRP) or not os.isatty(self.fd):
             raise SyscallError(errno.ENOTTY, f"{self.name} is not a terminal")
-        try:
-            return fcntl.ioctl(self.fd, request, arg)
-        except HOST_ERRORS as error:
-            raise _oserror(error) from None
+        return self.host(fcntl.ioctl, request, arg)
 
 
 class DeviceFile(File):

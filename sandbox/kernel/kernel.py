@@ -82,9 +82,6 @@ EXCEPTION_SIGNALS = {
     19: (signal.SIGFPE, abi.SI_KERNEL, "SIMD floating-point error"),
 }
 
-SIG_DFL, SIG_IGN = 0, 1
-SI_USER = 0
-CLD_EXITED, CLD_KILLED = 1, 2
 #: Calls whose EPIPE comes with SIGPIPE (a write to a pipe nobody reads).
 WRITE_CALLS = {"write", "writev", "pwrite64", "sendfile"}
 
@@ -172,7 +169,7 @@ class Kernel:
         if self._own_root:
             os.mkdir(os.path.join(root, "tmp"))
             os.chmod(os.path.join(root, "tmp"), 0o1777)  # mkdir's mode is cut by the umask
-        self.fs = FileSystemView(root, options.mounts, self._proc_entries)
+        self.fs = FileSystemView(root, options.mounts, self._current_pid, self._proc_entries)
         self.page_cache = PageCache(machine.mem, machine.frames)
         self.sched = Scheduler(self)
         if options.max_resident is not None:
@@ -186,14 +183,20 @@ class Kernel:
         machine.on_syscall = self._on_syscall
         machine.on_exception = self._on_exception
 
+    def monotonic(self) -> float:
+        """The sandbox's clock for timers and sleeps (seconds): the host's, or in
+        deterministic mode the guest time that has passed."""
+        return self.clock_offset / 1e9 if self.options.deterministic else time.monotonic()
+
     def random_bytes(self, n: int) -> bytes:
         """Randomness for the guest: the host's CSPRNG, or a seeded stream (--deterministic)."""
         return self._random.randbytes(n) if self._random is not None else os.urandom(n)
 
+    def _current_pid(self) -> int:
+        return self.current.pid if self.current else 1
+
     def _proc_entries(self) -> dict:
-        proc = self.current
-        self.fs.pid = proc.pid if proc else 1
-        return procfs.entries(proc.exe_guest if proc else "/")
+        return procfs.entries(self.current.exe_guest if self.current else "/")
 
     def proc_file(self, proc: Process, name: str) -> bytes:
         """The contents of /proc/self/<name> for `proc`."""
@@ -224,7 +227,7 @@ class Kernel:
         cwd = self._initial_cwd()
         proc = self.new_process(None, None)
         proc.cwd = cwd
-        self.fs.pid = proc.pid
+        self.current = proc
         environment = self.options.environment() if envp is None else envp
         try:
             load_program(self, proc, path, exe_guest, [os.fsencode(a) for a in argv], environment)
@@ -232,7 +235,6 @@ class Kernel:
             del self.processes[proc.pid]  # nothing of a failed spawn may stay scheduled
             raise
         self.init = proc
-        self.current = proc
         return proc
 
     def new_process(self, parent: Process | None, space: AddressSpace | None) -> Process:
@@ -362,7 +364,7 @@ class Kernel:
     def send_signal(self, target: Process, signo: int, sender: Process | None = None) -> None:
         """Generate `signo` for `target` (see signal_delivery.send)."""
         pid = sender.pid if sender is not None else 0
-        signal_delivery.send(self, target, signo, pack_siginfo(signo, SI_USER, pid=pid, uid=os.getuid()))
+        signal_delivery.send(self, target, signo, pack_siginfo(signo, abi.SI_USER, pid=pid, uid=os.getuid()))
 
     def terminate(self, proc: Process, code: int = 0, death: Death | None = None) -> None:
         """End `proc`: a zombie until its parent reaps it. Its memory and files go now
@@ -386,11 +388,10 @@ class Kernel:
         proc.children = []
         parent = self.processes.get(proc.ppid)
         if parent is not None and parent.alive:
-            action = int.from_bytes(parent.sig_actions.get(signal.SIGCHLD, bytes(8))[:8], "little")
-            if action == SIG_IGN:
+            if signal_delivery.action_of(parent, signal.SIGCHLD).handler == abi.SIG_IGN:
                 self.reap(proc)
             else:
-                code, status = (CLD_KILLED, death.signo) if death else (CLD_EXITED, code)
+                code, status = (abi.CLD_KILLED, death.signo) if death else (abi.CLD_EXITED, code)
                 signal_delivery.send(self, parent, signal.SIGCHLD,
                                      pack_siginfo(signal.SIGCHLD, code, pid=proc.pid, uid=os.getuid(), status=status))
         elif proc is not self.init:

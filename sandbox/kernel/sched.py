@@ -20,11 +20,11 @@ from unicorn import x86_const as X
 from sandbox.errors import SyscallError, WouldBlock
 from sandbox.kernel import signal_delivery
 from sandbox.kernel.process import Process, State
+from sandbox.kernel.syscalls import MASK64
 
 if TYPE_CHECKING:
     from sandbox.kernel.kernel import Kernel
 
-MASK64 = (1 << 64) - 1
 
 
 class Scheduler:
@@ -56,11 +56,11 @@ class Scheduler:
 
     def fire_timers(self, procs: list[Process]) -> None:
         """ITIMER_REAL: SIGALRM for every timer whose deadline passed (re-armed if periodic)."""
+        now = self.kernel.monotonic()
         for proc in procs:
             if proc.itimer is None:
                 continue
             deadline, interval = proc.itimer
-            now = self.kernel.clock_offset / 1e9 if self.kernel.options.deterministic else time.monotonic()
             if now >= deadline:
                 proc.itimer = (deadline + interval, interval) if interval else None
                 signal_delivery.send(self.kernel, proc, signal.SIGALRM)

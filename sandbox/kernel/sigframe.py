@@ -18,6 +18,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from sandbox.kernel.syscalls import MASK64
 from sandbox.machine import FXSAVE_SIZE, USER_CS, USER_DS
 
 SIGINFO_SIZE = 128
@@ -27,12 +28,11 @@ SIGCONTEXT_TAIL = struct.Struct("<HHHHQQQQQ64x")  # cs gs fs ss err trapno oldma
 SIGMASK = struct.Struct("<Q")
 UCONTEXT_SIZE = UCONTEXT_HEAD.size + GREGS.size + SIGCONTEXT_TAIL.size + SIGMASK.size  # 304
 FRAME_SIZE = 8 + UCONTEXT_SIZE + SIGINFO_SIZE  # 440
-MASK64 = (1 << 64) - 1
 RED_ZONE = 128  # SysV x86-64 ABI §3.2.2: below rsp, the red zone is the function's
 UC_SIGCONTEXT_SS, UC_STRICT_RESTORE_SS = 0x2, 0x4
 SS_ONSTACK, SS_DISABLE = 1, 2
 TRAPNO_PF = 14
-REG_RSP, REG_RIP, REG_RAX, REG_EFLAGS = 15, 16, 13, 17  # indexes in the sigcontext order
+REG_RSP, REG_RIP, REG_EFLAGS = 15, 16, 17  # indexes in the sigcontext order
 EFLAGS_CLEARED_FOR_HANDLER = (1 << 8) | (1 << 10) | (1 << 16)  # TF, DF, RF
 
 

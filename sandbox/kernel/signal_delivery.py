@@ -13,11 +13,13 @@
 
 from __future__ import annotations
 
+import errno
 import signal
 from typing import TYPE_CHECKING
 
 from unicorn import x86_const as X
 
+from sandbox.abi import SI_TKILL, SI_USER, SIG_DFL, SIG_IGN, SYSCALL_INSN_LEN
 from sandbox.errors import SyscallError
 from sandbox.kernel.process import Process
 from sandbox.kernel.sigframe import (
@@ -35,16 +37,15 @@ from sandbox.kernel.sigframe import (
     plan_frame,
     unpack_ucontext,
 )
-from sandbox.kernel.signals import code_name, signal_name
+from sandbox.kernel.signals import signal_name
+from sandbox.kernel.syscalls import MASK64
 from sandbox.mm.uaccess import copy_in, copy_out
 
 if TYPE_CHECKING:
     from sandbox.kernel.kernel import Kernel
 
-SIG_DFL, SIG_IGN = 0, 1
 SA_SIGINFO, SA_ONSTACK, SA_RESTART = 0x4, 0x0800_0000, 0x1000_0000
 SA_NODEFER, SA_RESETHAND, SA_RESTORER = 0x4000_0000, 0x8000_0000, 0x0400_0000
-SI_USER, SI_TKILL = 0, -6
 #: Default action "ignore" (man 7 signal). Stop signals too: there is no job control here.
 IGNORED_BY_DEFAULT = {signal.SIGCHLD, signal.SIGURG, signal.SIGWINCH, signal.SIGCONT,
                       signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU}
@@ -52,8 +53,6 @@ SYNCHRONOUS = (signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE, sign
 UNBLOCKABLE = (1 << (signal.SIGKILL - 1)) | (1 << (signal.SIGSTOP - 1))
 #: Calls Linux never restarts after a handler (ERESTARTNOHAND, or restart blocks we do not keep).
 NOT_RESTARTED = {"pause", "rt_sigsuspend", "nanosleep", "clock_nanosleep", "poll", "ppoll", "sched_yield"}
-SYSCALL_INSN_LEN = 2
-MASK64 = (1 << 64) - 1
 
 
 def action_of(proc: Process, signo: int) -> SigAction:
@@ -117,7 +116,7 @@ def interrupt(kernel: Kernel, proc: Process) -> bool:
     if restart:
         sched.reg_write(proc, X.UC_X86_REG_RIP, sched.reg_read(proc, X.UC_X86_REG_RIP) - SYSCALL_INSN_LEN)
     else:
-        sched.reg_write(proc, X.UC_X86_REG_RAX, -4 & MASK64)  # -EINTR
+        sched.reg_write(proc, X.UC_X86_REG_RAX, -errno.EINTR & MASK64)
     proc.blocked = None
     proc.state = proc.state.RUNNING
     return True
@@ -199,8 +198,4 @@ def _sigreturn(kernel: Kernel, proc: Process) -> None:
     proc.sig_mask = restored.mask & ~UNBLOCKABLE
     ss_sp, ss_flags, ss_size = restored.altstack
     proc.altstack = (ss_sp, ss_flags & SS_DISABLE, ss_size)
-
-
-def describe_fault(signo: int, code: int) -> str:
-    return f"{signal_name(signo)} ({code_name(signo, code)})"
 

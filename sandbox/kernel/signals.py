@@ -26,8 +26,3 @@ def signal_name(signo: int) -> str:
 def code_name(signo: int, code: int) -> str:
     """The si_code's name for this signal ('SEGV_MAPERR'), or its number."""
     return _CODE_NAMES.get(signo, {}).get(code, str(code))
-
-
-def exit_status_for_signal(signo: int) -> int:
-    """What a shell reports for a child killed by `signo`: 128 + N."""
-    return 128 + signo

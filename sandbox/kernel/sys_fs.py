@@ -61,6 +61,11 @@ def base_dir(proc: Process, dirfd: int) -> str:
     return guest
 
 
+def _writable_entry(proc: Process, dirfd: int, addr: int) -> Node:
+    """The directory entry a call creates, removes or renames (see vfs.writable_entry)."""
+    return proc.kernel.fs.writable_entry(_path(proc, addr), base_dir(proc, dirfd))
+
+
 def resolve_at(proc: Process, dirfd: int, addr: int, flags: int = 0, follow: bool = True) -> Node:
     return proc.kernel.fs.resolve(_path(proc, addr), base_dir(proc, dirfd), follow=follow)
 
@@ -106,9 +111,7 @@ def open_file(proc: Process, path: bytes, base: str, flags: int, mode: int) -> F
     except SyscallError as error:
         if error.errno != errno.ENOENT or not flags & O_CREAT:
             raise
-        parent, child = fs.parent_of(path, base)
-        node = fs.lookup(child)
-        fs.require_writable(node)
+        node = fs.writable_entry(path, base)
         if node.host is None:
             raise
     else:
@@ -254,10 +257,7 @@ def sys_getdents64(proc: Process, fd: int, dirp: int, count: int) -> int:
 
 @syscall("mkdirat", "dirfd path mode")
 def sys_mkdirat(proc: Process, dirfd: int, path: int, mode: int) -> int:
-    fs = proc.kernel.fs
-    _, child = fs.parent_of(_path(proc, path), base_dir(proc, dirfd))
-    node = fs.lookup(child)
-    fs.require_writable(node)
+    node = _writable_entry(proc, dirfd, path)
     _host_call(os.mkdir, node.host, mode & 0o7777 & ~proc.umask)
     return 0
 
@@ -269,10 +269,7 @@ def sys_mkdir(proc: Process, path: int, mode: int) -> int:
 
 @syscall("unlinkat", "dirfd path flags")
 def sys_unlinkat(proc: Process, dirfd: int, path: int, flags: int) -> int:
-    fs = proc.kernel.fs
-    _, child = fs.parent_of(_path(proc, path), base_dir(proc, dirfd))
-    node = fs.lookup(child)
-    fs.require_writable(node)
+    node = _writable_entry(proc, dirfd, path)
     _host_call(os.rmdir if to_int32(flags) & AT_REMOVEDIR else os.unlink, node.host)
     return 0
 
@@ -339,11 +336,8 @@ def sys_readlink(proc: Process, path: int, buf: int, size: int) -> int:
 @syscall("symlinkat", "target newdirfd linkpath")
 def sys_symlinkat(proc: Process, target: int, newdirfd: int, linkpath: int) -> int:
     """The target is stored as given; it is resolved inside the guest tree when followed."""
-    fs = proc.kernel.fs
     text = _path(proc, target)
-    _, child = fs.parent_of(_path(proc, linkpath), base_dir(proc, newdirfd))
-    node = fs.lookup(child)
-    fs.require_writable(node)
+    node = _writable_entry(proc, newdirfd, linkpath)
     _host_call(os.symlink, text, node.host)
     return 0
 
@@ -355,11 +349,8 @@ def sys_symlink(proc: Process, target: int, linkpath: int) -> int:
 
 @syscall("linkat", "olddirfd oldpath newdirfd newpath flags")
 def sys_linkat(proc: Process, olddirfd: int, oldpath: int, newdirfd: int, newpath: int, flags: int) -> int:
-    fs = proc.kernel.fs
     old = resolve_at(proc, olddirfd, oldpath, follow=bool(to_int32(flags) & AT_SYMLINK_FOLLOW))
-    _, child = fs.parent_of(_path(proc, newpath), base_dir(proc, newdirfd))
-    new = fs.lookup(child)
-    fs.require_writable(new)
+    new = _writable_entry(proc, newdirfd, newpath)
     if old.synthetic is not None or old.mount != new.mount:
         raise SyscallError(errno.EXDEV, "link across mounts")
     _host_call(os.link, old.host, new.host, follow_symlinks=False)
@@ -396,15 +387,10 @@ def sys_access(proc: Process, path: int, mode: int) -> int:
 
 @syscall("renameat2", "olddirfd oldpath newdirfd newpath flags")
 def sys_renameat2(proc: Process, olddirfd: int, oldpath: int, newdirfd: int, newpath: int, flags: int) -> int:
-    fs = proc.kernel.fs
     flags = to_int32(flags)
     if flags & ~RENAME_NOREPLACE:
         raise SyscallError(errno.EINVAL, f"rename flags {flags:#x}")
-    _, old_child = fs.parent_of(_path(proc, oldpath), base_dir(proc, olddirfd))
-    _, new_child = fs.parent_of(_path(proc, newpath), base_dir(proc, newdirfd))
-    old, new = fs.lookup(old_child), fs.lookup(new_child)
-    fs.require_writable(old)
-    fs.require_writable(new)
+    old, new = _writable_entry(proc, olddirfd, oldpath), _writable_entry(proc, newdirfd, newpath)
     if old.mount != new.mount:
         raise SyscallError(errno.EXDEV, "rename across mounts")
     if flags & RENAME_NOREPLACE and os.path.lexists(new.host):

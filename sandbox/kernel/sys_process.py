@@ -9,13 +9,14 @@ import struct
 
 from unicorn import x86_const as X
 
+from sandbox.abi import CLD_EXITED, CLD_KILLED, SIG_IGN, SYSCALL_INSN_LEN
 from sandbox.errors import SandboxError, SyscallError, WouldBlock
 from sandbox.kernel.exec import exec_error, load_program, resolve_program
 from sandbox.kernel.process import Process, State
+from sandbox.kernel.signal_delivery import action_of
 from sandbox.kernel.syscalls import syscall, to_int32
 from sandbox.mm.uaccess import copy_in, copy_out, read_cstring
 
-SYSCALL_INSN_LEN = 2  # `syscall` is 0F 05: a child resumes after it
 # clone flags (include/uapi/linux/sched.h).
 CSIGNAL = 0xFF
 CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND = 0x100, 0x200, 0x400, 0x800
@@ -23,7 +24,6 @@ CLONE_VFORK, CLONE_PARENT, CLONE_THREAD, CLONE_SETTLS = 0x4000, 0x8000, 0x10000,
 CLONE_PARENT_SETTID, CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID = 0x100000, 0x200000, 0x1000000
 WNOHANG, WUNTRACED, WCONTINUED, WEXITED, WNOWAIT = 1, 2, 8, 4, 0x1000000
 P_ALL, P_PID, P_PGID = 0, 1, 2
-CLD_EXITED, CLD_KILLED = 1, 2
 RUSAGE_SIZE = 144  # struct rusage on x86-64
 SIGINFO_SIZE = 128
 MAX_ARGS = 32768  # a bound on argv/envp entries read from the guest
@@ -118,7 +118,7 @@ def sys_execve(proc: Process, path: int, argv: int, envp: int) -> int:
     except SandboxError as error:
         raise exec_error(error) from None
     proc.files.close_on_exec()
-    proc.sig_actions = {n: a for n, a in proc.sig_actions.items() if a[:8] == struct.pack("<Q", 1)}
+    proc.sig_actions = {n: a for n, a in proc.sig_actions.items() if action_of(proc, n).handler == SIG_IGN}
     proc.altstack = (0, 2, 0)  # execve drops the alternate stack; pending signals stay
     proc.kernel.release_vfork_parent(proc)
     proc.kernel.machine.stop()

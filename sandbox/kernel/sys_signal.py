@@ -6,7 +6,6 @@ from __future__ import annotations
 import errno
 import signal
 import struct
-import time
 
 from unicorn import x86_const as X
 
@@ -133,22 +132,18 @@ def sys_rt_sigsuspend(proc: Process, mask: int, sigsetsize: int) -> int:
 
 # -- interval timers (ITIMER_REAL, driven by the sandbox's clock) -------------------------------
 
-def _now(proc: Process) -> float:
-    return proc.kernel.clock_offset / 1e9 if proc.kernel.options.deterministic else time.monotonic()
-
-
 def _remaining(proc: Process) -> tuple[float, float]:
     if proc.itimer is None:
         return 0.0, 0.0
     deadline, interval = proc.itimer
-    return max(0.0, deadline - _now(proc)), interval
+    return max(0.0, deadline - proc.kernel.monotonic()), interval
 
 
 @syscall("alarm", "seconds")
 def sys_alarm(proc: Process, seconds: int) -> int:
     left, _ = _remaining(proc)
     seconds &= 0xFFFF_FFFF
-    proc.itimer = (_now(proc) + seconds, 0.0) if seconds else None
+    proc.itimer = (proc.kernel.monotonic() + seconds, 0.0) if seconds else None
     return int(left + 0.999999) if left else 0
 
 
@@ -168,7 +163,7 @@ def sys_setitimer(proc: Process, which: int, new_value: int, old_value: int) -> 
         if min(isec, vsec) < 0 or not (0 <= iusec < 10**6 and 0 <= vusec < 10**6):
             raise SyscallError(errno.EINVAL, "bad itimerval")
         value = vsec + vusec / 1e6
-        proc.itimer = (_now(proc) + value, isec + iusec / 1e6) if value else None
+        proc.itimer = (proc.kernel.monotonic() + value, isec + iusec / 1e6) if value else None
     return 0
 
 

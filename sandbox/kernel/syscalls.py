@@ -62,8 +62,3 @@ def to_int32(value: int) -> int:
     """Read the low 32 bits of a register as a signed `int` (fds, flags, ...)."""
     value &= 0xFFFF_FFFF
     return value - (1 << 32) if value >> 31 else value
-
-
-def implemented() -> list[str]:
-    """Names of every implemented system call, in number order (for the README)."""
-    return [TABLE[nr].name for nr in sorted(TABLE)]

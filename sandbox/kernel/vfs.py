@@ -63,15 +63,17 @@ DEVICES = {"null": 0o666, "zero": 0o666, "full": 0o666, "urandom": 0o444, "rando
 
 
 class FileSystemView:
-    """The guest's tree. `proc_entries(pid)` names the /proc/<pid> files the kernel serves."""
+    """The guest's tree. `current_pid()` is the process asking (for /proc/self);
+    `proc_entries()` names the /proc/<pid> files the kernel serves for it."""
 
-    def __init__(self, root: str, mounts: list[Mount], proc_entries: Callable[[], dict[str, Synthetic]]) -> None:
+    def __init__(self, root: str, mounts: list[Mount], current_pid: Callable[[], int],
+                 proc_entries: Callable[[], dict[str, Synthetic]]) -> None:
         if not os.path.isdir(root):
             raise SandboxError(f"--root {root}: not a directory")
         self.mounts = [Mount("/", os.path.realpath(root), True), *mounts]
         self.mounts.sort(key=lambda m: len(m.guest), reverse=True)
         self.proc_entries = proc_entries
-        self.pid = 1
+        self.current_pid = current_pid
 
     # -- the mount table ------------------------------------------------------------------
 
@@ -110,10 +112,10 @@ class FileSystemView:
         if len(parts) == 1:
             return Synthetic("dir", "proc", 0o555)
         if parts[1] == "self":
-            parts[1] = str(self.pid)
+            parts[1] = str(self.current_pid())
             if len(parts) == 2:
-                return Synthetic("link", str(self.pid), 0o777)
-        if parts[1] != str(self.pid):
+                return Synthetic("link", parts[1], 0o777)
+        if parts[1] != str(self.current_pid()):
             raise SyscallError(errno.ENOENT, guest)
         if len(parts) == 2:
             return Synthetic("dir", "pid", 0o555)
@@ -125,10 +127,10 @@ class FileSystemView:
     def list_synthetic(self, guest: str) -> list[str] | None:
         """Entries of a synthetic directory, or None if `guest` is not one."""
         if guest == "/proc":
-            return ["self", str(self.pid)]
+            return ["self", str(self.current_pid())]
         if guest == "/dev":
             return sorted(DEVICES)
-        if guest in ("/proc/self", f"/proc/{self.pid}"):
+        if guest in ("/proc/self", f"/proc/{self.current_pid()}"):
             return sorted(self.proc_entries())
         return None
 
@@ -238,6 +240,15 @@ class FileSystemView:
             raise SyscallError(errno.ENOTDIR, parent.guest)
         child = "/".join([parent.guest.rstrip("/"), name]) if parent.guest != "/" else "/" + name
         return parent, child
+
+    def writable_entry(self, path: bytes, base: str) -> Node:
+        """The entry `path` names in its (resolved, existing) parent directory, for a call
+        that creates, removes or renames it: EROFS unless it is on a writable mount. The
+        entry itself is not resolved (it may not exist, or be a symlink to act on)."""
+        _, child = self.parent_of(path, base)
+        node = self.lookup(child)
+        self.require_writable(node)
+        return node
 
     def require_writable(self, node: Node) -> None:
         """EROFS for anything on a read-only mount or synthetic."""

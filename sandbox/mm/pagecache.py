@@ -100,10 +100,6 @@ class PageCache:
             self.files[key] = cached
         return cached
 
-    def writeback_all(self) -> None:
-        for cached in self.files.values():
-            cached.writeback(self.mem)
-
     def trim(self, mapped: set[int]) -> int:
         """Forget the pages, and the file, of every file no region maps any more (`mapped`
         holds the ids of the CachedFile objects regions still refer to). A file still mapped

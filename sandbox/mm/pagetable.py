@@ -37,9 +37,6 @@ PTE_NX = 1 << 63  # XD: no instruction fetch (needs EFER.NXE)
 PTE_ADDR_MASK = 0x000F_FFFF_FFFF_F000  # bits 51:12, the next table's or the page's address
 PTE_HUGE_ADDR_MASK = 0x000F_FFFF_FFE0_0000  # bits 51:21 of a 2 MiB page's address
 
-#: Flags that a leaf entry takes from the region's protection (the rest come from the CPU).
-PTE_PROT_MASK = PTE_WRITABLE | PTE_USER | PTE_NX
-
 ENTRIES_PER_TABLE = 512
 PML4_SHIFT, PDPT_SHIFT, PD_SHIFT, PT_SHIFT = 39, 30, 21, 12
 LEVEL_SHIFTS = (PML4_SHIFT, PDPT_SHIFT, PD_SHIFT, PT_SHIFT)

@@ -94,8 +94,3 @@ def read_cstring(space: AddressSpace, va: int, limit: int = 4096) -> bytes:
     if len(out) > limit:
         raise SyscallError(errno.ENAMETOOLONG, f"string at {va:#x} is longer than {limit}")
     return bytes(out)
-
-
-def read_u64(space: AddressSpace, va: int) -> int:
-    """One little-endian u64 of guest memory."""
-    return int.from_bytes(copy_in(space, va, 8), "little")
