@@ -1,7 +1,10 @@
 """ELF loading (static ET_EXEC and static-PIE ET_DYN x86-64) and the initial process stack.
 
-`read_elf` parses and validates a file with pyelftools and refuses, with one line naming the
-bad value, anything this sandbox cannot run. `load_elf` turns its PT_LOAD segments into
+`read_elf` parses and validates a file and refuses, with one line naming the bad value,
+anything this sandbox cannot run. A run needs only two fixed-layout records, the ELF header
+and the program headers, so they are read with `struct`: importing pyelftools costs a sixth of
+start-up (its construct package pulls in pdb). pyelftools still names refused values (its enum
+tables), imported only on that path. `load_elf` turns its PT_LOAD segments into
 demand-paged, file-backed regions (pages arrive on first touch through the fault handler)
 and builds the stack that the SysV x86-64 ABI (§3.4.1, "Initial Stack and Register State")
 promises at `_start`.
@@ -9,13 +12,9 @@ promises at `_start`.
 
 from __future__ import annotations
 
-import io
 import os
 import struct
 from dataclasses import dataclass, field
-
-from elftools.common.exceptions import ELFError as PyElfError
-from elftools.elf.elffile import ELFFile
 
 from sandbox import abi
 from sandbox.errors import ElfError, SandboxError
@@ -25,9 +24,17 @@ from sandbox.mm.uaccess import copy_out
 from sandbox.mm.vma import PROT_EXEC, PROT_READ, PROT_WRITE, RegionFlag, RegionKind
 
 # ELF constants (System V gABI, "ELF Header" and "Program Header").
-ET_EXEC, ET_DYN = "ET_EXEC", "ET_DYN"
+ET_EXEC, ET_DYN = 2, 3
+EM_X86_64 = 62
+PT_LOAD, PT_INTERP, PT_GNU_STACK = 1, 3, 0x6474E551
 PF_X, PF_W, PF_R = 1, 2, 4
-ELF64_PHDR_SIZE = 56
+#: Elf64_Ehdr after e_ident: e_type, e_machine, e_version, e_entry, e_phoff, e_shoff, e_flags,
+#: e_ehsize, e_phentsize, e_phnum (gABI "ELF Header"; the section fields are not needed).
+ELF64_EHDR = struct.Struct("<HHIQQQIHHH")
+ELF64_EHDR_SIZE = 64
+#: Elf64_Phdr: p_type, p_flags, p_offset, p_vaddr, p_paddr, p_filesz, p_memsz, p_align.
+ELF64_PHDR = struct.Struct("<IIQQQQQQ")
+ELF64_PHDR_SIZE = ELF64_PHDR.size
 
 #: Where Linux puts a static-PIE (ELF_ET_DYN_BASE, 2/3 of TASK_SIZE, page-aligned).
 PIE_LOAD_BIAS = 0x5555_5555_4000
@@ -63,7 +70,7 @@ class ElfImage:
 
     path: str
     data: bytes
-    type: str
+    type: int
     entry: int
     phoff: int
     phnum: int
@@ -108,18 +115,14 @@ def read_elf(path: str) -> ElfImage:
     except OSError as error:
         raise SandboxError(f"{path}: {error.strerror}") from None
     _check_ident(path, data)
-    try:
-        elf = ELFFile(io.BytesIO(data))
-        return _parse(path, data, elf)
-    except (PyElfError, struct.error, ValueError, KeyError, IndexError) as error:
-        raise ElfError(f"{path}: malformed ELF file: {error}") from None
+    return _parse(path, data)
 
 
 def _check_ident(path: str, data: bytes) -> None:
     """e_ident: magic, 64-bit class, little-endian (gABI "ELF Identification")."""
     if data[:4] != b"\x7fELF":
         raise ElfError(f"{path}: not an ELF file (magic {data[:4]!r})")
-    if len(data) < 64:
+    if len(data) < ELF64_EHDR_SIZE:
         raise ElfError(f"{path}: truncated ELF header ({len(data)} bytes)")
     if data[4] != 2:
         raise ElfError(f"{path}: ELF class {data[4]} is not ELFCLASS64; only x86-64 runs here")
@@ -127,38 +130,49 @@ def _check_ident(path: str, data: bytes) -> None:
         raise ElfError(f"{path}: ELF data encoding {data[5]} is not little-endian")
 
 
-def _parse(path: str, data: bytes, elf: ELFFile) -> ElfImage:
+def _enum_name(table: str, value: int) -> str:
+    """pyelftools' name for an ELF enum value (e.g. EM_AARCH64), or the number."""
+    from elftools.elf import enums
+
+    names = {v: k for k, v in getattr(enums, table).items() if isinstance(v, int)}
+    return names.get(value, str(value))
+
+
+def _parse(path: str, data: bytes) -> ElfImage:
     """Check the header and program headers, collect the PT_LOAD segments."""
-    header = elf.header
-    if header.e_machine != "EM_X86_64":
-        raise ElfError(f"{path}: wrong architecture {header.e_machine}; only EM_X86_64 runs here")
-    if header.e_type not in (ET_EXEC, ET_DYN):
-        raise ElfError(f"{path}: ELF type {header.e_type} is not an executable")
-    if header.e_phnum and header.e_phentsize != ELF64_PHDR_SIZE:
-        raise ElfError(f"{path}: e_phentsize {header.e_phentsize}, expected {ELF64_PHDR_SIZE}")
-    if header.e_phoff + header.e_phnum * ELF64_PHDR_SIZE > len(data):
-        raise ElfError(f"{path}: program headers at {header.e_phoff:#x} run past end of file")
+    (e_type, e_machine, _version, e_entry, e_phoff, _shoff, _flags, _ehsize, e_phentsize,
+     e_phnum) = ELF64_EHDR.unpack_from(data, 16)
+    if e_machine != EM_X86_64:
+        raise ElfError(f"{path}: wrong architecture {_enum_name('ENUM_E_MACHINE', e_machine)}; "
+                       "only EM_X86_64 runs here")
+    if e_type not in (ET_EXEC, ET_DYN):
+        raise ElfError(f"{path}: ELF type {_enum_name('ENUM_E_TYPE', e_type)} is not an executable")
+    if e_phnum and e_phentsize != ELF64_PHDR_SIZE:
+        raise ElfError(f"{path}: e_phentsize {e_phentsize}, expected {ELF64_PHDR_SIZE}")
+    if e_phoff + e_phnum * ELF64_PHDR_SIZE > len(data):
+        raise ElfError(f"{path}: program headers at {e_phoff:#x} run past end of file")
+    bias = PIE_LOAD_BIAS if e_type == ET_DYN else 0
     segments, stack_exec = [], False
-    for index, seg in enumerate(elf.iter_segments()):
-        kind = seg["p_type"]
-        if kind == "PT_INTERP":
-            raise ElfError(f"{path}: dynamically linked (interpreter {seg.get_interp_name()}); "
-                           "only static executables run here")
-        if kind == "PT_GNU_STACK":
-            stack_exec = bool(seg["p_flags"] & PF_X)
-        if kind == "PT_LOAD" and seg["p_memsz"]:
-            bias = PIE_LOAD_BIAS if header.e_type == ET_DYN else 0
-            segments.append(_check_segment(path, index, len(data), seg, bias))
-    image = ElfImage(path, data, header.e_type, header.e_entry, header.e_phoff,
-                     header.e_phnum, segments, stack_exec)
+    for index in range(e_phnum):
+        p_type, p_flags, p_offset, p_vaddr, _paddr, p_filesz, p_memsz, _align = (
+            ELF64_PHDR.unpack_from(data, e_phoff + index * ELF64_PHDR_SIZE))
+        if p_type == PT_INTERP:
+            interp = data[p_offset : p_offset + p_filesz].split(b"\0")[0]
+            raise ElfError(f"{path}: dynamically linked (interpreter "
+                           f"{interp.decode(errors='replace')}); only static executables run here")
+        if p_type == PT_GNU_STACK:
+            stack_exec = bool(p_flags & PF_X)
+        if p_type == PT_LOAD and p_memsz:
+            segment = Segment(p_vaddr, p_memsz, p_offset, p_filesz, p_flags)
+            segments.append(_check_segment(path, index, len(data), segment, bias))
+    image = ElfImage(path, data, e_type, e_entry, e_phoff, e_phnum, segments, stack_exec)
     _check_layout(image)
     return image
 
 
-def _check_segment(path: str, index: int, file_size: int, seg, bias: int) -> Segment:
+def _check_segment(path: str, index: int, file_size: int, s: Segment, bias: int) -> Segment:
     """One PT_LOAD: within the file, memsz >= filesz, congruent offset/vaddr, and in user
     space where it will be loaded (after the static-PIE bias)."""
-    s = Segment(seg["p_vaddr"], seg["p_memsz"], seg["p_offset"], seg["p_filesz"], seg["p_flags"])
     where = f"{path}: segment {index}"
     if s.offset + s.filesz > file_size:
         raise ElfError(f"{where}: file range {s.offset:#x}+{s.filesz:#x} is past end of file ({file_size:#x})")
