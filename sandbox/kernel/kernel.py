@@ -9,7 +9,6 @@ signal, `OutOfMemory` kills the process with a message. No exception caused by t
 from __future__ import annotations
 
 import errno
-import json
 import os
 import random
 import shutil
@@ -128,11 +127,14 @@ class FaultLog:
     """--fault-log: every fault as a JSON line (time, pid, address, kind, access, rip, frame)."""
 
     def __init__(self, out: TextIO) -> None:
+        import json  # only with --fault-log: json's import is a measurable share of start-up
+
         self.out = out
         self.start = time.monotonic()
+        self.dumps = json.dumps
 
     def __call__(self, pid: int, space: AddressSpace, record: FaultRecord, rip: int | None) -> None:
-        self.out.write(json.dumps({
+        self.out.write(self.dumps({
             "t": round(time.monotonic() - self.start, 6), "pid": pid, "address": record.va,
             "kind": record.kind, "access": record.access_name, "rip": rip, "frame": record.pfn,
         }) + "\n")
