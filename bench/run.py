@@ -50,6 +50,9 @@ WORKLOADS = [
     Workload("200 fork+exit+wait, 16 MiB dirty", ["forkbench-musl", "200"], per_op="copy-on-write"),
 ]
 PEERS = ROOT / ".venv-peers" / "bin" / "python"
+#: The floor under any start-up on this engine: the interpreter plus Unicorn's Python binding
+#: (its module imports typing, inspect and importlib.resources and loads a 24 MB library).
+FLOOR = "python -c 'import unicorn'"
 
 
 def runners() -> dict[str, list[str]]:
@@ -100,6 +103,8 @@ def sandbox_counters(prefix: list[str], argv: list[str]) -> dict:
 
 
 def measure(workload: Workload, repeat: int, cmds: dict[str, list[str]]) -> dict:
+    if workload is WORKLOADS[0]:  # start-up: also time its floor, in the same turns
+        cmds = {**cmds, FLOOR: [sys.executable, "-c", "import unicorn"]}
     samples: dict[str, list[tuple[float, int]]] = {name: [] for name in cmds}
     for _ in range(repeat):
         for name, prefix in cmds.items():
@@ -119,6 +124,8 @@ def measure(workload: Workload, repeat: int, cmds: dict[str, list[str]]) -> dict
     for peer in ("qemu", "qiling", "native"):
         if "sandbox" in med and peer in med:
             row[f"sandbox/{peer}"] = med["sandbox"] / med[peer]
+    if FLOOR in med and "qiling" in med:
+        row["floor/qiling"] = med[FLOOR] / med["qiling"]
     return row
 
 
@@ -150,6 +157,10 @@ def table(rows: list[dict], ops: dict[str, float], names: list[str]) -> str:
         cells += "".join(f"{row.get('sandbox/' + x.split('/')[1], float('nan')):>10.2f}" for x in ratios)
         rss = r["sandbox"]["peak_rss_kib"] / 1024 if r.get("sandbox") else float("nan")
         lines.append(f"{row['workload']:<34}{cells}{rss:>7.0f}MB")
+    floor = rows[0]["runners"].get(FLOOR)
+    if floor:
+        share = f" = {rows[0]['floor/qiling']:.2f} x qiling" if "floor/qiling" in rows[0] else ""
+        lines.append(f"start-up floor, {FLOOR}: {floor['median_s'] * 1000:.1f}ms{share}")
     lines += [f"{name}: {value:.2f}" for name, value in ops.items()]
     return "\n".join(lines)
 
