@@ -23,8 +23,9 @@ class PhysicalMemory:
         if size <= 0 or size % PAGE_SIZE:
             raise ValueError(f"RAM size {size:#x} is not a positive multiple of {PAGE_SIZE}")
         self.size = size
-        # Anonymous mmap: host pages stay untouched (and cost nothing) until the guest uses them.
-        self.buffer = mmap.mmap(-1, size)
+        # Private anonymous mmap: host pages stay untouched (and cost nothing) until the guest
+        # uses them, and MADV_DONTNEED reads back as zeros (on a shared mapping it would not).
+        self.buffer = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
         self.bytes = memoryview(self.buffer)
         #: The same RAM as u64 words: `words[pa >> 3]` is the entry at physical address `pa`.
         self.words = self.bytes.cast("Q")
