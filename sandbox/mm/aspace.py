@@ -345,11 +345,9 @@ class AddressSpace:
     def unmap_all_user_regions(self) -> None:
         """Unmap every user region and free their frames; the kernel half is untouched."""
         self.regions.clear()
-        code = False
-        put = self.frames.put
-        for entry in self.pagetable.clear_user():
-            code |= put((entry & PTE_ADDR_MASK) >> PAGE_SHIFT) and not entry & PTE_NX
-        if code:
+        leaves = self.pagetable.clear_user()
+        freed = set(self.frames.put_many([(entry & PTE_ADDR_MASK) >> PAGE_SHIFT for entry in leaves]))
+        if any(not entry & PTE_NX and (entry & PTE_ADDR_MASK) >> PAGE_SHIFT in freed for entry in leaves):
             self.mmu.code_changed()
         self.flush_tlb()
 

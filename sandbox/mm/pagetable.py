@@ -349,9 +349,7 @@ class PageTable:
         leaves = self.leaf_entries()
         base = self.root >> 3
         self._words[base : base + KERNEL_PML4_FIRST] = memoryview(bytes(8 * KERNEL_PML4_FIRST)).cast("Q")
-        for table in self.live:
-            if table != self.root:
-                self.frames.put(table >> PAGE_SHIFT)
+        self.frames.put_many([table >> PAGE_SHIFT for table in self.live if table != self.root])
         self.live = {self.root: 0}
         self._last_pt = (-1, 0)
         return leaves
