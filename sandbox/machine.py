@@ -153,12 +153,13 @@ class ExceptionState:
         self._rip = ctypes.c_uint64.from_address(base + offsets["rip"])
         self._error = ctypes.c_int32.from_address(base + offsets["error_code"])
         self._old = ctypes.c_int32.from_address(base + offsets["old_exception"])
+        self._save, self._restore = uclib.uc_context_save, uclib.uc_context_restore
 
     def take(self) -> tuple[int, int, int]:
         """(cr2, error code, rip) of the exception just raised; clears the in-flight state."""
-        uclib.uc_context_save(self._h, self._ptr)
+        self._save(self._h, self._ptr)
         self._old.value = -1
-        uclib.uc_context_restore(self._h, self._ptr)
+        self._restore(self._h, self._ptr)
         return self._cr2.value, self._error.value, self._rip.value
 
 

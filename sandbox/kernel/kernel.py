@@ -58,7 +58,7 @@ from sandbox.machine import (
     Machine,
 )
 from sandbox.mm.aspace import AddressSpace
-from sandbox.mm.fault import FaultRecord
+from sandbox.mm.fault import FaultRecord, demand_zero_fault
 from sandbox.mm.pagecache import CachedFile, PageCache
 from sandbox.mm.vma import Access
 from sandbox.trace import Tracer, describe_region, disassemble
@@ -483,9 +483,10 @@ class Kernel:
             intno, error = EXC_PF, (PF_INSTR | PF_USER if cr2 == rip else PF_USER)
         if intno == EXC_PF:
             access = ACCESS_EXEC if error & PF_INSTR else ACCESS_WRITE if error & PF_WRITE else ACCESS_READ
-            self._fault_rip = rip
             try:
-                proc.space.handle_page_fault(cr2, access)
+                if not demand_zero_fault(proc.space, cr2, access):
+                    self._fault_rip = rip
+                    proc.space.handle_page_fault(cr2, access)
             except GuestFault as fault:
                 self._die_of_fault(proc, fault, rip, f"{Access(access).name.lower()} at {cr2:#x}")
             except OutOfMemory as oom:

@@ -11,6 +11,10 @@ A fault is decoded once (address + access kind) and walks these cases in order:
 Each handled fault returns a `FaultRecord` that tracing and statistics read. This is the
 hottest Python path in the sandbox: one page walk per fault (which also builds missing
 tables), access kinds as plain ints, no allocation beyond the record.
+
+`demand_zero_fault` is case 3 alone, for the kernel's #PF hook: the first touch of a page of
+anonymous memory is nearly every fault a program takes, and without a record, policy or
+listener to serve it costs half as much Python (bench/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -57,6 +61,31 @@ class FaultRecord:
     def access_name(self) -> str:
         """'read', 'write' or 'exec'."""
         return (Access(self.access).name or "read").lower()
+
+
+#: Leaf-entry flags for each protection (PROT_READ | PROT_WRITE | PROT_EXEC: 3 bits).
+LEAF_FLAGS = tuple(user_pte_flags(prot) for prot in range(8))
+
+
+def demand_zero_fault(space: AddressSpace, va: int, access: int) -> bool:
+    """Map a zeroed frame for a first touch of anonymous 4 KiB memory and return True, if
+    that is all this fault is: a region allows the access, its leaf table exists, the entry
+    is empty, and no policy or listener wants to see the fault. Otherwise change nothing and
+    return False: `handle_page_fault` decides. May raise `OutOfMemory`, with nothing mapped.
+    """
+    if space.fault_policies or space.on_fault is not None:
+        return False
+    region = space.regions.find(va)
+    if region is None or region.file is not None or region.page_size != PAGE_SIZE \
+            or not prot_allows(region.prot, access):
+        return False
+    pagetable = space.pagetable
+    slot = pagetable.walk(va)
+    if slot is None or pagetable.mem.words[slot >> 3]:
+        return False
+    pagetable.fill_slot(slot, (space.frames.alloc() << PAGE_SHIFT) | LEAF_FLAGS[region.prot])
+    space.fault_counts[DEMAND_ZERO] += 1
+    return True
 
 
 def handle_page_fault(space: AddressSpace, va: int, access: int) -> FaultRecord:

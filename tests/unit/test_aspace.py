@@ -10,6 +10,7 @@ import pytest
 from sandbox import abi
 from sandbox.errors import GuestFault, OutOfMemory, SyscallError
 from sandbox.mm.aspace import Access, AddressSpace, NoMmu
+from sandbox.mm.fault import demand_zero_fault
 from sandbox.mm.frames import FrameAllocator
 from sandbox.mm.pagetable import PTE_HUGE, PTE_NX, PTE_USER, PTE_WRITABLE
 from sandbox.mm.physmem import PhysicalMemory
@@ -66,6 +67,39 @@ def test_demand_zero_maps_one_page_with_region_bits(space: AddressSpace) -> None
     assert m.entry & (PTE_USER | PTE_WRITABLE | PTE_NX) == PTE_USER | PTE_WRITABLE | PTE_NX
     assert space.pagetable.lookup(0x10000) is None
     assert space.fault_counts == {"demand-zero": 1}
+    space.check_invariants()
+
+
+@pytest.mark.parametrize("prot", [PROT_READ, RW, PROT_READ | PROT_EXEC, RW | PROT_EXEC])
+def test_demand_zero_fast_path_matches_the_ladder(space: AddressSpace, prot: int) -> None:
+    """The kernel's fast path maps exactly what the full ladder maps for a first touch."""
+    space.reserve_region(0x10000, 2, prot)
+    space.handle_page_fault(0x10000, Access.READ)  # builds the tables the fast path needs
+    assert demand_zero_fault(space, 0x11008, Access.READ)
+    fast = space.pagetable.lookup(0x11000).entry
+    space.pagetable.unmap(0x11000)
+    space.handle_page_fault(0x11008, Access.READ)
+    assert space.pagetable.lookup(0x11000).entry & 0xFFF == fast & 0xFFF
+    assert fast >> 63 == space.pagetable.lookup(0x11000).entry >> 63  # NX
+    assert space.fault_counts == {"demand-zero": 3}
+
+
+def test_demand_zero_fast_path_declines_everything_else(space: AddressSpace) -> None:
+    """Anything but a plain first touch is left, unchanged, to the full ladder."""
+    space.reserve_region(0x10000, 4, RW)
+    space.reserve_region(0x20000, 1, PROT_READ)
+    space.reserve_region(0x30000, 1, PROT_READ, file=Blob(b"x" * P))
+    assert not demand_zero_fault(space, 0x10000, Access.READ)  # no leaf table yet
+    space.handle_page_fault(0x10000, Access.READ)
+    assert not demand_zero_fault(space, 0x10000, Access.WRITE)  # already mapped
+    assert not demand_zero_fault(space, 0x20000, Access.WRITE)  # forbidden: SIGSEGV's job
+    assert not demand_zero_fault(space, 0x30000, Access.READ)  # file-backed
+    assert not demand_zero_fault(space, 0x50000, Access.READ)  # no region
+    space.on_fault = lambda record: None
+    assert not demand_zero_fault(space, 0x11000, Access.READ)  # a listener wants a record
+    space.on_fault = None
+    assert demand_zero_fault(space, 0x11000, Access.READ)
+    assert space.fault_counts == {"demand-zero": 2}
     space.check_invariants()
 
 
