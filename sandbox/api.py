@@ -24,6 +24,7 @@ from sandbox.kernel.process import Process
 from sandbox.kernel.vfs import parse_mount
 from sandbox.machine import Machine
 from sandbox.mm.dump import dump_pagetables
+from sandbox.mm.fault import faults_taken
 from sandbox.mm.policy import Deny, FaultAround, FaultContext, HugePage, Supply  # noqa: F401 - the API
 
 
@@ -113,7 +114,7 @@ class Sandbox:
         vma = proc.space.regions.stats()
         return {
             "faults": faults,
-            "faults_total": sum(n for kind, n in faults.items() if kind != "mapped-around"),
+            "faults_total": faults_taken(faults),
             "frames": {"total": frames.total, "used": frames.used, "peak": frames.peak_used,
                        "free": frames.free, "kernel_baseline": self.baseline_frames},
             "page_table_pages": proc.space.pagetable.table_pages,

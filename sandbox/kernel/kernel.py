@@ -57,6 +57,7 @@ from sandbox.machine import (
     PF_WRITE,
     Machine,
 )
+from sandbox.mm import FILE_FAULT_AROUND_PAGES
 from sandbox.mm.aspace import AddressSpace
 from sandbox.mm.fault import FaultRecord, demand_zero_fault
 from sandbox.mm.pagecache import CachedFile, PageCache
@@ -103,6 +104,7 @@ class Options:
     deterministic: bool = False
     seed: int = 0
     fault_policies: list = field(default_factory=list)
+    file_fault_around: int = FILE_FAULT_AROUND_PAGES  # pages per read fault on a file mapping
     fault_log: TextIO | None = None  # --fault-log: one JSON line per fault
     # Limits (None: none). Memory and time limits kill every process (exit 137, a message
     # naming the limit); the counts are Linux's own answers (EAGAIN, EMFILE, ENOMEM).
@@ -267,6 +269,7 @@ class Kernel:
         space.owner_pid = proc.pid
         space.fault_policies = self.fault_policies
         space.max_regions = self.options.max_map_count
+        space.file_fault_around = self.options.file_fault_around
         if self.fault_listeners:
             space.on_fault = lambda record: self._report_fault(proc, space, record)
 

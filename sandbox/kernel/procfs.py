@@ -10,6 +10,7 @@ import os
 from typing import TYPE_CHECKING
 
 from sandbox.kernel.vfs import Synthetic
+from sandbox.mm.fault import faults_taken
 from sandbox.trace import prot_string
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ def stat(proc: Process) -> bytes:
     vsize = sum(r.size for r in proc.space.regions)
     rss = sum(1 for _ in proc.space.pagetable.iter_leaves())
     fields = [proc.pid, f"({comm(proc)})", "R", proc.ppid, proc.pid, proc.pid, 0, -1, 0x400000,
-              sum(proc.space.fault_counts.values()), 0, 0, 0, 0, 0, 0, 0, 20, 0, 1, 0, 0, vsize, rss,
+              faults_taken(proc.space.fault_counts), 0, 0, 0, 0, 0, 0, 0, 20, 0, 1, 0, 0, vsize, rss,
               (1 << 64) - 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 17, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
     return (" ".join(str(f) for f in fields) + "\n").encode()
 

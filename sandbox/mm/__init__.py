@@ -16,6 +16,10 @@ HUGE_PAGE_SHIFT = 21
 HUGE_PAGE_SIZE = 1 << HUGE_PAGE_SHIFT  # 2 MiB, a PDE with PS set
 GIANT_PAGE_SIZE = 1 << 30  # 1 GiB, a PDPTE with PS set (not backed here)
 
+#: Pages a read fault on a file mapping maps at once: Linux's default fault_around_bytes
+#: (64 KiB, mm/memory.c since 3.15) over the page size.
+FILE_FAULT_AROUND_PAGES = 16
+
 #: Lowest kernel-half address: PML4 slots 256..511 (canonical upper half).
 KERNEL_BASE = 0xFFFF_8000_0000_0000
 #: One past the highest user address (canonical lower half, 47 bits).

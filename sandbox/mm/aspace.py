@@ -24,7 +24,7 @@ from dataclasses import replace
 from typing import Protocol
 
 from sandbox.errors import InvariantError, SyscallError
-from sandbox.mm import KERNEL_BASE, PAGE_SHIFT, PAGE_SIZE, USER_END, page_up
+from sandbox.mm import FILE_FAULT_AROUND_PAGES, KERNEL_BASE, PAGE_SHIFT, PAGE_SIZE, USER_END, page_up
 from sandbox.mm.fault import fault_in_page, handle_page_fault
 from sandbox.mm.frames import FrameAllocator
 from sandbox.mm.pagetable import (
@@ -117,6 +117,8 @@ class AddressSpace:
         self.pages_shared_at_fork = 0
         #: The most regions this space may have (Linux's vm.max_map_count).
         self.max_regions = 65530
+        #: Pages one read fault on a file mapping maps (fault-around; 1 turns it off).
+        self.file_fault_around = FILE_FAULT_AROUND_PAGES
         #: Fault policies consulted on not-present faults (see policy.py), in order.
         self.fault_policies: list = []
         #: The pid faults are reported under (set by the kernel).
@@ -399,6 +401,7 @@ class AddressSpace:
         kernel_root = None if other.is_kernel else other.cr3
         space = cls(other.mem, other.frames, other.mmu, kernel_root)
         space.mmap_base = other.mmap_base
+        space.file_fault_around = other.file_fault_around
         return space
 
     # -- checks -----------------------------------------------------------------------------

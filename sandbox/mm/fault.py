@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from sandbox.abi import BUS_ADRERR, SEGV_ACCERR, SEGV_MAPERR, STACK_GUARD_GAP, STACK_LIMIT
-from sandbox.errors import GuestFault
+from sandbox.errors import GuestFault, OutOfMemory
 from sandbox.mm import HUGE_PAGE_SIZE, PAGE_SHIFT, PAGE_SIZE, page_down
 from sandbox.mm.frames import HUGE_ORDER
 from sandbox.mm.pagecache import CachedFile
@@ -40,6 +40,13 @@ FILE = "file"
 COPY_ON_WRITE = "copy-on-write"
 WRITE_REUSE = "cow-reuse"
 SPURIOUS = "spurious"
+#: Not a fault: pages a fault mapped beside its own (fault-around), counted for --stats.
+MAPPED_AROUND = "mapped-around"
+
+
+def faults_taken(counts: dict[str, int]) -> int:
+    """The faults in a `fault_counts` tally, without the pages mapped around them."""
+    return sum(n for kind, n in counts.items() if kind != MAPPED_AROUND)
 
 
 @dataclass(slots=True)
@@ -112,6 +119,8 @@ def handle_page_fault(space: AddressSpace, va: int, access: int) -> FaultRecord:
             kind, pfn, around, region, slot = apply_decision(space, region, va, access, slot, decision)
         elif isinstance(region.file, CachedFile):
             kind, pfn = fault_cached_page(space, region, va, slot, access)
+            if not access & PROT_WRITE:
+                around = map_file_around(space, region, va, slot)
         else:
             kind, pfn = fault_in_page(space, region, va, slot)
     elif access & PROT_WRITE and not entry & PTE_WRITABLE:
@@ -183,7 +192,7 @@ def fault_around(space: AddressSpace, region: Region, va: int, pages: int) -> in
         else:  # anonymous: a zero frame, mapped in place
             pagetable.fill_slot(slot, (space.frames.alloc() << PAGE_SHIFT) | flags)
         done += 1
-    space.fault_counts["mapped-around"] += done
+    space.fault_counts[MAPPED_AROUND] += done
     return done
 
 
@@ -270,6 +279,45 @@ def fault_cached_page(space: AddressSpace, region: Region, va: int, slot: int, a
     if access & PROT_WRITE and not region.shared:
         return copy_on_write(space, region, space.pagetable.lookup(va))
     return FILE, pfn
+
+
+def map_file_around(space: AddressSpace, region: Region, va: int, slot: int) -> int:
+    """Linux's fault-around (`do_fault_around`) after a read fault on a file mapping: the
+    other pages of the aligned FILE_FAULT_AROUND_PAGES window around `va`, inside the region,
+    its leaf table and the file, enter the page cache with one read and are mapped too. A
+    sequential reader then faults once per window, as on Linux. Returns pages mapped."""
+    window = space.file_fault_around * PAGE_SIZE
+    if window <= PAGE_SIZE:
+        return 0
+    page_va = va & ~(PAGE_SIZE - 1)
+    file = region.file
+    file_pages = (file.size - region.offset + PAGE_SIZE - 1) >> PAGE_SHIFT  # from region.start
+    start = max(va & ~(window - 1), region.start)
+    end = min((va & ~(window - 1)) + window, region.end, region.start + (file_pages << PAGE_SHIFT))
+    if end - start <= PAGE_SIZE:
+        return 0
+    first_index = (region.offset + (start - region.start)) >> PAGE_SHIFT
+    try:
+        file.fill(first_index, (end - start) >> PAGE_SHIFT, space.mem, space.frames)
+    except OutOfMemory:  # fault-around is opportunistic: map what did come in
+        pass
+    flags = user_pte_flags(region.prot)
+    if not region.shared:
+        flags &= ~PTE_WRITABLE
+    words, pagetable = space.mem.words, space.pagetable
+    done = 0
+    for page in range(start, end, PAGE_SIZE):
+        page_slot = slot + ((page - page_va) >> PAGE_SHIFT) * 8
+        if page == page_va or words[page_slot >> 3]:
+            continue
+        pfn = file.pages.get(first_index + ((page - start) >> PAGE_SHIFT))
+        if pfn is None:
+            continue
+        space.frames.get(pfn)
+        pagetable.fill_slot(page_slot, (pfn << PAGE_SHIFT) | flags)
+        done += 1
+    space.fault_counts[MAPPED_AROUND] += done
+    return done
 
 
 def fill_from_file(space: AddressSpace, region: Region, page_va: int, pa: int, size: int) -> None:

@@ -49,6 +49,21 @@ class CachedFile:
         frames.get(pfn)
         return pfn
 
+    def fill(self, first: int, count: int, mem: PhysicalMemory, frames: FrameAllocator) -> None:
+        """Bring pages [first, first + count) into the cache, the missing ones read with one
+        call (readahead for fault-around); cached pages, maybe dirty, are left as they are.
+        On OutOfMemory the pages filled so far stay cached."""
+        missing = [index for index in range(first, first + count) if index not in self.pages]
+        if not missing:
+            return
+        lo = missing[0]
+        data = self.read(lo << PAGE_SHIFT, (missing[-1] + 1 - lo) << PAGE_SHIFT)
+        for index in missing:
+            pfn = frames.alloc()
+            chunk = data[(index - lo) << PAGE_SHIFT : (index - lo + 1) << PAGE_SHIFT]
+            mem.write(pfn << PAGE_SHIFT, chunk)
+            self.pages[index] = pfn
+
     def writeback(self, mem: PhysicalMemory, first: int = 0, last: int | None = None) -> None:
         """Store cached pages [first, last] into the file, never past its current end."""
         if not self.writable:

@@ -53,7 +53,9 @@ def test_huge_pages_one_fault_per_2mib() -> None:
 
 def test_lazy_file_reads_only_touched_pages() -> None:
     got, _ = figures("lazy-file")
-    assert got == {"status": 0, "file_faults": 16}
+    assert got["status"] == 0 and got["file_faults"] == 16
+    # 16 windows of 16 pages; only the first may be clipped by the region's start
+    assert 15 * 16 < got["pages_read"] <= 16 * 16
 
 
 def test_python_pager_supplies_and_traces() -> None:

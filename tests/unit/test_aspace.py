@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import signal
 
 import pytest
@@ -277,3 +278,72 @@ def test_destroy_returns_to_baseline(space: AddressSpace) -> None:
     space.destroy()
     assert space.frames.used == kernel_frames
     space.frames.check_invariants()
+
+
+def _cached_file(space: AddressSpace, tmp_path, pages: float, name: str = "data.bin"):
+    """A page-cache entry over a host file of `pages` pages, page i filled with byte i + 1."""
+    from sandbox.mm.pagecache import PageCache
+
+    path = tmp_path / name
+    path.write_bytes(b"".join(bytes([i + 1]) * P for i in range(int(pages))) + b"\xee" * int((pages % 1) * P))
+    cache = PageCache(space.mem, space.frames)
+    fd = os.open(path, os.O_RDWR)
+    try:
+        return cache.open(fd, name, writable=True)
+    finally:
+        os.close(fd)
+
+
+def test_read_fault_on_a_file_maps_its_64k_window(space: AddressSpace, tmp_path) -> None:
+    """Linux's fault-around: one read fault maps the aligned 16-page window, read-only in a
+    private mapping, each page from the page cache (refcount: cache + one mapping)."""
+    cached = _cached_file(space, tmp_path, 40)
+    space.reserve_region(0x100000, 40, PROT_READ, file=cached, name="data.bin")
+    record = space.handle_page_fault(0x105123, Access.READ)
+    assert record.kind == "file" and record.around == 15
+    mapped = [va for va, _ in space.pagetable.iter_leaves(0x100000, 0x128000)]
+    assert mapped == list(range(0x100000, 0x110000, P))
+    for va in mapped:
+        m = space.pagetable.lookup(va)
+        assert not m.entry & PTE_WRITABLE and space.frames.refcount(m.pa >> 12) == 2
+        assert copy_in(space, va, 2) == bytes([(va - 0x100000) // P + 1]) * 2
+    assert space.fault_counts == {"file": 1, "mapped-around": 15}
+    space.check_invariants()
+
+
+def test_fault_around_stops_at_end_of_file_and_region(space: AddressSpace, tmp_path) -> None:
+    cached = _cached_file(space, tmp_path, 20.5)  # 21 pages, the last one partial
+    space.reserve_region(0x200000, 30, PROT_READ, file=cached, name="data.bin")
+    space.handle_page_fault(0x210000, Access.READ)
+    mapped = [va for va, _ in space.pagetable.iter_leaves(0x200000, 0x220000)]
+    assert mapped == list(range(0x210000, 0x215000, P))  # pages 16..20; 21+ is past EOF (SIGBUS)
+    assert copy_in(space, 0x214000, 4) == b"\xee" * 4 and copy_in(space, 0x214800, 4) == bytes(4)
+    with pytest.raises(GuestFault) as info:
+        space.handle_page_fault(0x215000, Access.READ)
+    assert info.value.signo == signal.SIGBUS
+    space.check_invariants()
+
+
+def test_write_faults_and_a_window_of_one_map_one_page(space: AddressSpace, tmp_path) -> None:
+    """A write fault copies (do_cow_fault) with no fault-around; file_fault_around = 1 turns
+    it off for reads too."""
+    cached = _cached_file(space, tmp_path, 32)
+    space.reserve_region(0x300000, 32, RW, file=cached, name="data.bin")
+    assert space.handle_page_fault(0x300000, Access.WRITE).around == 0
+    space.file_fault_around = 1
+    assert space.handle_page_fault(0x310000, Access.READ).around == 0
+    assert len(list(space.pagetable.iter_leaves(0x300000, 0x320000))) == 2
+    space.check_invariants()
+
+
+def test_fault_around_keeps_dirty_cached_pages(space: AddressSpace, tmp_path) -> None:
+    """A shared mapping's page written before the window is read stays as written."""
+    cached = _cached_file(space, tmp_path, 16)
+    space.reserve_region(0x400000, 16, RW, flags=RegionFlag.SHARED, file=cached, name="data.bin")
+    space.file_fault_around = 1
+    copy_out(space, 0x403000, b"dirty")
+    space.file_fault_around = 16
+    space.handle_page_fault(0x400000, Access.READ)
+    assert copy_in(space, 0x403000, 5) == b"dirty"
+    assert copy_in(space, 0x404000, 1) == b"\x05"
+    space.check_invariants()
