@@ -483,18 +483,20 @@ class Machine:
 
 def _find_i32(a: bytes, b: bytes, va: int | None, vb: int) -> list[int]:
     """Offsets where a 4-aligned int32 is `va` in `a` (or anything else if None) and `vb` in `b`."""
-    out = []
-    for off in range(0, min(len(a), len(b)) - 3, 4):
-        x, y = struct.unpack_from("<i", a, off)[0], struct.unpack_from("<i", b, off)[0]
-        if y == vb and (x == va if va is not None else x != vb):
-            out.append(off)
-    return out
+    return [4 * i for i, (x, y) in enumerate(zip(_words(a, "i"), _words(b, "i"), strict=False))
+            if y == vb and (x == va if va is not None else x != vb)]
 
 
 def _find_u64(a: bytes, b: bytes, va: int, vb: int) -> list[int]:
     """Offsets where an 8-aligned u64 is `va` in `a` and `vb` in `b`."""
-    return [off for off in range(0, min(len(a), len(b)) - 7, 8)
-            if struct.unpack_from("<Q", a, off)[0] == va and struct.unpack_from("<Q", b, off)[0] == vb]
+    return [8 * i for i, (x, y) in enumerate(zip(_words(a, "Q"), _words(b, "Q"), strict=False))
+            if x == va and y == vb]
+
+
+def _words(data: bytes, fmt: str) -> memoryview:
+    """`data` as native-endian (x86: little-endian) words of struct format `fmt`."""
+    size = struct.calcsize(fmt)
+    return memoryview(data)[: len(data) - len(data) % size].cast(fmt)
 
 
 def _unexpected_syscall() -> None:
