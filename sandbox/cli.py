@@ -96,8 +96,8 @@ def _run_options(f):
         click.option("--fault-around", type=click.IntRange(min=1, max=511), metavar="N",
                      help="Map up to N neighbouring pages on each demand fault (fewer faults)."),
         click.option("--file-fault-around", type=click.IntRange(min=1, max=512), default=16, show_default=True,
-                     metavar="PAGES", help="Pages one read fault on a file mapping maps, as Linux's "
-                     "fault_around_bytes (1: one page per fault)."),
+                     metavar="PAGES", help="Pages one read fault on a file mapping maps, rounded down to a "
+                     "power of two, as Linux's fault_around_bytes (1: one page per fault)."),
         click.option("--max-resident", callback=_optional_size, metavar="SIZE",
                      help="Cap on memory in use across all the guest's processes (e.g. 16M)."),
         click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",

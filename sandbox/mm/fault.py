@@ -28,7 +28,16 @@ from sandbox.errors import GuestFault, OutOfMemory
 from sandbox.mm import HUGE_PAGE_SIZE, PAGE_SHIFT, PAGE_SIZE, page_down
 from sandbox.mm.frames import HUGE_ORDER
 from sandbox.mm.pagecache import CachedFile
-from sandbox.mm.pagetable import LEAF_SHIFT, PTE_ADDR_MASK, PTE_HUGE, PTE_PRESENT, PTE_WRITABLE, Mapping, user_pte_flags
+from sandbox.mm.pagetable import (
+    ENTRIES_PER_TABLE,
+    LEAF_SHIFT,
+    PTE_ADDR_MASK,
+    PTE_HUGE,
+    PTE_PRESENT,
+    PTE_WRITABLE,
+    Mapping,
+    user_pte_flags,
+)
 from sandbox.mm.policy import Deny, FaultAround, FaultContext, HugePage, Supply, access_name
 from sandbox.mm.vma import PROT_WRITE, Access, Region, RegionFlag, prot_allows
 
@@ -286,7 +295,8 @@ def map_file_around(space: AddressSpace, region: Region, va: int, slot: int) -> 
     other pages of the aligned FILE_FAULT_AROUND_PAGES window around `va`, inside the region,
     its leaf table and the file, enter the page cache with one read and are mapped too. A
     sequential reader then faults once per window, as on Linux. Returns pages mapped."""
-    window = space.file_fault_around * PAGE_SIZE
+    pages = min(space.file_fault_around, ENTRIES_PER_TABLE)  # as Linux: a power of two,
+    window = (1 << (pages.bit_length() - 1)) * PAGE_SIZE if pages > 1 else 0  # <= one table
     if window <= PAGE_SIZE:
         return 0
     page_va = va & ~(PAGE_SIZE - 1)

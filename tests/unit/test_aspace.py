@@ -347,3 +347,12 @@ def test_fault_around_keeps_dirty_cached_pages(space: AddressSpace, tmp_path) ->
     assert copy_in(space, 0x403000, 5) == b"dirty"
     assert copy_in(space, 0x404000, 1) == b"\x05"
     space.check_invariants()
+
+
+def test_fault_around_window_rounds_down_to_a_power_of_two(space: AddressSpace, tmp_path) -> None:
+    """As Linux's fault_around_bytes: 12 pages asked, an aligned window of 8 used."""
+    cached = _cached_file(space, tmp_path, 32)
+    space.reserve_region(0x500000, 32, PROT_READ, file=cached, name="data.bin")
+    space.file_fault_around = 12
+    assert space.handle_page_fault(0x50A000, Access.READ).around == 7
+    assert [va for va, _ in space.pagetable.iter_leaves(0x500000, 0x520000)] == list(range(0x508000, 0x510000, P))
