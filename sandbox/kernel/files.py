@@ -246,17 +246,24 @@ class HostStream(HostFd):
     """One of the host's standard streams (fd 0, 1 or 2), shared with the guest."""
 
     def __init__(self, fd: int) -> None:
-        super().__init__(O_RDONLY if fd == 0 else O_WRONLY)
+        # The host's own access mode: reading a stderr that is a pipe's write end fails with
+        # EBADF, as natively, instead of waiting for input that cannot come. A stream the
+        # host has closed allows neither.
+        try:
+            self.mode: int | None = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE
+        except OSError:
+            self.mode = None
+        super().__init__(O_RDONLY if self.mode is None else self.mode)
         self.fd = fd
         self.name = ("stdin", "stdout", "stderr")[fd] if fd < 3 else f"host fd {fd}"
 
     @property
     def readable(self) -> bool:
-        return True
+        return self.mode in (os.O_RDONLY, os.O_RDWR)
 
     @property
     def writable(self) -> bool:
-        return True
+        return self.mode in (os.O_WRONLY, os.O_RDWR)
 
     def read(self, n: int) -> bytes:
         """Never blocks the sandbox: if nothing is ready the process sleeps on the host fd."""
