@@ -17,8 +17,13 @@ import stat
 import termios
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sandbox.errors import SyscallError, WouldBlock
+from sandbox.mm import PAGE_SHIFT
+
+if TYPE_CHECKING:
+    from sandbox.mm.pagecache import CachedFile, PageCache
 
 MAX_FDS = 1024  # RLIMIT_NOFILE's usual soft limit
 PIPE_CAPACITY = 65536  # Linux's default pipe buffer (man 7 pipe)
@@ -166,23 +171,48 @@ class HostFile(HostFd):
         self._listing: list[DirEntry] | None = None
         self.dir_position = 0
 
+    #: The machine's page cache, which reads and writes keep coherent with mappings.
+    cache: PageCache | None = None
+
     def _transfer(self, writing: bool, call, *args):
         """A host read or write on this file, if it was opened for it (else EBADF)."""
         if not (self.writable if writing else self.readable):
             raise SyscallError(errno.EBADF, f"{self.name} is not open for {'writing' if writing else 'reading'}")
         return self.host(call, *args)
 
+    def _cached(self) -> CachedFile | None:
+        """This file's page-cache entry, if something maps it."""
+        return self.cache.lookup(self.fd) if self.cache is not None and self.cache.files else None
+
+    def _before_read(self, offset: int | None, n: int) -> None:
+        """Store pages that shared mappings may have written, so the host file is current."""
+        cached = self._cached()
+        if cached is not None and n:
+            offset = self.host(os.lseek, 0, os.SEEK_CUR) if offset is None else offset
+            cached.writeback(self.cache.mem, offset >> PAGE_SHIFT, (offset + n - 1) >> PAGE_SHIFT)
+
+    def _after_write(self, offset: int | None, data: bytes, n: int) -> int:
+        """Copy what was written into the cached pages it covers (mappings see it)."""
+        cached = self._cached()
+        if cached is not None and n > 0:
+            offset = self.host(os.lseek, 0, os.SEEK_CUR) - n if offset is None else offset
+            if cached.wrote(offset, bytes(data[:n]), self.cache.mem):
+                self.cache.on_change()
+        return n
+
     def read(self, n: int) -> bytes:
+        self._before_read(None, n)
         return self._transfer(False, os.read, n)
 
     def write(self, data: bytes) -> int:
-        return self._transfer(True, os.write, data)
+        return self._after_write(None, data, self._transfer(True, os.write, data))
 
     def pread(self, n: int, offset: int) -> bytes:
+        self._before_read(offset, n)
         return self._transfer(False, os.pread, n, offset)
 
     def pwrite(self, data: bytes, offset: int) -> int:
-        return self._transfer(True, os.pwrite, data, offset)
+        return self._after_write(offset, data, self._transfer(True, os.pwrite, data, offset))
 
     def seek(self, offset: int, whence: int) -> int:
         if self._listing is not None or stat.S_ISDIR(self.stat().mode):

@@ -175,6 +175,7 @@ class Kernel:
             os.chmod(os.path.join(root, "tmp"), 0o1777)  # mkdir's mode is cut by the umask
         self.fs = FileSystemView(root, options.mounts, self._current_pid, self._proc_entries)
         self.page_cache = PageCache(machine.mem, machine.frames)
+        self.page_cache.on_change = machine.code_changed
         self.sched = Scheduler(self)
         if options.max_resident is not None:
             machine.frames.limit = machine.frames.used + options.max_resident // 4096

@@ -125,7 +125,9 @@ def open_file(proc: Process, path: bytes, base: str, flags: int, mode: int) -> F
         return SyntheticDir(node.guest, fs.mount_points_under(node.guest))
     host_flags = (flags & _HOST_OPEN_FLAGS) | os.O_CLOEXEC | os.O_NOFOLLOW
     fd = _host_call(os.open, node.host, host_flags, mode & ~proc.umask)
-    return HostFile(fd, node.guest, flags & ~O_CLOEXEC, lambda: fs.mount_points_under(node.guest))
+    file = HostFile(fd, node.guest, flags & ~O_CLOEXEC, lambda: fs.mount_points_under(node.guest))
+    file.cache = proc.kernel.page_cache
+    return file
 
 
 def open_synthetic(proc: Process, node: Node, flags: int) -> File:
@@ -480,6 +482,7 @@ def sys_memfd_create(proc: Process, name: int, flags: int) -> int:
     label = read_cstring(proc.space, name, 249).decode(errors="replace")
     fd = proc.kernel.scratch_file()
     file = HostFile(fd, f"/memfd:{label} (deleted)", os.O_RDWR)
+    file.cache = proc.kernel.page_cache
     return proc.files.install(file, cloexec=bool(flags & MFD_CLOEXEC))
 
 

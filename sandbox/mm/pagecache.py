@@ -7,12 +7,18 @@ A private mapping maps the cached frame read-only and copies it on the first wri
 maps it writable, and `writeback` stores it into the file (msync, munmap, exit).
 
 Invariant: a cached frame's refcount is 1 + the number of entries mapping it.
+
+On Linux one page cache serves read(), write() and mmap alike. Here the host file and the
+cached frames are two copies, kept coherent at the system calls: a write() of a cached file
+also lands in its cached frames (`CachedFile.wrote`), and a read() first stores the frames
+that shared mappings may have dirtied (`CachedFile.writeback`).
 """
 
 from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Callable
 
 from sandbox.errors import SyscallError
 from sandbox.mm import PAGE_SHIFT, PAGE_SIZE
@@ -64,6 +70,20 @@ class CachedFile:
             mem.write(pfn << PAGE_SHIFT, chunk)
             self.pages[index] = pfn
 
+    def wrote(self, offset: int, data: bytes, mem: PhysicalMemory) -> bool:
+        """`data` was written to the host file at `offset`: copy it into the cached pages it
+        covers, so every mapping sees it. True if any cached page changed."""
+        changed = False
+        end = offset + len(data)
+        for index in range(offset >> PAGE_SHIFT, ((end - 1) >> PAGE_SHIFT) + 1 if data else 0):
+            pfn = self.pages.get(index)
+            if pfn is None:
+                continue
+            lo, hi = max(offset, index << PAGE_SHIFT), min(end, (index + 1) << PAGE_SHIFT)
+            mem.write((pfn << PAGE_SHIFT) + (lo & (PAGE_SIZE - 1)), data[lo - offset : hi - offset])
+            changed = True
+        return changed
+
     def writeback(self, mem: PhysicalMemory, first: int = 0, last: int | None = None) -> None:
         """Store cached pages [first, last] into the file, never past its current end."""
         if not self.writable:
@@ -99,6 +119,8 @@ class PageCache:
         self.mem = mem
         self.frames = frames
         self.files: dict[tuple[int, int], CachedFile] = {}
+        #: Called when a write() changed cached pages: they may hold code the CPU translated.
+        self.on_change: Callable[[], None] = lambda: None
 
     def open(self, host_fd: int, name: str, writable: bool) -> CachedFile:
         """The cache entry of the file behind `host_fd` (its own dup'd descriptor)."""
@@ -114,6 +136,14 @@ class PageCache:
             cached.pages = pages
             self.files[key] = cached
         return cached
+
+    def lookup(self, host_fd: int) -> CachedFile | None:
+        """The cache entry of the file behind `host_fd`, if it has one (no fstat when the
+        cache is empty: the common case costs nothing)."""
+        if not self.files:
+            return None
+        st = os.fstat(host_fd)
+        return self.files.get((st.st_dev, st.st_ino))
 
     def trim(self, mapped: set[int]) -> int:
         """Forget the pages, and the file, of every file no region maps any more (`mapped`

@@ -356,3 +356,15 @@ def test_fault_around_window_rounds_down_to_a_power_of_two(space: AddressSpace, 
     space.file_fault_around = 12
     assert space.handle_page_fault(0x50A000, Access.READ).around == 7
     assert [va for va, _ in space.pagetable.iter_leaves(0x500000, 0x520000)] == list(range(0x508000, 0x510000, P))
+
+
+def test_a_write_spanning_cached_pages_lands_in_both(space: AddressSpace, tmp_path) -> None:
+    """CachedFile.wrote: write() data reaches every cached page it covers, and only those."""
+    cached = _cached_file(space, tmp_path, 16)
+    space.reserve_region(0x600000, 16, PROT_READ, file=cached, name="data.bin")
+    space.file_fault_around = 1
+    space.handle_page_fault(0x600000, Access.READ)
+    space.handle_page_fault(0x601000, Access.READ)
+    assert cached.wrote(P - 4, b"01234567", space.mem) and not cached.wrote(5 * P, b"x", space.mem)
+    assert copy_in(space, 0x600000 + P - 6, 12) == b"\x01\x01" + b"01234567" + b"\x02\x02"
+    assert not cached.wrote(P, b"", space.mem)
