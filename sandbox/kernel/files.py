@@ -180,9 +180,17 @@ class HostFile(HostFd):
             raise SyscallError(errno.EBADF, f"{self.name} is not open for {'writing' if writing else 'reading'}")
         return self.host(call, *args)
 
+    _inode: tuple[int, int] | None = None
+
     def _cached(self) -> CachedFile | None:
-        """This file's page-cache entry, if something maps it."""
-        return self.cache.lookup(self.fd) if self.cache is not None and self.cache.files else None
+        """This file's page-cache entry, if something maps it (no host call while nothing
+        is mapped; the (device, inode) key is read once)."""
+        if self.cache is None or not self.cache.files:
+            return None
+        if self._inode is None:
+            st = self.host(os.fstat)
+            self._inode = (st.st_dev, st.st_ino)
+        return self.cache.files.get(self._inode)
 
     def _before_read(self, offset: int | None, n: int) -> None:
         """Store pages that shared mappings may have written, so the host file is current."""

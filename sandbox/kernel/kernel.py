@@ -423,7 +423,7 @@ class Kernel:
         if space is None:
             return
         for region in space.regions:
-            sys_mm.writeback_space(space, region, region.start, region.end)
+            sys_mm.writeback(space, region, region.start, region.end)
         self.fault_counts.update(space.fault_counts)
         if self.machine.cr3 == space.cr3:
             self.machine.kernel_space.switch_to()  # never leave CR3 on a freed PML4

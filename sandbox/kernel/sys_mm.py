@@ -15,10 +15,11 @@ from sandbox.errors import SyscallError
 from sandbox.kernel.files import DeviceFile, HostFile
 from sandbox.kernel.process import Process
 from sandbox.kernel.syscalls import syscall, to_int32
-from sandbox.mm import HUGE_PAGE_SIZE, PAGE_SIZE, USER_END, align_up, page_up
+from sandbox.mm import HUGE_PAGE_SIZE, PAGE_SHIFT, PAGE_SIZE, USER_END, align_up, page_up
+from sandbox.mm.aspace import AddressSpace
 from sandbox.mm.pagecache import CachedFile
 from sandbox.mm.uaccess import copy_out
-from sandbox.mm.vma import PROT_EXEC, PROT_READ, PROT_WRITE, RegionFlag, RegionKind
+from sandbox.mm.vma import PROT_EXEC, PROT_READ, PROT_WRITE, Region, RegionFlag, RegionKind
 
 PROT_ALL = PROT_READ | PROT_WRITE | PROT_EXEC
 PROT_GROWSDOWN = 0x0100_0000
@@ -131,7 +132,7 @@ def sys_munmap(proc: Process, addr: int, length: int) -> int:
     if addr % PAGE_SIZE or length == 0 or addr + page_up(length) > USER_END:
         raise SyscallError(errno.EINVAL, "unaligned address, zero length or beyond user space")
     for region in proc.space.unmap_range(addr, length):
-        writeback(proc, region, region.start, region.end)
+        writeback(proc.space, region, region.start, region.end)
     proc.kernel.trim_page_cache()
     return 0
 
@@ -234,18 +235,13 @@ def sys_msync(proc: Process, addr: int, length: int, flags: int) -> int:
     end = addr + page_up(length)
     proc.space.require_covered(addr, end)
     for region in proc.space.regions.overlapping(addr, end):
-        writeback(proc, region, max(addr, region.start), min(end, region.end))
+        writeback(proc.space, region, max(addr, region.start), min(end, region.end))
     return 0
 
 
-def writeback(proc: Process, region, start: int, end: int) -> None:
-    """Store a shared file region's pages in [start, end) into its file."""
-    writeback_space(proc.space, region, start, end)
-
-
-def writeback_space(space, region, start: int, end: int) -> None:
-    """The same for any address space (the kernel uses it when a process ends)."""
+def writeback(space: AddressSpace, region: Region, start: int, end: int) -> None:
+    """Store a shared file region's pages in [start, end) of `space` into its file."""
     if region.shared and isinstance(region.file, CachedFile):
-        first = (region.offset + start - region.start) >> 12
-        last = (region.offset + end - 1 - region.start) >> 12
+        first = (region.offset + start - region.start) >> PAGE_SHIFT
+        last = (region.offset + end - 1 - region.start) >> PAGE_SHIFT
         region.file.writeback(space.mem, first, last)

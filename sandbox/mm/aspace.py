@@ -271,14 +271,20 @@ class AddressSpace:
 
     def _unmap_pages(self, start: int, end: int) -> int:
         """Clear the leaf entries in `[start, end)`; return how many were present."""
-        count, code = 0, False
+        entries = []
         for va, m in list(self._leaves(start, end)):
             self.pagetable.unmap(va)
-            code |= self.frames.put(m.pa >> PAGE_SHIFT) and not m.entry & PTE_NX
-            count += 1
-        if code:
+            entries.append(m.entry)
+        self._drop_frames(entries)
+        return len(entries)
+
+    def _drop_frames(self, entries: list[int]) -> None:
+        """Drop the references the leaf `entries` held; if a frame that held code was freed,
+        the CPU's translations of it are stale (see Mmu.code_changed)."""
+        pfns = [(entry & PTE_ADDR_MASK) >> PAGE_SHIFT for entry in entries]
+        freed = set(self.frames.put_many(pfns))
+        if any(pfn in freed and not entry & PTE_NX for entry, pfn in zip(entries, pfns, strict=True)):
             self.mmu.code_changed()
-        return count
 
     def protect_range(self, addr: int, length: int, prot: int) -> None:
         """Give `[addr, addr + length)` protection `prot`, in regions and present entries.
@@ -347,10 +353,7 @@ class AddressSpace:
     def unmap_all_user_regions(self) -> None:
         """Unmap every user region and free their frames; the kernel half is untouched."""
         self.regions.clear()
-        leaves = self.pagetable.clear_user()
-        freed = set(self.frames.put_many([(entry & PTE_ADDR_MASK) >> PAGE_SHIFT for entry in leaves]))
-        if any(not entry & PTE_NX and (entry & PTE_ADDR_MASK) >> PAGE_SHIFT in freed for entry in leaves):
-            self.mmu.code_changed()
+        self._drop_frames(self.pagetable.clear_user())
         self.flush_tlb()
 
     def destroy(self) -> None:

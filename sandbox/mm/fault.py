@@ -127,9 +127,7 @@ def handle_page_fault(space: AddressSpace, va: int, access: int) -> FaultRecord:
         if decision is not None:
             kind, pfn, around, region, slot = apply_decision(space, region, va, access, slot, decision)
         elif isinstance(region.file, CachedFile):
-            kind, pfn = fault_cached_page(space, region, va, slot, access)
-            if not access & PROT_WRITE:
-                around = map_file_around(space, region, va, slot)
+            kind, pfn, around = fault_file_page(space, region, va, slot, access)
         else:
             kind, pfn = fault_in_page(space, region, va, slot)
     elif access & PROT_WRITE and not entry & PTE_WRITABLE:
@@ -189,13 +187,14 @@ def fault_around(space: AddressSpace, region: Region, va: int, pages: int) -> in
     words = pagetable.mem.words
     first = pagetable.walk(start, LEAF_SHIFT[PAGE_SIZE], create=True)
     flags = user_pte_flags(region.prot)
+    file_size = region.file.size if isinstance(region.file, CachedFile) else 0
     done = 0
     for index, page in enumerate(range(start, end, PAGE_SIZE)):
         slot = first + 8 * index
         if words[slot >> 3] & PTE_PRESENT:
             continue
         if isinstance(region.file, CachedFile):
-            fault_cached_page(space, region, page, slot, Access.READ)
+            fault_cached_page(space, region, page, slot, Access.READ, file_size)
         elif region.file is not None:
             fault_in_page(space, region, page, slot)
         else:  # anonymous: a zero frame, mapped in place
@@ -266,62 +265,82 @@ def fault_in_page(space: AddressSpace, region: Region, va: int, slot: int | None
     return (FILE if from_file else DEMAND_ZERO), pfn
 
 
-def fault_cached_page(space: AddressSpace, region: Region, va: int, slot: int, access: int) -> tuple[str, int]:
+def fault_file_page(space: AddressSpace, region: Region, va: int, slot: int, access: int) -> tuple[str, int, int]:
+    """A not-present page of a page-cache mapping; returns (kind, pfn, pages mapped around).
+
+    A read fault first brings the page's fault-around window into the cache with one host
+    read, then maps the page and the window's other pages (Linux's `do_fault_around`), so a
+    sequential reader faults once per window. Write faults map (or copy) the one page.
+    """
+    size = region.file.size
+    window = None if access & PROT_WRITE else _around_window(space, region, va, size)
+    if window is not None:
+        start, end, first_index = window
+        try:
+            region.file.fill(first_index, (end - start) >> PAGE_SHIFT, space.mem, space.frames)
+        except OutOfMemory:  # fault-around is opportunistic: the page itself decides below
+            pass
+    kind, pfn = fault_cached_page(space, region, va, slot, access, size)
+    return kind, pfn, (_map_window(space, region, va, slot, window) if window is not None else 0)
+
+
+def fault_cached_page(space: AddressSpace, region: Region, va: int, slot: int, access: int,
+                      file_size: int) -> tuple[str, int]:
     """Map the page-cache frame of a file mapping (Linux `do_read_fault` / `do_shared_fault`).
 
     Private mappings get it read-only, so the first write copies; a write fault on a
-    private mapping copies at once (`do_cow_fault`).
+    private mapping copies at once (`do_cow_fault`). `file_size` is the file's size now.
     """
     page_va = va & ~(PAGE_SIZE - 1)
     offset = region.offset + (page_va - region.start)
     try:
-        if offset >= region.file.size:
+        if offset >= file_size:
             raise GuestFault(signal.SIGBUS, BUS_ADRERR, va, "past end of file")
         pfn = region.file.frame(offset, space.mem, space.frames)
     except BaseException:
         space.pagetable.prune(page_va)
         raise
-    flags = user_pte_flags(region.prot)
-    if not region.shared:
-        flags &= ~PTE_WRITABLE
-    space.pagetable.fill_slot(slot, (pfn << PAGE_SHIFT) | flags)
+    space.pagetable.fill_slot(slot, (pfn << PAGE_SHIFT) | _cached_pte_flags(region))
     if access & PROT_WRITE and not region.shared:
         return copy_on_write(space, region, space.pagetable.lookup(va))
     return FILE, pfn
 
 
-def map_file_around(space: AddressSpace, region: Region, va: int, slot: int) -> int:
-    """Linux's fault-around (`do_fault_around`) after a read fault on a file mapping: the
-    other pages of the aligned FILE_FAULT_AROUND_PAGES window around `va`, inside the region,
-    its leaf table and the file, enter the page cache with one read and are mapped too. A
-    sequential reader then faults once per window, as on Linux. Returns pages mapped."""
-    pages = min(space.file_fault_around, ENTRIES_PER_TABLE)  # as Linux: a power of two,
-    window = (1 << (pages.bit_length() - 1)) * PAGE_SIZE if pages > 1 else 0  # <= one table
-    if window <= PAGE_SIZE:
-        return 0
-    page_va = va & ~(PAGE_SIZE - 1)
-    file = region.file
-    file_pages = (file.size - region.offset + PAGE_SIZE - 1) >> PAGE_SHIFT  # from region.start
+def _cached_pte_flags(region: Region) -> int:
+    """Leaf flags for a page-cache frame: the region's, read-only in a private mapping."""
+    flags = LEAF_FLAGS[region.prot]
+    return flags if region.shared else flags & ~PTE_WRITABLE
+
+
+def _around_window(space: AddressSpace, region: Region, va: int, file_size: int) -> tuple[int, int, int] | None:
+    """(start, end, first file page) of the aligned fault-around window around `va`, inside
+    the region, its leaf table and the file; None if it holds no page besides `va`'s.
+    The window is `space.file_fault_around` pages rounded down to a power of two, at most
+    one table, as Linux rounds fault_around_bytes."""
+    pages = min(space.file_fault_around, ENTRIES_PER_TABLE)
+    if pages < 2:
+        return None
+    window = (1 << (pages.bit_length() - 1)) * PAGE_SIZE
+    file_pages = (file_size - region.offset + PAGE_SIZE - 1) >> PAGE_SHIFT  # from region.start
     start = max(va & ~(window - 1), region.start)
     end = min((va & ~(window - 1)) + window, region.end, region.start + (file_pages << PAGE_SHIFT))
     if end - start <= PAGE_SIZE:
-        return 0
-    first_index = (region.offset + (start - region.start)) >> PAGE_SHIFT
-    try:
-        file.fill(first_index, (end - start) >> PAGE_SHIFT, space.mem, space.frames)
-    except OutOfMemory:  # fault-around is opportunistic: map what did come in
-        pass
-    flags = user_pte_flags(region.prot)
-    if not region.shared:
-        flags &= ~PTE_WRITABLE
-    words, pagetable = space.mem.words, space.pagetable
+        return None
+    return start, end, (region.offset + (start - region.start)) >> PAGE_SHIFT
+
+
+def _map_window(space: AddressSpace, region: Region, va: int, slot: int, window: tuple[int, int, int]) -> int:
+    """Map the cached pages of `window` that are not mapped yet, beside `va`'s page (whose
+    leaf entry is `slot`; the window lies in the same leaf table). Returns how many."""
+    start, end, first_index = window
+    page_va = va & ~(PAGE_SIZE - 1)
+    flags = _cached_pte_flags(region)
+    words, pagetable, pages = space.mem.words, space.pagetable, region.file.pages
     done = 0
     for page in range(start, end, PAGE_SIZE):
         page_slot = slot + ((page - page_va) >> PAGE_SHIFT) * 8
-        if page == page_va or words[page_slot >> 3]:
-            continue
-        pfn = file.pages.get(first_index + ((page - start) >> PAGE_SHIFT))
-        if pfn is None:
+        pfn = pages.get(first_index + ((page - start) >> PAGE_SHIFT))
+        if page == page_va or words[page_slot >> 3] or pfn is None:
             continue
         space.frames.get(pfn)
         pagetable.fill_slot(page_slot, (pfn << PAGE_SHIFT) | flags)

@@ -47,11 +47,9 @@ class CachedFile:
     def frame(self, offset: int, mem: PhysicalMemory, frames: FrameAllocator) -> int:
         """The cached frame of the page at file `offset`, with one new reference for the caller."""
         index = offset >> PAGE_SHIFT
-        pfn = self.pages.get(index)
-        if pfn is None:
-            pfn = frames.alloc()
-            mem.write(pfn << PAGE_SHIFT, self.read(index << PAGE_SHIFT, PAGE_SIZE))
-            self.pages[index] = pfn
+        if index not in self.pages:
+            self.fill(index, 1, mem, frames)
+        pfn = self.pages[index]
         frames.get(pfn)
         return pfn
 
@@ -89,12 +87,14 @@ class CachedFile:
         if not self.writable:
             return
         size = self.size
-        for index, pfn in sorted(self.pages.items()):
-            if index < first or (last is not None and index > last):
+        last_in_file = (size - 1) >> PAGE_SHIFT
+        wanted = range(first, last_in_file + 1 if last is None else min(last, last_in_file) + 1)
+        # walk whichever is shorter: the pages asked for (a read()) or those cached (exit)
+        for index in wanted if len(wanted) < len(self.pages) else sorted(self.pages):
+            pfn = self.pages.get(index)
+            if pfn is None or index not in wanted:
                 continue
             offset = index << PAGE_SHIFT
-            if offset >= size:
-                continue
             data = mem.read(pfn << PAGE_SHIFT, min(PAGE_SIZE, size - offset))
             try:
                 os.pwrite(self.fd, data, offset)
@@ -137,13 +137,6 @@ class PageCache:
             self.files[key] = cached
         return cached
 
-    def lookup(self, host_fd: int) -> CachedFile | None:
-        """The cache entry of the file behind `host_fd`, if it has one (no fstat when the
-        cache is empty: the common case costs nothing)."""
-        if not self.files:
-            return None
-        st = os.fstat(host_fd)
-        return self.files.get((st.st_dev, st.st_ino))
 
     def trim(self, mapped: set[int]) -> int:
         """Forget the pages, and the file, of every file no region maps any more (`mapped`
