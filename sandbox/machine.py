@@ -22,20 +22,8 @@ import struct
 import threading
 from collections.abc import Callable
 
-from unicorn import (
-    UC_ARCH_X86,
-    UC_HOOK_BLOCK,
-    UC_HOOK_INSN,
-    UC_HOOK_INTR,
-    UC_MODE_64,
-    UC_PROT_ALL,
-    UC_PROT_EXEC,
-    Uc,
-    UcError,
-)
-from unicorn import x86_const as X
-from unicorn.unicorn_py3.unicorn import uc_hook_h, uclib
-
+from sandbox import engine as X
+from sandbox.engine import UC_HOOK_BLOCK, UC_HOOK_INSN, UC_HOOK_INTR, UC_PROT_ALL, UC_PROT_EXEC, Engine
 from sandbox.errors import InvariantError, SandboxError
 from sandbox.mm import PAGE_SHIFT, PAGE_SIZE
 from sandbox.mm.aspace import AddressSpace
@@ -144,16 +132,16 @@ GDT = (0, 0, segment_descriptor(0, True), segment_descriptor(0, False),
 class ExceptionState:
     """Where CR2, the error code, RIP and `old_exception` live in a saved CPU context."""
 
-    def __init__(self, uc: Uc, offsets: dict[str, int]) -> None:
-        self._h = uc._uch
+    def __init__(self, uc: Engine, offsets: dict[str, int]) -> None:
+        self._h = uc.handle
         self._ctx = uc.context_save()
-        self._ptr = self._ctx.context
-        base = ctypes.cast(self._ptr, ctypes.c_void_p).value
+        self._ptr = self._ctx.pointer
+        base = self._ptr.value
         self._cr2 = ctypes.c_uint64.from_address(base + offsets["cr2"])
         self._rip = ctypes.c_uint64.from_address(base + offsets["rip"])
         self._error = ctypes.c_int32.from_address(base + offsets["error_code"])
         self._old = ctypes.c_int32.from_address(base + offsets["old_exception"])
-        self._save, self._restore = uclib.uc_context_save, uclib.uc_context_restore
+        self._save, self._restore = X.lib.uc_context_save, X.lib.uc_context_restore
 
     def take(self) -> tuple[int, int, int]:
         """(cr2, error code, rip) of the exception just raised; clears the in-flight state."""
@@ -169,7 +157,7 @@ class Machine:
     def __init__(self, ram_size: int = 256 << 20) -> None:
         self.mem = PhysicalMemory(ram_size)
         self.frames = FrameAllocator(self.mem)
-        self.uc = Uc(UC_ARCH_X86, UC_MODE_64)
+        self.uc = Engine()
         # Pinned, not left to Unicorn's default: a Haswell model from which QEMU's TCG drops
         # what it cannot execute (AVX, AVX2, FMA, OSXSAVE), so CPUID advertises only what runs
         # and glibc's ifuncs pick SSE code paths (tests/integration/test_cpu.py checks both).
@@ -190,8 +178,8 @@ class Machine:
         self.pending_error: BaseException | None = None
         self.tb_flush_pending = False
         self._watchdog: threading.Event | None = None
-        self._hooks = [self._add_hook(UC_HOOK_INTR, _INTR_CB(self._intr_entry)),
-                       self._add_hook(UC_HOOK_INSN, _SYSCALL_CB(self._syscall_entry), X.UC_X86_INS_SYSCALL)]
+        self.uc.hook_add(UC_HOOK_INTR, _INTR_CB(self._intr_entry))
+        self.uc.hook_add(UC_HOOK_INSN, _SYSCALL_CB(self._syscall_entry), X.UC_X86_INS_SYSCALL)
         self._syscall_ids = (ctypes.c_int * 7)(*SYSCALL_REGS)
         self._syscall_vals = (ctypes.c_uint64 * 7)()
         base = ctypes.addressof(self._syscall_vals)
@@ -217,7 +205,7 @@ class Machine:
     def _setup_cpu(self) -> None:
         """Long mode with paging on, at CPL 0 until the trampoline's iretq."""
         uc = self.uc
-        uc.reg_write(X.UC_X86_REG_GDTR, (0, GDT_VA, len(GDT) * 8 - 1, 0))
+        uc.write_gdtr(GDT_VA, len(GDT) * 8 - 1)
         self.load_cr3(self.kernel_space.cr3)
         uc.reg_write(X.UC_X86_REG_CR4, CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT)
         uc.msr_write(MSR_EFER, EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE)
@@ -229,16 +217,6 @@ class Machine:
         uc.reg_write(X.UC_X86_REG_FPCW, FPU_CONTROL_DEFAULT)
         uc.reg_write(X.UC_X86_REG_FPTAG, FPU_TAGS_EMPTY)
         uc.reg_write(X.UC_X86_REG_MXCSR, MXCSR_DEFAULT)
-
-    def _add_hook(self, kind: int, callback, *extra: int):
-        """Register a raw ctypes hook (the binding's wrappers cost microseconds per call)."""
-        handle = uc_hook_h()
-        args = [ctypes.c_int(e) for e in extra]
-        status = uclib.uc_hook_add(self.uc._uch, ctypes.byref(handle), kind, callback, None,
-                                   ctypes.c_uint64(1), ctypes.c_uint64(0), *args)
-        if status:
-            raise UcError(status)
-        return callback, handle
 
     # -- the Mmu protocol -------------------------------------------------------------------
 
@@ -284,7 +262,7 @@ class Machine:
     def run(self, count: int = 0) -> None:
         """Run from the current RIP until a hook stops the CPU (or `count` instructions).
 
-        A hook that raised has its exception re-raised here; `UcError` is left to the caller.
+        A hook that raised has its exception re-raised here; `EngineError` is left to the caller.
         """
         rip = self.uc.reg_read(X.UC_X86_REG_RIP)
         if self.tb_flush_pending:
@@ -318,17 +296,17 @@ class Machine:
                 self.pending_error = error
                 self.uc.emu_stop()
 
-        self._hooks.append(self._add_hook(UC_HOOK_BLOCK, _BLOCK_CB(on_block)))
+        self.uc.hook_add(UC_HOOK_BLOCK, _BLOCK_CB(on_block))
 
     def _read_code(self, va: int, size: int) -> bytes:
         """Instruction bytes at `va` through the CPU's own translation (present pages only)."""
         out = bytearray()
-        pa = ctypes.c_uint64()
         while len(out) < size:
-            if uclib.uc_vmem_translate(self.uc._uch, ctypes.c_uint64(va + len(out)), UC_PROT_EXEC, ctypes.byref(pa)):
+            pa = self.uc.vmem_translate(va + len(out), UC_PROT_EXEC)
+            if pa is None:
                 break
             take = min(size - len(out), PAGE_SIZE - ((va + len(out)) & (PAGE_SIZE - 1)))
-            out += self.mem.read(pa.value, take)
+            out += self.mem.read(pa, take)
         return bytes(out)
 
     def _start_watchdog(self) -> None:
@@ -366,13 +344,13 @@ class Machine:
 
     def syscall_args(self) -> tuple[int, ...]:
         """(number, arg0..arg5) in one batched register read."""
-        uclib.uc_reg_read_batch(self.uc._uch, self._syscall_ids, self._syscall_ptrs, 7)
+        X.lib.uc_reg_read_batch(self.uc.handle, self._syscall_ids, self._syscall_ptrs, 7)
         return tuple(self._syscall_vals)
 
     def set_return(self, value: int) -> None:
         """Put a system call's result in RAX (negative errno as two's complement)."""
         self._rax.value = value & 0xFFFF_FFFF_FFFF_FFFF
-        uclib.uc_reg_write(self.uc._uch, X.UC_X86_REG_RAX, ctypes.byref(self._rax))
+        X.lib.uc_reg_write(self.uc.handle, X.UC_X86_REG_RAX, ctypes.byref(self._rax))
 
     # -- user register state, for signal frames --------------------------------------------
 
@@ -397,9 +375,9 @@ class Machine:
         top = (fsw >> 11) & 7
         st = b""
         for i in range(8):
-            mantissa, exponent = uc.reg_read(X.UC_X86_REG_FP0 + (top + i) % 8)
+            mantissa, exponent = uc.read_fp((top + i) % 8)
             st += struct.pack("<QH6x", mantissa, exponent)
-        xmm = b"".join(uc.reg_read(X.UC_X86_REG_XMM0 + i).to_bytes(16, "little") for i in range(16))
+        xmm = b"".join(uc.read_xmm(i) for i in range(16))
         image = head + st + xmm
         return image + bytes(FXSAVE_SIZE - len(image))
 
@@ -414,9 +392,9 @@ class Machine:
         top = (fsw >> 11) & 7
         for i in range(8):
             mantissa, exponent = struct.unpack_from("<QH", image, 32 + 16 * i)
-            uc.reg_write(X.UC_X86_REG_FP0 + (top + i) % 8, (mantissa, exponent))
+            uc.write_fp((top + i) % 8, mantissa, exponent)
         for i in range(16):
-            uc.reg_write(X.UC_X86_REG_XMM0 + i, int.from_bytes(image[160 + 16 * i : 176 + 16 * i], "little"))
+            uc.write_xmm(i, image[160 + 16 * i : 176 + 16 * i])
         del fop, fip, fdp  # instruction pointers are informational; not restored
 
     # -- calibration ------------------------------------------------------------------------
@@ -446,7 +424,7 @@ class Machine:
         offsets = _find_i32(before, snaps[0], -1, EXC_PF)
         if len(offsets) != 1:
             raise SandboxError("this Unicorn build hides QEMU's old_exception field; cannot run")
-        ctypes.c_int32.from_address(ctypes.cast(ctx.context, ctypes.c_void_p).value + offsets[0]).value = -1
+        ctypes.c_int32.from_address(ctx.pointer.value + offsets[0]).value = -1
         self.uc.context_restore(ctx)
         cr2 = _PROBE_WRITE if len(snaps) == 1 else _PROBE_READ
         space.handle_page_fault(cr2, Access.READ)

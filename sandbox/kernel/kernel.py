@@ -20,10 +20,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from unicorn import UC_ERR_INSN_INVALID, UcError
-from unicorn.x86_const import UC_X86_REG_RIP
-
 from sandbox import abi
+from sandbox.engine import UC_ERR_INSN_INVALID, UC_X86_REG_RIP, EngineError
 from sandbox.errors import GuestFault, InvariantError, OutOfMemory, SandboxError, SyscallError, WouldBlock
 from sandbox.kernel import (  # noqa: F401 - importing registers the handlers
     procfs,
@@ -318,7 +316,7 @@ class Kernel:
                 self.check_invariants()
             try:
                 self.machine.run()
-            except UcError as error:
+            except EngineError as error:
                 self._die_of_emulator_error(proc, error)
             except OutOfMemory as error:
                 self.kill(proc, signal.SIGKILL, f"out of memory ({error}); guest killed")
@@ -511,7 +509,7 @@ class Kernel:
                    f"{detail}; rip {rip:#x}: {disassemble(proc.space, rip)}")
         signal_delivery.force_fault(self, proc, fault.signo, fault.code, fault.addr, message)
 
-    def _die_of_emulator_error(self, proc: Process, error: UcError) -> None:
+    def _die_of_emulator_error(self, proc: Process, error: EngineError) -> None:
         """Unicorn reports #UD as an error (its stop_interrupt path), not through the hook."""
         if not proc.alive:
             return

@@ -15,8 +15,7 @@ import signal
 import time
 from typing import TYPE_CHECKING
 
-from unicorn import x86_const as X
-
+from sandbox import engine as X
 from sandbox.errors import SyscallError, WouldBlock
 from sandbox.kernel import signal_delivery
 from sandbox.kernel.process import Process, State

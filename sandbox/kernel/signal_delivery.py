@@ -17,8 +17,7 @@ import errno
 import signal
 from typing import TYPE_CHECKING
 
-from unicorn import x86_const as X
-
+from sandbox import engine as X
 from sandbox.abi import SI_TKILL, SI_USER, SIG_DFL, SIG_IGN, SYSCALL_INSN_LEN
 from sandbox.errors import SyscallError
 from sandbox.kernel.process import Process

@@ -58,7 +58,7 @@ def sys_set_tid_address(proc: Process, tidptr: int) -> int:
 @syscall("arch_prctl", "code addr")
 def sys_arch_prctl(proc: Process, code: int, addr: int) -> int:
     """Set or get the FS/GS base (thread-local storage)."""
-    from unicorn import x86_const as X
+    from sandbox import engine as X
 
     uc = proc.kernel.machine.uc
     code = to_int32(code)

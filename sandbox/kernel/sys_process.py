@@ -7,8 +7,7 @@ import errno
 import signal
 import struct
 
-from unicorn import x86_const as X
-
+from sandbox import engine as X
 from sandbox.abi import CLD_EXITED, CLD_KILLED, SIG_IGN, SYSCALL_INSN_LEN
 from sandbox.errors import SandboxError, SyscallError, WouldBlock
 from sandbox.kernel.exec import exec_error, load_program, resolve_program

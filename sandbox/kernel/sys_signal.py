@@ -7,8 +7,7 @@ import errno
 import signal
 import struct
 
-from unicorn import x86_const as X
-
+from sandbox import engine as X
 from sandbox.errors import SyscallError, WouldBlock
 from sandbox.kernel.process import Process
 from sandbox.kernel.signal_delivery import SS_DISABLE, SS_ONSTACK, UNBLOCKABLE

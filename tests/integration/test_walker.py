@@ -3,14 +3,12 @@ API, checked against the regions and against the emulated CPU's own MMU."""
 
 from __future__ import annotations
 
-import ctypes
 import struct
 
 import pytest
-from unicorn import UC_PROT_READ
-from unicorn.unicorn_py3.unicorn import uclib
 
 from sandbox.api import Sandbox
+from sandbox.engine import UC_PROT_READ
 from sandbox.mm.vma import PROT_EXEC, PROT_NONE, PROT_WRITE
 from tests.conftest import guest
 
@@ -42,9 +40,7 @@ def walk(read, cr3: int) -> dict[int, tuple[int, int, int]]:
 
 def cpu_translate(sb: Sandbox, va: int) -> int | None:
     """The emulated MMU's own answer (uc_vmem_translate, probe mode: raises nothing)."""
-    pa = ctypes.c_uint64()
-    err = uclib.uc_vmem_translate(sb.machine.uc._uch, ctypes.c_uint64(va), UC_PROT_READ, ctypes.byref(pa))
-    return pa.value if err == 0 else None
+    return sb.machine.uc.vmem_translate(va, UC_PROT_READ)
 
 
 @pytest.mark.parametrize("argv", [["sections"], ["mmaptest"], ["pagetouch", "700"], ["stackgrow", "3000"],
