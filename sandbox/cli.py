@@ -2,67 +2,59 @@
 
 Exit status: the guest's own; 128 + N if signal N killed it; 127 if PROG does not exist and
 126 if it cannot be run (not an ELF, wrong architecture, ...), as shells report.
+
+The commands and their options are click's, in `sandbox.commands`. The one exception is a
+plain `sandbox run PROG [ARGS]...`, with no option before PROG: there is nothing to parse,
+so `main` runs it with `RUN_DEFAULTS` without importing click, whose import is about a
+seventh of a short run's start-up (bench/RESULTS.md). A test checks that click's own
+parse of `run PROG` gives exactly `RUN_DEFAULTS`.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import sys
 
-import click
-
 from sandbox.errors import SandboxError
+from sandbox.mm import FILE_FAULT_AROUND_PAGES
 
 EXIT_NOT_FOUND = 127
 EXIT_CANNOT_EXECUTE = 126
 EXIT_INTERNAL = 70  # EX_SOFTWARE, sysexits.h
-MIN_MEMORY = 4 << 20
-_SIZE = re.compile(r"^(\d+)([KMG]?)(i?B)?$", re.IGNORECASE)
-_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+EXIT_INTERRUPTED = 128 + 2  # SIGINT, as a shell reports a job it interrupted
 
-
-def parse_size(_ctx: click.Context | None, _param: click.Parameter | None, text: str) -> int:
-    """'64M' -> 67108864; sizes are page multiples of at least 4 MiB."""
-    match = _SIZE.match(text.strip())
-    if not match:
-        raise click.BadParameter(f"{text!r} is not a size like 64M or 1G")
-    size = int(match.group(1)) * _UNITS[match.group(2).upper()]
-    if size < MIN_MEMORY or size % 4096:
-        raise click.BadParameter(f"{text!r}: need a multiple of 4 KiB, at least 4M")
-    return size
-
-
-def _optional_size(ctx: click.Context, param: click.Parameter, text: str | None) -> int | None:
-    """A size like 16M, or None when the option is not given."""
-    if text is None:
-        return None
-    match = _SIZE.match(text.strip())
-    if not match:
-        raise click.BadParameter(f"{text!r} is not a size like 16M or 1G")
-    return int(match.group(1)) * _UNITS[match.group(2).upper()]
-
-
-@click.group()
-@click.version_option(package_name="sandbox")
-def cli() -> None:
-    """Run x86-64 Linux programs in Unicorn under a small kernel's memory manager."""
+#: The parameters `sandbox run PROG` passes to `execute` when no option is given.
+RUN_DEFAULTS: dict[str, object] = {
+    "memory": 256 << 20, "trace_faults": False, "trace_syscalls": False, "stats": False, "stats_json": None,
+    "root": None, "mounts": (), "cwd": "/", "env": (), "inherit_env": False, "deterministic": False, "seed": 0,
+    "fault_log": None, "dump_pagetables": False, "fault_around": None, "file_fault_around": FILE_FAULT_AROUND_PAGES,
+    "max_resident": None, "timeout": None, "max_instructions": None, "max_processes": None,
+    "max_open_files": 1024, "max_map_count": 65530,
+}
 
 
 def main() -> None:
-    """The `sandbox` command: the click group, then an exit without interpreter teardown.
+    """The `sandbox` command, then an exit without interpreter teardown.
 
     Every command has closed what it opened (the machine, its temporary root, its log files)
     before it returns; what is left is Python collecting thousands of objects one by one, a
     tenth of a short run's time. So stdout and stderr are flushed and the process exits.
     """
+    argv = sys.argv[1:]
     try:
-        cli.main(prog_name="sandbox")
-        status = 0
+        if is_plain_run(argv):
+            status = execute(argv[1], tuple(argv[2:]), show_maps=False, **RUN_DEFAULTS)
+        else:
+            from sandbox.commands import cli
+
+            cli.main(args=argv, prog_name="sandbox")
+            status = 0
     except SystemExit as stop:
         status = stop.code if isinstance(stop.code, int) else 0 if stop.code is None else 1
         if not isinstance(stop.code, int | None):
             print(stop.code, file=sys.stderr)
+    except KeyboardInterrupt:
+        status = EXIT_INTERRUPTED
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
@@ -71,115 +63,19 @@ def main() -> None:
     os._exit(status)
 
 
-def _run_options(f):
-    for option in reversed([
-        click.option("--memory", default="256M", show_default=True, callback=parse_size,
-                     help="Guest-physical RAM (e.g. 64M, 1G)."),
-        click.option("--trace-faults", is_flag=True, help="One line per page fault on stderr."),
-        click.option("--trace-syscalls", is_flag=True, help="strace-like system-call trace on stderr."),
-        click.option("--stats", is_flag=True, help="Print faults, frames and syscalls at exit (stderr)."),
-        click.option("--stats-json", type=click.Path(dir_okay=False, writable=True),
-                     help="Write the statistics as JSON to this file."),
-        click.option("--root", type=click.Path(exists=True, file_okay=False),
-                     help="Host directory the guest sees as / (default: a fresh private one with /tmp)."),
-        click.option("--mount", "mounts", multiple=True, metavar="HOST:GUEST[:ro|rw]",
-                     help="Expose a host file or directory at GUEST (repeatable)."),
-        click.option("--cwd", default="/", show_default=True, help="The guest's working directory."),
-        click.option("--env", "env", multiple=True, metavar="K=V", help="Set a guest environment variable."),
-        click.option("--inherit-env", is_flag=True, help="Start from the host's environment, not a fixed one."),
-        click.option("--deterministic", is_flag=True,
-                     help="Fixed clock and seeded randomness: two runs give identical traces."),
-        click.option("--seed", default=0, show_default=True, help="Seed for --deterministic randomness."),
-        click.option("--fault-log", type=click.Path(dir_okay=False, writable=True),
-                     help="Write every page fault as a JSON line (see `sandbox plot`)."),
-        click.option("--dump-pagetables", is_flag=True, help="Print the live page-table tree at exit (stderr)."),
-        click.option("--fault-around", type=click.IntRange(min=1, max=511), metavar="N",
-                     help="Map up to N neighbouring pages on each demand fault (fewer faults)."),
-        click.option("--file-fault-around", type=click.IntRange(min=1, max=512), default=16, show_default=True,
-                     metavar="PAGES", help="Pages one read fault on a file mapping maps, rounded down to a "
-                     "power of two, as Linux's fault_around_bytes (1: one page per fault)."),
-        click.option("--max-resident", callback=_optional_size, metavar="SIZE",
-                     help="Cap on memory in use across all the guest's processes (e.g. 16M)."),
-        click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
-                     help="Stop the guest after this much wall time (exit 137)."),
-        click.option("--max-instructions", type=click.IntRange(min=1), metavar="N",
-                     help="Stop the guest after N instructions (exit 137; counting slows the run)."),
-        click.option("--max-processes", type=click.IntRange(min=1), metavar="N",
-                     help="At most N live processes; fork beyond answers EAGAIN."),
-        click.option("--max-open-files", type=click.IntRange(min=3, max=1 << 20), default=1024,
-                     show_default=True, metavar="N", help="Descriptors per process (EMFILE beyond)."),
-        click.option("--max-map-count", type=click.IntRange(min=8), default=65530, show_default=True,
-                     metavar="N", help="Regions per process (Linux's vm.max_map_count; ENOMEM beyond)."),
-    ]):
-        f = option(f)
-    return f
+def is_plain_run(argv: list[str]) -> bool:
+    """`run PROG [ARGS]...` with PROG not an option: everything after PROG is the guest's."""
+    return len(argv) >= 2 and argv[0] == "run" and not argv[1].startswith("-")
 
 
-@cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
-@_run_options
-@click.option("--maps", is_flag=True, help="Print the address space at exit (/proc/PID/maps format).")
-@click.argument("prog")
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def run(prog: str, args: tuple[str, ...], maps: bool, **options) -> None:
-    """Run PROG with ARGS inside the sandbox."""
-    sys.exit(_execute(prog, args, show_maps=maps, **options))
+def _say(text: str, end: str = "\n") -> None:
+    """One message on stderr (the guest owns stdout)."""
+    sys.stderr.write(text + end)
 
 
-@cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
-@_run_options
-@click.argument("prog")
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def maps(prog: str, args: tuple[str, ...], **options) -> None:
-    """Run PROG and print its address space at exit, like /proc/PID/maps."""
-    sys.exit(_execute(prog, args, show_maps=True, **options))
-
-
-@cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
-@_run_options
-@click.argument("prog")
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def pagetable(prog: str, args: tuple[str, ...], **options) -> None:
-    """Run PROG and print its live page-table tree (PML4 down to the pages) at exit."""
-    options["dump_pagetables"] = True
-    sys.exit(_execute(prog, args, show_maps=False, **options))
-
-
-@cli.command()
-@click.argument("name", required=False)
-@click.option("--list", "show_list", is_flag=True, help="List the demos.")
-def demo(name: str | None, show_list: bool) -> None:
-    """Run a fault-handling demo and tell what happened (`--list` names them)."""
-    from sandbox.demos import DEMOS, run_demo
-
-    if show_list or not name:
-        for index, entry in enumerate(DEMOS.values(), 1):
-            click.echo(f"{index}. {entry.name:<14} {entry.title}")
-        return
-    try:
-        run_demo(name)
-    except SandboxError as error:
-        click.echo(f"sandbox: {error}", err=True)
-        sys.exit(EXIT_CANNOT_EXECUTE)
-
-
-@cli.command()
-@click.argument("log", type=click.Path(exists=True, dir_okay=False))
-@click.option("-o", "--output", default="faults.png", show_default=True, help="The picture to write.")
-def plot(log: str, output: str) -> None:
-    """Draw a --fault-log as address against time: the program's working set."""
-    from sandbox.plot import plot_fault_log
-
-    try:
-        count = plot_fault_log(log, output)
-    except SandboxError as error:
-        click.echo(f"sandbox: {error}", err=True)
-        sys.exit(EXIT_CANNOT_EXECUTE)
-    click.echo(f"{output}: {count} faults")
-
-
-def _execute(prog: str, args: tuple[str, ...], memory: int, trace_faults: bool, trace_syscalls: bool,
-             stats: bool, stats_json: str | None, show_maps: bool, mounts: tuple[str, ...], env: tuple[str, ...],
-             fault_log: str | None, dump_pagetables: bool, fault_around: int | None, **options) -> int:
+def execute(prog: str, args: tuple[str, ...], memory: int, trace_faults: bool, trace_syscalls: bool,
+            stats: bool, stats_json: str | None, show_maps: bool, mounts: tuple[str, ...], env: tuple[str, ...],
+            fault_log: str | None, dump_pagetables: bool, fault_around: int | None, **options) -> int:
     """Run one guest; report; return the exit status for the host."""
     from sandbox.api import Sandbox
     from sandbox.mm.policy import fault_around as fault_around_policy
@@ -193,7 +89,7 @@ def _execute(prog: str, args: tuple[str, ...], memory: int, trace_faults: bool, 
             result = sb.run(prog, [prog, *args])
             tables = sb.pagetables() if dump_pagetables else ""
     except SandboxError as error:
-        click.echo(f"sandbox: {error}", err=True)
+        _say(f"sandbox: {error}")
         return EXIT_NOT_FOUND if "no such file" in str(error) else EXIT_CANNOT_EXECUTE
     except Exception as error:  # noqa: BLE001 - the one place a sandbox bug is reported
         if os.environ.get("SANDBOX_DEBUG"):
@@ -203,22 +99,21 @@ def _execute(prog: str, args: tuple[str, ...], memory: int, trace_faults: bool, 
             where = where.tb_next
         line = (f"{os.path.basename(where.tb_frame.f_code.co_filename)}:{where.tb_lineno}"
                 if where is not None else "?")
-        click.echo(f"sandbox: internal error (a sandbox bug, not the guest's): {type(error).__name__}: "
-                   f"{error} at {line}; "
-                   "SANDBOX_DEBUG=1 shows the traceback", err=True)
+        _say(f"sandbox: internal error (a sandbox bug, not the guest's): {type(error).__name__}: "
+             f"{error} at {line}; SANDBOX_DEBUG=1 shows the traceback")
         return EXIT_INTERNAL
     finally:
         if log is not None:
             log.close()
     sys.stdout.flush()
     if result.message:
-        click.echo(f"sandbox: {prog}: {result.message}", err=True)
+        _say(f"sandbox: {prog}: {result.message}")
     if show_maps:
-        click.echo(result.maps, nl=False, err=True)
+        _say(result.maps, end="")
     if tables:
-        click.echo(tables, nl=False, err=True)
+        _say(tables, end="")
     if stats:
-        click.echo(format_stats(result.stats), err=True)
+        _say(format_stats(result.stats))
     if stats_json:
         import json  # only here: json's import is a measurable share of start-up
 

@@ -36,10 +36,11 @@ def require_tool(name: str) -> str:
     return path
 
 
-def run_sandbox(args: list[str], stdin: bytes = b"", env: dict | None = None) -> subprocess.CompletedProcess:
+def run_sandbox(args: list[str], stdin: bytes = b"", env: dict | None = None,
+                python_flags: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     """`sandbox ARGS...` as a user would run it; output captured as bytes."""
-    return subprocess.run([sys.executable, "-m", "sandbox", *args], input=stdin, capture_output=True,
-                          env=env, timeout=600)
+    return subprocess.run([sys.executable, *python_flags, "-m", "sandbox", *args], input=stdin,
+                          capture_output=True, env=env, timeout=600)
 
 
 def run_native(argv: list[str], stdin: bytes = b"", env: dict | None = None, cwd=None) -> subprocess.CompletedProcess:

@@ -149,3 +149,35 @@ def test_fault_around_option_maps_neighbours(tmp_path: Path) -> None:
     stats = json.loads(out.read_text())
     assert result.returncode == 0
     assert stats["faults"]["mapped-around"] >= 1450 and stats["faults_total"] < 250
+
+
+@pytest.mark.parametrize("command", ["run", "maps", "pagetable"])
+def test_plain_run_defaults_are_what_click_parses(command: str) -> None:
+    """`sandbox run PROG` skips click; it must pass exactly what click would have."""
+    from sandbox.cli import RUN_DEFAULTS
+    from sandbox.commands import cli
+
+    params = dict(cli.commands[command].make_context(command, ["prog", "--stats", "x"]).params)
+    assert (params.pop("prog"), params.pop("args")) == ("prog", ("--stats", "x"))
+    params.pop("maps", None)
+    assert params == RUN_DEFAULTS
+
+
+@pytest.mark.parametrize(("argv", "plain"), [
+    (["run", "prog"], True), (["run", "prog", "--stats"], True), (["run", "--stats", "prog"], False),
+    (["run", "--", "prog"], False), (["run"], False), (["maps", "prog"], False), (["--help"], False),
+])
+def test_which_command_lines_skip_click(argv: list[str], plain: bool) -> None:
+    from sandbox.cli import is_plain_run
+
+    assert is_plain_run(argv) is plain
+
+
+def test_plain_run_imports_neither_click_nor_unicorns_python_module() -> None:
+    """What start-up leaves out: click (no options to parse), Unicorn's Python module (the
+    engine binds libunicorn itself), and capstone/keystone (only tracing and tests need them)."""
+    result = run_sandbox(["run", guest("hello")], python_flags=("-X", "importtime"))
+    assert result.returncode == 0
+    imported = {line.split("|")[-1].strip() for line in result.stderr.decode().splitlines() if "|" in line}
+    assert "sandbox.engine" in imported and "sandbox.api" in imported
+    assert not imported & {"click", "unicorn", "capstone", "keystone", "elftools"}
