@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 from sandbox.errors import InvariantError
 from sandbox.kernel import procfs
@@ -25,11 +24,22 @@ from sandbox.kernel.vfs import parse_mount
 from sandbox.machine import Machine
 from sandbox.mm.dump import dump_pagetables
 from sandbox.mm.fault import faults_taken
-from sandbox.mm.policy import Deny, FaultAround, FaultContext, HugePage, Supply  # noqa: F401 - the API
+
+#: Fault-policy types, part of this API; sandbox.mm.policy is imported on first use, since a
+#: run without policies never needs it.
+POLICY_NAMES = ("Deny", "FaultAround", "FaultContext", "HugePage", "Supply")
 
 
-@dataclass
-class RunResult:
+def __getattr__(name: str) -> Any:
+    """`from sandbox.api import FaultAround` and the like (PEP 562 lazy attributes)."""
+    if name in POLICY_NAMES:
+        from sandbox.mm import policy
+
+        return getattr(policy, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class RunResult(NamedTuple):
     """How a guest ended, and what it cost."""
 
     status: int  # what a shell would see: exit code, or 128 + signal
@@ -38,7 +48,7 @@ class RunResult:
     message: str | None  # why it was killed, one line
     cr3: int
     pid: int
-    stats: dict[str, Any] = field(default_factory=dict)
+    stats: dict[str, Any]
     maps: str = ""
 
 
@@ -53,7 +63,8 @@ class Sandbox:
         mounts = [parse_mount(m) if isinstance(m, str) else m for m in options.pop("mounts", [])]
         self.machine = Machine(memory)
         self.baseline_frames = self.machine.frames.used
-        opts = Options(memory, trace_syscalls, trace_faults, trace_out or sys.stderr, mounts=mounts, **options)
+        opts = Options(memory=memory, trace_syscalls=trace_syscalls, trace_faults=trace_faults,
+                       trace_out=trace_out or sys.stderr, mounts=mounts, **options)
         self.kernel = Kernel(self.machine, opts)
         self._last: Process | None = None
 

@@ -78,9 +78,10 @@ def execute(prog: str, args: tuple[str, ...], memory: int, trace_faults: bool, t
             fault_log: str | None, dump_pagetables: bool, fault_around: int | None, **options) -> int:
     """Run one guest; report; return the exit status for the host."""
     from sandbox.api import Sandbox
-    from sandbox.mm.policy import fault_around as fault_around_policy
 
     if fault_around:
+        from sandbox.mm.policy import fault_around as fault_around_policy
+
         options["fault_policies"] = [fault_around_policy(fault_around)]
     log = open(fault_log, "w") if fault_log else None  # noqa: SIM115 - closed below
     try:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from sandbox import abi
 from sandbox.errors import ElfError, SandboxError
@@ -47,8 +47,7 @@ HWCAP = 0x078BFBFF
 CLOCK_TICKS = 100  # AT_CLKTCK, USER_HZ
 
 
-@dataclass
-class Segment:
+class Segment(NamedTuple):
     """One PT_LOAD program header, before the load bias is applied."""
 
     vaddr: int
@@ -64,8 +63,7 @@ class Segment:
                 | (PROT_EXEC if self.flags & PF_X else 0))
 
 
-@dataclass
-class ElfImage:
+class ElfImage(NamedTuple):
     """A validated executable, ready to load."""
 
     path: str
@@ -92,8 +90,7 @@ class ElfImage:
         return self.data[offset : offset + n]
 
 
-@dataclass
-class LoadedImage:
+class LoadedImage(NamedTuple):
     """Where an image landed: what the stack's auxv and the brk need to know."""
 
     entry: int
@@ -234,8 +231,7 @@ def _phdr_address(image: ElfImage) -> int:
     return 0
 
 
-@dataclass
-class StackSpec:
+class StackSpec(NamedTuple):
     """What goes on the initial stack besides the image's own facts."""
 
     argv: list[bytes]
@@ -243,8 +239,8 @@ class StackSpec:
     execfn: bytes
     random: bytes
     executable: bool = False  # PT_GNU_STACK asked for PF_X
-    uid: int = field(default_factory=os.getuid)
-    gid: int = field(default_factory=os.getgid)
+    uid: int = os.getuid()
+    gid: int = os.getgid()
 
 
 def build_stack(space: AddressSpace, loaded: LoadedImage, spec: StackSpec) -> int:

@@ -16,8 +16,7 @@ import select
 import stat
 import termios
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from sandbox.errors import SyscallError, WouldBlock
 from sandbox.mm import PAGE_SHIFT
@@ -34,8 +33,7 @@ POLLIN, POLLOUT, POLLERR, POLLHUP, POLLNVAL = 0x1, 0x4, 0x8, 0x10, 0x20
 DT_UNKNOWN, DT_CHR, DT_DIR, DT_REG, DT_LNK, DT_FIFO = 0, 2, 4, 8, 10, 1
 
 
-@dataclass
-class Stat:
+class Stat(NamedTuple):
     """What fstat reports (the fields of struct stat, times in nanoseconds)."""
 
     dev: int = 0
@@ -58,8 +56,7 @@ class Stat:
                    st.st_size, st.st_blksize, st.st_blocks, st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns)
 
 
-@dataclass
-class DirEntry:
+class DirEntry(NamedTuple):
     ino: int
     type: int
     name: bytes
@@ -419,13 +416,13 @@ class SyntheticDir(File):
         raise SyscallError(errno.EISDIR, self.name)
 
 
-@dataclass
 class Pipe:
-    """The buffer between the two ends of a pipe."""
+    """The buffer between the two ends of a pipe, and how many ends of each kind are open."""
 
-    data: bytearray = field(default_factory=bytearray)
-    readers: int = 0
-    writers: int = 0
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.readers = 0
+        self.writers = 0
 
 
 class PipeEnd(File):
@@ -491,10 +488,14 @@ class PipeEnd(File):
             self.pipe.writers -= 1
 
 
-@dataclass
 class FdEntry:
-    file: File
-    cloexec: bool = False
+    """One descriptor: the open file it names and its FD_CLOEXEC flag."""
+
+    __slots__ = ("file", "cloexec")
+
+    def __init__(self, file: File, cloexec: bool = False) -> None:
+        self.file = file
+        self.cloexec = cloexec
 
 
 class FdTable:

@@ -17,8 +17,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Any, TextIO
 
 from sandbox import abi
 from sandbox.engine import UC_ERR_INSN_INVALID, UC_X86_REG_RIP, EngineError
@@ -86,22 +85,22 @@ WRITE_CALLS = {"write", "writev", "pwrite64", "sendfile"}
 DEFAULT_ENV = [b"PATH=/usr/local/bin:/usr/bin:/bin", b"HOME=/", b"TERM=dumb", b"LANG=C"]
 
 
-@dataclass
 class Options:
-    """What a run may be told from the command line or the Python API."""
+    """What a run may be told from the command line or the Python API: keyword arguments
+    named as the attributes below, each defaulting to the value given there."""
 
     memory: int = 256 << 20
     trace_syscalls: bool = False
     trace_faults: bool = False
-    trace_out: TextIO = field(default_factory=lambda: sys.stderr)
+    trace_out: TextIO  # default: sys.stderr
     root: str | None = None  # None: a fresh private directory with /tmp, removed afterwards
-    mounts: list[Mount] = field(default_factory=list)
+    mounts: list[Mount]  # default: none
     cwd: str = "/"
-    env: list[str] = field(default_factory=list)  # K=V added to (or replacing in) the environment
+    env: list[str]  # K=V added to (or replacing in) the environment; default: none
     inherit_env: bool = False
     deterministic: bool = False
     seed: int = 0
-    fault_policies: list = field(default_factory=list)
+    fault_policies: list  # default: none
     file_fault_around: int = FILE_FAULT_AROUND_PAGES  # pages per read fault on a file mapping
     fault_log: TextIO | None = None  # --fault-log: one JSON line per fault
     # Limits (None: none). Memory and time limits kill every process (exit 137, a message
@@ -112,6 +111,14 @@ class Options:
     max_processes: int | None = None
     max_open_files: int = 1024
     max_map_count: int = 65530  # Linux's vm.max_map_count
+
+    def __init__(self, **given: Any) -> None:
+        unknown = sorted(set(given) - set(Options.__annotations__))
+        if unknown:
+            raise TypeError(f"unknown option(s): {', '.join(unknown)}")
+        self.trace_out = sys.stderr
+        self.mounts, self.env, self.fault_policies = [], [], []  # each run's own lists
+        self.__dict__.update(given)
 
     def environment(self) -> list[bytes]:
         """The guest's environment: the fixed default (or the host's), then --env."""
@@ -245,15 +252,12 @@ class Kernel:
         pid = self._next_pid
         self._next_pid += 1
         if parent is None:
-            proc = Process(self, pid, 0, space, "", pgid=pid, sid=pid)
+            proc = Process(self, pid, 0, space, "")
+            proc.pgid = proc.sid = pid
             proc.files.limit = self.options.max_open_files
         else:
-            proc = Process(self, pid, parent.pid, space, parent.exe, files=parent.files.copy(),
-                           brk_start=parent.brk_start, brk=parent.brk, cwd=parent.cwd,
-                           exe_guest=parent.exe_guest, umask=parent.umask, sig_actions=dict(parent.sig_actions),
-                           sig_mask=parent.sig_mask, rlimits=dict(parent.rlimits), comm=parent.comm,
-                           prctl=dict(parent.prctl), argv=parent.argv, envp=parent.envp,
-                           pgid=parent.pgid, sid=parent.sid)
+            proc = Process(self, pid, parent.pid, space, parent.exe, files=parent.files.copy())
+            proc.inherit(parent)
             parent.children.append(proc)
             self.watch_faults(proc)
         self.processes[pid] = proc

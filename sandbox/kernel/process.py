@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sandbox.kernel.files import FdTable
 from sandbox.mm.aspace import AddressSpace
@@ -21,60 +20,70 @@ class State(enum.Enum):
     REAPED = "reaped"
 
 
-@dataclass
-class Death:
+class Death(NamedTuple):
     """Why a process was killed: the signal and what the user should be told."""
 
     signo: int
     message: str
 
 
-@dataclass
 class Process:
     """Everything the kernel keeps about one guest process."""
 
-    kernel: Kernel
-    pid: int
-    ppid: int
-    space: AddressSpace | None
-    exe: str
-    files: FdTable = field(default_factory=FdTable.with_stdio)
-    brk_start: int = 0
-    brk: int = 0
-    clear_child_tid: int = 0
-    cwd: str = "/"  # a resolved guest path
-    exe_guest: str = ""  # where the program file is in the guest tree (/proc/self/exe)
-    umask: int = 0o022
-    #: rt_sigaction records (raw struct kernel_sigaction bytes by signal).
-    sig_actions: dict[int, bytes] = field(default_factory=dict)
-    sig_mask: int = 0
-    #: Pending signals with their siginfo (one instance per number, as standard signals).
-    pending: dict[int, bytes] = field(default_factory=dict)
-    altstack: tuple[int, int, int] = (0, 2, 0)  # sigaltstack: sp, flags (SS_DISABLE), size
-    sigreturn_pending: bool = False
-    saved_mask: int | None = None  # rt_sigsuspend's mask to restore after the handler
-    fault_cr2: int = 0  # the address of the fault whose signal is pending (sigcontext.cr2)
-    itimer: tuple[float, float] | None = None  # ITIMER_REAL: deadline, interval
-    rlimits: dict[int, tuple[int, int]] = field(default_factory=dict)
-    robust_list: int = 0
-    comm: str = ""  # the task name (prctl PR_SET_NAME, /proc/self/comm)
-    prctl: dict[int, int] = field(default_factory=dict)
-    argv: list[bytes] = field(default_factory=list)
-    envp: list[bytes] = field(default_factory=list)
-    pgid: int = 0
-    sid: int = 0
-    children: list[Process] = field(default_factory=list)
-    state: State = State.RUNNING
-    exit_code: int = 0
-    death: Death | None = None
-    #: The saved CPU (a Unicorn context) while off the CPU; None before the first switch.
-    context: Any = None
-    #: (rip, rsp) of a fresh program image (spawn, execve): entered through the trampoline.
-    fresh_entry: tuple[int, int] | None = None
-    #: The system call this process sleeps in.
-    blocked: WouldBlock | None = None
-    #: A vfork parent sleeps until this child execs or exits.
-    vfork_parent: Process | None = None
+    def __init__(self, kernel: Kernel, pid: int, ppid: int, space: AddressSpace | None, exe: str,
+                 files: FdTable | None = None) -> None:
+        self.kernel = kernel
+        self.pid = pid
+        self.ppid = ppid
+        self.space = space
+        self.exe = exe
+        self.files = files if files is not None else FdTable.with_stdio()
+        self.brk_start = 0
+        self.brk = 0
+        self.clear_child_tid = 0
+        self.cwd = "/"  # a resolved guest path
+        self.exe_guest = ""  # where the program file is in the guest tree (/proc/self/exe)
+        self.umask = 0o022
+        #: rt_sigaction records (raw struct kernel_sigaction bytes by signal).
+        self.sig_actions: dict[int, bytes] = {}
+        self.sig_mask = 0
+        #: Pending signals with their siginfo (one instance per number, as standard signals).
+        self.pending: dict[int, bytes] = {}
+        self.altstack: tuple[int, int, int] = (0, 2, 0)  # sigaltstack: sp, flags (SS_DISABLE), size
+        self.sigreturn_pending = False
+        self.saved_mask: int | None = None  # rt_sigsuspend's mask to restore after the handler
+        self.fault_cr2 = 0  # the address of the fault whose signal is pending (sigcontext.cr2)
+        self.itimer: tuple[float, float] | None = None  # ITIMER_REAL: deadline, interval
+        self.rlimits: dict[int, tuple[int, int]] = {}
+        self.robust_list = 0
+        self.comm = ""  # the task name (prctl PR_SET_NAME, /proc/self/comm)
+        self.prctl: dict[int, int] = {}
+        self.argv: list[bytes] = []
+        self.envp: list[bytes] = []
+        self.pgid = 0
+        self.sid = 0
+        self.children: list[Process] = []
+        self.state = State.RUNNING
+        self.exit_code = 0
+        self.death: Death | None = None
+        #: The saved CPU (a Unicorn context) while off the CPU; None before the first switch.
+        self.context: Any = None
+        #: (rip, rsp) of a fresh program image (spawn, execve): entered through the trampoline.
+        self.fresh_entry: tuple[int, int] | None = None
+        #: The system call this process sleeps in.
+        self.blocked: WouldBlock | None = None
+        #: A vfork parent sleeps until this child execs or exits.
+        self.vfork_parent: Process | None = None
+
+    def inherit(self, parent: Process) -> None:
+        """What a fork child takes from its parent besides memory and descriptors (man 2 fork)."""
+        self.brk_start, self.brk, self.cwd, self.exe_guest = parent.brk_start, parent.brk, parent.cwd, parent.exe_guest
+        self.umask, self.sig_actions, self.sig_mask = parent.umask, dict(parent.sig_actions), parent.sig_mask
+        self.rlimits, self.comm, self.prctl = dict(parent.rlimits), parent.comm, dict(parent.prctl)
+        self.argv, self.envp, self.pgid, self.sid = parent.argv, parent.envp, parent.pgid, parent.sid
+
+    def __repr__(self) -> str:
+        return f"Process(pid={self.pid}, ppid={self.ppid}, exe={self.exe!r}, {self.state.name})"
 
     @property
     def alive(self) -> bool:

@@ -16,7 +16,7 @@ first word (`pretcode`) is the restorer, so the handler's `ret` lands there.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from sandbox.kernel.syscalls import MASK64
 from sandbox.machine import FXSAVE_SIZE, USER_CS, USER_DS
@@ -36,8 +36,7 @@ REG_RSP, REG_RIP, REG_EFLAGS = 15, 16, 17  # indexes in the sigcontext order
 EFLAGS_CLEARED_FOR_HANDLER = (1 << 8) | (1 << 10) | (1 << 16)  # TF, DF, RF
 
 
-@dataclass
-class SigAction:
+class SigAction(NamedTuple):
     """struct kernel_sigaction (x86-64): handler, flags, restorer, mask."""
 
     handler: int
@@ -52,8 +51,7 @@ class SigAction:
         return cls(*cls.LAYOUT.unpack(raw))
 
 
-@dataclass
-class FramePlan:
+class FramePlan(NamedTuple):
     """Where a frame goes: its address, the fpstate's, and the pointers the handler gets."""
 
     frame: int
@@ -82,8 +80,7 @@ def pack_frame(plan: FramePlan, restorer: int, regs: list[int], saved_mask: int,
     return struct.pack("<Q", restorer) + ucontext + info.ljust(SIGINFO_SIZE, b"\0")
 
 
-@dataclass
-class Restored:
+class Restored(NamedTuple):
     """What rt_sigreturn takes back from a frame."""
 
     regs: list[int]

@@ -11,8 +11,7 @@ A handler takes the process and exactly its declared arguments, and returns an i
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from sandbox.kernel.syscall_names import SYSCALL_NAMES, SYSCALL_NUMBERS
 
@@ -22,8 +21,7 @@ if TYPE_CHECKING:
 MASK64 = (1 << 64) - 1
 
 
-@dataclass(frozen=True)
-class SyscallEntry:
+class SyscallEntry(NamedTuple):
     """One implemented system call."""
 
     nr: int

@@ -19,7 +19,7 @@ import errno
 import os
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from sandbox.errors import SandboxError, SyscallError
 
@@ -27,8 +27,7 @@ MAX_SYMLINKS = 40  # Linux's MAXSYMLINKS
 PATH_MAX = 4096
 
 
-@dataclass(frozen=True)
-class Mount:
+class Mount(NamedTuple):
     """A host file or directory grafted into the guest tree at `guest`."""
 
     guest: str
@@ -36,8 +35,7 @@ class Mount:
     writable: bool
 
 
-@dataclass(frozen=True)
-class Synthetic:
+class Synthetic(NamedTuple):
     """A node the sandbox makes up: a device, a /proc file, a directory or a symlink."""
 
     kind: str  # "dir", "file", "link", "device"
@@ -45,8 +43,7 @@ class Synthetic:
     mode: int = 0o444
 
 
-@dataclass(frozen=True)
-class Node:
+class Node(NamedTuple):
     """Where a resolved guest path lives: on the host (with its mount) or synthetic."""
 
     guest: str

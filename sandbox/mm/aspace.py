@@ -20,7 +20,6 @@ import errno
 import itertools
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from typing import Protocol
 
 from sandbox.errors import InvariantError, SyscallError
@@ -297,7 +296,7 @@ class AddressSpace:
         self.regions.split_at(addr)
         self.regions.split_at(end)
         for region in self.regions.overlapping(addr, end):
-            self.regions.replace(region, replace(region, prot=prot))
+            self.regions.replace(region, region.replaced(prot=prot))
         self._reprotect_pages(addr, end, prot)
         self.regions.coalesce(addr, end)
         self.flush_tlb()
@@ -326,7 +325,7 @@ class AddressSpace:
         and its present pages, frames untouched. Precondition: the target range is free and
         `new_size >= old_size`; pages beyond old_size arrive by faults later."""
         piece = self.regions.remove_range(old, old + old_size)[0]
-        moved = replace(piece, start=new, end=new + new_size, file_end=piece.file_end - old + new)
+        moved = piece.replaced(start=new, end=new + new_size, file_end=piece.file_end - old + new)
         self.regions.insert(moved)
         for va, m in list(self._leaves(old, old + old_size)):
             self.pagetable.unmap(va)
@@ -383,7 +382,7 @@ class AddressSpace:
         Tables are copied whole; each shared frame gains one reference."""
         child = AddressSpace.new_user_like(self)
         for region in self.regions:
-            child.regions.insert(replace(region))
+            child.regions.insert(region.replaced())
         leaves = self.pagetable.clone_into(child.pagetable, self._strip_on_fork)
         self.frames.get_many((entry & PTE_ADDR_MASK) >> PAGE_SHIFT for entry in leaves)
         child.pages_shared_at_fork = len(leaves)

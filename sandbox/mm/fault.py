@@ -20,8 +20,7 @@ listener to serve it costs half as much Python (bench/RESULTS.md).
 from __future__ import annotations
 
 import signal
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from sandbox.abi import BUS_ADRERR, SEGV_ACCERR, SEGV_MAPERR, STACK_GUARD_GAP, STACK_LIMIT
 from sandbox.errors import GuestFault, OutOfMemory
@@ -38,7 +37,6 @@ from sandbox.mm.pagetable import (
     Mapping,
     user_pte_flags,
 )
-from sandbox.mm.policy import Deny, FaultAround, FaultContext, HugePage, Supply, access_name
 from sandbox.mm.vma import PROT_WRITE, Access, Region, RegionFlag, prot_allows
 
 if TYPE_CHECKING:
@@ -58,8 +56,7 @@ def faults_taken(counts: dict[str, int]) -> int:
     return sum(n for kind, n in counts.items() if kind != MAPPED_AROUND)
 
 
-@dataclass(slots=True)
-class FaultRecord:
+class FaultRecord(NamedTuple):
     """What one handled fault did: for `--trace-faults`, `--stats` and fault policies."""
 
     kind: str
@@ -145,6 +142,8 @@ def handle_page_fault(space: AddressSpace, va: int, access: int) -> FaultRecord:
 
 def consult_policies(space: AddressSpace, region: Region, va: int, access: int):
     """The first decision a registered fault policy makes about this not-present page."""
+    from sandbox.mm.policy import FaultContext, access_name  # only runs with policies need it
+
     context = FaultContext(space.owner_pid, va, access_name(access), region, space)
     for policy in space.fault_policies:
         decision = policy(context)
@@ -155,6 +154,8 @@ def consult_policies(space: AddressSpace, region: Region, va: int, access: int):
 
 def apply_decision(space: AddressSpace, region: Region, va: int, access: int, slot: int, decision):
     """Carry out a policy's decision; returns (kind, pfn, pages mapped around, region, slot)."""
+    from sandbox.mm.policy import Deny, FaultAround, HugePage, Supply
+
     if isinstance(decision, Deny):
         space.pagetable.prune(va)
         raise GuestFault(signal.SIGSEGV, SEGV_ACCERR, va, decision.reason)
@@ -215,7 +216,7 @@ def make_huge(space: AddressSpace, region: Region, va: int) -> Region | None:
     space.regions.split_at(block)
     space.regions.split_at(block + HUGE_PAGE_SIZE)
     middle = space.regions.find(block)
-    huge = replace(middle, page_size=HUGE_PAGE_SIZE)
+    huge = middle.replaced(page_size=HUGE_PAGE_SIZE)
     space.regions.replace(middle, huge)
     return huge
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from sandbox.errors import InvariantError, OutOfMemory
 from sandbox.mm import PAGE_SHIFT, PAGE_SIZE
@@ -30,8 +30,7 @@ MAX_ORDER = 10
 HUGE_ORDER = 9
 
 
-@dataclass
-class FrameStats:
+class FrameStats(NamedTuple):
     """A snapshot of the allocator's counters, in frames."""
 
     total: int

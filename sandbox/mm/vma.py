@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
 from typing import NamedTuple, Protocol
 
 from sortedcontainers import SortedDict
@@ -76,25 +75,33 @@ class FileSource(Protocol):
         ...
 
 
-@dataclass(eq=False)
 class Region:
     """One virtual memory area `[start, end)`.
 
     A file-backed region maps file bytes from `offset` (the file offset of `start`) up to the
     virtual address `file_end`; pages or parts of pages beyond `file_end` read as zeros (the
     bss of an ELF segment). `file is None` means anonymous, zero-filled memory.
+
+    Never changed once made (a change is a new region, `replaced`); compared by identity, as
+    the tree holds each one once.
     """
 
-    start: int
-    end: int
-    prot: int
-    flags: RegionFlag = RegionFlag.NONE
-    kind: RegionKind = RegionKind.MMAP
-    page_size: int = PAGE_SIZE
-    file: FileSource | None = None
-    offset: int = 0
-    file_end: int = 0
-    name: str = ""
+    __slots__ = ("start", "end", "prot", "flags", "kind", "page_size", "file", "offset", "file_end", "name")
+
+    def __init__(self, start: int, end: int, prot: int, flags: RegionFlag = RegionFlag.NONE,
+                 kind: RegionKind = RegionKind.MMAP, page_size: int = PAGE_SIZE, file: FileSource | None = None,
+                 offset: int = 0, file_end: int = 0, name: str = "") -> None:
+        self.start, self.end, self.prot, self.flags, self.kind = start, end, prot, flags, kind
+        self.page_size, self.file, self.offset, self.file_end, self.name = page_size, file, offset, file_end, name
+
+    def __repr__(self) -> str:
+        return (f"Region({self.start:#x}-{self.end:#x}, prot={self.prot}, {self.flags!r}, {self.kind.name}, "
+                f"page_size={self.page_size:#x}, name={self.name!r})")
+
+    def replaced(self, **changes: object) -> Region:
+        """A copy with `changes` (field=value) applied."""
+        fields = {name: getattr(self, name) for name in Region.__slots__}
+        return Region(**{**fields, **changes})
 
     @property
     def size(self) -> int:
@@ -112,7 +119,7 @@ class Region:
 
     def clipped(self, start: int, end: int) -> Region:
         """A copy limited to `[start, end)`, with the file offset moved to match."""
-        return replace(self, start=start, end=end, offset=self.offset + (start - self.start))
+        return self.replaced(start=start, end=end, offset=self.offset + (start - self.start))
 
     def can_merge(self, right: Region) -> bool:
         """True if `right` begins where this ends and could be one region with it."""
@@ -251,7 +258,7 @@ class VmaTree:
         Precondition: `[start, end)` overlaps no other region.
         """
         del self._by_start[region.start]
-        grown = replace(region, start=start, end=end, offset=region.offset - (region.start - start))
+        grown = region.replaced(start=start, end=end, offset=region.offset - (region.start - start))
         _check_shape(grown)
         if self.overlapping(start, end):
             self._by_start[region.start] = region
@@ -274,7 +281,7 @@ class VmaTree:
                 break
             if left.can_merge(right):
                 del keys[right.start]
-                keys[left.start] = replace(left, end=right.end)
+                keys[left.start] = left.replaced(end=right.end)
                 merges += 1
             else:
                 index += 1

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -50,7 +48,7 @@ def apply(tree: VmaTree, model: dict[int, int], kind: str, first: int, n: int, p
         tree.split_at(start)
         tree.split_at(end)
         for r in tree.overlapping(start, end):
-            tree.replace(r, replace(r, prot=prot))
+            tree.replace(r, r.replaced(prot=prot))
         model.update({p: prot for p in span if p in model})
     else:
         tree.coalesce()
