@@ -36,11 +36,13 @@ class Workload:
     argv: list[str]
     per_op: str = ""  # which counter divides the time: "syscalls", "faults", "pages" or "copy-on-write"
     sandbox_options: list[str] = field(default_factory=list)  # extra `sandbox run` options
+    plain: bool = False  # `sandbox run PROG` alone, without the options every other row passes
 
 
 WORK = Path(tempfile.gettempdir()) / "sandbox-bench"
 WORKLOADS = [
-    Workload("start-up (hello)", ["hello"]),
+    Workload("start-up (hello)", ["hello"], plain=True),
+    Workload("  the same, with options", ["hello"]),
     Workload("200,000 getppid syscalls", ["getppid", "200000"], per_op="syscalls"),
     Workload("touch 65,536 pages (256 MiB)", ["pagetouch", "65536"], per_op="faults"),
     Workload("  the same, --fault-around 15", ["pagetouch", "65536"], sandbox_options=["--fault-around", "15"]),
@@ -50,9 +52,11 @@ WORKLOADS = [
     Workload("200 fork+exit+wait, 16 MiB dirty", ["forkbench-musl", "200"], per_op="copy-on-write"),
 ]
 PEERS = ROOT / ".venv-peers" / "bin" / "python"
-#: The floor under any start-up on this engine: the interpreter plus Unicorn's Python binding
-#: (its module imports typing, inspect and importlib.resources and loads a 24 MB library).
-FLOOR = "python -c 'import unicorn'"
+#: The floor under any start-up on this engine: the interpreter with libunicorn loaded (the
+#: sandbox's own ctypes binding; Unicorn's Python module would add ~45 ms, bench/RESULTS.md).
+FLOOR = "python -c 'import sandbox.engine'"
+#: What every row but the plain start-up passes: RAM for the 256 MiB touch, the input files.
+SANDBOX_OPTIONS = ["--memory", "512M", "--mount", f"{WORK}:{WORK}:ro"]
 
 
 def runners() -> dict[str, list[str]]:
@@ -60,7 +64,7 @@ def runners() -> dict[str, list[str]]:
     qemu = shutil.which("qemu-x86_64")
     if qemu is None:
         sys.exit("qemu-x86_64 not found: `make bench` installs Debian's qemu-user")
-    sandbox = [sys.executable, "-m", "sandbox", "run", "--memory", "512M", "--mount", f"{WORK}:{WORK}:ro"]
+    sandbox = [sys.executable, "-m", "sandbox", "run"]
     runners = {"native": [], "qemu": [qemu], "sandbox": sandbox}
     if PEERS.exists():
         runners["qiling"] = [str(PEERS), str(ROOT / "bench" / "qiling_run.py")]
@@ -95,20 +99,25 @@ def run_once(prefix: list[str], argv: list[str], extra: list[str] | None = None)
     return elapsed, usage.ru_maxrss
 
 
-def sandbox_counters(prefix: list[str], argv: list[str]) -> dict:
+def options_for(workload: Workload) -> list[str]:
+    """The `sandbox run` options of one workload's rows."""
+    return [] if workload.plain else [*SANDBOX_OPTIONS, *workload.sandbox_options]
+
+
+def sandbox_counters(prefix: list[str], workload: Workload) -> dict:
     """The sandbox's statistics for one run of the workload."""
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
-        run_once(prefix, argv, ["--stats-json", out.name])
+        run_once(prefix, workload.argv, [*options_for(workload), "--stats-json", out.name])
         return json.loads(Path(out.name).read_text())
 
 
 def measure(workload: Workload, repeat: int, cmds: dict[str, list[str]]) -> dict:
     if workload is WORKLOADS[0]:  # start-up: also time its floor, in the same turns
-        cmds = {**cmds, FLOOR: [sys.executable, "-c", "import unicorn"]}
+        cmds = {**cmds, FLOOR: [sys.executable, "-c", "import sandbox.engine"]}
     samples: dict[str, list[tuple[float, int]]] = {name: [] for name in cmds}
     for _ in range(repeat):
         for name, prefix in cmds.items():
-            extra = workload.sandbox_options if name == "sandbox" else []
+            extra = options_for(workload) if name == "sandbox" else []
             sample = run_once(prefix, workload.argv, extra)
             if sample is not None:
                 samples[name].append(sample)
@@ -130,13 +139,13 @@ def measure(workload: Workload, repeat: int, cmds: dict[str, list[str]]) -> dict
 
 
 def per_op(rows: list[dict], cmds: dict[str, list[str]]) -> dict[str, float]:
-    """Microseconds per syscall and per fault beyond the start-up run."""
-    base = rows[0]["runners"]["sandbox"]["median_s"]
+    """Microseconds per syscall and per fault beyond the start-up run with the same options."""
+    base = rows[1]["runners"]["sandbox"]["median_s"]
     out = {}
     for workload, row in zip(WORKLOADS, rows, strict=True):
         if not workload.per_op or not row["runners"].get("sandbox"):
             continue
-        stats = sandbox_counters(cmds["sandbox"], workload.argv)
+        stats = sandbox_counters(cmds["sandbox"], workload)
         count = {"syscalls": stats["syscalls_total"], "faults": stats["faults_total"],
                  "pages": stats["faults_total"] + stats["faults"].get("mapped-around", 0),
                  "copy-on-write": stats["faults"].get("copy-on-write", 0)}[workload.per_op]
@@ -174,7 +183,7 @@ def main() -> None:
     args = parser.parse_args()
     global WORKLOADS
     if args.only:
-        WORKLOADS = [WORKLOADS[0]] + [w for w in WORKLOADS[1:] if any(o in w.name for o in args.only)]
+        WORKLOADS = WORKLOADS[:2] + [w for w in WORKLOADS[2:] if any(o in w.name for o in args.only)]
     cmds = runners()
     make_data()
     rows = [measure(w, args.repeat, cmds) for w in WORKLOADS]
