@@ -53,13 +53,16 @@ class WouldBlock(Exception):
 
     `retry` finishes the call (returning its result, or raising WouldBlock again); None means
     "run the same handler again". `deadline` (time.monotonic) wakes the process at that time;
-    `host_fd` wakes it when that host descriptor becomes readable.
+    `host_fd` wakes it when that host descriptor becomes readable. `on_interrupt` runs when a
+    signal ends the sleep with EINTR (nanosleep reports the time left through it).
     """
 
-    def __init__(self, why: str, retry=None, deadline: float | None = None, host_fd: int | None = None) -> None:
+    def __init__(self, why: str, retry=None, deadline: float | None = None, host_fd: int | None = None,
+                 on_interrupt=None) -> None:
         super().__init__(why)
         self.why = why
         self.retry = retry
         self.deadline = deadline
         self.host_fd = host_fd
+        self.on_interrupt = on_interrupt
         self.call = ""  # the system call that blocked (set by the syscall entry)

@@ -1,7 +1,8 @@
 /* signals: delivery to guest handlers, one line per check (same natively).
  * SIGSEGV with si_addr/si_code and a handler that mprotects and resumes, siglongjmp out of
  * SIGFPE/SIGILL, a handler that edits uc_mcontext, masks and pending, SA_RESETHAND,
- * kill between processes, alarm + pause, setitimer, SA_RESTART vs EINTR, sigsuspend,
+ * kill between processes, alarm + pause, setitimer, SA_RESTART vs EINTR, nanosleep's time
+ * left after EINTR, sigsuspend,
  * FPU state kept across a handler, and stack overflow caught on an alternate stack. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -13,6 +14,7 @@
 #include <sys/mman.h>
 #include <sys/time.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -156,6 +158,16 @@ int main(void) {
     printf("read with SA_RESTART: %ld %c\n", n, c);
     waitpid(child, &status, 0);
     alarm(0);
+
+    /* A handler ends nanosleep early: EINTR, and the time left in rem (man 2 nanosleep). */
+    sa.sa_flags = 0;
+    sigaction(SIGALRM, &sa, NULL);
+    struct timespec req = {5, 0}, rem = {0, 0};
+    alarm(1);
+    errno = 0;
+    r = nanosleep(&req, &rem);
+    printf("nanosleep cut short by SIGALRM: %d %s, %s left\n", r, strerror(errno),
+           rem.tv_sec >= 3 && rem.tv_sec <= 4 ? "3-4 s" : "not 3-4 s");
 
     sigprocmask(SIG_BLOCK, &block, &old);
     child = fork();

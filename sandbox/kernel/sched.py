@@ -22,7 +22,24 @@ from sandbox.kernel.process import Process, State
 from sandbox.kernel.syscalls import MASK64
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from sandbox.kernel.kernel import Kernel
+
+
+def sleep(proc: Process, ns: int, why: str, finish: Callable[[], int],
+          on_interrupt: Callable[[float], None] | None = None) -> int:
+    """Wait `ns` nanoseconds, then return `finish()`. The process sleeps in the scheduler, so
+    other processes run, signals interrupt it (EINTR; `on_interrupt(seconds left)` first) and
+    --timeout still ends the run; under --deterministic the clock jumps instead."""
+    if proc.kernel.options.deterministic:
+        proc.kernel.clock_offset += ns
+        return finish()
+    if ns <= 0:
+        return finish()
+    deadline = time.monotonic() + ns / 1e9
+    left = (lambda: on_interrupt(max(0.0, deadline - time.monotonic()))) if on_interrupt else None
+    raise WouldBlock(why, retry=finish, deadline=deadline, on_interrupt=left)
 
 
 

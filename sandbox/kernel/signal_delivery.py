@@ -115,6 +115,8 @@ def interrupt(kernel: Kernel, proc: Process) -> bool:
     if restart:
         sched.reg_write(proc, X.UC_X86_REG_RIP, sched.reg_read(proc, X.UC_X86_REG_RIP) - SYSCALL_INSN_LEN)
     else:
+        if proc.blocked.on_interrupt is not None:
+            proc.blocked.on_interrupt()
         sched.reg_write(proc, X.UC_X86_REG_RAX, -errno.EINTR & MASK64)
     proc.blocked = None
     proc.state = proc.state.RUNNING

@@ -6,11 +6,11 @@ from __future__ import annotations
 import errno
 import select
 import struct
-import time
 
 from sandbox.errors import SyscallError
 from sandbox.kernel.files import O_APPEND, O_NONBLOCK, POLLNVAL, HostStream, Pipe, PipeEnd
 from sandbox.kernel.process import Process
+from sandbox.kernel.sched import sleep
 from sandbox.kernel.structs import POLLFD, TIMESPEC
 from sandbox.kernel.syscalls import syscall, to_int32, to_signed
 from sandbox.mm.uaccess import copy_in, copy_out
@@ -262,8 +262,7 @@ def _poll(proc: Process, fds: int, nfds: int, timeout_ms: int) -> int:
     if nfds > NFDS_MAX:
         raise SyscallError(errno.EINVAL, f"nfds {nfds}")
     entries = list(POLLFD.iter_unpack(copy_in(proc.space, fds, POLLFD.size * nfds)))
-    results = [_revents(proc, fd, events) for fd, events, _ in entries]
-    if not any(results) and timeout_ms != 0:
+    if not any(_revents(proc, fd, events) for fd, events, _ in entries) and timeout_ms != 0:
         streams = [(fd, events) for fd, events, _ in entries if fd in proc.files and
                    isinstance(proc.files.get(fd), HostStream)]
         if streams:
@@ -271,9 +270,14 @@ def _poll(proc: Process, fds: int, nfds: int, timeout_ms: int) -> int:
             for fd, events in streams:
                 poller.register(proc.files.get(fd).fd, events)
             poller.poll(None if timeout_ms < 0 else timeout_ms)
-            results = [_revents(proc, fd, events) for fd, events, _ in entries]
         elif timeout_ms > 0:
-            time.sleep(timeout_ms / 1000)
+            return sleep(proc, timeout_ms * 10**6, "poll", lambda: _poll_report(proc, fds, entries))
+    return _poll_report(proc, fds, entries)
+
+
+def _poll_report(proc: Process, fds: int, entries: list[tuple[int, int, int]]) -> int:
+    """Write each pollfd's revents as they are now; the count of ready descriptors."""
+    results = [_revents(proc, fd, events) for fd, events, _ in entries]
     copy_out(proc.space, fds, b"".join(POLLFD.pack(fd, events, r) for (fd, events, _), r in
                                        zip(entries, results, strict=True)))
     return sum(1 for r in results if r)

@@ -9,6 +9,7 @@ import time
 
 from sandbox.errors import SyscallError, WouldBlock
 from sandbox.kernel.process import Process
+from sandbox.kernel.sched import sleep
 from sandbox.kernel.structs import RLIMIT, SYSINFO, TIMESPEC, TIMEVAL
 from sandbox.kernel.sys_proc import clock_source
 from sandbox.kernel.syscalls import syscall, to_int32
@@ -136,17 +137,25 @@ def _read_timespec(proc: Process, addr: int) -> int:
     return sec * 10**9 + nsec
 
 
-def _sleep(proc: Process, ns: int) -> None:
-    if not proc.kernel.options.deterministic:
-        time.sleep(ns / 1e9)
-    else:
-        proc.kernel.clock_offset += ns
+def _store_time_left(proc: Process, rem: int):
+    """What an interrupted nanosleep does: the time left into *rem, unless rem is NULL."""
+    def store(seconds: float) -> None:
+        ns = int(seconds * 1e9)
+        try:
+            if rem:
+                copy_out(proc.space, rem, TIMESPEC.pack(ns // 10**9, ns % 10**9))
+        except SyscallError:  # a wild rem: the call still ends with EINTR
+            pass
+    return store
+
+
+def _done() -> int:
+    return 0
 
 
 @syscall("nanosleep", "req rem")
 def sys_nanosleep(proc: Process, req: int, rem: int) -> int:
-    _sleep(proc, _read_timespec(proc, req))
-    return 0
+    return sleep(proc, _read_timespec(proc, req), "nanosleep", _done, _store_time_left(proc, rem))
 
 
 @syscall("clock_nanosleep", "clockid flags req rem")
@@ -154,9 +163,8 @@ def sys_clock_nanosleep(proc: Process, clockid: int, flags: int, req: int, rem: 
     clock = clock_source(proc, to_int32(clockid))
     ns = _read_timespec(proc, req)
     if to_int32(flags) & TIMER_ABSTIME:
-        ns = max(0, ns - clock())
-    _sleep(proc, ns)
-    return 0
+        return sleep(proc, max(0, ns - clock()), "clock_nanosleep", _done)
+    return sleep(proc, ns, "clock_nanosleep", _done, _store_time_left(proc, rem))
 
 
 @syscall("gettimeofday", "tv tz")
@@ -195,6 +203,10 @@ def sys_set_robust_list(proc: Process, head: int, length: int) -> int:
     return 0
 
 
+def _futex_timed_out() -> int:
+    raise SyscallError(errno.ETIMEDOUT, "futex timeout")
+
+
 @syscall("futex", "uaddr op val timeout uaddr2 val3")
 def sys_futex(proc: Process, uaddr: int, op: int, val: int, timeout: int, uaddr2: int, val3: int) -> int:
     """One thread: a wake finds nobody; a wait returns at once unless it would sleep forever."""
@@ -208,8 +220,7 @@ def sys_futex(proc: Process, uaddr: int, op: int, val: int, timeout: int, uaddr2
         if not timeout:
             proc.kernel.kill(proc, 9, "deadlock: futex wait with no other thread to wake it")
             return 0
-        _sleep(proc, _read_timespec(proc, timeout) if cmd == FUTEX_WAIT else 0)
-        raise SyscallError(errno.ETIMEDOUT, "futex timeout")
+        return sleep(proc, _read_timespec(proc, timeout) if cmd == FUTEX_WAIT else 0, "futex", _futex_timed_out)
     raise SyscallError(errno.ENOSYS, f"futex op {cmd}")
 
 

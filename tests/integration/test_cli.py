@@ -183,3 +183,12 @@ def test_plain_run_imports_neither_click_nor_unicorns_python_module() -> None:
     imported = {line.split("|")[-1].strip() for line in result.stderr.decode().splitlines() if "|" in line}
     assert "sandbox.engine" in imported and "sandbox.api" in imported
     assert not imported & {"click", "unicorn", "capstone", "keystone", "elftools", "dataclasses", "sandbox.mm.policy"}
+
+
+def test_timeout_ends_a_sleeping_guest() -> None:
+    """A guest asleep in nanosleep waits in the scheduler, not in the host: --timeout still
+    ends the run (a day-long sleep would otherwise hold the sandbox for a day)."""
+    result = run_sandbox(["run", "--timeout", "0.5", "/bin/busybox", "sleep", "86400"])
+    assert result.returncode == 137
+    assert result.stderr.decode().endswith("killed: time limit of 0.5 s reached\n")
+
