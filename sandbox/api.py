@@ -18,7 +18,8 @@ from typing import Any, NamedTuple, TextIO
 
 from sandbox.errors import InvariantError
 from sandbox.kernel import procfs
-from sandbox.kernel.kernel import Kernel, Options
+from sandbox.kernel.kernel import Kernel
+from sandbox.kernel.options import Options
 from sandbox.kernel.process import Process
 from sandbox.kernel.vfs import parse_mount
 from sandbox.machine import Machine
@@ -55,7 +56,7 @@ class RunResult(NamedTuple):
 class Sandbox:
     """One machine; runs one program at a time. Use as a context manager."""
 
-    def __init__(self, memory: int = 256 << 20, trace_syscalls: bool = False, trace_faults: bool = False,
+    def __init__(self, memory: int = Options.memory, trace_syscalls: bool = False, trace_faults: bool = False,
                  trace_out: TextIO | None = None, **options: Any) -> None:
         """`options` are `Options` fields: root, mounts (list of "HOST:GUEST[:ro|rw]" or
         Mount), cwd, env (["K=V"]), inherit_env, deterministic, seed, fault_policies (callables,

@@ -16,20 +16,22 @@ import os
 import sys
 
 from sandbox.errors import SandboxError
-from sandbox.mm import FILE_FAULT_AROUND_PAGES
+from sandbox.kernel.options import Options
 
 EXIT_NOT_FOUND = 127
 EXIT_CANNOT_EXECUTE = 126
 EXIT_INTERNAL = 70  # EX_SOFTWARE, sysexits.h
 EXIT_INTERRUPTED = 128 + 2  # SIGINT, as a shell reports a job it interrupted
 
-#: The parameters `sandbox run PROG` passes to `execute` when no option is given.
+#: The parameters `sandbox run PROG` passes to `execute` when no option is given: the run
+#: options' own defaults (`Options`), and the CLI's reporting options off.
 RUN_DEFAULTS: dict[str, object] = {
-    "memory": 256 << 20, "trace_faults": False, "trace_syscalls": False, "stats": False, "stats_json": None,
-    "root": None, "mounts": (), "cwd": "/", "env": (), "inherit_env": False, "deterministic": False, "seed": 0,
-    "fault_log": None, "dump_pagetables": False, "fault_around": None, "file_fault_around": FILE_FAULT_AROUND_PAGES,
-    "max_resident": None, "timeout": None, "max_instructions": None, "max_processes": None,
-    "max_open_files": 1024, "max_map_count": 65530,
+    **{name: getattr(Options, name) for name in (
+        "memory", "trace_faults", "trace_syscalls", "root", "cwd", "inherit_env", "deterministic", "seed",
+        "file_fault_around", "max_resident", "timeout", "max_instructions", "max_processes", "max_open_files",
+        "max_map_count")},
+    "mounts": (), "env": (), "fault_log": None,  # given to the kernel as lists and a file, in execute
+    "stats": False, "stats_json": None, "dump_pagetables": False, "fault_around": None,
 }
 
 

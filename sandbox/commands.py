@@ -18,12 +18,17 @@ _SIZE = re.compile(r"^(\d+)([KMG]?)(i?B)?$", re.IGNORECASE)
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 
 
-def parse_size(_ctx: click.Context | None, _param: click.Parameter | None, text: str) -> int:
-    """'64M' -> 67108864; sizes are page multiples of at least 4 MiB."""
+def _bytes(text: str, example: str) -> int:
+    """'64M' -> 67108864 (K, M, G are powers of 1024)."""
     match = _SIZE.match(text.strip())
     if not match:
-        raise click.BadParameter(f"{text!r} is not a size like 64M or 1G")
-    size = int(match.group(1)) * _UNITS[match.group(2).upper()]
+        raise click.BadParameter(f"{text!r} is not a size like {example} or 1G")
+    return int(match.group(1)) * _UNITS[match.group(2).upper()]
+
+
+def parse_size(_ctx: click.Context | None, _param: click.Parameter | None, text: str) -> int:
+    """Guest RAM: a page multiple of at least 4 MiB."""
+    size = _bytes(text, "64M")
     if size < MIN_MEMORY or size % 4096:
         raise click.BadParameter(f"{text!r}: need a multiple of 4 KiB, at least 4M")
     return size
@@ -31,12 +36,7 @@ def parse_size(_ctx: click.Context | None, _param: click.Parameter | None, text:
 
 def _optional_size(ctx: click.Context, param: click.Parameter, text: str | None) -> int | None:
     """A size like 16M, or None when the option is not given."""
-    if text is None:
-        return None
-    match = _SIZE.match(text.strip())
-    if not match:
-        raise click.BadParameter(f"{text!r} is not a size like 16M or 1G")
-    return int(match.group(1)) * _UNITS[match.group(2).upper()]
+    return None if text is None else _bytes(text, "16M")
 
 
 @click.group()

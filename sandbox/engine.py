@@ -164,6 +164,12 @@ def check(status: int) -> None:
         raise EngineError(status)
 
 
+def value_pointers(values: ctypes.Array) -> ctypes.Array:
+    """A void* to each u64 of `values`: the value array uc_reg_read_batch/write_batch take."""
+    base = ctypes.addressof(values)
+    return (ctypes.c_void_p * len(values))(*[base + 8 * i for i in range(len(values))])
+
+
 class Context:
     """A saved CPU state (uc_context): registers only, as uc_context_save takes by default."""
 
@@ -253,56 +259,55 @@ class Engine:
 
     # -- registers -------------------------------------------------------------------------
 
+    def _read(self, reg: int, value):
+        """Read `reg` into the ctypes object `value` (its type is the register's layout)."""
+        check(_lib.uc_reg_read(self.handle, reg, ctypes.byref(value)))
+        return value
+
+    def _write(self, reg: int, value) -> None:
+        check(_lib.uc_reg_write(self.handle, reg, ctypes.byref(value)))
+
     def reg_read(self, reg: int) -> int:
         """A general, control, segment or flag register (64 bits or narrower)."""
-        value = _u64()
-        check(_lib.uc_reg_read(self.handle, reg, ctypes.byref(value)))
-        return value.value
+        return self._read(reg, _u64()).value
 
     def reg_write(self, reg: int, value: int) -> None:
-        check(_lib.uc_reg_write(self.handle, reg, ctypes.byref(_u64(value & 0xFFFF_FFFF_FFFF_FFFF))))
+        self._write(reg, _u64(value & 0xFFFF_FFFF_FFFF_FFFF))
 
     def reg_read_batch(self, regs: tuple[int, ...] | list[int]) -> tuple[int, ...]:
         """Several 64-bit registers in one call."""
         n = len(regs)
         values = (_u64 * n)()
-        base = ctypes.addressof(values)
-        pointers = (ctypes.c_void_p * n)(*[base + 8 * i for i in range(n)])
-        check(_lib.uc_reg_read_batch(self.handle, (ctypes.c_int32 * n)(*regs), pointers, n))
+        check(_lib.uc_reg_read_batch(self.handle, (ctypes.c_int32 * n)(*regs), value_pointers(values), n))
         return tuple(values)
 
     def reg_write_batch(self, pairs: list[tuple[int, int]]) -> None:
         """Several 64-bit registers in one call: (register, value) pairs."""
         n = len(pairs)
         values = (_u64 * n)(*[value & 0xFFFF_FFFF_FFFF_FFFF for _, value in pairs])
-        base = ctypes.addressof(values)
-        pointers = (ctypes.c_void_p * n)(*[base + 8 * i for i in range(n)])
-        check(_lib.uc_reg_write_batch(self.handle, (ctypes.c_int32 * n)(*[r for r, _ in pairs]), pointers, n))
+        regs = (ctypes.c_int32 * n)(*[reg for reg, _ in pairs])
+        check(_lib.uc_reg_write_batch(self.handle, regs, value_pointers(values), n))
 
     def write_gdtr(self, base: int, limit: int) -> None:
-        check(_lib.uc_reg_write(self.handle, UC_X86_REG_GDTR, ctypes.byref(_MMR(0, base, limit, 0))))
+        self._write(UC_X86_REG_GDTR, _MMR(0, base, limit, 0))
 
     def msr_write(self, msr: int, value: int) -> None:
-        check(_lib.uc_reg_write(self.handle, UC_X86_REG_MSR, ctypes.byref(_MSR(msr, value))))
+        self._write(UC_X86_REG_MSR, _MSR(msr, value))
 
     def read_fp(self, index: int) -> tuple[int, int]:
         """x87 register ST-relative slot `index` (FP0..FP7): (mantissa, sign and exponent)."""
-        value = _Float80()
-        check(_lib.uc_reg_read(self.handle, UC_X86_REG_FP0 + index, ctypes.byref(value)))
+        value = self._read(UC_X86_REG_FP0 + index, _Float80())
         return value.mantissa, value.exponent
 
     def write_fp(self, index: int, mantissa: int, exponent: int) -> None:
-        check(_lib.uc_reg_write(self.handle, UC_X86_REG_FP0 + index, ctypes.byref(_Float80(mantissa, exponent))))
+        self._write(UC_X86_REG_FP0 + index, _Float80(mantissa, exponent))
 
     def read_xmm(self, index: int) -> bytes:
         """XMM`index` as its 16 little-endian bytes."""
-        value = (ctypes.c_uint8 * 16)()
-        check(_lib.uc_reg_read(self.handle, UC_X86_REG_XMM0 + index, ctypes.byref(value)))
-        return bytes(value)
+        return bytes(self._read(UC_X86_REG_XMM0 + index, (ctypes.c_uint8 * 16)()))
 
     def write_xmm(self, index: int, data: bytes) -> None:
-        value = (ctypes.c_uint8 * 16).from_buffer_copy(data)
-        check(_lib.uc_reg_write(self.handle, UC_X86_REG_XMM0 + index, ctypes.byref(value)))
+        self._write(UC_X86_REG_XMM0 + index, (ctypes.c_uint8 * 16).from_buffer_copy(data))
 
     # -- contexts --------------------------------------------------------------------------
 

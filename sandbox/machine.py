@@ -182,8 +182,7 @@ class Machine:
         self.uc.hook_add(UC_HOOK_INSN, _SYSCALL_CB(self._syscall_entry), X.UC_X86_INS_SYSCALL)
         self._syscall_ids = (ctypes.c_int * 7)(*SYSCALL_REGS)
         self._syscall_vals = (ctypes.c_uint64 * 7)()
-        base = ctypes.addressof(self._syscall_vals)
-        self._syscall_ptrs = (ctypes.c_void_p * 7)(*[base + 8 * i for i in range(7)])
+        self._syscall_ptrs = X.value_pointers(self._syscall_vals)
         self._rax = ctypes.c_uint64()
         self.exceptions = self._calibrate()
 

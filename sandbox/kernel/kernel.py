@@ -13,11 +13,10 @@ import os
 import random
 import shutil
 import signal
-import sys
 import tempfile
 import time
 from collections import Counter
-from typing import Any, TextIO
+from typing import TextIO
 
 from sandbox import abi
 from sandbox.engine import UC_ERR_INSN_INVALID, UC_X86_REG_RIP, EngineError
@@ -34,6 +33,7 @@ from sandbox.kernel import (  # noqa: F401 - importing registers the handlers
     sys_signal,
 )
 from sandbox.kernel.exec import load_program
+from sandbox.kernel.options import Options
 from sandbox.kernel.process import Death, Process, State
 from sandbox.kernel.sched import Scheduler
 from sandbox.kernel.sigframe import pack_siginfo
@@ -54,7 +54,6 @@ from sandbox.machine import (
     PF_WRITE,
     Machine,
 )
-from sandbox.mm import FILE_FAULT_AROUND_PAGES
 from sandbox.mm.aspace import AddressSpace
 from sandbox.mm.fault import FaultRecord, demand_zero_fault
 from sandbox.mm.pagecache import CachedFile, PageCache
@@ -82,52 +81,6 @@ EXCEPTION_SIGNALS = {
 #: Calls whose EPIPE comes with SIGPIPE (a write to a pipe nobody reads).
 WRITE_CALLS = {"write", "writev", "pwrite64", "sendfile"}
 
-DEFAULT_ENV = [b"PATH=/usr/local/bin:/usr/bin:/bin", b"HOME=/", b"TERM=dumb", b"LANG=C"]
-
-
-class Options:
-    """What a run may be told from the command line or the Python API: keyword arguments
-    named as the attributes below, each defaulting to the value given there."""
-
-    memory: int = 256 << 20
-    trace_syscalls: bool = False
-    trace_faults: bool = False
-    trace_out: TextIO  # default: sys.stderr
-    root: str | None = None  # None: a fresh private directory with /tmp, removed afterwards
-    mounts: list[Mount]  # default: none
-    cwd: str = "/"
-    env: list[str]  # K=V added to (or replacing in) the environment; default: none
-    inherit_env: bool = False
-    deterministic: bool = False
-    seed: int = 0
-    fault_policies: list  # default: none
-    file_fault_around: int = FILE_FAULT_AROUND_PAGES  # pages per read fault on a file mapping
-    fault_log: TextIO | None = None  # --fault-log: one JSON line per fault
-    # Limits (None: none). Memory and time limits kill every process (exit 137, a message
-    # naming the limit); the counts are Linux's own answers (EAGAIN, EMFILE, ENOMEM).
-    max_resident: int | None = None  # bytes of frames in use across all processes
-    timeout: float | None = None  # seconds of wall time
-    max_instructions: int | None = None
-    max_processes: int | None = None
-    max_open_files: int = 1024
-    max_map_count: int = 65530  # Linux's vm.max_map_count
-
-    def __init__(self, **given: Any) -> None:
-        unknown = sorted(set(given) - set(Options.__annotations__))
-        if unknown:
-            raise TypeError(f"unknown option(s): {', '.join(unknown)}")
-        self.trace_out = sys.stderr
-        self.mounts, self.env, self.fault_policies = [], [], []  # each run's own lists
-        self.__dict__.update(given)
-
-    def environment(self) -> list[bytes]:
-        """The guest's environment: the fixed default (or the host's), then --env."""
-        base = [os.fsencode(f"{k}={v}") for k, v in os.environ.items()] if self.inherit_env else list(DEFAULT_ENV)
-        merged = dict(item.split(b"=", 1) if b"=" in item else (item, b"") for item in base)
-        for item in self.env:
-            key, _, value = item.partition("=")
-            merged[os.fsencode(key)] = os.fsencode(value)
-        return [k + b"=" + v for k, v in merged.items()]
 
 
 class FaultLog:

@@ -32,10 +32,10 @@ def sleep(proc: Process, ns: int, why: str, finish: Callable[[], int],
     """Wait `ns` nanoseconds, then return `finish()`. The process sleeps in the scheduler, so
     other processes run, signals interrupt it (EINTR; `on_interrupt(seconds left)` first) and
     --timeout still ends the run; under --deterministic the clock jumps instead."""
-    if proc.kernel.options.deterministic:
+    deterministic = proc.kernel.options.deterministic
+    if deterministic:
         proc.kernel.clock_offset += ns
-        return finish()
-    if ns <= 0:
+    if deterministic or ns <= 0:
         return finish()
     deadline = time.monotonic() + ns / 1e9
     left = (lambda: on_interrupt(max(0.0, deadline - time.monotonic()))) if on_interrupt else None

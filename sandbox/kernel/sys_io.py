@@ -262,7 +262,8 @@ def _poll(proc: Process, fds: int, nfds: int, timeout_ms: int) -> int:
     if nfds > NFDS_MAX:
         raise SyscallError(errno.EINVAL, f"nfds {nfds}")
     entries = list(POLLFD.iter_unpack(copy_in(proc.space, fds, POLLFD.size * nfds)))
-    if not any(_revents(proc, fd, events) for fd, events, _ in entries) and timeout_ms != 0:
+    results = _all_revents(proc, entries)
+    if not any(results) and timeout_ms != 0:
         streams = [(fd, events) for fd, events, _ in entries if fd in proc.files and
                    isinstance(proc.files.get(fd), HostStream)]
         if streams:
@@ -270,14 +271,19 @@ def _poll(proc: Process, fds: int, nfds: int, timeout_ms: int) -> int:
             for fd, events in streams:
                 poller.register(proc.files.get(fd).fd, events)
             poller.poll(None if timeout_ms < 0 else timeout_ms)
+            results = _all_revents(proc, entries)
         elif timeout_ms > 0:
-            return sleep(proc, timeout_ms * 10**6, "poll", lambda: _poll_report(proc, fds, entries))
-    return _poll_report(proc, fds, entries)
+            return sleep(proc, timeout_ms * 10**6, "poll",
+                         lambda: _poll_report(proc, fds, entries, _all_revents(proc, entries)))
+    return _poll_report(proc, fds, entries, results)
 
 
-def _poll_report(proc: Process, fds: int, entries: list[tuple[int, int, int]]) -> int:
-    """Write each pollfd's revents as they are now; the count of ready descriptors."""
-    results = [_revents(proc, fd, events) for fd, events, _ in entries]
+def _all_revents(proc: Process, entries: list[tuple[int, int, int]]) -> list[int]:
+    return [_revents(proc, fd, events) for fd, events, _ in entries]
+
+
+def _poll_report(proc: Process, fds: int, entries: list[tuple[int, int, int]], results: list[int]) -> int:
+    """Write each pollfd's `results` as its revents; the count of ready descriptors."""
     copy_out(proc.space, fds, b"".join(POLLFD.pack(fd, events, r) for (fd, events, _), r in
                                        zip(entries, results, strict=True)))
     return sum(1 for r in results if r)

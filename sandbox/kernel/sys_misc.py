@@ -142,11 +142,10 @@ def _store_time_left(proc: Process, rem: int):
     def store(seconds: float) -> None:
         ns = int(seconds * 1e9)
         try:
-            if rem:
-                copy_out(proc.space, rem, TIMESPEC.pack(ns // 10**9, ns % 10**9))
+            copy_out(proc.space, rem, TIMESPEC.pack(ns // 10**9, ns % 10**9))
         except SyscallError:  # a wild rem: the call still ends with EINTR
             pass
-    return store
+    return store if rem else None
 
 
 def _done() -> int:

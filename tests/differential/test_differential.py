@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.kernel.kernel import DEFAULT_ENV
+from sandbox.kernel.options import DEFAULT_ENV
 from tests.conftest import guest, run_native, run_sandbox
 
 CASES = tomllib.loads((Path(__file__).parent / "cases.toml").read_text())["case"]

@@ -1,0 +1,63 @@
+"""What a run may be told: `Options`, shared by the Python API, the kernel and the CLI.
+
+A module of its own, with nothing heavy imported, so that the command line can take its
+defaults from here without loading the kernel (`sandbox.cli.RUN_DEFAULTS`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING, Any, TextIO
+
+from sandbox.mm import FILE_FAULT_AROUND_PAGES
+
+if TYPE_CHECKING:
+    from sandbox.kernel.vfs import Mount
+
+DEFAULT_ENV = [b"PATH=/usr/local/bin:/usr/bin:/bin", b"HOME=/", b"TERM=dumb", b"LANG=C"]
+
+
+class Options:
+    """What a run may be told from the command line or the Python API: keyword arguments
+    named as the attributes below, each defaulting to the value given there."""
+
+    memory: int = 256 << 20
+    trace_syscalls: bool = False
+    trace_faults: bool = False
+    trace_out: TextIO  # default: sys.stderr
+    root: str | None = None  # None: a fresh private directory with /tmp, removed afterwards
+    mounts: list[Mount]  # default: none
+    cwd: str = "/"
+    env: list[str]  # K=V added to (or replacing in) the environment; default: none
+    inherit_env: bool = False
+    deterministic: bool = False
+    seed: int = 0
+    fault_policies: list  # default: none
+    file_fault_around: int = FILE_FAULT_AROUND_PAGES  # pages per read fault on a file mapping
+    fault_log: TextIO | None = None  # --fault-log: one JSON line per fault
+    # Limits (None: none). Memory and time limits kill every process (exit 137, a message
+    # naming the limit); the counts are Linux's own answers (EAGAIN, EMFILE, ENOMEM).
+    max_resident: int | None = None  # bytes of frames in use across all processes
+    timeout: float | None = None  # seconds of wall time
+    max_instructions: int | None = None
+    max_processes: int | None = None
+    max_open_files: int = 1024
+    max_map_count: int = 65530  # Linux's vm.max_map_count
+
+    def __init__(self, **given: Any) -> None:
+        unknown = sorted(set(given) - set(Options.__annotations__))
+        if unknown:
+            raise TypeError(f"unknown option(s): {', '.join(unknown)}")
+        self.trace_out = sys.stderr
+        self.mounts, self.env, self.fault_policies = [], [], []  # each run's own lists
+        self.__dict__.update(given)
+
+    def environment(self) -> list[bytes]:
+        """The guest's environment: the fixed default (or the host's), then --env."""
+        base = [os.fsencode(f"{k}={v}") for k, v in os.environ.items()] if self.inherit_env else list(DEFAULT_ENV)
+        merged = dict(item.split(b"=", 1) if b"=" in item else (item, b"") for item in base)
+        for item in self.env:
+            key, _, value = item.partition("=")
+            merged[os.fsencode(key)] = os.fsencode(value)
+        return [k + b"=" + v for k, v in merged.items()]
