@@ -192,7 +192,7 @@ class Machine:
         """Map the GDT, the trampoline and a kernel stack (supervisor-only); return stack pa."""
         pages = {}
         for va, flags in ((GDT_VA, PTE_NX), (TRAMPOLINE_VA, 0), (KSTACK_VA, PTE_WRITABLE | PTE_NX)):
-            pfn = self.frames.alloc()
+            pfn = self.frames.alloc_kernel()  # marked: never a user page (pagetable.py)
             self.kernel_space.pagetable.map(va, pfn << PAGE_SHIFT, flags | PTE_PRESENT)
             pages[va] = pfn << PAGE_SHIFT
         #: Frames the kernel half itself owns (GDT, trampoline, kernel stack).

@@ -287,16 +287,26 @@ class Kernel:
     def check_invariants(self) -> None:
         """Every structure checks itself; then, across all of them, each allocated frame's
         reference count must equal its owners: the page-table entries that map it, the page
-        table (or the kernel) that owns it as a table page, and the page cache."""
+        table (or the kernel) that owns it as a table page, and the page cache. The frames
+        the sandbox keeps for itself (every space's table pages, the kernel half's frames)
+        are exactly those the allocator marks so, and no user leaf of any space maps one."""
         frames = self.machine.frames
         frames.check_invariants()
         owners: Counter[int] = Counter(self.machine.kernel_frames)
+        kernel_own, leaf_frames = set(self.machine.kernel_frames), set()
         spaces = [self.machine.kernel_space] + [p.space for p in self.processes.values() if p.space is not None]
         for space in spaces:
             if not space.is_kernel:
                 space.check_invariants()
-            owners.update(table >> 12 for table in space.pagetable.live)
-            owners.update(m.pa >> 12 for _, m in space.pagetable.iter_leaves())
+            tables = [table >> 12 for table in space.pagetable.live]
+            owners.update(tables)
+            kernel_own.update(tables)
+            for _, m in space.pagetable.iter_leaves():
+                owners[m.pa >> 12] += 1
+                leaf_frames.update(range(m.pa >> 12, (m.pa + m.size) >> 12))
+        if kernel_own != frames.kernel_frames() or kernel_own & leaf_frames:
+            raise InvariantError(f"kernel frames {sorted(kernel_own ^ frames.kernel_frames())[:8]} mismarked, "
+                                 f"{sorted(kernel_own & leaf_frames)[:8]} mapped into user space")
         for cached in self.page_cache.files.values():
             owners.update(cached.pages.values())
         allocated = {pfn: frames.refcount(pfn) for pfn in frames.allocated_heads()}

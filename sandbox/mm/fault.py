@@ -179,7 +179,10 @@ def apply_decision(space: AddressSpace, region: Region, va: int, access: int, sl
 
 def fault_around(space: AddressSpace, region: Region, va: int, pages: int) -> int:
     """Map up to `pages` pages after `va`'s that are not mapped yet, inside the region and
-    inside `va`'s leaf table (whose consecutive slots are filled directly, one walk for all)."""
+    inside `va`'s leaf table (whose consecutive slots are filled directly, one walk for all).
+    A 2 MiB-page region has no neighbouring 4 KiB slots: nothing to do."""
+    if region.page_size != PAGE_SIZE:
+        return 0
     start = (va & ~(PAGE_SIZE - 1)) + PAGE_SIZE
     end = min(region.end, start + pages * PAGE_SIZE, (va & ~(HUGE_PAGE_SIZE - 1)) + HUGE_PAGE_SIZE)
     if start >= end:
@@ -317,9 +320,9 @@ def _around_window(space: AddressSpace, region: Region, va: int, file_size: int)
     """(start, end, first file page) of the aligned fault-around window around `va`, inside
     the region, its leaf table and the file; None if it holds no page besides `va`'s.
     The window is `space.file_fault_around` pages rounded down to a power of two, at most
-    one table, as Linux rounds fault_around_bytes."""
+    one table, as Linux rounds fault_around_bytes. Only 4 KiB-page regions have one."""
     pages = min(space.file_fault_around, ENTRIES_PER_TABLE)
-    if pages < 2:
+    if pages < 2 or region.page_size != PAGE_SIZE:
         return None
     window = (1 << (pages.bit_length() - 1)) * PAGE_SIZE
     file_pages = (file_size - region.offset + PAGE_SIZE - 1) >> PAGE_SHIFT  # from region.start
@@ -332,14 +335,16 @@ def _around_window(space: AddressSpace, region: Region, va: int, file_size: int)
 
 def _map_window(space: AddressSpace, region: Region, va: int, slot: int, window: tuple[int, int, int]) -> int:
     """Map the cached pages of `window` that are not mapped yet, beside `va`'s page (whose
-    leaf entry is `slot`; the window lies in the same leaf table). Returns how many."""
+    leaf entry is `slot`, in the PT that also holds the whole window: `_around_window` keeps
+    it inside one PT, and `fill_slot` refuses any other level). Returns how many."""
     start, end, first_index = window
     page_va = va & ~(PAGE_SIZE - 1)
     flags = _cached_pte_flags(region)
     words, pagetable, pages = space.mem.words, space.pagetable, region.file.pages
+    table = slot & ~(PAGE_SIZE - 1)
     done = 0
     for page in range(start, end, PAGE_SIZE):
-        page_slot = slot + ((page - page_va) >> PAGE_SHIFT) * 8
+        page_slot = table + (((page >> PAGE_SHIFT) & (ENTRIES_PER_TABLE - 1)) << 3)
         pfn = pages.get(first_index + ((page - start) >> PAGE_SHIFT))
         if page == page_va or words[page_slot >> 3] or pfn is None:
             continue

@@ -8,7 +8,10 @@ Invariants (checked by `check_invariants`):
 - free blocks are aligned to their size, disjoint, and never buddies of each other at the
   same order (they would have merged);
 - every frame is either reserved, in exactly one free block, or in exactly one allocated block;
-- free + used + reserved = total frames; an allocated block's reference count is >= 1.
+- free + used + reserved = total frames; an allocated block's reference count is >= 1;
+- a frame marked as the sandbox's own (`alloc_kernel`: page tables, the GDT, the trampoline,
+  the kernel stack) is allocated. The mark is what keeps such a frame from ever becoming a
+  guest page: the page table refuses a user leaf that points at one (pagetable.py).
 
 Free frames are always zero: RAM starts zeroed (a fresh anonymous host mapping) and a block
 is zeroed when it is freed. So `alloc` hands out clean frames without touching them, and no
@@ -53,6 +56,8 @@ class FrameAllocator:
         #: refcount[pfn] of a block's head frame; 0 for free, reserved and tail frames.
         self._refcount = array("I", bytes(4 * self.nframes))
         self._order: dict[int, int] = {}  # head pfn of each allocated block -> its order
+        #: 1 for a frame the sandbox itself uses (see `alloc_kernel`), 0 for any other.
+        self.kernel_use = bytearray(self.nframes)
         self.used = 0
         self.peak_used = 0
         self._add_free_range(first_pfn, self.nframes)
@@ -83,6 +88,28 @@ class FrameAllocator:
         if self.used > self.peak_used:
             self.peak_used = self.used
         return pfn
+
+    def alloc_kernel(self) -> int:
+        """Allocate one frame for the sandbox's own use (a page table, the GDT, ...), marked
+        so that no user leaf may ever map it; freeing it clears the mark."""
+        pfn = self.alloc()
+        self.kernel_use[pfn] = 1
+        return pfn
+
+    def is_kernel(self, pfn: int, count: int = 1) -> bool:
+        """True if any of frames [pfn, pfn + count) is the sandbox's own, or is not RAM."""
+        if pfn < 0 or pfn + count > self.nframes:
+            return True
+        return self.kernel_use.find(1, pfn, pfn + count) >= 0
+
+    def kernel_frames(self) -> set[int]:
+        """Every frame marked by `alloc_kernel` and not freed since."""
+        marks, found = self.kernel_use, set()
+        pfn = marks.find(1)
+        while pfn >= 0:
+            found.add(pfn)
+            pfn = marks.find(1, pfn + 1)
+        return found
 
     def _take_block(self, order: int) -> int:
         """Remove a free block of exactly `order` from the free lists, splitting a larger one."""
@@ -151,6 +178,7 @@ class FrameAllocator:
         if lo >= hi:
             return
         self.mem.zero(lo << PAGE_SHIFT, (hi - lo) << PAGE_SHIFT)
+        self.kernel_use[lo:hi] = bytes(hi - lo)
         self.used -= hi - lo
         for pfn, order in _aligned_blocks(lo, hi):
             self._merge_free(pfn, order)
@@ -158,6 +186,10 @@ class FrameAllocator:
     def _release(self, pfn: int, order: int) -> None:
         """Zero a block and return it to the free lists, merging with free buddies."""
         self.mem.zero(pfn << PAGE_SHIFT, PAGE_SIZE << order)
+        if order:
+            self.kernel_use[pfn : pfn + (1 << order)] = bytes(1 << order)
+        else:
+            self.kernel_use[pfn] = 0
         self.used -= 1 << order
         self._merge_free(pfn, order)
 
@@ -212,6 +244,9 @@ class FrameAllocator:
         unseen = owner.count(0, self.first_pfn)
         if used != self.used or unseen:
             raise InvariantError(f"used {self.used} (recounted {used}), {unseen} frames lost")
+        stray = [pfn for pfn in self.kernel_frames() if owner[pfn] != 2]
+        if stray:
+            raise InvariantError(f"frames {[hex(p) for p in stray[:8]]} are marked the kernel's but not allocated")
 
     def _claim(self, owner: bytearray, pfn: int, order: int, kind: int) -> None:
         """Mark a block's frames as seen by `check_invariants`, refusing overlaps."""

@@ -9,6 +9,15 @@ Owns: the table frames it created, and a count of present entries per table so t
 that becomes empty on unmap is freed at once (xv6 `uvmunmap` + `freewalk`, done eagerly).
 Does not own: the leaf frames. `unmap` returns what was mapped; the caller drops the frame.
 
+Containment: the tables are the guest's view of guest-physical RAM, so no user leaf may ever
+point at a frame that is not the guest's (a table page of any address space, the GDT, the
+trampoline, the kernel stack: the frames `FrameAllocator.alloc_kernel` marks), and a leaf
+lives only at its own level (a 4 KiB page in a PT, a 2 MiB page with PS in a PD). Had a data
+frame sat in a PD slot without PS, the CPU would walk the guest's bytes as a page table and
+the guest would reach all of RAM. Every user leaf is written through `map`, `fill_slot` or
+`set_entry`, which check both (a violation is a sandbox bug: `InvariantError`), and
+`check_invariants` checks the whole tree.
+
 Nothing here flushes the TLB: the address space batches one flush per operation.
 """
 
@@ -111,9 +120,12 @@ class PageTable:
         self.mem = mem
         self.frames = frames
         self._words = mem.words
-        self.root = root if root is not None else frames.alloc() << PAGE_SHIFT
+        self.root = root if root is not None else frames.alloc_kernel() << PAGE_SHIFT
         #: Present entries per table this object created (root included).
         self.live: dict[int, int] = {self.root: 0}
+        #: The level of each table in `live`: the shift of the address bits its index takes.
+        self.level: dict[int, int] = {self.root: PML4_SHIFT}
+        self._kernel_use = frames.kernel_use
         #: The last leaf table walked to: (va >> 21, its physical address). Consecutive
         #: faults share one PT for 512 pages; reset whenever any table is freed.
         self._last_pt: tuple[int, int] = (-1, 0)
@@ -148,19 +160,21 @@ class PageTable:
             if not entry & PTE_PRESENT:
                 if not create:
                     return None
-                entry = self._new_table(table, slot, va)
+                entry = self._new_table(table, slot, va, shift - 9)
             elif entry & PTE_HUGE:
                 return None
             table = entry & PTE_ADDR_MASK
         raise InvariantError(f"bad leaf level {leaf_shift}")
 
-    def _new_table(self, parent: int, slot: int, va: int) -> int:
-        """Allocate a zeroed table and link it from `slot` of `parent`; return the entry."""
-        table = self.frames.alloc() << PAGE_SHIFT
+    def _new_table(self, parent: int, slot: int, va: int, shift: int) -> int:
+        """Allocate a zeroed table of level `shift` and link it from `slot` of `parent`;
+        return the entry."""
+        table = self.frames.alloc_kernel() << PAGE_SHIFT
         flags = _TABLE_FLAGS_KERNEL if va >= KERNEL_BASE else _TABLE_FLAGS_USER
         entry = table | flags
         self._words[slot >> 3] = entry
         self.live[table] = 0
+        self.level[table] = shift
         self.live[parent] += 1
         return entry
 
@@ -208,19 +222,43 @@ class PageTable:
         if slot is None or self._words[slot >> 3] & PTE_PRESENT:
             raise InvariantError(f"map: {va:#x} is already mapped")
         entry = pa | flags | PTE_PRESENT | (PTE_HUGE if leaf == PD_SHIFT else 0)
-        self._words[slot >> 3] = entry
         table = slot & ~(PAGE_SIZE - 1)
+        if va < KERNEL_BASE:  # the kernel half maps the kernel's own frames
+            self._check_leaf(table, entry)
+        self._words[slot >> 3] = entry
         self.live[table] += 1
         return entry
 
     def set_entry(self, slot: int, entry: int) -> None:
-        """Rewrite a present leaf entry in place (protection change, copy-on-write)."""
+        """Rewrite a present user leaf entry in place (protection change, copy-on-write)."""
+        table = slot & ~(PAGE_SIZE - 1)
+        if self.level.get(table) != PT_SHIFT or self._kernel_use[(entry & PTE_ADDR_MASK) >> PAGE_SHIFT]:
+            self._check_leaf(table, entry)
         self._words[slot >> 3] = entry
 
     def fill_slot(self, slot: int, entry: int) -> None:
-        """Make the empty leaf `slot` (from `walk(..., create=True)`) present with `entry`."""
+        """Make the empty user leaf `slot` (from `walk(..., create=True)`) present with `entry`."""
+        table = slot & ~(PAGE_SIZE - 1)
+        if self.level.get(table) != PT_SHIFT or self._kernel_use[(entry & PTE_ADDR_MASK) >> PAGE_SHIFT]:
+            self._check_leaf(table, entry)
         self._words[slot >> 3] = entry
-        self.live[slot & ~(PAGE_SIZE - 1)] += 1
+        self.live[table] += 1
+
+    def _check_leaf(self, table: int, entry: int) -> None:
+        """Refuse a user leaf `entry` in `table` unless it is a 4 KiB page in a PT or a 2 MiB
+        page (PS set) in a PD, of frames that are the guest's: never a table page or a frame
+        of the kernel half. The fast paths above call this only when their one-lookup test
+        fails; a refusal is a sandbox bug (the kernel must never try), never the guest's."""
+        level = self.level.get(table)
+        if level == PT_SHIFT:
+            pfn, count = (entry & PTE_ADDR_MASK) >> PAGE_SHIFT, 1
+        elif level == PD_SHIFT and entry & PTE_HUGE:
+            pfn, count = (entry & PTE_HUGE_ADDR_MASK) >> PAGE_SHIFT, HUGE_PAGE_SIZE >> PAGE_SHIFT
+        else:
+            raise InvariantError(f"leaf {entry:#x} written into a {LEVEL_NAMES.get(level, 'foreign')} "
+                                 f"table at {table:#x}")
+        if self.frames.is_kernel(pfn, count):
+            raise InvariantError(f"leaf {entry:#x} would map the kernel's frame {pfn:#x} into user space")
 
     def unmap(self, va: int) -> Mapping | None:
         """Clear the leaf mapping of `va` and free tables left empty; return what it was."""
@@ -238,7 +276,7 @@ class PageTable:
             self._last_pt = (-1, 0)
             parent_slot = self._parent_slot(table, va)
             self._words[parent_slot >> 3] = 0
-            del self.live[table]
+            del self.live[table], self.level[table]
             self.frames.put(table >> PAGE_SHIFT)
             table = parent_slot & ~(PAGE_SIZE - 1)
             self.live[table] -= 1
@@ -265,7 +303,7 @@ class PageTable:
             if entry & PTE_PRESENT and not entry & PTE_HUGE and self.live.get(child) == 0:
                 self._last_pt = (-1, 0)
                 self._words[slot >> 3] = 0
-                del self.live[child]
+                del self.live[child], self.level[child]
                 self.frames.put(child >> PAGE_SHIFT)
                 self.live[slot & ~(PAGE_SIZE - 1)] -= 1
 
@@ -334,8 +372,9 @@ class PageTable:
                 other.live[dst] += 1
                 leaves.append(entry)
                 continue
-            table = other.frames.alloc() << PAGE_SHIFT
+            table = other.frames.alloc_kernel() << PAGE_SHIFT
             other.live[table] = 0
+            other.level[table] = shift - 9
             words[d + index] = table | (entry & ~PTE_ADDR_MASK & ~(PTE_ACCESSED | PTE_DIRTY))
             other.live[dst] += 1
             self._clone(entry & PTE_ADDR_MASK, table, other, shift - 9, va, policy, leaves)
@@ -351,6 +390,7 @@ class PageTable:
         self._words[base : base + KERNEL_PML4_FIRST] = memoryview(bytes(8 * KERNEL_PML4_FIRST)).cast("Q")
         self.frames.put_many([table >> PAGE_SHIFT for table in self.live if table != self.root])
         self.live = {self.root: 0}
+        self.level = {self.root: PML4_SHIFT}
         self._last_pt = (-1, 0)
         return leaves
 
@@ -360,6 +400,7 @@ class PageTable:
             raise InvariantError(f"release with {len(self.live) - 1} user tables still live")
         self.frames.put(self.root >> PAGE_SHIFT)
         self.live.clear()
+        self.level.clear()
 
     # -- checking ---------------------------------------------------------------------------
 
@@ -386,10 +427,27 @@ class PageTable:
                 yield from self._iter_table(entry & PTE_ADDR_MASK, shift - 9, va, start, end)
 
     def check_invariants(self) -> None:
-        """Recount present entries of every owned table and compare with `live`."""
+        """Recount present entries of every owned table and compare with `live`; every table
+        page is marked the kernel's; every non-leaf entry points at a table this page table
+        owns, one level down; every leaf is at its level (PS only in a PD) and maps only
+        frames that are the guest's (see the module doc)."""
+        kernel_use = self._kernel_use
         for table, count in self.live.items():
+            level = self.level[table]
+            if not kernel_use[table >> PAGE_SHIFT]:
+                raise InvariantError(f"table {table:#x} is not marked as a kernel frame")
             start = table >> 3
             end = start + (KERNEL_PML4_FIRST if table == self.root else ENTRIES_PER_TABLE)
-            real = sum(1 for e in self._words[start:end] if e & PTE_PRESENT)
-            if real != count:
-                raise InvariantError(f"table {table:#x}: {real} present entries, counted {count}")
+            present = [e for e in self._words[start:end] if e & PTE_PRESENT]
+            if len(present) != count:
+                raise InvariantError(f"table {table:#x}: {len(present)} present entries, counted {count}")
+            if level == PT_SHIFT:
+                if any(kernel_use[(e & PTE_ADDR_MASK) >> PAGE_SHIFT] for e in present):
+                    raise InvariantError(f"table {table:#x} maps a kernel frame into user space")
+                continue
+            for entry in present:
+                if entry & PTE_HUGE and level == PD_SHIFT:
+                    self._check_leaf(table, entry)
+                elif entry & PTE_HUGE or self.level.get(entry & PTE_ADDR_MASK) != level - 9:
+                    raise InvariantError(f"{LEVEL_NAMES[level]} entry {entry:#x} in {table:#x} does not "
+                                         f"point at a {LEVEL_NAMES.get(level - 9)} table of this page table")

@@ -106,3 +106,80 @@ def test_invariants_catch_a_stray_entry(table: PageTable) -> None:
     table.mem.words[(leaf.table >> 3) + 7] = 0x7000 | PTE_PRESENT
     with pytest.raises(InvariantError):
         table.check_invariants()
+
+
+# -- containment: frames that are not the guest's never become user leaves (issue 12) -------
+
+
+def test_a_user_leaf_never_maps_a_table_page(table: PageTable) -> None:
+    table.map(0x40_0000, table.frames.alloc() << 12, PTE_USER)
+    pt = table.levels(0x40_0000)[-1].table
+    with pytest.raises(InvariantError, match="kernel's frame"):
+        table.map(0x80_0000, pt, PTE_USER | PTE_WRITABLE)
+    other = PageTable(table.mem, table.frames)  # another space's root is no better
+    with pytest.raises(InvariantError, match="kernel's frame"):
+        table.map(0x80_0000, other.root, PTE_USER)
+    slot = table.walk(0x40_1000)
+    with pytest.raises(InvariantError, match="kernel's frame"):
+        table.fill_slot(slot, table.root | PTE_PRESENT | PTE_USER)
+    leaf = table.lookup(0x40_0000)
+    with pytest.raises(InvariantError, match="kernel's frame"):
+        table.set_entry(leaf.slot, pt | PTE_PRESENT | PTE_USER)
+    table.check_invariants()
+
+
+def test_a_user_leaf_never_maps_a_kernel_frame(table: PageTable) -> None:
+    gdt = table.frames.alloc_kernel()
+    with pytest.raises(InvariantError):
+        table.map(0x1000, gdt << 12, PTE_USER)
+    huge = table.frames.alloc(9)
+    table.frames.kernel_use[huge + 300] = 1  # a 2 MiB page is checked over all its frames
+    with pytest.raises(InvariantError):
+        table.map(0x20_0000, huge << 12, PTE_USER, size=2 << 20)
+    table.frames.kernel_use[huge + 300] = 0
+    table.map(0x20_0000, huge << 12, PTE_USER, size=2 << 20)
+    with pytest.raises(InvariantError):  # and beyond RAM is no frame at all
+        table.map(0x1000, table.mem.size, PTE_USER)
+
+
+def test_a_pd_slot_takes_only_a_2mib_leaf(table: PageTable) -> None:
+    pd_slot = table.walk(0x20_0000, 21, create=True)
+    page = table.frames.alloc() << 12
+    with pytest.raises(InvariantError, match="PD table"):  # the CPU would walk `page` as a PT
+        table.fill_slot(pd_slot, page | PTE_PRESENT | PTE_USER | PTE_WRITABLE)
+    huge = table.frames.alloc(9) << 12
+    table.fill_slot(pd_slot, huge | PTE_PRESENT | PTE_USER | PTE_HUGE)
+    table.check_invariants()
+    pt_slot = table.walk(0x40_0000, create=True)
+    with pytest.raises(InvariantError, match="PDPT table"):  # no 1 GiB leaves either
+        table.set_entry(table.walk(0x4000_0000, 30), huge | PTE_PRESENT | PTE_USER | PTE_HUGE)
+    table.fill_slot(pt_slot, page | PTE_PRESENT | PTE_USER)
+    table.check_invariants()
+
+
+def test_invariants_catch_a_forged_table(table: PageTable) -> None:
+    """The original exploit's state: a PD entry without PS pointing at a data frame."""
+    page = table.frames.alloc() << 12
+    slot = table.walk(0x20_0000, 21, create=True)
+    table.mem.words[slot >> 3] = page | PTE_PRESENT | PTE_USER | PTE_WRITABLE
+    table.live[slot & ~0xFFF] += 1
+    with pytest.raises(InvariantError, match="does not point at a PT table"):
+        table.check_invariants()
+
+
+def test_invariants_catch_a_leaf_on_a_table_page(table: PageTable) -> None:
+    table.map(0x40_0000, table.frames.alloc() << 12, PTE_USER)
+    leaf = table.levels(0x40_0000)[-1]
+    table.mem.words[(leaf.table >> 3) + 1] = table.root | PTE_PRESENT | PTE_USER
+    table.live[leaf.table] += 1
+    with pytest.raises(InvariantError, match="kernel frame"):
+        table.check_invariants()
+
+
+def test_freed_tables_lose_their_mark(table: PageTable) -> None:
+    table.map(0x40_0000, table.frames.alloc() << 12, PTE_USER)
+    tables = [level.table >> 12 for level in table.levels(0x40_0000)]
+    assert all(table.frames.is_kernel(pfn) for pfn in tables)
+    table.unmap(0x40_0000)
+    assert [table.frames.is_kernel(pfn) for pfn in tables] == [True, False, False, False]
+    table.frames.check_invariants()
