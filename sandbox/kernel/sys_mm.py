@@ -1,7 +1,11 @@
-"""Memory system calls: brk, mmap, munmap, mprotect (man 2 brk, mmap, mprotect).
+"""Memory system calls: brk, mmap, munmap, mprotect, mremap, madvise, mincore, msync
+(man 2 of each).
 
 Thin handlers: decode and check arguments the way Linux does (same errno for the same
 mistake), convert (addr, length) to a half-open range once, then call the address space.
+The guest chooses sizes up to the whole 128 TiB user half: work here is proportional to the
+regions and present page-table entries in a range, never to its pages (holes cost nothing),
+and output proportional to pages (mincore) is copied out in bounded chunks.
 """
 
 from __future__ import annotations
@@ -19,9 +23,8 @@ from sandbox.mm import HUGE_PAGE_SIZE, PAGE_SHIFT, PAGE_SIZE, USER_END, align_up
 from sandbox.mm.aspace import AddressSpace
 from sandbox.mm.pagecache import CachedFile
 from sandbox.mm.uaccess import copy_out
-from sandbox.mm.vma import PROT_EXEC, PROT_READ, PROT_WRITE, Region, RegionFlag, RegionKind
+from sandbox.mm.vma import PROT_ALL, PROT_READ, PROT_WRITE, Region, RegionFlag, RegionKind
 
-PROT_ALL = PROT_READ | PROT_WRITE | PROT_EXEC
 PROT_GROWSDOWN = 0x0100_0000
 PROT_GROWSUP = 0x0200_0000
 
@@ -57,13 +60,17 @@ def sys_mmap(proc: Process, addr: int, length: int, prot: int, flags: int, fd: i
         raise SyscallError(errno.EINVAL, "bad map type or zero length")
     if offset % PAGE_SIZE or prot & ~PROT_ALL & ~(PROT_GROWSDOWN | PROT_GROWSUP):
         raise SyscallError(errno.EINVAL, "unaligned offset or unknown prot bits")
+    if flags & abi.MAP_HUGETLB and not flags & abi.MAP_ANONYMOUS:
+        proc.files.get(fd)  # EBADF comes first (Linux's ksys_mmap_pgoff)
+        raise SyscallError(errno.EINVAL, "MAP_HUGETLB maps only anonymous memory (there is no hugetlbfs)")
     page_size = HUGE_PAGE_SIZE if flags & abi.MAP_HUGETLB else PAGE_SIZE
     size = align_up(length, page_size)
     if size > USER_END:
         raise SyscallError(errno.ENOMEM, "length exceeds user space")
     start = _place(proc, addr, size, flags, page_size)
+    max_prot = PROT_ALL
     if not flags & abi.MAP_ANONYMOUS:
-        source = _mapped_file(proc, fd, prot, kind != abi.MAP_PRIVATE)
+        source, max_prot = _mapped_file(proc, fd, prot, kind != abi.MAP_PRIVATE)
     elif kind != abi.MAP_PRIVATE and page_size == PAGE_SIZE:
         source, offset = _shared_anonymous(proc, size), 0
     else:
@@ -77,22 +84,26 @@ def sys_mmap(proc: Process, addr: int, length: int, prot: int, flags: int, fd: i
         region_flags |= RegionFlag.FIXED
     proc.space.reserve_region(start, size // page_size, prot & PROT_ALL, flags=region_flags,
                               kind=RegionKind.MMAP, page_size=page_size, file=source, offset=offset,
-                              name=source.name if source else "")
+                              name=source.name if source else "", max_prot=max_prot)
     if flags & abi.MAP_POPULATE:
         proc.space.populate(start, start + size)
     return start
 
 
-def _mapped_file(proc: Process, fd: int, prot: int, shared: bool) -> CachedFile | None:
-    """The page-cache entry for mapping `fd`; None for /dev/zero (an anonymous mapping)."""
+def _mapped_file(proc: Process, fd: int, prot: int, shared: bool) -> tuple[CachedFile | None, int]:
+    """The page-cache entry for mapping `fd` (None for /dev/zero: an anonymous mapping) and
+    the most protection the mapping may ever get. As Linux's do_mmap: any mapping needs a
+    readable descriptor, and a shared one of a descriptor not open for writing may never
+    be writable (VM_MAYWRITE cleared), so a later mprotect(PROT_WRITE) is EACCES too."""
     file = proc.files.get(fd)
     if isinstance(file, DeviceFile) and file.device == "zero":
-        return None
+        return None, PROT_ALL
     if not isinstance(file, HostFile) or not stat.S_ISREG(file.stat().mode):
         raise SyscallError(errno.ENODEV, f"{file.name} cannot be mapped")
     if not file.readable or (shared and prot & PROT_WRITE and not file.writable):
         raise SyscallError(errno.EACCES, f"{file.name} is not open for that access")
-    return proc.kernel.page_cache.open(file.fd, file.guest, shared and file.writable)
+    max_prot = PROT_ALL & ~PROT_WRITE if shared and not file.writable else PROT_ALL
+    return proc.kernel.page_cache.open(file.fd, file.guest, shared and file.writable), max_prot
 
 
 def _shared_anonymous(proc: Process, size: int) -> CachedFile:
@@ -167,6 +178,8 @@ def sys_mremap(proc: Process, old: int, old_size: int, new_size: int, flags: int
         raise SyscallError(errno.EINVAL, "mremap arguments")
     space = proc.space
     region = space.find_region(old)
+    if region is not None and region.page_size != PAGE_SIZE:
+        old_size, new_size = _huge_sizes(region.page_size, old, old_size, new_size, new_address)
     if region is None or old + old_size > region.end or old_size == 0:
         raise SyscallError(errno.EFAULT, f"{old:#x}+{old_size:#x} is not one mapping")
     if flags & MREMAP_FIXED:
@@ -176,7 +189,8 @@ def sys_mremap(proc: Process, old: int, old_size: int, new_size: int, flags: int
         space.unmap_range(new_address, new_size)
         return _move(space, old, old_size, new_address, new_size)
     if new_size <= old_size:
-        space.unmap_range(old + new_size, old_size - new_size)
+        if new_size < old_size:
+            space.unmap_range(old + new_size, old_size - new_size)
         return old
     end = old + old_size
     if end == region.end and end + new_size - old_size <= USER_END and \
@@ -189,6 +203,17 @@ def sys_mremap(proc: Process, old: int, old_size: int, new_size: int, flags: int
     if target is None:
         raise SyscallError(errno.ENOMEM, "no room to move")
     return _move(space, old, old_size, target, new_size)
+
+
+def _huge_sizes(page_size: int, old: int, old_size: int, new_size: int, new_address: int) -> tuple[int, int]:
+    """The sizes of an mremap of a huge-page region, rounded up to its page size; EINVAL for
+    what Linux's mremap refuses on hugetlb memory: an unaligned old or new address, and any
+    growth (its huge-page reservation cannot be split)."""
+    mask = page_size - 1
+    old_size, new_size = align_up(old_size, page_size), align_up(new_size, page_size)
+    if old & mask or new_address & mask or new_size > old_size:
+        raise SyscallError(errno.EINVAL, f"mremap of {page_size >> 10} KiB pages: unaligned or growing")
+    return old_size, new_size
 
 
 def _move(space, old: int, old_size: int, new: int, new_size: int) -> int:
@@ -211,18 +236,45 @@ def sys_madvise(proc: Process, addr: int, length: int, advice: int) -> int:
     return 0
 
 
+#: Pages mincore reports per copy-out: Linux fills one kernel page of the vector at a time.
+MINCORE_CHUNK_PAGES = PAGE_SIZE
+
+
 @syscall("mincore", "addr length vec")
 def sys_mincore(proc: Process, addr: int, length: int, vec: int) -> int:
-    """One byte per page: 1 if it is resident (mapped) now."""
+    """One byte per page: 1 if it is resident (mapped) now.
+
+    As Linux: the vector is filled one chunk at a time, each inside one region, so a hole
+    (ENOMEM) or a bad vector (EFAULT) ends the call where it is met, earlier chunks written.
+    The host never holds more than one chunk, however large the range.
+    """
     if addr % PAGE_SIZE:
         raise SyscallError(errno.EINVAL, "unaligned address")
-    end = addr + page_up(length)
-    if end > USER_END:
+    if length >= USER_END or addr + page_up(length) > USER_END:
         raise SyscallError(errno.ENOMEM, "beyond user space")
-    proc.space.require_covered(addr, end)
-    resident = {va for va, _ in proc.space.pagetable.iter_leaves(addr, end)}
-    copy_out(proc.space, vec, bytes(1 if va in resident else 0 for va in range(addr, end, PAGE_SIZE)))
+    end = addr + page_up(length)
+    if vec + ((end - addr) >> PAGE_SHIFT) > USER_END:
+        raise SyscallError(errno.EFAULT, "the vector is outside user space")
+    space = proc.space
+    while addr < end:
+        region = space.find_region(addr)
+        if region is None:
+            raise SyscallError(errno.ENOMEM, f"{addr:#x} is not mapped")
+        chunk_end = min(end, region.end, addr + MINCORE_CHUNK_PAGES * PAGE_SIZE)
+        copy_out(space, vec, _residency(space, addr, chunk_end))
+        vec += (chunk_end - addr) >> PAGE_SHIFT
+        addr = chunk_end
     return 0
+
+
+def _residency(space: AddressSpace, start: int, end: int) -> bytearray:
+    """mincore's bytes for the pages of [start, end): 1 for each page a present leaf maps
+    (every 4 KiB page of a 2 MiB one), from the leaves alone."""
+    out = bytearray((end - start) >> PAGE_SHIFT)
+    for va, m in space.pagetable.iter_leaves(start, end):
+        first, last = max(va, start), min(va + m.size, end)
+        out[(first - start) >> PAGE_SHIFT : (last - start) >> PAGE_SHIFT] = b"\x01" * ((last - first) >> PAGE_SHIFT)
+    return out
 
 
 @syscall("msync", "addr length flags")

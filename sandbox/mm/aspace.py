@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from sandbox.errors import InvariantError, SyscallError
+from sandbox.errors import GuestFault, InvariantError, SyscallError
 from sandbox.mm import FILE_FAULT_AROUND_PAGES, KERNEL_BASE, PAGE_SHIFT, PAGE_SIZE, USER_END, page_up
 from sandbox.mm.fault import fault_in_page, handle_page_fault
 from sandbox.mm.frames import FrameAllocator
@@ -37,6 +37,8 @@ from sandbox.mm.pagetable import (
 )
 from sandbox.mm.physmem import PhysicalMemory
 from sandbox.mm.vma import (  # noqa: F401 - Access and prot_allows re-exported
+    PROT_ALL,
+    PROT_NONE,
     Access,
     FileSource,
     Region,
@@ -182,12 +184,14 @@ class AddressSpace:
         offset: int = 0,
         file_end: int | None = None,
         name: str = "",
+        max_prot: int = PROT_ALL,
     ) -> Region:
-        """Reserve `npages` pages at `start` for demand paging: no frame until a fault."""
+        """Reserve `npages` pages at `start` for demand paging: no frame until a fault.
+        `max_prot` bounds every later mprotect (see Region)."""
         end = start + npages * page_size
         region = Region(
             start, end, prot, flags, kind, page_size, file, offset,
-            end if file_end is None else file_end, name,
+            end if file_end is None else file_end, name, max_prot,
         )
         self.add_region(region, fixed=bool(flags & RegionFlag.FIXED))
         return region
@@ -203,11 +207,22 @@ class AddressSpace:
         return region
 
     def populate(self, start: int, end: int) -> None:
-        """Fault in every page of `[start, end)` that is not mapped yet (MAP_POPULATE)."""
-        for va in range(start, end, PAGE_SIZE):
-            region = self.regions.find(va)
-            if region is not None and self.pagetable.lookup(va) is None:
-                fault_in_page(self, region, va)
+        """Fault in every page of `[start, end)` that is not mapped yet (MAP_POPULATE, an eager
+        `map_region`). Walks the regions, a step of their page size each: holes cost nothing,
+        and each step maps a frame or finds one mapped. As Linux's populate_vma_page_range,
+        PROT_NONE regions are skipped and a region's pages past the end of its file are left
+        unmapped (the failure is ignored; a touch gets SIGBUS)."""
+        for region in self.regions.overlapping(start, end):
+            if region.prot == PROT_NONE:
+                continue
+            step = region.page_size
+            for va in range(max(start, region.start) & ~(step - 1), min(end, region.end), step):
+                if self.pagetable.lookup(va) is not None:
+                    continue
+                try:
+                    fault_in_page(self, region, va)
+                except GuestFault:
+                    break
 
     def map_shared_frames(
         self, start: int, pfns: Iterable[int], prot: int, kind: RegionKind = RegionKind.MMAP
@@ -288,9 +303,18 @@ class AddressSpace:
     def protect_range(self, addr: int, length: int, prot: int) -> None:
         """Give `[addr, addr + length)` protection `prot`, in regions and present entries.
 
-        Raises SyscallError(ENOMEM) if part of the range is not mapped; nothing changes then.
+        Raises SyscallError(ENOMEM) if part of the range is not mapped, EACCES if `prot`
+        exceeds what a region may get (its `max_prot`), whichever comes first in address
+        order (Linux's mprotect walks the regions so); nothing changes then.
         """
         end = addr + page_up(length)
+        cursor = addr
+        for region in self.regions.overlapping(addr, end):
+            if region.start > cursor:
+                break
+            if prot & ~region.max_prot:
+                raise SyscallError(errno.EACCES, f"{region.start:#x} may not get protection {prot}")
+            cursor = region.end
         self.require_covered(addr, end)
         self._require_page_aligned(addr, end)
         self.regions.split_at(addr)
@@ -381,8 +405,7 @@ class AddressSpace:
         in both, so the first write on either side copies (see fault.py's copy-on-write case).
         Tables are copied whole; each shared frame gains one reference."""
         child = AddressSpace.new_user_like(self)
-        for region in self.regions:
-            child.regions.insert(region.replaced())
+        child.regions = self.regions.copy()
         leaves = self.pagetable.clone_into(child.pagetable, self._strip_on_fork)
         self.frames.get_many((entry & PTE_ADDR_MASK) >> PAGE_SHIFT for entry in leaves)
         child.pages_shared_at_fork = len(leaves)
@@ -420,6 +443,9 @@ class AddressSpace:
         """Regions and tables well-formed; every present user leaf inside a region it obeys."""
         self.regions.check_invariants()
         self.pagetable.check_invariants()
+        for region in self.regions:
+            if region.prot & ~region.max_prot:
+                raise InvariantError(f"region {region.start:#x} has prot {region.prot} beyond {region.max_prot}")
         for va, m in self.pagetable.iter_leaves():
             region = self.regions.find(va)
             if region is None or va + m.size > region.end:

@@ -26,6 +26,7 @@ PROT_NONE = 0
 PROT_READ = 1
 PROT_WRITE = 2
 PROT_EXEC = 4
+PROT_ALL = PROT_READ | PROT_WRITE | PROT_EXEC
 
 
 class Access(enum.IntFlag):
@@ -82,17 +83,23 @@ class Region:
     virtual address `file_end`; pages or parts of pages beyond `file_end` read as zeros (the
     bss of an ELF segment). `file is None` means anonymous, zero-filled memory.
 
+    `max_prot` is the most protection the region may ever get: what the descriptor it was
+    mapped from allows (Linux's VM_MAYREAD / VM_MAYWRITE / VM_MAYEXEC). A shared mapping of a
+    descriptor not open for writing may never become writable (man 2 mprotect, EACCES).
+
     Never changed once made (a change is a new region, `replaced`); compared by identity, as
-    the tree holds each one once.
+    a tree holds each one once. Trees may share a record (fork copies the tree, not them).
     """
 
-    __slots__ = ("start", "end", "prot", "flags", "kind", "page_size", "file", "offset", "file_end", "name")
+    __slots__ = ("start", "end", "prot", "flags", "kind", "page_size", "file", "offset", "file_end", "name",
+                 "max_prot")
 
     def __init__(self, start: int, end: int, prot: int, flags: RegionFlag = RegionFlag.NONE,
                  kind: RegionKind = RegionKind.MMAP, page_size: int = PAGE_SIZE, file: FileSource | None = None,
-                 offset: int = 0, file_end: int = 0, name: str = "") -> None:
+                 offset: int = 0, file_end: int = 0, name: str = "", max_prot: int = PROT_ALL) -> None:
         self.start, self.end, self.prot, self.flags, self.kind = start, end, prot, flags, kind
         self.page_size, self.file, self.offset, self.file_end, self.name = page_size, file, offset, file_end, name
+        self.max_prot = max_prot
 
     def __repr__(self) -> str:
         return (f"Region({self.start:#x}-{self.end:#x}, prot={self.prot}, {self.flags!r}, {self.kind.name}, "
@@ -125,8 +132,8 @@ class Region:
         """True if `right` begins where this ends and could be one region with it."""
         if self.end != right.start:
             return False
-        same = (self.prot, self.flags, self.kind, self.page_size, self.name, self.file)
-        if same != (right.prot, right.flags, right.kind, right.page_size, right.name, right.file):
+        same = (self.prot, self.flags, self.kind, self.page_size, self.name, self.file, self.max_prot)
+        if same != (right.prot, right.flags, right.kind, right.page_size, right.name, right.file, right.max_prot):
             return False
         if self.file is None:
             return True
@@ -158,6 +165,13 @@ class VmaTree:
 
     def __len__(self) -> int:
         return len(self._by_start)
+
+    def copy(self) -> VmaTree:
+        """A tree of the same regions (fork). The records are immutable, so both trees share
+        them: a copy costs a key and a reference per region, not a new record."""
+        tree = VmaTree()
+        tree._by_start = SortedDict(self._by_start)
+        return tree
 
     # -- lookup -----------------------------------------------------------------------------
 
@@ -223,6 +237,8 @@ class VmaTree:
 
         Returns the removed pieces (each clipped to the range), in address order.
         """
+        if start >= end:
+            return []
         removed = []
         for region in self.overlapping(start, end):
             del self._by_start[region.start]
