@@ -7,15 +7,21 @@
         pml4 = sb.read_physical(result.cr3, 4096)   # walk the tables yourself
 
 The process's address space stays intact after it ends, until `close()` (or the end of the
-`with` block), so scripts can read its CR3 and raw guest-physical memory.
+`with` block), so scripts can read its CR3 and raw guest-physical memory. `close()` also
+removes the sandbox's private root from the host, whatever went wrong before it (and, for a
+sandbox never closed, when it is collected or the interpreter exits).
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import weakref
+from collections.abc import Callable
+from types import FrameType
 from typing import Any, NamedTuple, TextIO
 
+from sandbox.engine import Engine
 from sandbox.errors import InvariantError
 from sandbox.kernel import procfs
 from sandbox.kernel.kernel import Kernel
@@ -53,6 +59,18 @@ class RunResult(NamedTuple):
     maps: str = ""
 
 
+class Stopped(KeyboardInterrupt):
+    """The run was stopped from outside, by signal `signo` to the sandbox process.
+
+    A KeyboardInterrupt, so that the kernel's run loop ends every guest process as it does
+    for Ctrl-C; raised only where the kernel's state is whole (see `Sandbox.interrupt`).
+    """
+
+    def __init__(self, signo: int) -> None:
+        super().__init__(signo)
+        self.signo = signo
+
+
 class Sandbox:
     """One machine; runs one program at a time. Use as a context manager."""
 
@@ -64,10 +82,16 @@ class Sandbox:
         mounts = [parse_mount(m) if isinstance(m, str) else m for m in options.pop("mounts", [])]
         self.machine = Machine(memory)
         self.baseline_frames = self.machine.frames.used
-        opts = Options(memory=memory, trace_syscalls=trace_syscalls, trace_faults=trace_faults,
-                       trace_out=trace_out or sys.stderr, mounts=mounts, **options)
-        self.kernel = Kernel(self.machine, opts)
+        try:
+            opts = Options(memory=memory, trace_syscalls=trace_syscalls, trace_faults=trace_faults,
+                           trace_out=trace_out or sys.stderr, mounts=mounts, **options)
+            self.kernel = Kernel(self.machine, opts)
+        except BaseException:
+            self.machine.close()
+            raise
         self._last: Process | None = None
+        #: The private root goes even if `close` is never called (at collection, or at exit).
+        self._remove_root = weakref.finalize(self, self.kernel.close)
 
     def run(self, path: str, argv: list[str] | None = None, env: list[str] | None = None) -> RunResult:
         """Run the static ELF at `path` to completion. Raises SandboxError for a bad file."""
@@ -91,6 +115,18 @@ class Sandbox:
             message=proc.death.message if proc.death else None,
             cr3=proc.space.cr3, pid=proc.pid, stats=self._stats(proc), maps=procfs.maps(proc).decode(),
         )
+
+    def interrupt(self, signo: int, frame: FrameType | None) -> None:
+        """Stop the run from a signal handler (`frame` is the handler's): raise `Stopped`
+        now if the handler interrupted the run loop or a sleep; inside a hook the CPU called
+        (a system call, a fault) let that finish, then stop the CPU and raise it from there,
+        so that no kernel operation is left half done."""
+        stop = Stopped(signo)
+        if not _inside_hook(frame):
+            raise stop
+        if self.machine.pending_error is None:
+            self.machine.pending_error = stop  # Machine.run raises it once the hook returned
+        self.machine.stop()
 
     def add_fault_policy(self, policy) -> None:
         """Consult `policy(FaultContext)` on every not-present fault (see sandbox.mm.policy)."""
@@ -151,16 +187,42 @@ class Sandbox:
                     raise InvariantError(f"{self.machine.frames.used - self.baseline_frames} frames leaked")
 
     def close(self) -> None:
-        """Tear the last process down and free the machine."""
-        self.release()
-        self.kernel.close()
-        self.machine.close()
+        """Tear the last process down, remove the private root and free the machine: every
+        step runs even if one before it failed (the first error is raised after them all;
+        a root that could not be removed is a sandbox.hostfs.CleanupError)."""
+        _run_all((self.release, self._remove_root, self.machine.close))
 
     def __enter__(self) -> Sandbox:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _inside_hook(frame: FrameType | None) -> bool:
+    """True if `frame` is Python code that the CPU called back (a hook) from inside
+    Engine.emu_start, rather than emu_start itself or the code around it."""
+    start = Engine.emu_start.__code__
+    if frame is None or frame.f_code is start:
+        return False
+    frame = frame.f_back
+    while frame is not None:
+        if frame.f_code is start:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _run_all(steps: tuple[Callable[[], object], ...]) -> None:
+    """Call every step in order; then raise the first exception one of them raised."""
+    first: BaseException | None = None
+    for step in steps:
+        try:
+            step()
+        except BaseException as error:  # noqa: BLE001 - re-raised below, after the other steps
+            first = first or error
+    if first is not None:
+        raise first
 
 
 def run(path: str, argv: list[str] | None = None, **options: Any) -> RunResult:

@@ -1,7 +1,11 @@
 """The `sandbox` command: `sandbox run [OPTIONS] PROG [ARGS]...` and `sandbox maps PROG`.
 
 Exit status: the guest's own; 128 + N if signal N killed it; 127 if PROG does not exist and
-126 if it cannot be run (not an ELF, wrong architecture, ...), as shells report.
+126 if it cannot be run (not an ELF, wrong architecture, ...), as shells report. SIGTERM,
+SIGHUP or SIGINT sent to the sandbox itself stop the run in order (every guest process
+ends, the private root is removed) and the status is 128 + that signal, as a shell reports.
+The private root is removed on every way out, internal errors (70) included; a root that
+could not be removed is said in one line on stderr and never changes the status.
 
 The commands and their options are click's, in `sandbox.commands`. The one exception is a
 plain `sandbox run PROG [ARGS]...`, with no option before PROG: there is nothing to parse,
@@ -13,15 +17,28 @@ parse of `run PROG` gives exactly `RUN_DEFAULTS`.
 from __future__ import annotations
 
 import os
+import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import TYPE_CHECKING
 
 from sandbox.errors import SandboxError
+from sandbox.hostfs import CleanupError
 from sandbox.kernel.options import Options
 
 EXIT_NOT_FOUND = 127
 EXIT_CANNOT_EXECUTE = 126
 EXIT_INTERNAL = 70  # EX_SOFTWARE, sysexits.h
 EXIT_INTERRUPTED = 128 + 2  # SIGINT, as a shell reports a job it interrupted
+EXIT_SIGNALLED = 128  # + the signal's number, as a shell reports a job a signal ended
+#: Signals to the sandbox process that stop the run in order (unless they were ignored when
+#: the sandbox started, as `nohup` leaves SIGHUP).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+
+if TYPE_CHECKING:
+    from sandbox.api import RunResult, Sandbox
 
 #: The parameters `sandbox run PROG` passes to `execute` when no option is given: the run
 #: options' own defaults (`Options`), and the CLI's reporting options off.
@@ -75,39 +92,71 @@ def _say(text: str, end: str = "\n") -> None:
     sys.stderr.write(text + end)
 
 
+class StopSignals:
+    """SIGTERM, SIGHUP and SIGINT to the sandbox process, made an orderly stop while it is
+    installed (a `with` block): the first one is recorded, and during the run it stops the
+    guest at a safe point (`Sandbox.interrupt`); the sandbox is then closed as on any other
+    way out. Later signals, and signals after the run, change nothing: cleanup goes on."""
+
+    def __init__(self) -> None:
+        self.signo: int | None = None
+        self._sandbox: Sandbox | None = None
+        self._over = False
+        self._saved: dict[int, object] = {}
+
+    def __enter__(self) -> StopSignals:
+        for signo in STOP_SIGNALS:
+            if signal.getsignal(signo) is not signal.SIG_IGN:
+                self._saved[signo] = signal.signal(signo, self._on_signal)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signo, handler in self._saved.items():
+            signal.signal(signo, handler)
+
+    @contextmanager
+    def running(self, sandbox: Sandbox) -> Iterator[None]:
+        """The run itself: a stop signal interrupts `sandbox` (one that came before it
+        began stops it at once)."""
+        from sandbox.api import Stopped
+
+        if self.signo is not None:
+            raise Stopped(self.signo)
+        self._sandbox = sandbox
+        try:
+            yield
+        finally:
+            self._sandbox, self._over = None, True
+
+    def _on_signal(self, signo: int, frame: FrameType | None) -> None:
+        if self.signo is not None or self._over:
+            return
+        self.signo = signo
+        if self._sandbox is not None:
+            self._sandbox.interrupt(signo, frame)
+
+
 def execute(prog: str, args: tuple[str, ...], memory: int, trace_faults: bool, trace_syscalls: bool,
             stats: bool, stats_json: str | None, show_maps: bool, mounts: tuple[str, ...], env: tuple[str, ...],
             fault_log: str | None, dump_pagetables: bool, fault_around: int | None, **options) -> int:
     """Run one guest; report; return the exit status for the host."""
-    from sandbox.api import Sandbox
-
     if fault_around:
         from sandbox.mm.policy import fault_around as fault_around_policy
 
         options["fault_policies"] = [fault_around_policy(fault_around)]
     log = open(fault_log, "w") if fault_log else None  # noqa: SIM115 - closed below
     try:
-        with Sandbox(memory, trace_syscalls, trace_faults, mounts=list(mounts), env=list(env), fault_log=log,
-                     **options) as sb:
-            result = sb.run(prog, [prog, *args])
-            tables = sb.pagetables() if dump_pagetables else ""
-    except SandboxError as error:
-        _say(f"sandbox: {error}")
-        return EXIT_NOT_FOUND if "no such file" in str(error) else EXIT_CANNOT_EXECUTE
-    except Exception as error:  # noqa: BLE001 - the one place a sandbox bug is reported
-        if os.environ.get("SANDBOX_DEBUG"):
-            raise
-        where = error.__traceback__
-        while where is not None and where.tb_next is not None:
-            where = where.tb_next
-        line = (f"{os.path.basename(where.tb_frame.f_code.co_filename)}:{where.tb_lineno}"
-                if where is not None else "?")
-        _say(f"sandbox: internal error (a sandbox bug, not the guest's): {type(error).__name__}: "
-             f"{error} at {line}; SANDBOX_DEBUG=1 shows the traceback")
-        return EXIT_INTERNAL
+        with StopSignals() as stop:
+            result, tables, status = _run(prog, args, stop, dump_pagetables, memory, trace_syscalls, trace_faults,
+                                          mounts=list(mounts), env=list(env), fault_log=log, **options)
     finally:
         if log is not None:
             log.close()
+    if stop.signo is not None:
+        _say(f"sandbox: {prog}: stopped by {signal.Signals(stop.signo).name} sent to the sandbox")
+        return EXIT_SIGNALLED + stop.signo
+    if result is None:
+        return status
     sys.stdout.flush()
     if result.message:
         _say(f"sandbox: {prog}: {result.message}")
@@ -123,6 +172,52 @@ def execute(prog: str, args: tuple[str, ...], memory: int, trace_faults: bool, t
         with open(stats_json, "w") as f:
             json.dump(result.stats, f, indent=2, sort_keys=True)
     return result.status
+
+
+def _run(prog: str, args: tuple[str, ...], stop: StopSignals, dump_pagetables: bool, *sandbox_args: object,
+         **sandbox_options: object) -> tuple[RunResult | None, str, int]:
+    """Make a sandbox, run PROG in it (unless a stop signal came first) and close it, which
+    removes its private root, however the run ended. (result, page tables, 0) after a run,
+    (None, "", exit status) when PROG could not run or the sandbox failed."""
+    from sandbox.api import Sandbox, Stopped
+
+    try:
+        sandbox = Sandbox(*sandbox_args, **sandbox_options)
+        try:
+            with stop.running(sandbox):
+                result = sandbox.run(prog, [prog, *args])
+                tables = sandbox.pagetables() if dump_pagetables else ""
+        finally:
+            _close(sandbox)
+    except Stopped:
+        return None, "", EXIT_SIGNALLED + stop.signo
+    except SandboxError as error:
+        _say(f"sandbox: {error}")
+        return None, "", EXIT_NOT_FOUND if "no such file" in str(error) else EXIT_CANNOT_EXECUTE
+    except Exception as error:  # noqa: BLE001 - the one place a sandbox bug is reported
+        if os.environ.get("SANDBOX_DEBUG"):
+            raise
+        _say(f"sandbox: internal error (a sandbox bug, not the guest's): {type(error).__name__}: "
+             f"{error} at {_where(error)}; SANDBOX_DEBUG=1 shows the traceback")
+        return None, "", EXIT_INTERNAL
+    return result, tables, 0
+
+
+def _close(sandbox: Sandbox) -> None:
+    """Close the sandbox; a private root that could not be removed is said, not fatal
+    (the guest's status stands)."""
+    try:
+        sandbox.close()
+    except CleanupError as error:
+        _say(f"sandbox: cleanup: {error}")
+
+
+def _where(error: BaseException) -> str:
+    """file:line where `error` was raised."""
+    where = error.__traceback__
+    while where is not None and where.tb_next is not None:
+        where = where.tb_next
+    return f"{os.path.basename(where.tb_frame.f_code.co_filename)}:{where.tb_lineno}" if where is not None else "?"
 
 
 def format_stats(stats: dict) -> str:

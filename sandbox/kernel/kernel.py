@@ -11,7 +11,6 @@ from __future__ import annotations
 import errno
 import os
 import random
-import shutil
 import signal
 import tempfile
 import time
@@ -21,6 +20,7 @@ from typing import TextIO
 from sandbox import abi
 from sandbox.engine import UC_ERR_INSN_INVALID, UC_X86_REG_RIP, EngineError
 from sandbox.errors import GuestFault, InvariantError, OutOfMemory, SandboxError, SyscallError, WouldBlock
+from sandbox.hostfs import CleanupError, remove_path
 from sandbox.kernel import (  # noqa: F401 - importing registers the handlers
     procfs,
     signal_delivery,
@@ -172,9 +172,20 @@ class Kernel:
         return fd
 
     def close(self) -> None:
-        """Remove the private root directory, if this kernel made one."""
-        if self._own_root:
-            shutil.rmtree(self.fs.mounts[-1].host, ignore_errors=True)
+        """Remove the private root directory, if this kernel made one (once).
+
+        The guest shaped that tree (any depth, modes 000, symlinks to host paths), so it goes
+        by descriptor, without recursion and without following anything (sandbox.hostfs).
+        CleanupError (one line) if some of it stayed on the host.
+        """
+        if not self._own_root:
+            return
+        self._own_root = False
+        root = self.fs.mounts[-1].host
+        try:
+            remove_path(root)
+        except OSError as error:
+            raise CleanupError(f"could not remove the private root {root}: {error}") from error
 
     # -- creating processes ---------------------------------------------------------------
 

@@ -1,0 +1,196 @@
+"""Removing a host directory tree the sandbox made, safely and at any depth.
+
+The private root is the guest's to shape: it can be deeper than any path (a tree built by
+renames has no PATH_MAX), hold directories the guest made unreadable (mode 000) or
+unwritable, and symlinks whose text names host files. `shutil.rmtree` recurses once per
+level (RecursionError past ~1000) and gives up on mode 000. `remove_tree` instead:
+
+- walks with an explicit stack of names, never with recursion or path strings: every step is
+  one component relative to an open directory descriptor (openat(2), unlinkat(2), and
+  `..` to climb back, checked against the device and inode recorded on the way down);
+- holds one directory descriptor at a time, so depth never runs into RLIMIT_NOFILE;
+- never follows a symlink (O_NOFOLLOW; a symlink is unlinked, as any non-directory) and never
+  leaves the tree's file system (a directory on another device is not entered);
+- makes a directory the guest chmod-ed to 000 or 0500 searchable and writable first
+  (fchmodat(2) with AT_SYMLINK_NOFOLLOW, fchmod(2));
+- removes everything it can, then raises the first error (OSError) it met.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+#: How a directory in the tree is opened: never through a symlink, never inherited.
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+#: What the owner needs to list a directory and remove its entries.
+OWNER_ALL = stat.S_IRWXU
+#: The errors of opening a name that is not (any more) a directory: a symlink (ELOOP, with
+#: O_NOFOLLOW), another kind of file (ENOTDIR).
+NOT_A_DIRECTORY = (errno.ELOOP, errno.ENOTDIR)
+
+
+class CleanupError(Exception):
+    """Something the sandbox made on the host could not be removed (one line, for stderr)."""
+
+
+class _Level:
+    """One directory on the way down: its name in its parent, its identity, and the names
+    of its subdirectories still to remove."""
+
+    __slots__ = ("name", "identity", "subdirs")
+
+    def __init__(self, name: str, identity: tuple[int, int], subdirs: list[str]) -> None:
+        self.name = name
+        self.identity = identity
+        self.subdirs = subdirs
+
+
+def identity_of(st: os.stat_result) -> tuple[int, int]:
+    """(device, inode): what a directory is, whatever its name."""
+    return st.st_dev, st.st_ino
+
+
+def remove_tree(parent_fd: int, name: str, identity: tuple[int, int] | None = None) -> None:
+    """Remove `name` (relative to the directory `parent_fd`) and everything under it.
+
+    `identity` (device, inode), if given, is the directory the caller made: anything else
+    found under that name is left alone (OSError ESTALE). A non-directory is just unlinked.
+    Nothing is followed, nothing recursed; the first OSError is raised after all the rest
+    was removed. A name that does not exist raises FileNotFoundError.
+    """
+    top = _open_dir(parent_fd, name)
+    if top is None:
+        if identity is not None:
+            raise OSError(errno.ESTALE, "not the directory the sandbox made", name)
+        os.unlink(name, dir_fd=parent_fd)
+        return
+    top_identity = identity_of(os.fstat(top))
+    if identity is not None and top_identity != identity:
+        os.close(top)
+        raise OSError(errno.ESTALE, "not the directory the sandbox made", name)
+    errors: list[OSError] = []
+    try:
+        _empty_tree(top, name, top_identity, errors)  # closes `top`
+        os.rmdir(name, dir_fd=parent_fd)
+    except OSError as error:
+        errors.append(error)
+    if errors:
+        raise errors[0]
+
+
+def remove_path(path: str, identity: tuple[int, int] | None = None) -> None:
+    """`remove_tree` for an absolute host path: its parent is opened once, the last
+    component removed relative to it."""
+    parent, name = os.path.split(os.path.abspath(path))
+    parent_fd = os.open(parent, DIR_FLAGS & ~os.O_NOFOLLOW)  # the parent is the caller's (e.g. $TMPDIR)
+    try:
+        remove_tree(parent_fd, name, identity)
+    finally:
+        os.close(parent_fd)
+
+
+def _empty_tree(fd: int, name: str, identity: tuple[int, int], errors: list[OSError]) -> None:
+    """Remove everything under the open directory `fd`, depth first with an explicit stack;
+    `fd` (and every descriptor opened on the way) is closed at the end."""
+    device = identity[0]
+    try:
+        stack = [_Level(name, identity, _empty_files(fd, errors))]
+        while stack:
+            level = stack[-1]
+            if level.subdirs:
+                child = level.subdirs.pop()
+                child_fd = _enter(fd, child, device, errors)
+                if child_fd is not None:
+                    os.close(fd)
+                    fd = child_fd
+                    stack.append(_Level(child, identity_of(os.fstat(fd)), _empty_files(fd, errors)))
+                continue
+            stack.pop()
+            if not stack:
+                break
+            below, fd = fd, -1  # _climb closes it, whatever happens
+            fd = _climb(below, stack[-1].identity)
+            try:
+                os.rmdir(level.name, dir_fd=fd)
+            except OSError as error:
+                errors.append(error)
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def _enter(parent_fd: int, name: str, device: int, errors: list[OSError]) -> int | None:
+    """Open the subdirectory `name` to empty it, or None (a non-directory now: unlinked; a
+    directory on another file system: left, as an error)."""
+    try:
+        fd = _open_dir(parent_fd, name)
+        if fd is None:
+            os.unlink(name, dir_fd=parent_fd)
+            return None
+    except OSError as error:
+        errors.append(error)
+        return None
+    if os.fstat(fd).st_dev != device:
+        os.close(fd)
+        errors.append(OSError(errno.EXDEV, "another file system is mounted here; not entered", name))
+        return None
+    return fd
+
+
+def _open_dir(parent_fd: int, name: str) -> int | None:
+    """A descriptor for the directory `name`, made listable and writable by its owner first
+    if need be; None if `name` is a symlink or not a directory."""
+    try:
+        fd = os.open(name, DIR_FLAGS, dir_fd=parent_fd)
+    except OSError as error:
+        if error.errno in NOT_A_DIRECTORY:
+            return None
+        if error.errno != errno.EACCES:
+            raise
+        # Mode 000 (or no read bit): fchmodat with AT_SYMLINK_NOFOLLOW acts on the entry
+        # itself, never on what a symlink names (glibc refuses symlinks with EOPNOTSUPP).
+        os.chmod(name, OWNER_ALL, dir_fd=parent_fd, follow_symlinks=False)
+        fd = os.open(name, DIR_FLAGS, dir_fd=parent_fd)
+    mode = os.fstat(fd).st_mode
+    if mode & OWNER_ALL != OWNER_ALL:  # e.g. 0500: its entries could not be unlinked
+        os.chmod(fd, stat.S_IMODE(mode) | OWNER_ALL)
+    return fd
+
+
+def _empty_files(fd: int, errors: list[OSError]) -> list[str]:
+    """Unlink every non-directory in the open directory `fd` (symlinks included, never
+    followed); return the names of its subdirectories."""
+    try:
+        with os.scandir(fd) as listing:
+            entries = [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in listing]
+    except OSError as error:
+        errors.append(error)
+        return []
+    subdirs = []
+    for name, is_dir in entries:
+        if is_dir:
+            subdirs.append(name)
+            continue
+        try:
+            os.unlink(name, dir_fd=fd)
+        except FileNotFoundError:
+            pass
+        except OSError as error:
+            errors.append(error)
+    return subdirs
+
+
+def _climb(fd: int, parent_identity: tuple[int, int]) -> int:
+    """From the open directory `fd` to its parent (`..`, one component), which must be the
+    directory recorded on the way down: a tree moved meanwhile is not followed elsewhere.
+    Closes `fd`; returns the parent's descriptor."""
+    try:
+        parent = os.open("..", DIR_FLAGS, dir_fd=fd)
+    finally:
+        os.close(fd)
+    if identity_of(os.fstat(parent)) != parent_identity:
+        os.close(parent)
+        raise OSError(errno.ESTALE, "the tree moved while it was being removed", "..")
+    return parent
