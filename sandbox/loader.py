@@ -1,11 +1,13 @@
 """ELF loading (static ET_EXEC and static-PIE ET_DYN x86-64) and the initial process stack.
 
-`read_elf` parses and validates a file and refuses, with one line naming the bad value,
-anything this sandbox cannot run. A run needs only two fixed-layout records, the ELF header
-and the program headers, so they are read with `struct`: importing pyelftools costs a sixth of
-start-up (its construct package pulls in pdb). pyelftools still names refused values (its enum
-tables), imported only on that path. `load_elf` turns its PT_LOAD segments into
-demand-paged, file-backed regions (pages arrive on first touch through the fault handler)
+`parse_elf` validates an open file and refuses, with one line naming the bad value, anything
+this sandbox cannot run. A run needs only two fixed-layout records, the ELF header and the
+program headers, so only they are read (with `struct`), and no more of them than Linux's
+`elf_read_phdrs` accepts: the file may be any size, even a sparse 4 GiB one, and costs the
+host the same. Importing pyelftools costs a sixth of start-up (its construct package pulls
+in pdb); it still names refused values (its enum tables), imported only on that path.
+`load_elf` turns the PT_LOAD segments into demand-paged mappings of the file through the
+page cache, as mmap maps any file (pages arrive on first touch through the fault handler),
 and builds the stack that the SysV x86-64 ABI (§3.4.1, "Initial Stack and Register State")
 promises at `_start`.
 """
@@ -13,6 +15,7 @@ promises at `_start`.
 from __future__ import annotations
 
 import os
+import stat
 import struct
 from typing import NamedTuple
 
@@ -21,7 +24,7 @@ from sandbox.errors import ElfError, SandboxError
 from sandbox.mm import PAGE_SIZE, USER_END, page_down, page_up
 from sandbox.mm.aspace import AddressSpace
 from sandbox.mm.uaccess import copy_out
-from sandbox.mm.vma import PROT_EXEC, PROT_READ, PROT_WRITE, RegionFlag, RegionKind
+from sandbox.mm.vma import PROT_EXEC, PROT_READ, PROT_WRITE, FileSource, RegionFlag, RegionKind
 
 # ELF constants (System V gABI, "ELF Header" and "Program Header").
 ET_EXEC, ET_DYN = 2, 3
@@ -35,6 +38,9 @@ ELF64_EHDR_SIZE = 64
 #: Elf64_Phdr: p_type, p_flags, p_offset, p_vaddr, p_paddr, p_filesz, p_memsz, p_align.
 ELF64_PHDR = struct.Struct("<IIQQQQQQ")
 ELF64_PHDR_SIZE = ELF64_PHDR.size
+#: The most program-header bytes Linux reads (fs/binfmt_elf.c `elf_read_phdrs`: ELF_MIN_ALIGN).
+MAX_PHDR_BYTES = PAGE_SIZE
+PATH_MAX = 4096  # a PT_INTERP name is at most this long (binfmt_elf.c checks p_filesz)
 
 #: Where Linux puts a static-PIE (ELF_ET_DYN_BASE, 2/3 of TASK_SIZE, page-aligned).
 PIE_LOAD_BIAS = 0x5555_5555_4000
@@ -64,10 +70,10 @@ class Segment(NamedTuple):
 
 
 class ElfImage(NamedTuple):
-    """A validated executable, ready to load."""
+    """A validated executable, ready to load: its headers' facts, never its contents."""
 
     path: str
-    data: bytes
+    size: int  # the file's size when it was checked
     type: int
     entry: int
     phoff: int
@@ -75,19 +81,24 @@ class ElfImage(NamedTuple):
     segments: list[Segment]
     stack_exec: bool
 
-    @property
-    def name(self) -> str:
-        """The path, for region names and /proc/PID/maps (FileSource protocol)."""
-        return self.path
 
-    @property
-    def size(self) -> int:
-        """File size in bytes (FileSource protocol)."""
-        return len(self.data)
+class TailPage(NamedTuple):
+    """The file bytes of a segment's last, partial page (at most one page, kept by value).
+
+    Linux's loader zeroes the rest of that page when bss follows (`padzero` in
+    fs/binfmt_elf.c), so it cannot map the shared page-cache frame: it is a private page
+    filled from these bytes (FileSource protocol: `name`, `size`, `read`).
+    """
+
+    name: str
+    offset: int  # file offset of `data[0]`
+    data: bytes
+    size: int  # the file's size
 
     def read(self, offset: int, n: int) -> bytes:
-        """File bytes `[offset, offset + n)` (FileSource protocol)."""
-        return self.data[offset : offset + n]
+        """File bytes `[offset, offset + n)`, as far as this page holds them."""
+        start = offset - self.offset
+        return self.data[start : start + n] if start >= 0 else b""
 
 
 class LoadedImage(NamedTuple):
@@ -101,18 +112,42 @@ class LoadedImage(NamedTuple):
 
 
 def read_elf(path: str) -> ElfImage:
-    """Read and validate the executable at `path`; raise SandboxError/ElfError with one line."""
+    """Open and validate the executable at `path`; raise SandboxError/ElfError with one line."""
+    fd = open_elf(path)
     try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except IsADirectoryError:
-        raise SandboxError(f"{path}: is a directory") from None
+        return parse_elf(fd, path)
+    finally:
+        os.close(fd)
+
+
+def open_elf(path: str) -> int:
+    """A read-only host descriptor for the executable at `path`; SandboxError if none."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         raise SandboxError(f"{path}: no such file") from None
     except OSError as error:
         raise SandboxError(f"{path}: {error.strerror}") from None
-    _check_ident(path, data)
-    return _parse(path, data)
+    if stat.S_ISDIR(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise SandboxError(f"{path}: is a directory")
+    return fd
+
+
+def parse_elf(fd: int, path: str) -> ElfImage:
+    """Validate the ELF file open at `fd` by its headers alone (bounded reads)."""
+    size = os.fstat(fd).st_size
+    header = _pread(fd, path, ELF64_EHDR_SIZE, 0)
+    _check_ident(path, header)
+    return _parse(fd, path, header, size)
+
+
+def _pread(fd: int, path: str, n: int, offset: int) -> bytes:
+    """Up to `n` file bytes at `offset`; SandboxError for a host read error."""
+    try:
+        return os.pread(fd, n, offset)
+    except OSError as error:
+        raise SandboxError(f"{path}: {error.strerror}") from None
 
 
 def _check_ident(path: str, data: bytes) -> None:
@@ -135,10 +170,10 @@ def _enum_name(table: str, value: int) -> str:
     return names.get(value, str(value))
 
 
-def _parse(path: str, data: bytes) -> ElfImage:
+def _parse(fd: int, path: str, header: bytes, size: int) -> ElfImage:
     """Check the header and program headers, collect the PT_LOAD segments."""
     (e_type, e_machine, _version, e_entry, e_phoff, _shoff, _flags, _ehsize, e_phentsize,
-     e_phnum) = ELF64_EHDR.unpack_from(data, 16)
+     e_phnum) = ELF64_EHDR.unpack_from(header, 16)
     if e_machine != EM_X86_64:
         raise ElfError(f"{path}: wrong architecture {_enum_name('ENUM_E_MACHINE', e_machine)}; "
                        "only EM_X86_64 runs here")
@@ -146,23 +181,27 @@ def _parse(path: str, data: bytes) -> ElfImage:
         raise ElfError(f"{path}: ELF type {_enum_name('ENUM_E_TYPE', e_type)} is not an executable")
     if e_phnum and e_phentsize != ELF64_PHDR_SIZE:
         raise ElfError(f"{path}: e_phentsize {e_phentsize}, expected {ELF64_PHDR_SIZE}")
-    if e_phoff + e_phnum * ELF64_PHDR_SIZE > len(data):
+    if e_phnum * ELF64_PHDR_SIZE > MAX_PHDR_BYTES:
+        raise ElfError(f"{path}: {e_phnum} program headers are more than one page holds")
+    if e_phoff + e_phnum * ELF64_PHDR_SIZE > size:
+        raise ElfError(f"{path}: program headers at {e_phoff:#x} run past end of file")
+    table = _pread(fd, path, e_phnum * ELF64_PHDR_SIZE, e_phoff)
+    if len(table) < e_phnum * ELF64_PHDR_SIZE:
         raise ElfError(f"{path}: program headers at {e_phoff:#x} run past end of file")
     bias = PIE_LOAD_BIAS if e_type == ET_DYN else 0
     segments, stack_exec = [], False
-    for index in range(e_phnum):
-        p_type, p_flags, p_offset, p_vaddr, _paddr, p_filesz, p_memsz, _align = (
-            ELF64_PHDR.unpack_from(data, e_phoff + index * ELF64_PHDR_SIZE))
+    for index, (p_type, p_flags, p_offset, p_vaddr, _paddr, p_filesz, p_memsz, _align) in enumerate(
+            ELF64_PHDR.iter_unpack(table)):
         if p_type == PT_INTERP:
-            interp = data[p_offset : p_offset + p_filesz].split(b"\0")[0]
+            interp = _pread(fd, path, min(p_filesz, PATH_MAX), p_offset).split(b"\0")[0]
             raise ElfError(f"{path}: dynamically linked (interpreter "
                            f"{interp.decode(errors='replace')}); only static executables run here")
         if p_type == PT_GNU_STACK:
             stack_exec = bool(p_flags & PF_X)
         if p_type == PT_LOAD and p_memsz:
             segment = Segment(p_vaddr, p_memsz, p_offset, p_filesz, p_flags)
-            segments.append(_check_segment(path, index, len(data), segment, bias))
-    image = ElfImage(path, data, e_type, e_entry, e_phoff, e_phnum, segments, stack_exec)
+            segments.append(_check_segment(path, index, size, segment, bias))
+    image = ElfImage(path, size, e_type, e_entry, e_phoff, e_phnum, segments, stack_exec)
     _check_layout(image)
     return image
 
@@ -194,13 +233,16 @@ def _check_layout(image: ElfImage) -> None:
         raise ElfError(f"{image.path}: entry point {image.entry:#x} is not in an executable segment")
 
 
-def load_elf(space: AddressSpace, image: ElfImage) -> LoadedImage:
-    """Make each PT_LOAD a demand-paged region backed by the file; return where things are.
+def load_elf(space: AddressSpace, image: ElfImage, file: FileSource, name: str) -> LoadedImage:
+    """Map each PT_LOAD of `file` (the image's page-cache entry) as a private file mapping;
+    return where things are. Nothing is read here: pages arrive on first touch.
 
-    Pages wholly past a segment's file bytes become a separate anonymous bss region, as in
-    Linux's /proc/PID/maps. A later segment may share its first page with the previous one:
-    as with Linux's MAP_FIXED, the later mapping wins that page (offset/vaddr congruence
-    makes the file bytes agree).
+    As Linux's `elf_map` + `padzero`: a segment's file pages map the file; when bss follows
+    (p_memsz > p_filesz), the last partial file page becomes a private page whose bytes past
+    p_filesz are zero (`TailPage`), and the pages wholly past the file bytes a separate
+    anonymous bss region, as in Linux's /proc/PID/maps. A later segment may share its first
+    page with the previous one: as with Linux's MAP_FIXED, the later mapping wins that page
+    (offset/vaddr congruence makes the file bytes agree).
     """
     bias = PIE_LOAD_BIAS if image.type == ET_DYN else 0
     end = 0
@@ -209,13 +251,17 @@ def load_elf(space: AddressSpace, image: ElfImage) -> LoadedImage:
         file_end = seg.vaddr + bias + seg.filesz
         seg_end = page_up(seg.vaddr + bias + seg.memsz)
         bss_start = max(page_up(file_end), start) if seg.filesz else start
-        if bss_start > start:
-            kind = RegionKind.CODE if seg.flags & PF_X else RegionKind.DATA
-            space.reserve_region(
-                start, (bss_start - start) // PAGE_SIZE, seg.prot, flags=RegionFlag.FIXED,
-                kind=kind, file=image, offset=seg.offset - (seg.vaddr + bias - start),
-                file_end=file_end, name=image.path,
-            )
+        offset = seg.offset - (seg.vaddr + bias - start)
+        kind = RegionKind.CODE if seg.flags & PF_X else RegionKind.DATA
+        shared_end = page_down(file_end) if seg.memsz > seg.filesz else bss_start
+        if shared_end > start:
+            space.reserve_region(start, (shared_end - start) // PAGE_SIZE, seg.prot, flags=RegionFlag.FIXED,
+                                 kind=kind, file=file, offset=offset, name=name)
+        if bss_start > max(shared_end, start):
+            tail_offset = offset + (shared_end - start)
+            tail = TailPage(name, tail_offset, file.read(tail_offset, file_end - shared_end), file.size)
+            space.reserve_region(shared_end, 1, seg.prot, flags=RegionFlag.FIXED, kind=kind, file=tail,
+                                 offset=tail_offset, file_end=file_end, name=name)
         if seg_end > bss_start:
             space.reserve_region(bss_start, (seg_end - bss_start) // PAGE_SIZE, seg.prot,
                                  flags=RegionFlag.FIXED, kind=RegionKind.BSS)
@@ -243,23 +289,40 @@ class StackSpec(NamedTuple):
     gid: int = os.getgid()
 
 
-def build_stack(space: AddressSpace, loaded: LoadedImage, spec: StackSpec) -> int:
-    """Create the stack region and write argc/argv/envp/auxv and strings; return the new RSP.
+class StackLayout(NamedTuple):
+    """Where `build_stack` put things: the new RSP and the argv and envp strings (Linux's
+    mm->arg_start/arg_end and env_start/env_end, which /proc/PID/cmdline and environ read)."""
+
+    rsp: int
+    arg_start: int
+    arg_end: int
+    env_start: int
+    env_end: int
+
+
+def build_stack(space: AddressSpace, loaded: LoadedImage, spec: StackSpec) -> StackLayout:
+    """Create the stack region and write argc/argv/envp/auxv and strings; say where they are.
 
     Layout, high to low (as Linux's `create_elf_tables`): an 8-byte end marker, argv and envp
     strings, the execfn string, the platform string, 16 random bytes, padding, then auxv,
     envp[], argv[] and argc at a 16-byte aligned RSP.
     """
     top = STACK_TOP - 8
-    blob = bytearray()
+    pieces: list[bytes] = []  # high to low; joined once (prepending would copy per string)
+    low = top
 
     def push(data: bytes) -> int:
-        blob[:0] = data
-        return top - len(blob)
+        nonlocal low
+        pieces.append(data)
+        low -= len(data)
+        return low
 
     execfn = push(spec.execfn + b"\0")
+    env_end = low
     env_ptrs = [push(s + b"\0") for s in reversed(spec.envp)][::-1]
+    arg_end = low
     arg_ptrs = [push(s + b"\0") for s in reversed(spec.argv)][::-1]
+    arg_start = low
     platform = push(b"x86_64\0")
     random = push(spec.random)
     auxv = [
@@ -272,11 +335,11 @@ def build_stack(space: AddressSpace, loaded: LoadedImage, spec: StackSpec) -> in
     ]
     words = [len(spec.argv), *arg_ptrs, 0, *env_ptrs, 0, *[x for pair in auxv for x in pair]]
     table = struct.pack(f"<{len(words)}Q", *words)
-    rsp = (top - len(blob) - len(table)) & ~15
+    rsp = (low - len(table)) & ~15
     stack_low = page_down(rsp) - STACK_EXPAND
     prot = PROT_READ | PROT_WRITE | (PROT_EXEC if spec.executable else 0)
     space.reserve_region(stack_low, (STACK_TOP - stack_low) // PAGE_SIZE, prot,
                          flags=RegionFlag.GROWSDOWN, kind=RegionKind.STACK, name="[stack]")
     copy_out(space, rsp, table)
-    copy_out(space, top - len(blob), bytes(blob))
-    return rsp
+    copy_out(space, low, b"".join(reversed(pieces)))
+    return StackLayout(rsp, arg_start, arg_end, arg_end, env_end)

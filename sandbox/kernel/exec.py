@@ -11,7 +11,7 @@ import os
 from typing import TYPE_CHECKING
 
 from sandbox.errors import OutOfMemory, SandboxError, SyscallError
-from sandbox.loader import StackSpec, build_stack, load_elf, read_elf
+from sandbox.loader import StackSpec, build_stack, load_elf, open_elf, parse_elf
 from sandbox.mm.aspace import AddressSpace
 
 if TYPE_CHECKING:
@@ -24,25 +24,37 @@ MAX_INTERPRETER_DEPTH = 4  # Linux allows a few levels of #! (fs/exec.c)
 
 def load_program(kernel: Kernel, proc: Process, host_path: str, guest_path: str, argv: list[bytes],
                  envp: list[bytes]) -> None:
-    """Replace `proc`'s image with the ELF at `host_path`. Raises SandboxError if unloadable."""
-    image = read_elf(host_path)
+    """Replace `proc`'s image with the ELF at `host_path`. Raises SandboxError if unloadable.
+
+    Only the headers are read; the segments map the file through the page cache, so a huge
+    or sparse file costs the host no more than a small one (pages come on first touch).
+    """
+    fd = open_elf(host_path)
+    try:
+        image = parse_elf(fd, host_path)
+        file = kernel.page_cache.open(fd, guest_path, False)
+    finally:
+        os.close(fd)
     space = AddressSpace.new_user(kernel.machine.kernel_space)
     kernel.watch_faults(proc, space)
     try:
-        loaded = load_elf(space, image)
+        loaded = load_elf(space, image, file, guest_path)
         spec = StackSpec(argv, envp, os.fsencode(guest_path), kernel.random_bytes(16), image.stack_exec)
-        rsp = build_stack(space, loaded, spec)
+        stack = build_stack(space, loaded, spec)
     except (SyscallError, OutOfMemory) as error:
         space.destroy()
+        kernel.trim_page_cache()
         raise SandboxError(f"{host_path}: cannot be loaded: {error}") from None
     except BaseException:
         space.destroy()
+        kernel.trim_page_cache()
         raise
     old = proc.space
     proc.space = space
     proc.brk_start = proc.brk = loaded.brk_start
-    proc.fresh_entry = (loaded.entry, rsp)
-    proc.exe, proc.exe_guest, proc.argv, proc.envp = host_path, guest_path, argv, envp
+    proc.fresh_entry = (loaded.entry, stack.rsp)
+    proc.exe, proc.exe_guest = host_path, guest_path
+    proc.arg_range, proc.env_range = (stack.arg_start, stack.arg_end), (stack.env_start, stack.env_end)
     proc.comm = os.path.basename(guest_path)[:15]
     if old is not None:
         kernel.retire_space(proc, old)

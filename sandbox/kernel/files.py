@@ -19,13 +19,17 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
 from sandbox.errors import SyscallError, WouldBlock
-from sandbox.mm import PAGE_SHIFT
+from sandbox.mm import PAGE_SHIFT, PAGE_SIZE
 
 if TYPE_CHECKING:
+    from sandbox.kernel.accounting import Budget
+    from sandbox.kernel.procfs import ProcContent
     from sandbox.mm.pagecache import CachedFile, PageCache
 
 MAX_FDS = 1024  # RLIMIT_NOFILE's usual soft limit
-PIPE_CAPACITY = 65536  # Linux's default pipe buffer (man 7 pipe)
+PIPE_DEF_PAGES = 16  # Linux's default pipe buffer, 64 KiB (man 7 pipe; PIPE_DEF_BUFFERS)
+PIPE_MIN_DEF_PAGES = 2  # a new pipe's buffer past pipe-user-pages-soft (fs/pipe.c)
+PIPE_BUF = 4096  # writes up to this size are atomic (man 7 pipe)
 O_ACCMODE, O_RDONLY, O_WRONLY, O_RDWR = 0o3, 0o0, 0o1, 0o2
 O_APPEND, O_NONBLOCK = 0o2000, 0o4000
 POLLIN, POLLOUT, POLLERR, POLLHUP, POLLNVAL = 0x1, 0x4, 0x8, 0x10, 0x20
@@ -363,24 +367,35 @@ class DeviceFile(File):
 
 
 class ProcFile(File):
-    """A /proc file: its text is generated when opened, then read like a small file."""
+    """A /proc file read through its `content` (see procfs): a snapshot taken at open and
+    charged to the sandbox's /proc budget while a descriptor names it (ENOMEM past it), or
+    bytes each read takes from a process's memory (cmdline, environ), as Linux's fs/proc."""
 
-    def __init__(self, name: str, content: bytes) -> None:
+    def __init__(self, name: str, content: ProcContent) -> None:
         super().__init__(O_RDONLY)
         self.name = name
         self.content = content
         self.offset = 0
 
+    def attach(self) -> None:
+        """The first descriptor holds the content (ENOMEM past the /proc budget)."""
+        if self.refs == 0:
+            self.content.hold()
+        super().attach()
+
+    def close(self) -> None:
+        self.content.drop()
+
     def read(self, n: int) -> bytes:
-        data = self.content[self.offset : self.offset + n]
+        data = self.content.read(self.offset, n)
         self.offset += len(data)
         return data
 
     def pread(self, n: int, offset: int) -> bytes:
-        return self.content[offset : offset + n]
+        return self.content.read(offset, n)
 
     def seek(self, offset: int, whence: int) -> int:
-        base = {os.SEEK_SET: 0, os.SEEK_CUR: self.offset, os.SEEK_END: len(self.content)}.get(whence)
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self.offset, os.SEEK_END: self.content.size}.get(whence)
         if base is None or base + offset < 0:
             raise SyscallError(errno.EINVAL, "bad seek")
         self.offset = base + offset
@@ -417,28 +432,89 @@ class SyntheticDir(File):
 
 
 class Pipe:
-    """The buffer between the two ends of a pipe, and how many ends of each kind are open."""
+    """The buffer between the two ends of a pipe, its capacity, and how many ends of each
+    kind are open.
 
-    def __init__(self) -> None:
+    The capacity is counted in pages against the sandbox-wide `budget` (Linux's
+    `account_pipe_buffers`) from the moment the first end is opened until the last closes:
+    16 pages (64 KiB, man 7 pipe) or, once the budget is past its soft bound
+    (pipe-user-pages-soft), `PIPE_MIN_DEF_PAGES`; past the hard bound no pipe is made
+    (ENFILE). The bytes held never exceed the capacity.
+    """
+
+    def __init__(self, budget: Budget) -> None:
         self.data = bytearray()
         self.readers = 0
         self.writers = 0
+        self.budget = budget
+        self.pages = 0  # charged to the budget while any end is open
+
+    @property
+    def capacity(self) -> int:
+        """Bytes the buffer may hold (F_GETPIPE_SZ)."""
+        return self.pages << PAGE_SHIFT
+
+    def open_end(self, reading: bool) -> None:
+        """An end gets its first descriptor; the first end of all charges the buffer."""
+        if not self.readers and not self.writers:
+            pages = PIPE_MIN_DEF_PAGES if self.budget.over_soft(PIPE_DEF_PAGES) else PIPE_DEF_PAGES
+            self.budget.charge(pages)
+            self.pages = pages
+        if reading:
+            self.readers += 1
+        else:
+            self.writers += 1
+
+    def close_end(self, reading: bool) -> None:
+        """An end's last descriptor closed; the last end of all frees the buffer."""
+        if reading:
+            self.readers -= 1
+        else:
+            self.writers -= 1
+        if not self.readers and not self.writers:
+            self.budget.release(self.pages)
+            self.pages = 0
+            self.data = bytearray()
+
+    def resize(self, requested: int, max_size: int) -> int:
+        """F_SETPIPE_SZ as Linux's `pipe_set_size` (fs/pipe.c): round up to a power-of-two
+        number of pages; EINVAL past 2**31, EPERM to grow past pipe-max-size (`max_size`)
+        or past the budget's soft bound, EBUSY below what the pipe holds. Returns the size."""
+        requested &= 0xFFFF_FFFF  # the kernel takes an unsigned int
+        if requested > 1 << 31:
+            raise SyscallError(errno.EINVAL, f"pipe size {requested}")
+        size = PAGE_SIZE if requested < PAGE_SIZE else 1 << (requested - 1).bit_length()
+        pages = size >> PAGE_SHIFT
+        growing = pages > self.pages
+        if growing and (size > max_size or self.budget.over_soft(pages - self.pages)):
+            raise SyscallError(errno.EPERM, f"pipe size {size}: past pipe-max-size or the pipe pages")
+        if len(self.data) > size:
+            raise SyscallError(errno.EBUSY, f"pipe holds {len(self.data)} bytes, more than {size}")
+        if growing:
+            self.budget.charge(pages - self.pages)
+        else:
+            self.budget.release(self.pages - pages)
+        self.pages = pages
+        return size
 
 
 class PipeEnd(File):
     """One end of a pipe. A read from an empty pipe, or a write to a full one, sleeps until
     the other side acts (EAGAIN with O_NONBLOCK). Writing with no reader left is EPIPE,
-    and the kernel sends SIGPIPE."""
+    and the kernel sends SIGPIPE. A write of at most PIPE_BUF bytes is atomic: it waits
+    for room for all of it (man 7 pipe)."""
 
     def __init__(self, pipe: Pipe, reading: bool, flags: int) -> None:
         super().__init__((O_RDONLY if reading else O_WRONLY) | (flags & O_NONBLOCK))
         self.pipe = pipe
         self.reading = reading
         self.name = "pipe"
-        if reading:
-            pipe.readers += 1
-        else:
-            pipe.writers += 1
+
+    def attach(self) -> None:
+        """The first descriptor opens this end (and may charge the pipe: ENFILE)."""
+        if self.refs == 0:
+            self.pipe.open_end(self.reading)
+        super().attach()
 
     def read(self, n: int) -> bytes:
         if not self.reading:
@@ -458,8 +534,8 @@ class PipeEnd(File):
             raise SyscallError(errno.EBADF, "read end of a pipe")
         if self.pipe.readers == 0:
             raise SyscallError(errno.EPIPE, "no reader")
-        room = PIPE_CAPACITY - len(self.pipe.data)
-        if room <= 0:
+        room = self.pipe.capacity - len(self.pipe.data)
+        if room <= 0 or room < len(data) <= PIPE_BUF:
             if self.flags & O_NONBLOCK:
                 raise SyscallError(errno.EAGAIN, "pipe full")
             raise WouldBlock("full pipe")
@@ -473,7 +549,7 @@ class PipeEnd(File):
         ready = 0
         if self.reading and (self.pipe.data or self.pipe.writers == 0):
             ready |= POLLIN
-        if not self.reading and len(self.pipe.data) < PIPE_CAPACITY:
+        if not self.reading and len(self.pipe.data) < self.pipe.capacity:
             ready |= POLLOUT
         if self.reading and self.pipe.writers == 0:
             ready |= POLLHUP
@@ -482,10 +558,7 @@ class PipeEnd(File):
         return ready & (events | POLLHUP | POLLERR)
 
     def close(self) -> None:
-        if self.reading:
-            self.pipe.readers -= 1
-        else:
-            self.pipe.writers -= 1
+        self.pipe.close_end(self.reading)
 
 
 class FdEntry:

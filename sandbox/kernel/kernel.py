@@ -32,6 +32,7 @@ from sandbox.kernel import (  # noqa: F401 - importing registers the handlers
     sys_process,
     sys_signal,
 )
+from sandbox.kernel.accounting import HostBudgets
 from sandbox.kernel.exec import load_program
 from sandbox.kernel.options import Options
 from sandbox.kernel.process import Death, Process, State
@@ -143,6 +144,7 @@ class Kernel:
         self.limit_hit: str | None = None
         #: SANDBOX_CHECK_INVARIANTS=1: check every invariant at every switch and at the end.
         self.check_every_switch = os.environ.get("SANDBOX_CHECK_INVARIANTS") == "1"
+        self.budgets = HostBudgets(options)  # pipe buffers, /proc snapshots
         machine.on_syscall = self._on_syscall
         machine.on_exception = self._on_exception
 
@@ -161,9 +163,9 @@ class Kernel:
     def _proc_entries(self) -> dict:
         return procfs.entries(self.current.exe_guest if self.current else "/")
 
-    def proc_file(self, proc: Process, name: str) -> bytes:
-        """The contents of /proc/self/<name> for `proc`."""
-        return procfs.content(proc, name)
+    def proc_file(self, proc: Process, name: str) -> procfs.ProcContent:
+        """What /proc/self/<name> reads for `proc` (see procfs: bounded, counted)."""
+        return procfs.content(proc, name, self.budgets.proc_snapshots)
 
     def scratch_file(self) -> int:
         """A new, already unlinked host file for memfd_create (outside the guest's tree)."""

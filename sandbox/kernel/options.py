@@ -41,9 +41,14 @@ class Options:
     max_resident: int | None = None  # bytes of frames in use across all processes
     timeout: float | None = None  # seconds of wall time
     max_instructions: int | None = None
-    max_processes: int | None = None
+    max_processes: int | None = 256  # live and zombie processes, as RLIMIT_NPROC (fork: EAGAIN)
     max_open_files: int = 1024
     max_map_count: int = 65530  # Linux's vm.max_map_count
+    # Host memory the kernel holds for the guest besides its frames (sandbox.kernel.accounting).
+    pipe_max_size: int = 1 << 20  # /proc/sys/fs/pipe-max-size: F_SETPIPE_SZ beyond is EPERM
+    pipe_user_pages_soft: int = 16384  # /proc/sys/fs/pipe-user-pages-soft (64 MiB of buffers)
+    pipe_user_pages_hard: int = 32768  # pipe-user-pages-hard (Linux: none): new pipes ENFILE
+    proc_snapshot_bytes: int = 64 << 20  # /proc text held by open descriptors (ENOMEM beyond)
 
     def __init__(self, **given: Any) -> None:
         unknown = sorted(set(given) - set(Options.__annotations__))

@@ -58,8 +58,11 @@ class Process:
         self.robust_list = 0
         self.comm = ""  # the task name (prctl PR_SET_NAME, /proc/self/comm)
         self.prctl: dict[int, int] = {}
-        self.argv: list[bytes] = []
-        self.envp: list[bytes] = []
+        #: Where execve put the argv and envp strings in this process's memory (Linux's
+        #: mm->arg_start/arg_end, env_start/env_end): /proc/PID/cmdline and environ read
+        #: them there, so no copy of them is kept on the host.
+        self.arg_range: tuple[int, int] = (0, 0)
+        self.env_range: tuple[int, int] = (0, 0)
         self.pgid = 0
         self.sid = 0
         self.children: list[Process] = []
@@ -80,7 +83,8 @@ class Process:
         self.brk_start, self.brk, self.cwd, self.exe_guest = parent.brk_start, parent.brk, parent.cwd, parent.exe_guest
         self.umask, self.sig_actions, self.sig_mask = parent.umask, dict(parent.sig_actions), parent.sig_mask
         self.rlimits, self.comm, self.prctl = dict(parent.rlimits), parent.comm, dict(parent.prctl)
-        self.argv, self.envp, self.pgid, self.sid = parent.argv, parent.envp, parent.pgid, parent.sid
+        self.arg_range, self.env_range = parent.arg_range, parent.env_range
+        self.pgid, self.sid = parent.pgid, parent.sid
 
     def __repr__(self) -> str:
         return f"Process(pid={self.pid}, ppid={self.ppid}, exe={self.exe!r}, {self.state.name})"

@@ -2,18 +2,27 @@
 
 Formats follow Linux's fs/proc (man 5 proc): maps as show_map_vma prints it, stat as
 do_task_stat, status as proc_pid_status (the fields programs commonly read).
+
+What an open /proc file holds on the host is bounded: cmdline and environ hold nothing, each
+read takes the bytes from the process's own memory between the addresses where execve put
+the strings (Linux's mm->arg_start/env_start, `proc_pid_cmdline_read`, `environ_read`);
+the others are one snapshot taken at open, charged to the sandbox-wide /proc budget while a
+descriptor names it (ENOMEM past it, as a kernel out of memory for seq_file buffers).
 """
 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
+from sandbox.errors import SyscallError
 from sandbox.kernel.vfs import Synthetic
 from sandbox.mm.fault import faults_taken
+from sandbox.mm.uaccess import copy_in
 from sandbox.trace import prot_string
 
 if TYPE_CHECKING:
+    from sandbox.kernel.accounting import Budget
     from sandbox.kernel.process import Process
 
 #: /proc/PID/maps pads the path to this column (fs/proc/task_mmu.c, show_vma_header_prefix).
@@ -65,19 +74,82 @@ def status(proc: Process) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def content(proc: Process, name: str) -> bytes:
-    """The bytes of /proc/<pid>/<name> right now."""
-    if name == "maps":
-        return maps(proc)
-    if name == "stat":
-        return stat(proc)
-    if name == "status":
-        return status(proc)
+class ProcContent(Protocol):
+    """What a ProcFile reads: its size now, bytes at an offset, and what it holds while open."""
+
+    @property
+    def size(self) -> int: ...
+
+    def read(self, offset: int, n: int) -> bytes: ...
+
+    def hold(self) -> None:
+        """A descriptor opened it: charge what it keeps (SyscallError past the budget)."""
+
+    def drop(self) -> None:
+        """The last descriptor closed: give the charge back."""
+
+
+class Snapshot:
+    """Text generated at open, charged to `budget` from `hold` to `drop`."""
+
+    def __init__(self, data: bytes, budget: Budget) -> None:
+        self.data = data
+        self.budget = budget
+        self.size = len(data)
+
+    def read(self, offset: int, n: int) -> bytes:
+        return self.data[offset : offset + n]
+
+    def hold(self) -> None:
+        self.budget.charge(self.size)
+
+    def drop(self) -> None:
+        self.budget.release(self.size)
+        self.data = b""
+
+
+class ProcessMemory:
+    """Bytes `[start, end)` of a process's memory, read when the guest reads (nothing held):
+    what the process wrote there since is what it shows, as on Linux."""
+
+    def __init__(self, proc: Process, start: int, end: int) -> None:
+        self.proc = proc
+        self.start = start
+        self.size = end - start
+
+    def read(self, offset: int, n: int) -> bytes:
+        """Up to `n` bytes at `offset`; none from an exited process or an unmapped page."""
+        n = min(n, self.size - offset)
+        if self.proc.space is None or offset < 0 or n <= 0:
+            return b""
+        try:
+            return copy_in(self.proc.space, self.start + offset, n)
+        except SyscallError:
+            return b""
+
+    def hold(self) -> None:
+        """Nothing to charge: the bytes stay in guest memory."""
+
+    def drop(self) -> None:
+        """Nothing was charged."""
+
+
+def content(proc: Process, name: str, budget: Budget) -> ProcContent:
+    """What /proc/<pid>/<name> reads for `proc`: a snapshot charged to `budget` while
+    open, or, for cmdline and environ, the process's own memory."""
     if name == "cmdline":
-        return b"".join(a + b"\0" for a in proc.argv)
+        return ProcessMemory(proc, *proc.arg_range)
     if name == "environ":
-        return b"".join(e + b"\0" for e in proc.envp)
-    if name == "comm":
-        return os.fsencode(comm(proc) + "\n")
-    raise KeyError(name)
+        return ProcessMemory(proc, *proc.env_range)
+    if name == "maps":
+        data = maps(proc)
+    elif name == "stat":
+        data = stat(proc)
+    elif name == "status":
+        data = status(proc)
+    elif name == "comm":
+        data = os.fsencode(comm(proc) + "\n")
+    else:
+        raise KeyError(name)
+    return Snapshot(data, budget)
 

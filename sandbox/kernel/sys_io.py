@@ -22,6 +22,7 @@ IOV_MAX = 1024  # man 2 writev, UIO_MAXIOV
 IOVEC = struct.Struct("<QQ")  # struct iovec { void *iov_base; size_t iov_len; }
 F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL = 0, 1, 2, 3, 4
 F_GETLK, F_SETLK, F_SETLKW, F_DUPFD_CLOEXEC = 5, 6, 7, 1030
+F_SETPIPE_SZ, F_GETPIPE_SZ = 1031, 1032  # F_LINUX_SPECIFIC_BASE + 7, + 8
 FD_CLOEXEC = 1
 O_CLOEXEC = 0o2000000
 TCGETS, TIOCGWINSZ, TIOCGPGRP = 0x5401, 0x5413, 0x540F
@@ -179,6 +180,11 @@ def sys_fcntl(proc: Process, fd: int, cmd: int, arg: int) -> int:
         changeable = O_APPEND | O_NONBLOCK
         entry.file.flags = (entry.file.flags & ~changeable) | (to_int32(arg) & changeable)
         return 0
+    if cmd in (F_GETPIPE_SZ, F_SETPIPE_SZ):
+        if not isinstance(entry.file, PipeEnd):
+            raise SyscallError(errno.EBADF, "not a pipe")
+        pipe = entry.file.pipe
+        return pipe.capacity if cmd == F_GETPIPE_SZ else pipe.resize(arg, proc.kernel.options.pipe_max_size)
     if cmd in (F_SETLK, F_SETLKW):
         return 0  # one process: every lock is granted
     if cmd == F_GETLK:  # struct flock: short l_type first; nothing else holds a lock
@@ -244,11 +250,17 @@ def sys_pipe2(proc: Process, pipefd: int, flags: int) -> int:
     flags = to_int32(flags)
     if flags & ~(O_CLOEXEC | O_NONBLOCK):
         raise SyscallError(errno.EINVAL, f"pipe2 flags {flags:#x}")
-    pipe = Pipe()
+    pipe = Pipe(proc.kernel.budgets.pipe_pages)
     cloexec = bool(flags & O_CLOEXEC)
-    ends = PipeEnd(pipe, True, flags), PipeEnd(pipe, False, flags)
-    fds = [proc.files.install(end, cloexec=cloexec) for end in ends]
-    copy_out(proc.space, pipefd, struct.pack("<ii", *fds))
+    fds: list[int] = []
+    try:
+        for end in (PipeEnd(pipe, True, flags), PipeEnd(pipe, False, flags)):
+            fds.append(proc.files.install(end, cloexec=cloexec))
+        copy_out(proc.space, pipefd, struct.pack("<ii", *fds))
+    except BaseException:  # EMFILE, ENFILE, EFAULT: nothing of the pipe stays (do_pipe2)
+        for fd in fds:
+            proc.files.close(fd)
+        raise
     return 0
 
 

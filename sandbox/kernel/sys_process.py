@@ -27,6 +27,8 @@ RUSAGE_SIZE = 144  # struct rusage on x86-64
 SIGINFO_SIZE = 128
 MAX_ARGS = 32768  # a bound on argv/envp entries read from the guest
 MAX_ARG_BYTES = 2 << 20  # ARG_MAX-like bound on their total size
+RLIMIT_NPROC = 6  # include/uapi/asm-generic/resource.h
+RLIM_INFINITY = (1 << 64) - 1
 
 
 # -- fork -----------------------------------------------------------------------------------
@@ -37,8 +39,8 @@ def fork(proc: Process, flags: int, stack: int = 0, parent_tid: int = 0, child_t
     The child's CPU is the parent's at this syscall, resuming after it with RAX = 0.
     """
     kernel = proc.kernel
-    limit = kernel.options.max_processes
-    if limit is not None and sum(1 for p in kernel.processes.values() if p.alive) >= limit:
+    limit = process_limit(proc)
+    if limit is not None and sum(1 for p in kernel.processes.values() if p.state is not State.REAPED) >= limit:
         raise SyscallError(errno.EAGAIN, f"process limit of {limit} reached")
     child = kernel.new_process(proc, proc.space.clone_cow())
     context = kernel.machine.uc.context_save()
@@ -62,6 +64,19 @@ def fork(proc: Process, flags: int, stack: int = 0, parent_tid: int = 0, child_t
         child.vfork_parent = proc
         raise WouldBlock("vfork: waiting for the child to exec or exit", retry=lambda: _vfork_done(child))
     return child.pid
+
+
+def process_limit(proc: Process) -> int | None:
+    """How many processes may exist: --max-processes, or the guest's own lower RLIMIT_NPROC.
+
+    As Linux counts RLIMIT_NPROC (kernel/fork.c `copy_process`), a zombie counts until its
+    parent reaps it: a fork bomb that never waits is bounded too (man 2 fork: EAGAIN).
+    """
+    limit = proc.kernel.options.max_processes
+    own = proc.rlimits.get(RLIMIT_NPROC, (RLIM_INFINITY, RLIM_INFINITY))[0]
+    if own < RLIM_INFINITY:
+        limit = own if limit is None else min(limit, own)
+    return limit
 
 
 def _vfork_done(child: Process) -> int:
