@@ -34,6 +34,11 @@ def parse_size(_ctx: click.Context | None, _param: click.Parameter | None, text:
     return size
 
 
+def _disk_size(_ctx: click.Context, _param: click.Parameter, text: str) -> int:
+    """--disk: any size, like 1G or 512K."""
+    return _bytes(text, "1G")
+
+
 def _optional_size(ctx: click.Context, param: click.Parameter, text: str | None) -> int | None:
     """A size like 16M, or None when the option is not given."""
     return None if text is None else _bytes(text, "16M")
@@ -91,6 +96,12 @@ def _run_options(f):
         click.option("--max-map-count", type=click.IntRange(min=8), default=default["max_map_count"],
                      show_default=True, metavar="N",
                      help="Regions per process (Linux's vm.max_map_count; ENOMEM beyond)."),
+        click.option("--disk", default=f"{default['disk'] >> 20}M", show_default=True, callback=_disk_size,
+                     metavar="SIZE", help="Host disk the guest may fill: files, memfds (ENOSPC beyond)."),
+        click.option("--uid", type=click.IntRange(min=0, max=(1 << 32) - 2), default=default["uid"],
+                     show_default="the invoking user's", help="The guest's user id (never host privilege)."),
+        click.option("--gid", type=click.IntRange(min=0, max=(1 << 32) - 2), default=default["gid"],
+                     show_default="the invoking user's", help="The guest's group id."),
     ]):
         f = option(f)
     return f

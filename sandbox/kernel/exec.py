@@ -22,16 +22,16 @@ MAX_SHEBANG = 256  # BINPRM_BUF_SIZE
 MAX_INTERPRETER_DEPTH = 4  # Linux allows a few levels of #! (fs/exec.c)
 
 
-def load_program(kernel: Kernel, proc: Process, host_path: str, guest_path: str, argv: list[bytes],
+def load_program(kernel: Kernel, proc: Process, host_path: str | int, guest_path: str, argv: list[bytes],
                  envp: list[bytes]) -> None:
     """Replace `proc`'s image with the ELF at `host_path`. Raises SandboxError if unloadable.
 
     Only the headers are read; the segments map the file through the page cache, so a huge
     or sparse file costs the host no more than a small one (pages come on first touch).
     """
-    fd = open_elf(host_path)
+    fd = open_elf(host_path) if isinstance(host_path, str) else host_path  # a descriptor: ours to close
     try:
-        image = parse_elf(fd, host_path)
+        image = parse_elf(fd, host_path if isinstance(host_path, str) else guest_path)
         file = kernel.page_cache.open(fd, guest_path, False)
     finally:
         os.close(fd)
@@ -39,12 +39,13 @@ def load_program(kernel: Kernel, proc: Process, host_path: str, guest_path: str,
     kernel.watch_faults(proc, space)
     try:
         loaded = load_elf(space, image, file, guest_path)
-        spec = StackSpec(argv, envp, os.fsencode(guest_path), kernel.random_bytes(16), image.stack_exec)
+        spec = StackSpec(argv, envp, os.fsencode(guest_path), kernel.random_bytes(16), image.stack_exec,
+                         kernel.identity.uid, kernel.identity.gid)
         stack = build_stack(space, loaded, spec)
     except (SyscallError, OutOfMemory) as error:
         space.destroy()
         kernel.trim_page_cache()
-        raise SandboxError(f"{host_path}: cannot be loaded: {error}") from None
+        raise SandboxError(f"{guest_path}: cannot be loaded: {error}") from None
     except BaseException:
         space.destroy()
         kernel.trim_page_cache()
@@ -53,28 +54,35 @@ def load_program(kernel: Kernel, proc: Process, host_path: str, guest_path: str,
     proc.space = space
     proc.brk_start = proc.brk = loaded.brk_start
     proc.fresh_entry = (loaded.entry, stack.rsp)
-    proc.exe, proc.exe_guest = host_path, guest_path
+    proc.exe = proc.exe_guest = guest_path
     proc.arg_range, proc.env_range = (stack.arg_start, stack.arg_end), (stack.env_start, stack.env_end)
     proc.comm = os.path.basename(guest_path)[:15]
     if old is not None:
         kernel.retire_space(proc, old)
 
 
-def resolve_program(kernel: Kernel, proc: Process, path: bytes, argv: list[bytes]) -> tuple[str, str, list[bytes]]:
-    """(host path, guest path, argv) for execve of `path`, following `#!` interpreters.
+def resolve_program(kernel: Kernel, proc: Process, path: bytes, argv: list[bytes]) -> tuple[int, str, list[bytes]]:
+    """(open host descriptor, guest path, argv) for execve of `path`, following `#!`
+    interpreters. The program is opened by the view (by descriptor, never re-walked) and
+    read through that descriptor only; the caller owns it.
 
     Raises SyscallError: ENOENT, EACCES (not a regular executable file), ENOEXEC, ELOOP.
     """
     for _ in range(MAX_INTERPRETER_DEPTH):
         node = kernel.fs.resolve(path, proc.cwd)
-        if node.host is None or kernel.fs.kind_of(node) != "file":
+        if not node.on_host or kernel.fs.kind_of(node) != "file":
             raise SyscallError(errno.EACCES, f"{node.guest} is not a regular file")
-        if not os.access(node.host, os.X_OK):
+        if not os.access(node.name, os.X_OK, dir_fd=node.dirfd, follow_symlinks=False):
             raise SyscallError(errno.EACCES, f"{node.guest} is not executable")
-        with open(node.host, "rb") as f:
-            head = f.read(MAX_SHEBANG)
+        fd = kernel.fs.open_node(node, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            head = os.pread(fd, MAX_SHEBANG, 0)
+        except OSError as error:
+            os.close(fd)
+            raise SyscallError(error.errno or errno.EIO, node.guest) from None
         if not head.startswith(b"#!"):
-            return node.host, node.guest, argv
+            return fd, node.guest, argv
+        os.close(fd)
         line = head[2:].split(b"\n", 1)[0].strip()
         if not line:
             raise SyscallError(errno.ENOEXEC, f"{node.guest}: empty #! line")

@@ -19,11 +19,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
 from sandbox.errors import SyscallError, WouldBlock
+from sandbox.kernel.quota import BLOCK
 from sandbox.mm import PAGE_SHIFT, PAGE_SIZE
 
 if TYPE_CHECKING:
     from sandbox.kernel.accounting import Budget
+    from sandbox.kernel.identity import Identity
     from sandbox.kernel.procfs import ProcContent
+    from sandbox.kernel.quota import DiskQuota
     from sandbox.mm.pagecache import CachedFile, PageCache
 
 MAX_FDS = 1024  # RLIMIT_NOFILE's usual soft limit
@@ -53,11 +56,13 @@ class Stat(NamedTuple):
     atime_ns: int = 0
     mtime_ns: int = 0
     ctime_ns: int = 0
+    host: bool = False  # the host's ids and numbers, not yet translated (identity.present)
 
     @classmethod
     def from_host(cls, st: os.stat_result) -> Stat:
         return cls(st.st_dev, st.st_ino, st.st_mode, st.st_nlink, st.st_uid, st.st_gid, st.st_rdev,
-                   st.st_size, st.st_blksize, st.st_blocks, st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns)
+                   st.st_size, st.st_blksize, st.st_blocks, st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns,
+                   True)
 
 
 class DirEntry(NamedTuple):
@@ -174,6 +179,30 @@ class HostFile(HostFd):
 
     #: The machine's page cache, which reads and writes keep coherent with mappings.
     cache: PageCache | None = None
+    #: The disk quota that writes are charged to, and the translation of inode numbers.
+    quota: DiskQuota | None = None
+    identity: Identity | None = None
+    #: The host lstat when opened, for a regular file the quota follows (None otherwise).
+    _held: os.stat_result | None = None
+    #: False for a file of a read-only mount: fchmod, fchown and futimens answer EROFS.
+    on_writable_mount = True
+
+    def hold(self, quota: DiskQuota, identity: Identity) -> None:
+        """Charge this file's writes to `quota`; a regular file is held open in its count."""
+        self.quota, self.identity = quota, identity
+        st = self.host(os.fstat)
+        if stat.S_ISREG(st.st_mode):
+            self._held = st
+            quota.opened(st)
+
+    def _charged(self, data: bytes, write: Callable[[bytes], int]) -> int:
+        """`write(data)`, cut to what the disk quota allows, charged for the blocks it added."""
+        if self.quota is None or not self.writable:
+            return write(data)
+        before = self.host(os.fstat).st_blocks
+        n = write(data[: self.quota.room(len(data))])
+        self.quota.charge((self.host(os.fstat).st_blocks - before) * BLOCK)
+        return n
 
     def _transfer(self, writing: bool, call, *args):
         """A host read or write on this file, if it was opened for it (else EBADF)."""
@@ -214,14 +243,16 @@ class HostFile(HostFd):
         return self._transfer(False, os.read, n)
 
     def write(self, data: bytes) -> int:
-        return self._after_write(None, data, self._transfer(True, os.write, data))
+        n = self._charged(data, lambda part: self._transfer(True, os.write, part))
+        return self._after_write(None, data, n)
 
     def pread(self, n: int, offset: int) -> bytes:
         self._before_read(offset, n)
         return self._transfer(False, os.pread, n, offset)
 
     def pwrite(self, data: bytes, offset: int) -> int:
-        return self._after_write(offset, data, self._transfer(True, os.pwrite, data, offset))
+        n = self._charged(data, lambda part: self._transfer(True, os.pwrite, part, offset))
+        return self._after_write(offset, data, n)
 
     def seek(self, offset: int, whence: int) -> int:
         if self._listing is not None or stat.S_ISDIR(self.stat().mode):
@@ -237,7 +268,8 @@ class HostFile(HostFd):
             st = self.stat()
             if not stat.S_ISDIR(st.mode):
                 raise SyscallError(errno.ENOTDIR, self.name)
-            listing = [DirEntry(st.ino, DT_DIR, b"."), DirEntry(st.ino, DT_DIR, b"..")]
+            ino = self.identity.present(st).ino if self.identity is not None else st.ino
+            listing = [DirEntry(ino, DT_DIR, b"."), DirEntry(ino, DT_DIR, b"..")]
             try:
                 with os.scandir(self.fd) as it:
                     names = {e.name: e for e in it}
@@ -246,20 +278,27 @@ class HostFile(HostFd):
             for name in self._extra_entries() if self._extra_entries else []:
                 names.setdefault(name, None)
             for name in sorted(names):
-                entry = names[name]
-                listing.append(_dir_entry(name, entry))
+                entry = _dir_entry(name, names[name])
+                if self.identity is not None and names[name] is not None:
+                    entry = entry._replace(ino=self.identity.ino(st.dev, entry.ino))
+                listing.append(entry)
             self._listing = listing
         return self._listing
 
     def truncate(self, length: int) -> None:
         if not self.writable:
             raise SyscallError(errno.EINVAL, f"{self.name} is not open for writing")
-        self.host(os.ftruncate, length)
+        self._charged(b"", lambda _: self.host(os.ftruncate, length))
 
     def sync(self) -> None:
         self.host(os.fsync)
 
     def close(self) -> None:
+        if self._held is not None:
+            try:
+                self.quota.closed(os.fstat(self.fd))
+            except OSError:
+                pass
         os.close(self.fd)
 
 

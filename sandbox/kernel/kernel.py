@@ -34,8 +34,10 @@ from sandbox.kernel import (  # noqa: F401 - importing registers the handlers
 )
 from sandbox.kernel.accounting import HostBudgets
 from sandbox.kernel.exec import load_program
+from sandbox.kernel.identity import Identity
 from sandbox.kernel.options import Options
 from sandbox.kernel.process import Death, Process, State
+from sandbox.kernel.quota import DiskQuota
 from sandbox.kernel.sched import Scheduler
 from sandbox.kernel.sigframe import pack_siginfo
 from sandbox.kernel.signals import code_name, signal_name
@@ -128,13 +130,22 @@ class Kernel:
         self.clock_offset = 0  # deterministic mode: ns of guest time passed
         self._random = random.Random(options.seed) if options.deterministic else None
         self._own_root = options.root is None
-        root = tempfile.mkdtemp(prefix="sandbox-root-") if self._own_root else options.root
+        #: The private root this kernel made (None with --root): the one tree it deletes.
+        self.private_root: str | None = None
         if self._own_root:
-            os.mkdir(os.path.join(root, "tmp"))
-            os.chmod(os.path.join(root, "tmp"), 0o1777)  # mkdir's mode is cut by the umask
+            self.private_root = tempfile.mkdtemp(prefix="sandbox-root-")
+            os.mkdir(os.path.join(self.private_root, "tmp"), 0o700)
+        root = self.private_root or options.root
+        secret = random.Random(options.seed).randbytes(16) if options.deterministic else os.urandom(16)
+        self.identity = Identity(options.uid, options.gid, secret)
+        self.quota = DiskQuota(options.disk)
         self.fs = FileSystemView(root, options.mounts, self._current_pid, self._proc_entries)
+        if self._own_root:  # the guest's /tmp is world-writable and sticky; the host's copy is not
+            self.identity.created(os.stat(os.path.join(root, "tmp")), 0o1777)
         self.page_cache = PageCache(machine.mem, machine.frames)
         self.page_cache.on_change = machine.code_changed
+        self.page_cache.holder = self.quota
+        self.budgets = HostBudgets(options)  # pipe buffers, /proc snapshots
         self.sched = Scheduler(self)
         if options.max_resident is not None:
             machine.frames.limit = machine.frames.used + options.max_resident // 4096
@@ -144,7 +155,6 @@ class Kernel:
         self.limit_hit: str | None = None
         #: SANDBOX_CHECK_INVARIANTS=1: check every invariant at every switch and at the end.
         self.check_every_switch = os.environ.get("SANDBOX_CHECK_INVARIANTS") == "1"
-        self.budgets = HostBudgets(options)  # pipe buffers, /proc snapshots
         machine.on_syscall = self._on_syscall
         machine.on_exception = self._on_exception
 
@@ -183,7 +193,7 @@ class Kernel:
         if not self._own_root:
             return
         self._own_root = False
-        root = self.fs.mounts[-1].host
+        root = self.private_root
         try:
             remove_path(root)
         except OSError as error:
@@ -252,8 +262,7 @@ class Kernel:
         """Mount the program file read-only at its own path (once)."""
         if any(m.guest == guest for m in self.fs.mounts):
             return
-        self.fs.mounts.append(Mount(guest, os.path.realpath(host), False))
-        self.fs.mounts.sort(key=lambda m: len(m.guest), reverse=True)
+        self.fs.add_mount(Mount(guest, os.path.realpath(host), False))
 
     def _initial_cwd(self) -> str:
         """--cwd, resolved in the guest tree; SandboxError if it is not a directory there."""
@@ -348,7 +357,7 @@ class Kernel:
     def send_signal(self, target: Process, signo: int, sender: Process | None = None) -> None:
         """Generate `signo` for `target` (see signal_delivery.send)."""
         pid = sender.pid if sender is not None else 0
-        signal_delivery.send(self, target, signo, pack_siginfo(signo, abi.SI_USER, pid=pid, uid=os.getuid()))
+        signal_delivery.send(self, target, signo, pack_siginfo(signo, abi.SI_USER, pid=pid, uid=self.identity.uid))
 
     def terminate(self, proc: Process, code: int = 0, death: Death | None = None) -> None:
         """End `proc`: a zombie until its parent reaps it. Its memory and files go now
@@ -376,8 +385,8 @@ class Kernel:
                 self.reap(proc)
             else:
                 code, status = (abi.CLD_KILLED, death.signo) if death else (abi.CLD_EXITED, code)
-                signal_delivery.send(self, parent, signal.SIGCHLD,
-                                     pack_siginfo(signal.SIGCHLD, code, pid=proc.pid, uid=os.getuid(), status=status))
+                info = pack_siginfo(signal.SIGCHLD, code, pid=proc.pid, uid=self.identity.uid, status=status)
+                signal_delivery.send(self, parent, signal.SIGCHLD, info)
         elif proc is not self.init:
             self.reap(proc)
         if proc is self.current:

@@ -44,6 +44,10 @@ class Options:
     max_processes: int | None = 256  # live and zombie processes, as RLIMIT_NPROC (fork: EAGAIN)
     max_open_files: int = 1024
     max_map_count: int = 65530  # Linux's vm.max_map_count
+    disk: int = 1 << 30  # bytes of host disk the guest may fill (quota.py); ENOSPC beyond
+    # The guest's identity (identity.py): what getuid() answers; never host privilege.
+    uid: int = os.getuid()
+    gid: int = os.getgid()
     # Host memory the kernel holds for the guest besides its frames (sandbox.kernel.accounting).
     pipe_max_size: int = 1 << 20  # /proc/sys/fs/pipe-max-size: F_SETPIPE_SZ beyond is EPERM
     pipe_user_pages_soft: int = 16384  # /proc/sys/fs/pipe-user-pages-soft (64 MiB of buffers)

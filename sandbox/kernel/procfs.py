@@ -64,7 +64,7 @@ def stat(proc: Process) -> bytes:
 
 
 def status(proc: Process) -> bytes:
-    uid, gid = os.getuid(), os.getgid()
+    uid, gid = proc.kernel.identity.uid, proc.kernel.identity.gid
     vm_kb = sum(r.size for r in proc.space.regions) // 1024
     rss_kb = sum(m.size for _, m in proc.space.pagetable.iter_leaves()) // 1024
     lines = [f"Name:\t{comm(proc)}", "State:\tR (running)", f"Tgid:\t{proc.pid}", f"Pid:\t{proc.pid}",

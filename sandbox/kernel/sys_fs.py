@@ -1,7 +1,11 @@
 """Path system calls: open, stat, directories, links, permissions, renames (man 2 of each).
 
-Every path goes through the guest's `FileSystemView` (vfs.py): resolved inside the tree,
-checked against read-only mounts (EROFS), then handed to the host as a checked host path.
+Every path goes through the guest's `FileSystemView` (vfs.py): resolved inside the tree by
+descriptors, checked against read-only mounts (EROFS), then acted on with an `*at` call on
+the (directory descriptor, name) pair it resolved to, never following a symlink. Calls on a
+descriptor (fchmod, futimens, fstat, ftruncate) act on the host descriptor itself.
+Ownership and modes are the guest's own (identity.py); growth is charged to the disk quota
+(quota.py).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import errno
 import os
 import stat
 import time
+import zlib
 
 from sandbox.errors import SyscallError
 from sandbox.kernel.files import (
@@ -23,10 +28,12 @@ from sandbox.kernel.files import (
     Stat,
     SyntheticDir,
 )
+from sandbox.kernel.identity import HOST_MODE_MASK
 from sandbox.kernel.process import Process
+from sandbox.kernel.quota import BLOCK, ENTRY_COST
 from sandbox.kernel.structs import STATFS, TIMESPEC, pack_dirent, pack_stat, pack_statx
 from sandbox.kernel.syscalls import syscall, to_int32
-from sandbox.kernel.vfs import Node
+from sandbox.kernel.vfs import NAME_MAX, Node
 from sandbox.mm.uaccess import copy_in, copy_out, read_cstring
 
 AT_FDCWD = -100
@@ -41,8 +48,12 @@ O_CLOEXEC, O_PATH, O_TMPFILE = 0o2000000, 0o10000000, 0o20000000
 RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
 UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
 #: Flags passed to the host's open(2) as they are; the rest are the sandbox's business.
+#: O_NONBLOCK is always added: opening a host FIFO must never block the sandbox.
 _HOST_OPEN_FLAGS = O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC | O_APPEND | O_DIRECTORY | O_NOFOLLOW | O_PATH
 PROC_SUPER_MAGIC = 0x9FA0
+TMPFS_MAGIC = 0x01021994
+ST_RDONLY, ST_NOSUID, ST_NODEV = 1, 2, 4  # statfs f_flags (man 2 statfs)
+_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def _path(proc: Process, addr: int) -> bytes:
@@ -81,6 +92,38 @@ def _host_call(fn, *args, **kwargs):
         raise SyscallError(errno.EINVAL, str(error)) from None
 
 
+def _host_lstat(proc: Process, node: Node) -> os.stat_result:
+    """The host's lstat of a host entry; EROFS-free, ENOENT if missing, EPERM if made up."""
+    st = proc.kernel.fs.lstat(node)
+    if st is None:
+        raise SyscallError(errno.EPERM, f"{node.guest} is made up by the sandbox")
+    return st
+
+
+def _create_entry(proc: Process, node: Node, make) -> None:
+    """Make a new entry with `make(name, dirfd)`, charged to the disk quota (refunded if
+    the host refuses)."""
+    quota = proc.kernel.quota
+    quota.charge_entry()
+    try:
+        _host_call(make, node.name, node.dirfd)
+    except SyscallError:
+        quota.charge(-ENTRY_COST)
+        raise
+
+
+def host_file(proc: Process, fd: int, guest: str, flags: int, node: Node | None = None) -> HostFile:
+    """A `HostFile` for host descriptor `fd`, tied to the page cache, the disk quota and
+    the identity table; `node` (if any) lists the mount points inside a directory."""
+    fs = proc.kernel.fs
+    extra = (lambda: fs.mount_points_under(guest)) if node is not None else None
+    file = HostFile(fd, guest, flags, extra)
+    file.cache = proc.kernel.page_cache
+    file.on_writable_mount = node is None or node.writable
+    file.hold(proc.kernel.quota, proc.kernel.identity)
+    return file
+
+
 # -- open ---------------------------------------------------------------------------------
 
 
@@ -106,28 +149,49 @@ def sys_creat(proc: Process, path: int, mode: int) -> int:
 def open_file(proc: Process, path: bytes, base: str, flags: int, mode: int) -> File:
     """Resolve and open `path` like open(2); creating it (O_CREAT) in a writable directory."""
     fs = proc.kernel.fs
+    creating = False
     try:
         node = fs.resolve(path, base, follow=not flags & O_NOFOLLOW)
     except SyscallError as error:
         if error.errno != errno.ENOENT or not flags & O_CREAT:
             raise
-        node = fs.writable_entry(path, base)
-        if node.host is None:
-            raise
+        node, creating = fs.writable_entry(path, base), True
     else:
         if flags & O_CREAT and flags & O_EXCL:
             raise SyscallError(errno.EEXIST, node.guest)
     if node.synthetic is not None:
         return open_synthetic(proc, node, flags)
-    if flags & (O_ACCMODE | O_TRUNC) != O_RDONLY or (flags & O_CREAT and not os.path.lexists(node.host)):
+    if flags & (O_ACCMODE | O_TRUNC) != O_RDONLY or creating:
         fs.require_writable(node)
-    if not os.path.lexists(node.host) and fs.is_mount_ancestor(node.guest):
+    if not node.on_host:
         return SyntheticDir(node.guest, fs.mount_points_under(node.guest))
-    host_flags = (flags & _HOST_OPEN_FLAGS) | os.O_CLOEXEC | os.O_NOFOLLOW
-    fd = _host_call(os.open, node.host, host_flags, mode & ~proc.umask)
-    file = HostFile(fd, node.guest, flags & ~O_CLOEXEC, lambda: fs.mount_points_under(node.guest))
-    file.cache = proc.kernel.page_cache
-    return file
+    mode &= ~proc.umask
+    if creating:
+        proc.kernel.quota.charge_entry()
+    blocks = None if creating or not flags & O_TRUNC else _host_lstat(proc, node).st_blocks
+    try:
+        fd = fs.open_node(node, (flags & _HOST_OPEN_FLAGS) | os.O_NONBLOCK, mode & HOST_MODE_MASK)
+    except SyscallError:
+        if creating:
+            proc.kernel.quota.charge(-ENTRY_COST)
+        raise
+    return _checked_open(proc, fd, node, flags, mode if creating else None, blocks)
+
+
+def _checked_open(proc: Process, fd: int, node: Node, flags: int, created_mode: int | None,
+                  blocks_before: int | None = None) -> File:
+    """Refuse host devices, FIFOs and sockets (the view is `nodev`: they lead out of the
+    sandbox, and a FIFO would block it); record the mode of a file the guest created, and
+    give the quota back what O_TRUNC freed (`blocks_before`: st_blocks before the open)."""
+    st = os.fstat(fd)
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode) or flags & O_PATH):
+        os.close(fd)
+        raise SyscallError(errno.EACCES, f"{node.guest} is a host device, FIFO or socket")
+    if created_mode is not None:
+        proc.kernel.identity.created(st, created_mode)
+    if blocks_before is not None:
+        proc.kernel.quota.charge((st.st_blocks - blocks_before) * BLOCK)
+    return host_file(proc, fd, node.guest, flags & ~O_CLOEXEC, node)
 
 
 def open_synthetic(proc: Process, node: Node, flags: int) -> File:
@@ -148,8 +212,7 @@ def open_synthetic(proc: Process, node: Node, flags: int) -> File:
 
 
 def stat_node(proc: Process, node: Node) -> Stat:
-    """stat(2) of a resolved node (lstat semantics: the node itself)."""
-    fs = proc.kernel.fs
+    """stat(2) of a resolved node (lstat semantics: the node itself), as the guest sees it."""
     if node.synthetic is not None:
         kind = node.synthetic.kind
         if kind == "device":
@@ -159,14 +222,15 @@ def stat_node(proc: Process, node: Node) -> Stat:
         if kind == "dir":
             return Stat(dev=4, ino=1, mode=stat.S_IFDIR | 0o555, nlink=2)
         return Stat(dev=4, ino=3, mode=stat.S_IFREG | 0o444)
-    try:
-        return Stat.from_host(os.lstat(node.host))
-    except FileNotFoundError:
-        if fs.is_mount_ancestor(node.guest):
-            return Stat(dev=1, ino=1, mode=stat.S_IFDIR | 0o755, nlink=2)
-        raise SyscallError(errno.ENOENT, node.guest) from None
-    except OSError as error:
-        raise SyscallError(error.errno or errno.EIO, node.guest) from None
+    st = proc.kernel.fs.lstat(node)
+    if st is None:  # a made-up directory above a deep mount: its own identity
+        return Stat(dev=1, ino=zlib.crc32(node.guest.encode()) + 2, mode=stat.S_IFDIR | 0o755, nlink=2)
+    return proc.kernel.identity.present(Stat.from_host(st))
+
+
+def fd_stat(proc: Process, fd: int) -> Stat:
+    """fstat(2) of a descriptor, as the guest sees it."""
+    return proc.kernel.identity.present(proc.files.get(to_int32(fd)).stat())
 
 
 def stat_at(proc: Process, dirfd: int, path: int, flags: int) -> Stat:
@@ -175,14 +239,14 @@ def stat_at(proc: Process, dirfd: int, path: int, flags: int) -> Stat:
     if not raw and flags & AT_EMPTY_PATH:
         if to_int32(dirfd) == AT_FDCWD:
             return stat_node(proc, proc.kernel.fs.resolve(b".", proc.cwd))
-        return proc.files.get(to_int32(dirfd)).stat()
+        return fd_stat(proc, dirfd)
     node = proc.kernel.fs.resolve(raw, base_dir(proc, dirfd), follow=not flags & AT_SYMLINK_NOFOLLOW)
     return stat_node(proc, node)
 
 
 @syscall("fstat", "fd statbuf")
 def sys_fstat(proc: Process, fd: int, statbuf: int) -> int:
-    copy_out(proc.space, statbuf, pack_stat(proc.files.get(to_int32(fd)).stat()))
+    copy_out(proc.space, statbuf, pack_stat(fd_stat(proc, fd)))
     return 0
 
 
@@ -208,29 +272,30 @@ def sys_statx(proc: Process, dirfd: int, path: int, flags: int, mask: int, statx
     return 0
 
 
-def _statfs_bytes(host: str | int | None) -> bytes:
-    """struct statfs of a host path or fd, through libc; /proc's for synthetic nodes."""
-    if host is None:
-        return STATFS.pack(PROC_SUPER_MAGIC, 4096, 0, 0, 0, 0, 0, 0, 0, 255, 4096, 0)
-    buf = ctypes.create_string_buffer(STATFS.size)
-    libc = ctypes.CDLL(None, use_errno=True)
-    result = libc.fstatfs(host, buf) if isinstance(host, int) else libc.statfs(os.fsencode(host), buf)
-    if result != 0:
-        raise SyscallError(ctypes.get_errno() or errno.EIO, "statfs")
-    return buf.raw
+def _statfs_bytes(proc: Process, on_host: bool, writable: bool) -> bytes:
+    """struct statfs: /proc's for synthetic nodes; for host files, a virtual file system
+    whose size is the disk quota (no host figure reaches the guest)."""
+    if not on_host:
+        return STATFS.pack(PROC_SUPER_MAGIC, 4096, 0, 0, 0, 0, 0, 0, 0, NAME_MAX, 4096, 0)
+    quota = proc.kernel.quota
+    blocks, free = quota.limit // 4096, quota.free // 4096
+    files, free_files = quota.limit // ENTRY_COST, quota.free // ENTRY_COST
+    flags = ST_NOSUID | ST_NODEV | (0 if writable else ST_RDONLY)
+    return STATFS.pack(TMPFS_MAGIC, 4096, blocks, free, free, files, free_files, 0, 0, NAME_MAX, 4096, flags)
 
 
 @syscall("statfs", "path buf")
 def sys_statfs(proc: Process, path: int, buf: int) -> int:
     node = resolve_at(proc, AT_FDCWD, path)
-    copy_out(proc.space, buf, _statfs_bytes(node.host if node.synthetic is None else None))
+    copy_out(proc.space, buf, _statfs_bytes(proc, node.synthetic is None, node.writable))
     return 0
 
 
 @syscall("fstatfs", "fd buf")
 def sys_fstatfs(proc: Process, fd: int, buf: int) -> int:
     file = proc.files.get(to_int32(fd))
-    copy_out(proc.space, buf, _statfs_bytes(file.fd if isinstance(file, HostFile) else None))
+    on_host = isinstance(file, HostFile)
+    copy_out(proc.space, buf, _statfs_bytes(proc, on_host, on_host and file.on_writable_mount))
     return 0
 
 
@@ -260,7 +325,9 @@ def sys_getdents64(proc: Process, fd: int, dirp: int, count: int) -> int:
 @syscall("mkdirat", "dirfd path mode")
 def sys_mkdirat(proc: Process, dirfd: int, path: int, mode: int) -> int:
     node = _writable_entry(proc, dirfd, path)
-    _host_call(os.mkdir, node.host, mode & 0o7777 & ~proc.umask)
+    mode = mode & 0o7777 & ~proc.umask
+    _create_entry(proc, node, lambda name, fd: os.mkdir(name, mode & HOST_MODE_MASK, dir_fd=fd))
+    proc.kernel.identity.created(_host_lstat(proc, node), mode)
     return 0
 
 
@@ -272,8 +339,17 @@ def sys_mkdir(proc: Process, path: int, mode: int) -> int:
 @syscall("unlinkat", "dirfd path flags")
 def sys_unlinkat(proc: Process, dirfd: int, path: int, flags: int) -> int:
     node = _writable_entry(proc, dirfd, path)
-    _host_call(os.rmdir if to_int32(flags) & AT_REMOVEDIR else os.unlink, node.host)
+    st = _host_lstat(proc, node)
+    remove = os.rmdir if to_int32(flags) & AT_REMOVEDIR else os.unlink
+    _host_call(remove, node.name, dir_fd=node.dirfd)
+    _forget(proc, st)
     return 0
+
+
+def _forget(proc: Process, st: os.stat_result) -> None:
+    """An entry is gone: its quota and its recorded owner and mode."""
+    proc.kernel.quota.removed(st)
+    proc.kernel.identity.forget(st)
 
 
 @syscall("unlink", "path")
@@ -324,8 +400,10 @@ def sys_readlinkat(proc: Process, dirfd: int, path: int, buf: int, size: int) ->
         if node.synthetic.kind != "link":
             raise SyscallError(errno.EINVAL, f"{node.guest} is not a symlink")
         target = os.fsencode(node.synthetic.name)
+    elif not node.on_host or node.name == ".":
+        raise SyscallError(errno.EINVAL, f"{node.guest} is not a symlink")
     else:
-        target = os.fsencode(_host_call(os.readlink, node.host))
+        target = os.fsencode(_host_call(os.readlink, node.name, dir_fd=node.dirfd))
     copy_out(proc.space, buf, target[:size])
     return min(len(target), size)
 
@@ -337,10 +415,11 @@ def sys_readlink(proc: Process, path: int, buf: int, size: int) -> int:
 
 @syscall("symlinkat", "target newdirfd linkpath")
 def sys_symlinkat(proc: Process, target: int, newdirfd: int, linkpath: int) -> int:
-    """The target is stored as given; it is resolved inside the guest tree when followed."""
+    """The target is stored as given: it means something only inside the view, where the
+    sandbox resolves it; the host is never asked to follow it."""
     text = _path(proc, target)
     node = _writable_entry(proc, newdirfd, linkpath)
-    _host_call(os.symlink, text, node.host)
+    _create_entry(proc, node, lambda name, fd: os.symlink(text, name, dir_fd=fd))
     return 0
 
 
@@ -353,9 +432,10 @@ def sys_symlink(proc: Process, target: int, linkpath: int) -> int:
 def sys_linkat(proc: Process, olddirfd: int, oldpath: int, newdirfd: int, newpath: int, flags: int) -> int:
     old = resolve_at(proc, olddirfd, oldpath, follow=bool(to_int32(flags) & AT_SYMLINK_FOLLOW))
     new = _writable_entry(proc, newdirfd, newpath)
-    if old.synthetic is not None or old.mount != new.mount:
+    if not old.on_host or old.mount != new.mount:
         raise SyscallError(errno.EXDEV, "link across mounts")
-    _host_call(os.link, old.host, new.host, follow_symlinks=False)
+    _create_entry(proc, new, lambda name, fd: os.link(old.name, name, src_dir_fd=old.dirfd, dst_dir_fd=fd,
+                                                      follow_symlinks=False))
     return 0
 
 
@@ -370,9 +450,9 @@ def sys_faccessat2(proc: Process, dirfd: int, path: int, mode: int, flags: int) 
         return 0
     if mode & os.W_OK and not node.writable:
         raise SyscallError(errno.EROFS, node.guest)
-    if not os.path.lexists(node.host) and proc.kernel.fs.is_mount_ancestor(node.guest):
+    if not node.on_host:
         return 0
-    if not _host_call(os.access, node.host, mode, follow_symlinks=False):
+    if not _host_call(os.access, node.name, mode, dir_fd=node.dirfd, follow_symlinks=False):
         raise SyscallError(errno.EACCES, node.guest)
     return 0
 
@@ -389,15 +469,21 @@ def sys_access(proc: Process, path: int, mode: int) -> int:
 
 @syscall("renameat2", "olddirfd oldpath newdirfd newpath flags")
 def sys_renameat2(proc: Process, olddirfd: int, oldpath: int, newdirfd: int, newpath: int, flags: int) -> int:
+    """rename(2) by descriptors, through the host's renameat2 (so RENAME_NOREPLACE and
+    RENAME_EXCHANGE are atomic); an entry it replaces is given back to the quota."""
     flags = to_int32(flags)
-    if flags & ~RENAME_NOREPLACE:
+    if flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE) or flags == RENAME_NOREPLACE | RENAME_EXCHANGE:
         raise SyscallError(errno.EINVAL, f"rename flags {flags:#x}")
     old, new = _writable_entry(proc, olddirfd, oldpath), _writable_entry(proc, newdirfd, newpath)
     if old.mount != new.mount:
         raise SyscallError(errno.EXDEV, "rename across mounts")
-    if flags & RENAME_NOREPLACE and os.path.lexists(new.host):
-        raise SyscallError(errno.EEXIST, new.guest)
-    _host_call(os.rename, old.host, new.host)
+    _host_lstat(proc, old)
+    replaced = proc.kernel.fs.lstat(new) if proc.kernel.fs.exists(new) else None
+    result = _libc.renameat2(old.dirfd, os.fsencode(old.name), new.dirfd, os.fsencode(new.name), flags)
+    if result != 0:
+        raise SyscallError(ctypes.get_errno() or errno.EIO, "rename")
+    if replaced is not None and not flags & RENAME_EXCHANGE:
+        _forget(proc, replaced)
     return 0
 
 
@@ -415,7 +501,8 @@ def sys_rename(proc: Process, oldpath: int, newpath: int) -> int:
 def sys_fchmodat(proc: Process, dirfd: int, path: int, mode: int) -> int:
     node = resolve_at(proc, dirfd, path)
     proc.kernel.fs.require_writable(node)
-    _host_call(os.chmod, node.host, mode & 0o7777)
+    host_mode = proc.kernel.identity.chmod(_host_lstat(proc, node), mode)
+    _host_call(os.chmod, node.name, host_mode, dir_fd=node.dirfd, follow_symlinks=False)
     return 0
 
 
@@ -424,21 +511,33 @@ def sys_chmod(proc: Process, path: int, mode: int) -> int:
     return sys_fchmodat(proc, AT_FDCWD, path, mode)
 
 
-@syscall("fchmod", "fd mode")
-def sys_fchmod(proc: Process, fd: int, mode: int) -> int:
+def _host_file_of(proc: Process, fd: int) -> HostFile:
+    """The host file behind `fd` (EPERM for anything else: pipes, devices, /proc)."""
     file = proc.files.get(to_int32(fd))
     if not isinstance(file, HostFile):
         raise SyscallError(errno.EPERM, file.name)
-    proc.kernel.fs.require_writable(proc.kernel.fs.lookup(file.guest))
-    _host_call(os.chmod, file.fd, mode & 0o7777)
+    if not file.on_writable_mount:
+        raise SyscallError(errno.EROFS, file.name)
+    return file
+
+
+@syscall("fchmod", "fd mode")
+def sys_fchmod(proc: Process, fd: int, mode: int) -> int:
+    file = _host_file_of(proc, fd)
+    host_mode = proc.kernel.identity.chmod(file.host(os.fstat), mode)
+    file.host(os.chmod, host_mode)
     return 0
 
 
-def _chown(proc: Process, node: Node, owner: int, group: int, follow: bool) -> int:
-    """chown within writable mounts; -1 (as u32) keeps the id (man 2 chown)."""
+def _owner_ids(owner: int, group: int) -> tuple[int, int]:
+    """chown's ids as u32; -1 keeps one (man 2 chown)."""
+    return tuple(-1 if v & 0xFFFF_FFFF == 0xFFFF_FFFF else v & 0xFFFF_FFFF for v in (owner, group))
+
+
+def _chown(proc: Process, node: Node, owner: int, group: int) -> int:
+    """chown within writable mounts: recorded by the sandbox, never done on the host."""
     proc.kernel.fs.require_writable(node)
-    uid, gid = (-1 if v & 0xFFFF_FFFF == 0xFFFF_FFFF else v & 0xFFFF_FFFF for v in (owner, group))
-    _host_call(os.chown, node.host, uid, gid, follow_symlinks=follow)
+    proc.kernel.identity.chown(_host_lstat(proc, node), *_owner_ids(owner, group))
     return 0
 
 
@@ -447,26 +546,25 @@ def sys_fchownat(proc: Process, dirfd: int, path: int, owner: int, group: int, f
     flags = to_int32(flags)
     if flags & AT_EMPTY_PATH and not _path(proc, path):
         return sys_fchown(proc, dirfd, owner, group)
-    follow = not flags & AT_SYMLINK_NOFOLLOW
-    return _chown(proc, resolve_at(proc, dirfd, path, follow=follow), owner, group, follow)
+    return _chown(proc, resolve_at(proc, dirfd, path, follow=not flags & AT_SYMLINK_NOFOLLOW), owner, group)
 
 
 @syscall("chown", "path owner group")
 def sys_chown(proc: Process, path: int, owner: int, group: int) -> int:
-    return _chown(proc, resolve_at(proc, AT_FDCWD, path), owner, group, True)
+    return _chown(proc, resolve_at(proc, AT_FDCWD, path), owner, group)
 
 
 @syscall("lchown", "path owner group")
 def sys_lchown(proc: Process, path: int, owner: int, group: int) -> int:
-    return _chown(proc, resolve_at(proc, AT_FDCWD, path, follow=False), owner, group, False)
+    return _chown(proc, resolve_at(proc, AT_FDCWD, path, follow=False), owner, group)
 
 
 @syscall("fchown", "fd owner group")
 def sys_fchown(proc: Process, fd: int, owner: int, group: int) -> int:
-    file = proc.files.get(to_int32(fd))
-    if not isinstance(file, HostFile):
-        raise SyscallError(errno.EPERM, file.name)
-    return _chown(proc, proc.kernel.fs.lookup(file.guest), owner, group, True)
+    """On the descriptor's own file (fstat), never on a path."""
+    file = _host_file_of(proc, fd)
+    proc.kernel.identity.chown(file.host(os.fstat), *_owner_ids(owner, group))
+    return 0
 
 
 MFD_CLOEXEC, MFD_ALLOW_SEALING = 1, 2
@@ -475,14 +573,16 @@ MFD_CLOEXEC, MFD_ALLOW_SEALING = 1, 2
 @syscall("memfd_create", "name flags")
 def sys_memfd_create(proc: Process, name: int, flags: int) -> int:
     """An anonymous file: a host file in the kernel's scratch space, unlinked at once, so only
-    descriptors (and mappings) reach it. Shared mappings of it share page-cache frames."""
+    descriptors (and mappings) reach it. Shared mappings of it share page-cache frames; its
+    blocks count against the disk quota."""
     flags = to_int32(flags)
     if flags & ~(MFD_CLOEXEC | MFD_ALLOW_SEALING):
         raise SyscallError(errno.EINVAL, f"memfd flags {flags:#x}")
     label = read_cstring(proc.space, name, 249).decode(errors="replace")
-    fd = proc.kernel.scratch_file()
-    file = HostFile(fd, f"/memfd:{label} (deleted)", os.O_RDWR)
-    file.cache = proc.kernel.page_cache
+    if len(proc.files) >= proc.files.limit:
+        raise SyscallError(errno.EMFILE, "too many open files")
+    fd = _host_call(proc.kernel.scratch_file)
+    file = host_file(proc, fd, f"/memfd:{label} (deleted)", os.O_RDWR)
     return proc.files.install(file, cloexec=bool(flags & MFD_CLOEXEC))
 
 
@@ -492,19 +592,8 @@ def sys_umask(proc: Process, mask: int) -> int:
     return old
 
 
-@syscall("utimensat", "dirfd path times flags")
-def sys_utimensat(proc: Process, dirfd: int, path: int, times: int, flags: int) -> int:
-    """Set access and modification times (UTIME_NOW, UTIME_OMIT); a NULL path means dirfd."""
-    flags = to_int32(flags)
-    if path == 0:
-        file = proc.files.get(to_int32(dirfd))
-        if not isinstance(file, HostFile):
-            raise SyscallError(errno.EPERM, file.name)
-        node = proc.kernel.fs.lookup(file.guest)
-    else:
-        node = resolve_at(proc, dirfd, path, follow=not flags & AT_SYMLINK_NOFOLLOW)
-    proc.kernel.fs.require_writable(node)
-    current = _host_call(os.lstat, node.host)
+def _times_ns(proc: Process, times: int, current: os.stat_result) -> tuple[int, int]:
+    """utimensat's two timespecs (UTIME_NOW, UTIME_OMIT) as nanoseconds; EINVAL if bad."""
     now = time.time_ns()
     stamps = [(None, UTIME_NOW), (None, UTIME_NOW)] if times == 0 else \
         list(TIMESPEC.iter_unpack(copy_in(proc.space, times, 2 * TIMESPEC.size)))
@@ -518,13 +607,35 @@ def sys_utimensat(proc: Process, dirfd: int, path: int, times: int, flags: int) 
             raise SyscallError(errno.EINVAL, f"tv_nsec {nsec}")
         else:
             ns.append(sec * 10**9 + nsec)
-    _host_call(lambda: os.utime(node.host, ns=tuple(ns), follow_symlinks=False))
+    return ns[0], ns[1]
+
+
+@syscall("utimensat", "dirfd path times flags")
+def sys_utimensat(proc: Process, dirfd: int, path: int, times: int, flags: int) -> int:
+    """Set access and modification times (UTIME_NOW, UTIME_OMIT); a NULL path means the
+    descriptor itself (futimens), acted on by descriptor."""
+    flags = to_int32(flags)
+    if path == 0:
+        file = _host_file_of(proc, dirfd)
+        ns = _times_ns(proc, times, file.host(os.fstat))
+        file.host(lambda fd: os.utime(fd, ns=ns))
+        return 0
+    node = resolve_at(proc, dirfd, path, follow=not flags & AT_SYMLINK_NOFOLLOW)
+    proc.kernel.fs.require_writable(node)
+    ns = _times_ns(proc, times, _host_lstat(proc, node))
+    _host_call(os.utime, node.name, ns=ns, dir_fd=node.dirfd, follow_symlinks=False)
     return 0
 
 
 @syscall("truncate", "path length")
 def sys_truncate(proc: Process, path: int, length: int) -> int:
+    """truncate(2): the file is opened by descriptor (O_NOFOLLOW) and truncated through it."""
     node = resolve_at(proc, AT_FDCWD, path)
     proc.kernel.fs.require_writable(node)
-    _host_call(os.truncate, node.host, length)
+    file = _checked_open(proc, proc.kernel.fs.open_node(node, os.O_WRONLY | os.O_NONBLOCK), node, os.O_WRONLY, None)
+    file.attach()
+    try:
+        file.truncate(length)
+    finally:
+        file.detach()
     return 0

@@ -201,7 +201,10 @@ def sys_ioctl(proc: Process, fd: int, request: int, arg: int) -> int:
     size = _IOCTL_SIZES.get(request)
     if size is None or not isinstance(file, HostStream):
         raise SyscallError(errno.ENOTTY, f"ioctl {request:#x}")
-    copy_out(proc.space, arg, file.ioctl(request, bytes(size)))
+    answer = file.ioctl(request, bytes(size))  # ENOTTY unless the stream is a terminal
+    if request == TIOCGPGRP:  # the guest's own foreground group, never the host's
+        answer = struct.pack("<i", proc.pgid)
+    copy_out(proc.space, arg, answer)
     return 0
 
 

@@ -28,27 +28,28 @@ ROBUST_LIST_HEAD_SIZE = 24
 
 @syscall("getuid")
 def sys_getuid(proc: Process) -> int:
-    return os.getuid()
+    """The guest's own uid (identity.py): never the host's."""
+    return proc.kernel.identity.uid
 
 
 @syscall("geteuid")
 def sys_geteuid(proc: Process) -> int:
-    return os.geteuid()
+    return proc.kernel.identity.uid
 
 
 @syscall("getgid")
 def sys_getgid(proc: Process) -> int:
-    return os.getgid()
+    return proc.kernel.identity.gid
 
 
 @syscall("getegid")
 def sys_getegid(proc: Process) -> int:
-    return os.getegid()
+    return proc.kernel.identity.gid
 
 
 @syscall("getgroups", "size list")
 def sys_getgroups(proc: Process, size: int, list_addr: int) -> int:
-    groups = os.getgroups()
+    groups = [proc.kernel.identity.gid]  # the guest's one group, not the host's list
     size = to_int32(size)
     if size == 0:
         return len(groups)

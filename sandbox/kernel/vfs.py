@@ -5,12 +5,18 @@ empty directory with a writable /tmp); `--mount HOST:GUEST[:ro|rw]` grafts host 
 or files in; the program file is visible, read-only, at its own path; `/dev` and `/proc` hold
 a few synthetic nodes.
 
-Containment rests on one rule: the sandbox resolves every path itself, component by
-component, in guest terms, like a chroot with RESOLVE_IN_ROOT. `..` at the root stays at
-the root; a symlink is read with readlink and its target resolved again inside the guest
-tree (an absolute target starts over at the guest root); the host kernel is only ever handed
-a host path whose every component was checked, opened with O_NOFOLLOW. No path, `..` or
-symlink can name a host file outside what was exposed.
+Containment rests on one rule: **host files are reached by descriptor, never by a path
+string.** The view holds a directory descriptor for every mount, opened once when the
+sandbox starts. A guest path is resolved by the sandbox itself, component by component, in
+guest terms (like `openat2(2)` with RESOLVE_IN_ROOT): `..` is lexical and stays at the root;
+a symlink is read with readlinkat and its target resolved again inside the guest tree (an
+absolute target starts over at the guest root). Each directory on the way is opened with
+`openat(parent_fd, name, O_PATH|O_NOFOLLOW|O_DIRECTORY)`, so it is a real directory below
+the one before it or the walk fails: no concurrent swap of a directory for a symlink, by the
+guest or any host process, can redirect it (runc's securejoin and gVisor's gofer do the
+same). A resolved host `Node` is a (directory descriptor, single name) pair, and every host
+call on it is an `*at` call with that pair and AT_SYMLINK_NOFOLLOW / O_NOFOLLOW: a symlink
+that appears between resolution and use makes the call fail, never follow.
 """
 
 from __future__ import annotations
@@ -25,10 +31,15 @@ from sandbox.errors import SandboxError, SyscallError
 
 MAX_SYMLINKS = 40  # Linux's MAXSYMLINKS
 PATH_MAX = 4096
+NAME_MAX = 255
+#: How the walk opens a directory: a handle only (no read permission needed), never a
+#: symlink, and only a directory (open(2): O_PATH, O_NOFOLLOW, O_DIRECTORY).
+_DIR_FLAGS = os.O_PATH | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC
 
 
 class Mount(NamedTuple):
-    """A host file or directory grafted into the guest tree at `guest`."""
+    """A host file or directory grafted into the guest tree at `guest`. `host` is the host
+    path the user named, kept for messages only: the view reaches it by descriptor."""
 
     guest: str
     host: str
@@ -43,20 +54,85 @@ class Synthetic(NamedTuple):
     mode: int = 0o444
 
 
-class Node(NamedTuple):
-    """Where a resolved guest path lives: on the host (with its mount) or synthetic."""
+class HostDir:
+    """An open O_PATH descriptor of a host directory, with the mount it lies in. Walks own
+    theirs (closed when the last reference goes); mount anchors are the view's."""
 
-    guest: str
-    host: str | None = None
-    mount: Mount | None = None
-    synthetic: Synthetic | None = None
+    __slots__ = ("fd", "mount", "owned")
+
+    def __init__(self, fd: int, mount: Mount, owned: bool = True) -> None:
+        self.fd = fd
+        self.mount = mount
+        self.owned = owned
+
+    def __del__(self) -> None:
+        if self.owned:
+            os.close(self.fd)
+
+
+class Anchor(NamedTuple):
+    """A mount's host end, opened once: its parent directory and name (for the mount point
+    itself), and the directory (`root`, None for a file mount) its children are found in."""
+
+    parent: HostDir
+    name: str
+    root: HostDir | None
+
+
+class Node:
+    """Where a resolved guest path lives: synthetic, or the entry `name` in the open host
+    directory `parent` (which lies in `mount`), or a made-up directory above a deep mount
+    (`parent` None). The entry itself may not exist (a path to create)."""
+
+    __slots__ = ("guest", "mount", "parent", "name", "synthetic")
+
+    def __init__(self, guest: str, mount: Mount | None = None, parent: HostDir | None = None,
+                 name: str = "", synthetic: Synthetic | None = None) -> None:
+        self.guest = guest
+        self.mount = mount
+        self.parent = parent
+        self.name = name
+        self.synthetic = synthetic
 
     @property
     def writable(self) -> bool:
-        return self.mount is not None and self.mount.writable
+        return self.mount is not None and self.mount.writable and self.parent is not None
+
+    @property
+    def on_host(self) -> bool:
+        """True if the node is (or would be) a host directory entry."""
+        return self.parent is not None
+
+    @property
+    def dirfd(self) -> int:
+        """The descriptor of the directory holding the entry, for `*at` calls."""
+        return self.parent.fd
+
+    def __repr__(self) -> str:
+        return f"Node({self.guest!r})"
 
 
 DEVICES = {"null": 0o666, "zero": 0o666, "full": 0o666, "urandom": 0o444, "random": 0o444, "tty": 0o666}
+
+
+def _host_error(error: OSError, guest: str) -> SyscallError:
+    return SyscallError(error.errno or errno.EIO, guest)
+
+
+def open_anchor(host: str, mount: Mount) -> Anchor:
+    """Open a mount's host end (a trusted path the user gave, resolved once, now)."""
+    real = os.path.realpath(host)
+    head, name = os.path.split(real)
+    try:
+        parent = HostDir(os.open(head or "/", _DIR_FLAGS), mount)
+        if not name:  # the host's own root: its parent is itself
+            return Anchor(parent, ".", HostDir(os.open("/", _DIR_FLAGS), mount))
+        root = None
+        if os.path.isdir(real):
+            root = HostDir(os.open(name, _DIR_FLAGS, dir_fd=parent.fd), mount)
+    except OSError as error:
+        raise SandboxError(f"{host}: cannot be opened: {error.strerror}") from None
+    return Anchor(parent, name, root)
 
 
 class FileSystemView:
@@ -64,22 +140,33 @@ class FileSystemView:
     `proc_entries()` names the /proc/<pid> files the kernel serves for it."""
 
     def __init__(self, root: str, mounts: list[Mount], current_pid: Callable[[], int],
-                 proc_entries: Callable[[], dict[str, Synthetic]]) -> None:
+                 proc_entries: Callable[[], dict[str, Synthetic]], root_writable: bool = True) -> None:
         if not os.path.isdir(root):
             raise SandboxError(f"--root {root}: not a directory")
-        self.mounts = [Mount("/", os.path.realpath(root), True), *mounts]
-        self.mounts.sort(key=lambda m: len(m.guest), reverse=True)
+        self.mounts: list[Mount] = []
+        self.anchors: dict[str, Anchor] = {}
+        self.add_mount(Mount("/", root, root_writable))
+        for mount in mounts:
+            self.add_mount(mount)
         self.proc_entries = proc_entries
         self.current_pid = current_pid
 
     # -- the mount table ------------------------------------------------------------------
 
-    def _mount_for(self, guest: str) -> tuple[Mount, str]:
-        """The innermost mount containing `guest`, and the host path it maps to."""
+    def add_mount(self, mount: Mount) -> None:
+        """Graft `mount` in (a later mount at the same guest path replaces the earlier)."""
+        anchor = open_anchor(mount.host, mount)
+        if mount.guest == "/" and anchor.root is None:
+            raise SandboxError(f"{mount.host}: the root must be a directory")
+        self.mounts = [m for m in self.mounts if m.guest != mount.guest] + [mount]
+        self.mounts.sort(key=lambda m: len(m.guest), reverse=True)
+        self.anchors[mount.guest] = anchor
+
+    def mount_of(self, guest: str) -> Mount:
+        """The innermost mount containing `guest`."""
         for mount in self.mounts:
             if guest == mount.guest or guest.startswith(mount.guest.rstrip("/") + "/"):
-                rest = guest[len(mount.guest):].lstrip("/")
-                return mount, os.path.join(mount.host, rest) if rest else mount.host
+                return mount
         raise SyscallError(errno.ENOENT, guest)
 
     def is_mount_ancestor(self, guest: str) -> bool:
@@ -92,6 +179,9 @@ class FileSystemView:
         prefix = guest.rstrip("/") + "/"
         return sorted({m.guest[len(prefix):].split("/")[0] for m in self.mounts
                        if m.guest.startswith(prefix) and len(m.guest) > len(prefix)})
+
+    def is_mount_point(self, node: Node) -> bool:
+        return node.guest in self.anchors
 
     # -- synthetic nodes ------------------------------------------------------------------
 
@@ -131,15 +221,75 @@ class FileSystemView:
             return sorted(self.proc_entries())
         return None
 
-    # -- resolution -----------------------------------------------------------------------
+    # -- one step of a walk ---------------------------------------------------------------
 
-    def lookup(self, guest: str) -> Node:
-        """The node at an already-resolved absolute guest path (no symlink following)."""
+    def _step(self, here: HostDir | None, names: list[str], name: str) -> Node:
+        """The node for `name` inside the directory reached by `names` (opened as `here`,
+        None if that directory is made up). Nothing is followed or required to exist."""
+        guest = "/" + "/".join([*names, name])
         synthetic = self._synthetic(guest)
         if synthetic is not None:
             return Node(guest, synthetic=synthetic)
-        mount, host = self._mount_for(guest)
-        return Node(guest, host, mount)
+        anchor = self.anchors.get(guest)
+        if anchor is not None:
+            mount = anchor.parent.mount
+            if anchor.root is not None:
+                return Node(guest, mount, anchor.root, ".")
+            return Node(guest, mount, anchor.parent, anchor.name)
+        if here is None:
+            return Node(guest, self.mount_of(guest))
+        return Node(guest, here.mount, here, name)
+
+    def _root_node(self) -> Node:
+        anchor = self.anchors["/"]
+        return Node("/", anchor.parent.mount, anchor.root, ".")
+
+    def _enter(self, node: Node, must_exist: bool = True) -> HostDir | None:
+        """Open directory `node` to walk on (None: a made-up directory, or a missing one when
+        not `must_exist`). ENOTDIR if it is not a directory, ENOENT if missing."""
+        if node.synthetic is not None:
+            if node.synthetic.kind != "dir":
+                raise SyscallError(errno.ENOTDIR, node.guest)
+            return None
+        if node.parent is None:
+            if self.is_mount_ancestor(node.guest) or not must_exist:
+                return None
+            raise SyscallError(errno.ENOENT, node.guest)
+        if node.name == ".":
+            return node.parent
+        try:
+            return HostDir(os.open(node.name, _DIR_FLAGS, dir_fd=node.dirfd), node.parent.mount)
+        except FileNotFoundError:
+            if self.is_mount_ancestor(node.guest) or not must_exist:
+                return None
+            raise SyscallError(errno.ENOENT, node.guest) from None
+        except OSError as error:
+            if error.errno == errno.ELOOP:  # a symlink here now: refused, never followed
+                raise SyscallError(errno.ENOTDIR, node.guest) from None
+            raise _host_error(error, node.guest) from None
+
+    def _walk_names(self, names: list[str]) -> HostDir | None:
+        """Re-open the directory reached by `names` (after `..` or a symlink), from the root,
+        following nothing: a component that is no longer a directory fails the walk."""
+        here = self.anchors["/"].root
+        for i, name in enumerate(names):
+            here = self._enter(self._step(here, names[:i], name))
+        return here
+
+    def _link_target(self, node: Node) -> str | None:
+        """The target of a symlink node, or None if it is not a symlink."""
+        if node.synthetic is not None:
+            return node.synthetic.name if node.synthetic.kind == "link" else None
+        if node.parent is None or node.name == ".":
+            return None
+        try:
+            return os.readlink(node.name, dir_fd=node.dirfd)
+        except OSError as error:
+            if error.errno in (errno.EINVAL, errno.ENOENT):
+                return None
+            raise _host_error(error, node.guest) from None
+
+    # -- resolution -----------------------------------------------------------------------
 
     def resolve(self, path: bytes, base: str, follow: bool = True, must_exist: bool = True) -> Node:
         """Resolve guest `path` relative to guest directory `base`, confined to the tree.
@@ -152,105 +302,126 @@ class FileSystemView:
         if len(path) >= PATH_MAX:
             raise SyscallError(errno.ENAMETOOLONG, "path too long")
         text = os.fsdecode(path)
-        stack = [] if text.startswith("/") else [p for p in base.split("/") if p]
-        pending = text.split("/")
+        pending = text.split("/") if text.startswith("/") else base.split("/") + text.split("/")
         trailing_slash = text.endswith("/")
+        names: list[str] = []
+        here: HostDir | None = self.anchors["/"].root
+        node: Node | None = None  # the node the last component named, if it was not . or ..
         links = 0
         while pending:
             name = pending.pop(0)
             if name in ("", "."):
                 continue
             if name == "..":
-                if stack:
-                    stack.pop()
+                if names:
+                    names.pop()
+                    here, node = self._walk_names(names), None
                 continue
-            if len(os.fsencode(name)) > 255:
+            if len(os.fsencode(name)) > NAME_MAX:
                 raise SyscallError(errno.ENAMETOOLONG, name)
-            stack.append(name)
             last = not any(p not in ("", ".") for p in pending)
-            node = self.lookup("/" + "/".join(stack))
+            node = self._step(here, names, name)
             target = self._link_target(node)
             if target is not None and (not last or follow or trailing_slash):
                 links += 1
                 if links > MAX_SYMLINKS:
                     raise SyscallError(errno.ELOOP, node.guest)
-                stack.pop()
                 if target.startswith("/"):
-                    stack.clear()
+                    names.clear()
                 pending[:0] = target.split("/")
+                here, node = self._walk_names(names), None
                 continue
+            names.append(name)
             if not last or trailing_slash:
-                self._require_dir(node, must_exist or not last)
-        node = self.lookup("/" + "/".join(stack))
+                here = self._enter(node, must_exist or not last)
+        if node is None:
+            node = self._node_at(names)
         if must_exist:
             self.kind_of(node)  # ENOENT if missing
         return node
 
-    def _link_target(self, node: Node) -> str | None:
-        """The target of a symlink node, or None if it is not a symlink."""
-        if node.synthetic is not None:
-            return node.synthetic.name if node.synthetic.kind == "link" else None
-        try:
-            if stat.S_ISLNK(os.lstat(node.host).st_mode):
-                return os.readlink(node.host)
-        except FileNotFoundError:
-            return None
-        except OSError as error:
-            raise SyscallError(error.errno or errno.EIO, node.guest) from None
-        return None
+    def _node_at(self, names: list[str]) -> Node:
+        """The node of an existing directory reached by plain `names` (after `.` or `..`)."""
+        if not names:
+            return self._root_node()
+        return self._step(self._walk_names(names[:-1]), names[:-1], names[-1])
 
-    def _require_dir(self, node: Node, must_exist: bool) -> None:
-        """ENOTDIR if the path goes through something that is not a directory."""
+    def lookup(self, guest: str) -> Node:
+        """The node at an absolute guest path, the last component not followed."""
+        return self.resolve(os.fsencode(guest), "/", follow=False, must_exist=False)
+
+    def lstat(self, node: Node) -> os.stat_result | None:
+        """The host's lstat of a host node (None for a made-up directory); ENOENT if missing."""
+        if node.parent is None:
+            if self.is_mount_ancestor(node.guest):
+                return None
+            raise SyscallError(errno.ENOENT, node.guest)
         try:
-            kind = self.kind_of(node)
-        except SyscallError:
-            if must_exist:
-                raise
-            return
-        if kind != "dir":
-            raise SyscallError(errno.ENOTDIR, node.guest)
+            return os.stat(node.name, dir_fd=node.dirfd, follow_symlinks=False)
+        except FileNotFoundError:
+            if self.is_mount_ancestor(node.guest):
+                return None
+            raise SyscallError(errno.ENOENT, node.guest) from None
+        except OSError as error:
+            raise _host_error(error, node.guest) from None
+
+    def exists(self, node: Node) -> bool:
+        try:
+            self.kind_of(node)
+        except SyscallError as error:
+            if error.errno == errno.ENOENT:
+                return False
+            raise
+        return True
 
     def kind_of(self, node: Node) -> str:
         """'dir', 'file', 'link' or 'device'; ENOENT if nothing is there."""
         if node.synthetic is not None:
             return node.synthetic.kind
-        try:
-            mode = os.lstat(node.host).st_mode
-        except FileNotFoundError:
-            if self.is_mount_ancestor(node.guest):
-                return "dir"
-            raise SyscallError(errno.ENOENT, node.guest) from None
-        except OSError as error:
-            raise SyscallError(error.errno or errno.EIO, node.guest) from None
-        if stat.S_ISDIR(mode):
+        st = self.lstat(node)
+        if st is None or stat.S_ISDIR(st.st_mode):
             return "dir"
-        return "link" if stat.S_ISLNK(mode) else "file"
+        return "link" if stat.S_ISLNK(st.st_mode) else "file"
 
-    def parent_of(self, path: bytes, base: str) -> tuple[Node, str]:
-        """For creating or removing: the resolved parent directory and the final name."""
+    def parent_of(self, path: bytes, base: str) -> tuple[Node, Node]:
+        """For creating or removing: the resolved parent directory and the (unresolved)
+        entry the last component names in it."""
         text = os.fsdecode(path).rstrip("/") or "/"
         head, _, name = text.rpartition("/")
         if name in ("", ".", ".."):
             raise SyscallError(errno.EEXIST if name == "" else errno.EINVAL, text)
+        if len(os.fsencode(name)) > NAME_MAX:
+            raise SyscallError(errno.ENAMETOOLONG, name)
         parent = self.resolve(os.fsencode(head or ("/" if text.startswith("/") else ".")), base)
-        if self.kind_of(parent) != "dir":
-            raise SyscallError(errno.ENOTDIR, parent.guest)
-        child = "/".join([parent.guest.rstrip("/"), name]) if parent.guest != "/" else "/" + name
-        return parent, child
+        here = self._enter(parent)
+        names = [p for p in parent.guest.split("/") if p]
+        return parent, self._step(here, names, name)
 
     def writable_entry(self, path: bytes, base: str) -> Node:
         """The entry `path` names in its (resolved, existing) parent directory, for a call
-        that creates, removes or renames it: EROFS unless it is on a writable mount. The
-        entry itself is not resolved (it may not exist, or be a symlink to act on)."""
-        _, child = self.parent_of(path, base)
-        node = self.lookup(child)
+        that creates, removes or renames it: EROFS unless it is on a writable mount, EBUSY
+        for a mount point. The entry itself is not resolved (it may not exist, or be a
+        symlink to act on)."""
+        _, node = self.parent_of(path, base)
         self.require_writable(node)
+        if self.is_mount_point(node):
+            raise SyscallError(errno.EBUSY, node.guest)
         return node
 
     def require_writable(self, node: Node) -> None:
         """EROFS for anything on a read-only mount or synthetic."""
         if not node.writable:
             raise SyscallError(errno.EROFS, node.guest)
+
+    def open_node(self, node: Node, flags: int, mode: int = 0o600) -> int:
+        """open(2) of a host node by (directory descriptor, name), never following a
+        symlink: a host descriptor, or SyscallError."""
+        if node.parent is None:
+            raise SyscallError(errno.ENOENT, node.guest)
+        try:
+            return os.open(node.name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=node.dirfd)
+        except OSError as error:
+            raise _host_error(error, node.guest) from None
 
 
 def parse_mount(spec: str) -> Mount:
@@ -264,4 +435,6 @@ def parse_mount(spec: str) -> Mount:
     if not os.path.exists(parts[0]):
         raise SandboxError(f"--mount {spec}: {parts[0]} does not exist")
     guest = os.path.normpath(parts[1])
+    if guest == "/" or guest.startswith("//"):
+        raise SandboxError(f"--mount {spec}: a mount at / would hide the root; use --root {parts[0]}")
     return Mount(guest, os.path.realpath(parts[0]), mode == "rw")

@@ -82,10 +82,23 @@ class CachedFile:
             changed = True
         return changed
 
+    #: Told how many bytes of host disk a writeback added (the kernel's disk quota), if set.
+    on_grow: Callable[[int], None] | None = None
+
     def writeback(self, mem: PhysicalMemory, first: int = 0, last: int | None = None) -> None:
-        """Store cached pages [first, last] into the file, never past its current end."""
+        """Store cached pages [first, last] into the file, never past its current end. A page
+        equal to the file's bytes is not written: a hole of a sparse file stays a hole, and
+        the disk the writeback adds is what the guest changed (charged through `on_grow`)."""
         if not self.writable:
             return
+        before = os.fstat(self.fd).st_blocks
+        try:
+            self._store(mem, first, last)
+        finally:
+            if self.on_grow is not None:
+                self.on_grow((os.fstat(self.fd).st_blocks - before) * 512)
+
+    def _store(self, mem: PhysicalMemory, first: int, last: int | None) -> None:
         size = self.size
         last_in_file = (size - 1) >> PAGE_SHIFT
         wanted = range(first, last_in_file + 1 if last is None else min(last, last_in_file) + 1)
@@ -97,7 +110,8 @@ class CachedFile:
             offset = index << PAGE_SHIFT
             data = mem.read(pfn << PAGE_SHIFT, min(PAGE_SIZE, size - offset))
             try:
-                os.pwrite(self.fd, data, offset)
+                if os.pread(self.fd, len(data), offset) != data:
+                    os.pwrite(self.fd, data, offset)
             except OSError as error:
                 raise SyscallError(error.errno or errno.EIO, self.name) from None
 
@@ -121,6 +135,10 @@ class PageCache:
         self.files: dict[tuple[int, int], CachedFile] = {}
         #: Called when a write() changed cached pages: they may hold code the CPU translated.
         self.on_change: Callable[[], None] = lambda: None
+        #: Who counts host disk (the kernel's disk quota): told when the cache opens and
+        #: closes a file (`opened(st)`, `closed(st)`: an unlinked file still mapped holds its
+        #: blocks) and of what writebacks add (`charge(nbytes)`). None: nobody counts.
+        self.holder = None
 
     def open(self, host_fd: int, name: str, writable: bool) -> CachedFile:
         """The cache entry of the file behind `host_fd` (its own dup'd descriptor)."""
@@ -130,10 +148,14 @@ class PageCache:
         if cached is None or (writable and not cached.writable):
             if cached is not None:
                 os.close(cached.fd)
+            elif self.holder is not None:
+                self.holder.opened(st)
             fd = os.dup(host_fd)
             pages = cached.pages if cached else {}
             cached = CachedFile(fd, name, writable, key)
             cached.pages = pages
+            if self.holder is not None:
+                cached.on_grow = self.holder.charge
             self.files[key] = cached
         return cached
 
@@ -148,6 +170,8 @@ class PageCache:
                 continue
             dropped += cached.trim(self.frames)
             if not cached.pages:
+                if self.holder is not None:
+                    self.holder.closed(os.fstat(cached.fd))
                 os.close(cached.fd)
                 del self.files[key]
         return dropped
