@@ -1,0 +1,142 @@
+/* escape: a hostile guest's attempts on host files, each a subcommand. Every attempt
+ * prints what it got; the test checks the host afterwards.
+ *   fchown TARGET   open /tmp/f, unlink it, put a symlink to host path TARGET in its place,
+ *                   then fchown and futimens the descriptor (finding 1 of issue 12)
+ *   memfd TARGET    the same through a memfd whose name is TARGET
+ *   chmod PATH      chmod PATH 04777 and 01777: the guest sees its mode, the host never
+ *   disk PATH N     write N KiB to PATH, then the same again through a memfd
+ *   facts PATH      stat and statfs of PATH, printed for comparison with the host's
+ *   pgrp -          the terminal's foreground group (tcgetpgrp) against the guest's own
+ *   mapped N        N times: write 256 KiB to a file, map a page of it, close and unlink it
+ *                   (the mapping keeps its blocks); then dirty 512 KiB of a sparse shared
+ *                   mapping and unmap it (the writeback fills holes)
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+static int attack_descriptor(int fd) {
+    int r1 = fchown(fd, 4242, 4242);
+    printf("fchown: %d %s\n", r1, r1 ? strerror(errno) : "ok");
+    struct timespec times[2] = {{1000000000, 0}, {1000000000, 0}};
+    int r2 = futimens(fd, times);
+    printf("futimens: %d %s\n", r2, r2 ? strerror(errno) : "ok");
+    struct stat st;
+    fstat(fd, &st);
+    printf("fstat uid %u mtime %lld\n", st.st_uid, (long long)st.st_mtime);
+    return 0;
+}
+
+static int fchown_attack(const char *target) {
+    int fd = open("/tmp/f", O_CREAT | O_RDWR, 0644);
+    if (fd < 0) { perror("open"); return 1; }
+    unlink("/tmp/f");
+    if (symlink(target, "/tmp/f")) perror("symlink");
+    return attack_descriptor(fd);
+}
+
+static int memfd_attack(const char *target) {
+    int fd = memfd_create(target, 0);
+    if (fd < 0) { perror("memfd_create"); return 1; }
+    return attack_descriptor(fd);
+}
+
+static int chmod_attack(const char *path) {
+    struct stat st;
+    for (int i = 0; i < 2; i++) {
+        mode_t mode = i ? 01777 : 04777;
+        int r = chmod(path, mode);
+        stat(path, &st);
+        printf("chmod %o: %d, guest sees %o\n", mode, r, st.st_mode & 07777);
+    }
+    return 0;
+}
+
+static long fill(int fd, long kib) {
+    char block[1024];
+    memset(block, 'x', sizeof block);
+    long written = 0;
+    for (long i = 0; i < kib; i++) {
+        ssize_t n = write(fd, block, sizeof block);
+        if (n < 0) { printf("write: %s after %ld bytes\n", strerror(errno), written); break; }
+        written += n;
+    }
+    return written;
+}
+
+static int disk_attack(const char *path, long kib) {
+    int fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+    if (fd < 0) { perror("open"); return 1; }
+    printf("file: %ld bytes\n", fill(fd, kib));
+    int mfd = memfd_create("fill", 0);
+    printf("memfd: %ld bytes\n", fill(mfd, kib));
+    return 0;
+}
+
+static int facts(const char *path) {
+    struct stat st;
+    struct statfs fs;
+    if (stat(path, &st) || statfs(path, &fs)) { perror(path); return 1; }
+    printf("dev %llu ino %llu uid %u gid %u\n", (unsigned long long)st.st_dev,
+           (unsigned long long)st.st_ino, st.st_uid, st.st_gid);
+    printf("statfs type %lx blocks %llu bfree %llu files %llu\n", (long)fs.f_type,
+           (unsigned long long)fs.f_blocks, (unsigned long long)fs.f_bfree, (unsigned long long)fs.f_files);
+    printf("uid %u euid %u gid %u\n", getuid(), geteuid(), getgid());
+    return 0;
+}
+
+static int pgrp(void) {
+    pid_t fg = tcgetpgrp(1), own = getpgrp();
+    printf("foreground %s\n", fg == own ? "is the guest's own group" : "differs");
+    return fg == own ? 0 : 1;
+}
+
+static int mapped(int rounds) {
+    char name[32], block[4096];
+    memset(block, 'm', sizeof block);
+    for (int i = 0; i < rounds; i++) {
+        snprintf(name, sizeof name, "/tmp/m%d", i);
+        int fd = open(name, O_CREAT | O_RDWR | O_TRUNC, 0644);
+        long written = 0;
+        for (int k = 0; k < 64; k++) {
+            ssize_t n = write(fd, block, sizeof block);
+            if (n <= 0) break;
+            written += n;
+        }
+        printf("round %d: wrote %ld\n", i, written);
+        void *page = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
+        close(fd);
+        unlink(name);
+        if (page == MAP_FAILED || written < 64 * 4096) break;
+    }
+    int fd = open("/tmp/sparse", O_CREAT | O_RDWR | O_TRUNC, 0644);
+    ftruncate(fd, 64 << 20);
+    char *map = mmap(NULL, 64 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    for (long off = 0; off < (512 << 10); off += 4096) map[off] = 1;
+    munmap(map, 64 << 20);
+    struct stat st;
+    fstat(fd, &st);
+    printf("sparse: %lld blocks\n", (long long)st.st_blocks);
+    ssize_t n = write(fd, block, sizeof block);
+    printf("write after: %s\n", n < 0 ? strerror(errno) : "ok");
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 3) { fprintf(stderr, "usage: escape fchown|memfd|chmod|disk|facts|pgrp ARG [N]\n"); return 2; }
+    if (!strcmp(argv[1], "fchown")) return fchown_attack(argv[2]);
+    if (!strcmp(argv[1], "memfd")) return memfd_attack(argv[2]);
+    if (!strcmp(argv[1], "chmod")) return chmod_attack(argv[2]);
+    if (!strcmp(argv[1], "disk") && argc > 3) return disk_attack(argv[2], atol(argv[3]));
+    if (!strcmp(argv[1], "facts")) return facts(argv[2]);
+    if (!strcmp(argv[1], "pgrp")) return pgrp();
+    if (!strcmp(argv[1], "mapped")) return mapped(atoi(argv[2]));
+    return 2;
+}
