@@ -343,24 +343,59 @@ class HostStream(HostFd):
     def writable(self) -> bool:
         return self.mode in (os.O_WRONLY, os.O_RDWR)
 
+    def poll(self, events: int) -> int:
+        """The host's readiness of the stream now (poll(2) with no wait)."""
+        poller = select.poll()
+        poller.register(self.fd, events & 0xFFFF)
+        ready = poller.poll(0)
+        return ready[0][1] if ready else 0
+
     def read(self, n: int) -> bytes:
-        """Never blocks the sandbox: if nothing is ready the process sleeps on the host fd."""
-        if not select.select([self.fd], [], [], 0)[0]:
+        """Never blocks the sandbox: if nothing is ready the process sleeps on the host fd
+        (EAGAIN under O_NONBLOCK)."""
+        if not self.poll(POLLIN):
+            if self.flags & O_NONBLOCK:
+                raise SyscallError(errno.EAGAIN, f"{self.name} has no input yet")
             raise WouldBlock(f"{self.name} has no input yet", host_fd=self.fd)
         return self.host(os.read, n)
 
     def write(self, data: bytes) -> int:
-        """Write all of `data` (a short write only on error after some progress)."""
-        done = 0
-        view = memoryview(data)
-        while done < len(data):
+        """Write all of `data`, PIPE_BUF bytes at a time while the host stream takes them
+        (a pipe that polls writable has room for PIPE_BUF, man 7 pipe), so the host write never
+        blocks: when the stream is full the process sleeps in the scheduler until it drains
+        (EAGAIN under O_NONBLOCK), and a signal then ends the call with the count written."""
+        return self._write_from(memoryview(bytes(data)), 0)
+
+    def room(self) -> int:
+        """What one host write takes now without blocking; if nothing, the process sleeps
+        until the stream drains and its call runs again (EAGAIN under O_NONBLOCK)."""
+        if self.poll(POLLOUT):
+            return PIPE_BUF
+        if self.flags & O_NONBLOCK:
+            raise SyscallError(errno.EAGAIN, f"{self.name} is full")
+        raise WouldBlock(f"{self.name} is full (nobody reads it)", host_waits=((self.fd, POLLOUT),))
+
+    def _write_from(self, view: memoryview, done: int) -> int:
+        """Write `view` from `done` on; the count written in all."""
+        while done < len(view):
+            if not self.poll(POLLOUT):
+                if self.flags & O_NONBLOCK:
+                    if done:
+                        return done
+                    raise SyscallError(errno.EAGAIN, f"{self.name} is full")
+                raise self._full(view, done)
             try:
-                done += os.write(self.fd, view[done:])
+                done += os.write(self.fd, view[done : done + PIPE_BUF])
             except OSError as error:
                 if done:
                     break
                 raise _oserror(error) from None
         return done
+
+    def _full(self, view: memoryview, done: int) -> WouldBlock:
+        """Sleep until the host stream takes more, then write the rest of `view`."""
+        return WouldBlock(f"{self.name} is full (nobody reads it)", host_waits=((self.fd, POLLOUT),),
+                          retry=lambda: self._write_from(view, done), on_interrupt=(lambda: done) if done else None)
 
     def ioctl(self, request: int, arg: bytes) -> bytes:
         """Terminal queries answered by the host's terminal, if the stream is one."""
@@ -444,6 +479,9 @@ class ProcFile(File):
         return Stat(dev=4, ino=4026531840 + len(self.name), mode=stat.S_IFREG | 0o444, size=0, blksize=1024)
 
 
+MAX_DIR_POSITION = (1 << 63) - 1  # loff_t
+
+
 class SyntheticDir(File):
     """A synthetic directory (/proc, /proc/self, /dev): listing only."""
 
@@ -460,6 +498,14 @@ class SyntheticDir(File):
             for i, n in enumerate(self._names)]
 
     def seek(self, offset: int, whence: int) -> int:
+        """A listing position, as dcache_dir_lseek: SEEK_SET or SEEK_CUR to a position >= 0,
+        else EINVAL (fs/libfs.c)."""
+        if whence == os.SEEK_CUR:
+            offset += self.dir_position
+        elif whence != os.SEEK_SET:
+            raise SyscallError(errno.EINVAL, f"whence {whence} on a directory")
+        if not 0 <= offset <= MAX_DIR_POSITION:
+            raise SyscallError(errno.EINVAL, f"directory position {offset}")
         self.dir_position = offset
         return offset
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from sandbox import engine as X
 from sandbox.errors import SyscallError, WouldBlock
 from sandbox.kernel import signal_delivery
+from sandbox.kernel.checked import KTIME_MAX
 from sandbox.kernel.process import Process, State
 from sandbox.kernel.syscalls import MASK64
 
@@ -26,6 +27,27 @@ if TYPE_CHECKING:
 
     from sandbox.kernel.kernel import Kernel
 
+#: The longest single host wait while nothing can run (seconds). A guest may sleep for ever
+#: (KTIME_MAX ns, past what select() takes); the scheduler waits in slices and looks again.
+IDLE_WAIT_MAX = 60.0
+POLL_WAKE = select.POLLERR | select.POLLHUP | select.POLLNVAL  # always reported by poll(2)
+
+
+def host_waits(blocked: WouldBlock) -> list[tuple[int, int]]:
+    """The (host fd, poll events) pairs that wake a blocked call."""
+    waits = list(blocked.host_waits)
+    if blocked.host_fd is not None:
+        waits.append((blocked.host_fd, select.POLLIN))
+    return waits
+
+
+def host_ready(waits: list[tuple[int, int]], timeout_ms: int = 0) -> bool:
+    """True if one of `waits` has one of its events (or an error or hang-up) within the time."""
+    poller = select.poll()
+    for fd, events in waits:
+        poller.register(fd, events & 0xFFFF)
+    return bool(poller.poll(timeout_ms))
+
 
 def sleep(proc: Process, ns: int, why: str, finish: Callable[[], int],
           on_interrupt: Callable[[float], None] | None = None) -> int:
@@ -33,6 +55,7 @@ def sleep(proc: Process, ns: int, why: str, finish: Callable[[], int],
     other processes run, signals interrupt it (EINTR; `on_interrupt(seconds left)` first) and
     --timeout still ends the run; under --deterministic the clock jumps instead."""
     deterministic = proc.kernel.options.deterministic
+    ns = min(ns, KTIME_MAX)  # "for ever" is the longest time Linux keeps
     if deterministic:
         proc.kernel.clock_offset += ns
     if deterministic or ns <= 0:
@@ -84,10 +107,12 @@ class Scheduler:
     def try_wake(self, proc: Process) -> bool:
         """Retry a blocked call if its condition may hold; True if the process can run."""
         blocked = proc.blocked
-        if blocked.deadline is not None and time.monotonic() < blocked.deadline:
-            return False
-        if blocked.host_fd is not None and not select.select([blocked.host_fd], [], [], 0)[0]:
-            return False
+        if not blocked.every_pass:
+            if blocked.deadline is not None and time.monotonic() < blocked.deadline:
+                return False
+            waits = host_waits(blocked)
+            if waits and not host_ready(waits):
+                return False
         try:
             result = blocked.retry()
         except WouldBlock as again:
@@ -108,7 +133,7 @@ class Scheduler:
         blocked = [p for p in self.kernel.processes.values() if p.state is State.BLOCKED]
         if not blocked:
             return False
-        fds = [p.blocked.host_fd for p in blocked if p.blocked.host_fd is not None]
+        fds = [wait for p in blocked for wait in host_waits(p.blocked)]
         deadlines = [p.blocked.deadline for p in blocked if p.blocked.deadline is not None]
         deadlines += [p.itimer[0] for p in blocked if p.itimer is not None and not self.kernel.options.deterministic]
         if self.kernel.options.deterministic and any(p.itimer for p in blocked):
@@ -120,8 +145,8 @@ class Scheduler:
             return True
         if limit is not None:
             deadlines.append(limit)
-        timeout = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
-        select.select(fds, [], [], timeout)
+        timeout = min(deadlines) - time.monotonic() if deadlines else IDLE_WAIT_MAX
+        host_ready(fds, int(min(max(timeout, 0.0), IDLE_WAIT_MAX) * 1000) + 1)
         return True
 
     # -- blocking -------------------------------------------------------------------------

@@ -5,7 +5,8 @@
 - `force_fault` is a CPU fault's signal: delivered to a handler if there is one that is
   neither ignored nor blocked, else the process dies (Linux's force_sig_fault).
 - `interrupt` wakes a process blocked in a system call when a signal it will act on arrives:
-  the call fails with EINTR, or is restarted under SA_RESTART (RIP back onto the syscall).
+  the call fails with EINTR, or is restarted under SA_RESTART (RIP back onto the syscall),
+  or returns what it already did (a write cut short, man 7 signal).
 - `deliver` runs when the process is about to get the CPU: default actions, or a frame on
   the (alternate) stack and the registers set for the handler. `sigreturn` undoes a frame.
   Both change registers only while the CPU is stopped, never inside a Unicorn hook.
@@ -51,7 +52,8 @@ IGNORED_BY_DEFAULT = {signal.SIGCHLD, signal.SIGURG, signal.SIGWINCH, signal.SIG
 SYNCHRONOUS = (signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE, signal.SIGTRAP)
 UNBLOCKABLE = (1 << (signal.SIGKILL - 1)) | (1 << (signal.SIGSTOP - 1))
 #: Calls Linux never restarts after a handler (ERESTARTNOHAND, or restart blocks we do not keep).
-NOT_RESTARTED = {"pause", "rt_sigsuspend", "nanosleep", "clock_nanosleep", "poll", "ppoll", "sched_yield"}
+NOT_RESTARTED = {"pause", "rt_sigsuspend", "nanosleep", "clock_nanosleep", "poll", "ppoll", "select", "pselect6",
+                 "sched_yield"}
 
 
 def action_of(proc: Process, signo: int) -> SigAction:
@@ -112,11 +114,12 @@ def interrupt(kernel: Kernel, proc: Process) -> bool:
     call = proc.blocked.call
     restart = action_of(proc, ready[0]).flags & SA_RESTART and call not in NOT_RESTARTED
     sched = kernel.sched
-    if restart:
+    done = proc.blocked.on_interrupt() if proc.blocked.on_interrupt is not None else None
+    if done is not None:  # the call made progress (a partial write): that is its result
+        sched.reg_write(proc, X.UC_X86_REG_RAX, done & MASK64)
+    elif restart:
         sched.reg_write(proc, X.UC_X86_REG_RIP, sched.reg_read(proc, X.UC_X86_REG_RIP) - SYSCALL_INSN_LEN)
     else:
-        if proc.blocked.on_interrupt is not None:
-            proc.blocked.on_interrupt()
         sched.reg_write(proc, X.UC_X86_REG_RAX, -errno.EINTR & MASK64)
     proc.blocked = None
     proc.state = proc.state.RUNNING

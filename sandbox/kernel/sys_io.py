@@ -4,14 +4,15 @@ dup, fcntl, ioctl, ftruncate, fsync, pipe, poll (man 2 of each)."""
 from __future__ import annotations
 
 import errno
-import select
 import struct
+import time
 
-from sandbox.errors import SyscallError
-from sandbox.kernel.files import O_APPEND, O_NONBLOCK, POLLNVAL, HostStream, Pipe, PipeEnd
+from sandbox.errors import SyscallError, WouldBlock
+from sandbox.kernel.checked import LOFF, read_timespec, verify_area
+from sandbox.kernel.files import O_APPEND, O_NONBLOCK, POLLNVAL, File, HostStream, Pipe, PipeEnd
 from sandbox.kernel.process import Process
 from sandbox.kernel.sched import sleep
-from sandbox.kernel.structs import POLLFD, TIMESPEC
+from sandbox.kernel.structs import POLLFD
 from sandbox.kernel.syscalls import syscall, to_int32, to_signed
 from sandbox.mm.uaccess import copy_in, copy_out
 
@@ -68,8 +69,7 @@ def sys_write(proc: Process, fd: int, buf: int, count: int) -> int:
 @syscall("pread64", "fd buf count offset")
 def sys_pread64(proc: Process, fd: int, buf: int, count: int, offset: int) -> int:
     file = _readable(proc, fd)
-    if to_signed(offset) < 0:
-        raise SyscallError(errno.EINVAL, "negative offset")
+    verify_area(to_signed(offset), count)
     data = file.pread(min(count, MAX_TRANSFER), offset)
     copy_out(proc.space, buf, data)
     return len(data)
@@ -78,8 +78,7 @@ def sys_pread64(proc: Process, fd: int, buf: int, count: int, offset: int) -> in
 @syscall("pwrite64", "fd buf count offset")
 def sys_pwrite64(proc: Process, fd: int, buf: int, count: int, offset: int) -> int:
     file = _writable(proc, fd)
-    if to_signed(offset) < 0:
-        raise SyscallError(errno.EINVAL, "negative offset")
+    verify_area(to_signed(offset), count)
     return file.pwrite(copy_in(proc.space, buf, min(count, MAX_TRANSFER)), offset)
 
 
@@ -166,8 +165,8 @@ def sys_fcntl(proc: Process, fd: int, cmd: int, arg: int) -> int:
     entry = proc.files.entry(fd)
     if cmd in (F_DUPFD, F_DUPFD_CLOEXEC):
         lowest = to_int32(arg)
-        if lowest < 0:
-            raise SyscallError(errno.EINVAL, "negative fd")
+        if not 0 <= lowest < proc.files.limit:  # man 2 fcntl: EINVAL past RLIMIT_NOFILE
+            raise SyscallError(errno.EINVAL, f"fd {lowest} out of range")
         return proc.files.install(entry.file, lowest, cloexec=cmd == F_DUPFD_CLOEXEC)
     if cmd == F_GETFD:
         return FD_CLOEXEC if entry.cloexec else 0
@@ -232,17 +231,18 @@ def sys_sendfile(proc: Process, out_fd: int, in_fd: int, offset: int, count: int
     """Copy up to `count` bytes between descriptors, from *offset (then updated) or from
     the input's position."""
     source, target = _readable(proc, in_fd), _writable(proc, out_fd)
+    position = LOFF.unpack(copy_in(proc.space, offset, LOFF.size))[0] if offset else 0
+    verify_area(position, count)
     count = min(count, MAX_TRANSFER)
+    if isinstance(target, HostStream):  # read no more than the stream takes now (may sleep first)
+        count = min(count, target.room())
     if offset:
-        position = struct.unpack("<q", copy_in(proc.space, offset, 8))[0]
-        if position < 0:
-            raise SyscallError(errno.EINVAL, "negative offset")
         data = source.pread(count, position)
     else:
         data = source.read(count)
     written = target.write(data) if data else 0
     if offset:
-        copy_out(proc.space, offset, struct.pack("<q", position + written))
+        copy_out(proc.space, offset, LOFF.pack(position + written))
     elif written < len(data):
         source.seek(written - len(data), 1)
     return written
@@ -272,25 +272,33 @@ def sys_pipe(proc: Process, pipefd: int) -> int:
     return sys_pipe2(proc, pipefd, 0)
 
 
-def _poll(proc: Process, fds: int, nfds: int, timeout_ms: int) -> int:
-    """Ready events for each pollfd; waits only on host streams, as long as asked."""
+def _poll(proc: Process, fds: int, nfds: int, timeout_ns: int | None) -> int:
+    """Ready events for each pollfd, waiting up to `timeout_ns` (None: for ever) in the
+    scheduler: host streams wake it when the host says so, pipes when another process acts,
+    signals end it with EINTR and --timeout ends the run."""
     if nfds > NFDS_MAX:
         raise SyscallError(errno.EINVAL, f"nfds {nfds}")
     entries = list(POLLFD.iter_unpack(copy_in(proc.space, fds, POLLFD.size * nfds)))
     results = _all_revents(proc, entries)
-    if not any(results) and timeout_ms != 0:
-        streams = [(fd, events) for fd, events, _ in entries if fd in proc.files and
-                   isinstance(proc.files.get(fd), HostStream)]
-        if streams:
-            poller = select.poll()
-            for fd, events in streams:
-                poller.register(proc.files.get(fd).fd, events)
-            poller.poll(None if timeout_ms < 0 else timeout_ms)
-            results = _all_revents(proc, entries)
-        elif timeout_ms > 0:
-            return sleep(proc, timeout_ms * 10**6, "poll",
-                         lambda: _poll_report(proc, fds, entries, _all_revents(proc, entries)))
-    return _poll_report(proc, fds, entries, results)
+    if any(results) or timeout_ns == 0:
+        return _poll_report(proc, fds, entries, results)
+    streams = tuple((file.fd, events) for file, events in
+                    ((_open_file(proc, fd), events) for fd, events, _ in entries) if isinstance(file, HostStream))
+    if not streams and timeout_ns is not None and proc.kernel.options.deterministic:
+        return sleep(proc, timeout_ns, "poll", lambda: _poll_report(proc, fds, entries, _all_revents(proc, entries)))
+    deadline = None if timeout_ns is None else time.monotonic() + timeout_ns / 1e9
+
+    def attempt() -> int:
+        ready = _all_revents(proc, entries)
+        if any(ready) or (deadline is not None and time.monotonic() >= deadline):
+            return _poll_report(proc, fds, entries, ready)
+        raise WouldBlock("poll: nothing ready yet", retry=attempt, deadline=deadline, host_waits=streams,
+                         every_pass=True)
+    return attempt()
+
+
+def _open_file(proc: Process, fd: int) -> File | None:
+    return proc.files.get(fd) if fd >= 0 and fd in proc.files else None
 
 
 def _all_revents(proc: Process, entries: list[tuple[int, int, int]]) -> list[int]:
@@ -309,27 +317,18 @@ def _revents(proc: Process, fd: int, events: int) -> int:
         return 0
     if fd not in proc.files:
         return POLLNVAL
-    file = proc.files.get(fd)
-    if isinstance(file, HostStream):
-        poller = select.poll()
-        poller.register(file.fd, events)
-        ready = poller.poll(0)
-        return ready[0][1] if ready else 0
-    return file.poll(events)
+    return proc.files.get(fd).poll(events)
 
 
 @syscall("poll", "fds nfds timeout")
 def sys_poll(proc: Process, fds: int, nfds: int, timeout: int) -> int:
-    return _poll(proc, fds, nfds, to_int32(timeout))
+    """A negative timeout (in ms) waits for ever (man 2 poll)."""
+    timeout = to_int32(timeout)
+    return _poll(proc, fds, nfds, None if timeout < 0 else timeout * 10**6)
 
 
 @syscall("ppoll", "fds nfds tmo sigmask sigsetsize")
 def sys_ppoll(proc: Process, fds: int, nfds: int, tmo: int, sigmask: int, sigsetsize: int) -> int:
-    timeout = -1
-    if tmo:
-        sec, nsec = TIMESPEC.unpack(copy_in(proc.space, tmo, TIMESPEC.size))
-        if sec < 0 or not 0 <= nsec < 10**9:
-            raise SyscallError(errno.EINVAL, "bad timeout")
-        timeout = sec * 1000 + nsec // 1_000_000
-    return _poll(proc, fds, nfds, timeout)
+    """A NULL timeout waits for ever; a huge one as long as Linux keeps (KTIME_MAX)."""
+    return _poll(proc, fds, nfds, read_timespec(proc.space, tmo) if tmo else None)
 

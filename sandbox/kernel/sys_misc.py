@@ -8,6 +8,7 @@ import struct
 import time
 
 from sandbox.errors import SyscallError, WouldBlock
+from sandbox.kernel.checked import read_timespec, seconds_ns, timespec_bytes
 from sandbox.kernel.process import Process
 from sandbox.kernel.sched import sleep
 from sandbox.kernel.structs import RLIMIT, SYSINFO, TIMESPEC, TIMEVAL
@@ -131,19 +132,11 @@ def sys_sched_yield(proc: Process) -> int:
 
 # -- time ---------------------------------------------------------------------------------
 
-def _read_timespec(proc: Process, addr: int) -> int:
-    sec, nsec = TIMESPEC.unpack(copy_in(proc.space, addr, TIMESPEC.size))
-    if sec < 0 or not 0 <= nsec < 10**9:
-        raise SyscallError(errno.EINVAL, "bad timespec")
-    return sec * 10**9 + nsec
-
-
 def _store_time_left(proc: Process, rem: int):
     """What an interrupted nanosleep does: the time left into *rem, unless rem is NULL."""
     def store(seconds: float) -> None:
-        ns = int(seconds * 1e9)
         try:
-            copy_out(proc.space, rem, TIMESPEC.pack(ns // 10**9, ns % 10**9))
+            copy_out(proc.space, rem, timespec_bytes(seconds_ns(seconds)))
         except SyscallError:  # a wild rem: the call still ends with EINTR
             pass
     return store if rem else None
@@ -155,13 +148,13 @@ def _done() -> int:
 
 @syscall("nanosleep", "req rem")
 def sys_nanosleep(proc: Process, req: int, rem: int) -> int:
-    return sleep(proc, _read_timespec(proc, req), "nanosleep", _done, _store_time_left(proc, rem))
+    return sleep(proc, read_timespec(proc.space, req), "nanosleep", _done, _store_time_left(proc, rem))
 
 
 @syscall("clock_nanosleep", "clockid flags req rem")
 def sys_clock_nanosleep(proc: Process, clockid: int, flags: int, req: int, rem: int) -> int:
     clock = clock_source(proc, to_int32(clockid))
-    ns = _read_timespec(proc, req)
+    ns = read_timespec(proc.space, req)
     if to_int32(flags) & TIMER_ABSTIME:
         return sleep(proc, max(0, ns - clock()), "clock_nanosleep", _done)
     return sleep(proc, ns, "clock_nanosleep", _done, _store_time_left(proc, rem))
@@ -220,7 +213,7 @@ def sys_futex(proc: Process, uaddr: int, op: int, val: int, timeout: int, uaddr2
         if not timeout:
             proc.kernel.kill(proc, 9, "deadlock: futex wait with no other thread to wake it")
             return 0
-        return sleep(proc, _read_timespec(proc, timeout) if cmd == FUTEX_WAIT else 0, "futex", _futex_timed_out)
+        return sleep(proc, read_timespec(proc.space, timeout) if cmd == FUTEX_WAIT else 0, "futex", _futex_timed_out)
     raise SyscallError(errno.ENOSYS, f"futex op {cmd}")
 
 

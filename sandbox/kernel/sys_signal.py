@@ -9,6 +9,7 @@ import struct
 
 from sandbox import engine as X
 from sandbox.errors import SyscallError, WouldBlock
+from sandbox.kernel.checked import USEC_PER_SEC, seconds_ns, time_ns, timeval_fields
 from sandbox.kernel.process import Process
 from sandbox.kernel.signal_delivery import SS_DISABLE, SS_ONSTACK, UNBLOCKABLE
 from sandbox.kernel.syscalls import syscall, to_int32
@@ -146,23 +147,26 @@ def sys_alarm(proc: Process, seconds: int) -> int:
     return int(left + 0.999999) if left else 0
 
 
-def _split(value: float) -> tuple[int, int]:
-    return int(value), int(round((value - int(value)) * 1e6))
+def _itimerval(interval: float, left: float) -> bytes:
+    """A struct itimerval for times in seconds (each at most KTIME_MAX ns: always fits)."""
+    return ITIMERVAL.pack(*timeval_fields(seconds_ns(interval)), *timeval_fields(seconds_ns(left)))
 
 
 @syscall("setitimer", "which new_value old_value")
 def sys_setitimer(proc: Process, which: int, new_value: int, old_value: int) -> int:
+    """Arm ITIMER_REAL; times are checked and saturated as Linux's (EINVAL, KTIME_MAX)."""
     if to_int32(which) != ITIMER_REAL:
         raise SyscallError(errno.EINVAL, "only ITIMER_REAL is supported")
-    left, interval = _remaining(proc)
-    if old_value:
-        copy_out(proc.space, old_value, ITIMERVAL.pack(*_split(interval), *_split(left)))
+    timer = None
     if new_value:
         isec, iusec, vsec, vusec = ITIMERVAL.unpack(copy_in(proc.space, new_value, ITIMERVAL.size))
-        if min(isec, vsec) < 0 or not (0 <= iusec < 10**6 and 0 <= vusec < 10**6):
-            raise SyscallError(errno.EINVAL, "bad itimerval")
-        value = vsec + vusec / 1e6
-        proc.itimer = (proc.kernel.monotonic() + value, isec + iusec / 1e6) if value else None
+        interval = time_ns(isec, iusec, USEC_PER_SEC, "it_interval")
+        value = time_ns(vsec, vusec, USEC_PER_SEC, "it_value")
+        timer = (proc.kernel.monotonic() + value / 1e9, interval / 1e9) if value else None
+    if old_value:
+        copy_out(proc.space, old_value, _itimerval(*reversed(_remaining(proc))))
+    if new_value:
+        proc.itimer = timer
     return 0
 
 
@@ -170,6 +174,5 @@ def sys_setitimer(proc: Process, which: int, new_value: int, old_value: int) -> 
 def sys_getitimer(proc: Process, which: int, curr_value: int) -> int:
     if to_int32(which) != ITIMER_REAL:
         raise SyscallError(errno.EINVAL, "only ITIMER_REAL is supported")
-    left, interval = _remaining(proc)
-    copy_out(proc.space, curr_value, ITIMERVAL.pack(*_split(interval), *_split(left)))
+    copy_out(proc.space, curr_value, _itimerval(*reversed(_remaining(proc))))
     return 0
