@@ -13,6 +13,7 @@ from sandbox.kernel.process import Process
 from sandbox.kernel.sched import sleep
 from sandbox.kernel.structs import RLIMIT, SYSINFO, TIMESPEC, TIMEVAL
 from sandbox.kernel.sys_proc import clock_source
+from sandbox.kernel.sys_process import RLIMIT_NPROC
 from sandbox.kernel.syscalls import syscall, to_int32
 from sandbox.mm.uaccess import copy_in, copy_out, read_cstring
 
@@ -70,6 +71,10 @@ def _limit(proc: Process, resource: int) -> tuple[int, int]:
         return 8 << 20, RLIM_INFINITY
     if resource == RLIMIT_NOFILE:
         return proc.files.limit, proc.files.limit
+    cap = proc.kernel.options.max_processes
+    if resource == RLIMIT_NPROC and cap is not None:  # --max-processes is the hard limit
+        cur, high = proc.rlimits.get(resource, (cap, cap))
+        return min(cur, cap), min(high, cap)
     return proc.rlimits.get(resource, (RLIM_INFINITY, RLIM_INFINITY))
 
 

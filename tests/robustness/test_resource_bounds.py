@@ -19,7 +19,7 @@ import pytest
 
 from sandbox.api import Sandbox
 from sandbox.kernel.options import Options
-from tests.conftest import guest
+from tests.conftest import guest, run_sandbox
 
 MB = 1 << 20
 #: Peak host memory a small run may take (a fixed sandbox: about 30-150 MB here).
@@ -137,3 +137,10 @@ def test_fork_bomb_stops_at_the_default_process_cap() -> None:
     assert limit is not None and limit <= 1024
     assert f"forked {limit - 1} error Resource temporarily unavailable" in run["stdout"]
     assert "after reaping forked" in run["stdout"]
+
+
+def test_getrlimit_reports_the_process_cap() -> None:
+    """RLIMIT_NPROC says what fork will allow: --max-processes, lowered but never raised."""
+    result = run_sandbox(["run", "--max-processes", "9", "/bin/busybox", "sh", "-c",
+                          "ulimit -u; ulimit -u 5; ulimit -u; ulimit -u 50"])
+    assert result.stdout == b"9\n5\n" and result.returncode == 1
