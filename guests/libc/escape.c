@@ -10,6 +10,8 @@
  *   mapped N        N times: write 256 KiB to a file, map a page of it, close and unlink it
  *                   (the mapping keeps its blocks); then dirty 512 KiB of a sparse shared
  *                   mapping and unmap it (the writeback fills holes)
+ *   regions N       N children each map single pages (alternating protections, so none
+ *                   merge) until mmap fails or 4000 are mapped; prints each child's count
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -20,6 +22,8 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/wait.h>
+#include <signal.h>
 #include <unistd.h>
 
 static int attack_descriptor(int fd) {
@@ -129,6 +133,40 @@ static int mapped(int rounds) {
     return 0;
 }
 
+static int regions(int children) {
+    pid_t pids[64];
+    int total = 0;
+    if (children > 64) children = 64;
+    for (int c = 0; c < children; c++) {
+        int fds[2];
+        pipe(fds);
+        pids[c] = fork();
+        if (pids[c] == 0) {
+            int n = 0;
+            while (n < 4000) {
+                void *p = mmap(NULL, 4096, n % 2 ? PROT_READ : PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                if (p == MAP_FAILED) break;
+                n++;
+            }
+            write(fds[1], &n, sizeof n);
+            pause();  /* hold the regions until the parent ends it */
+            _exit(0);
+        }
+        int n = 0;
+        read(fds[0], &n, sizeof n);
+        close(fds[0]);
+        close(fds[1]);
+        printf("child %d: %d regions\n", c, n);
+        total += n;
+    }
+    for (int c = 0; c < children; c++) {
+        kill(pids[c], SIGKILL);
+        waitpid(pids[c], NULL, 0);
+    }
+    printf("total %d\n", total);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 3) { fprintf(stderr, "usage: escape fchown|memfd|chmod|disk|facts|pgrp ARG [N]\n"); return 2; }
     if (!strcmp(argv[1], "fchown")) return fchown_attack(argv[2]);
@@ -138,5 +176,6 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "facts")) return facts(argv[2]);
     if (!strcmp(argv[1], "pgrp")) return pgrp();
     if (!strcmp(argv[1], "mapped")) return mapped(atoi(argv[2]));
+    if (!strcmp(argv[1], "regions")) return regions(atoi(argv[2]));
     return 2;
 }

@@ -81,6 +81,10 @@ EXCEPTION_SIGNALS = {
     19: (signal.SIGFPE, abi.SI_KERNEL, "SIMD floating-point error"),
 }
 
+#: Regions all processes may hold together (~160 bytes of host memory each): four
+#: processes at Linux's vm.max_map_count.
+MAX_REGIONS_TOTAL = 4 * 65530
+
 #: Calls whose EPIPE comes with SIGPIPE (a write to a pipe nobody reads).
 WRITE_CALLS = {"write", "writev", "pwrite64", "sendfile"}
 
@@ -248,9 +252,16 @@ class Kernel:
         space.owner_pid = proc.pid
         space.fault_policies = self.fault_policies
         space.max_regions = self.options.max_map_count
+        space.may_add_region = self._may_add_region
         space.file_fault_around = self.options.file_fault_around
         if self.fault_listeners:
             space.on_fault = lambda record: self._report_fault(proc, space, record)
+
+    def _may_add_region(self) -> bool:
+        """Regions of all processes together stay under MAX_REGIONS_TOTAL (host memory:
+        --max-processes times --max-map-count would be gigabytes of records)."""
+        return sum(len(p.space.regions) for p in self.processes.values() if p.space is not None) \
+            < MAX_REGIONS_TOTAL
 
     def add_fault_listener(self, listener) -> None:
         """Call `listener(pid, space, record, rip)` after every fault from now on."""

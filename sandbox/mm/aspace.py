@@ -118,6 +118,9 @@ class AddressSpace:
         self.pages_shared_at_fork = 0
         #: The most regions this space may have (Linux's vm.max_map_count).
         self.max_regions = 65530
+        #: Whether the machine as a whole may hold one more region (set by the kernel: each
+        #: region is host memory, and many processes multiply the per-space limit).
+        self.may_add_region: Callable[[], bool] = lambda: True
         #: Pages one read fault on a file mapping maps (fault-around; 1 turns it off).
         self.file_fault_around = FILE_FAULT_AROUND_PAGES
         #: Fault policies consulted on not-present faults (see policy.py), in order.
@@ -165,6 +168,8 @@ class AddressSpace:
         self._check_user_range(region.start, region.end)
         if len(self.regions) >= self.max_regions:
             raise SyscallError(errno.ENOMEM, f"map count limit of {self.max_regions} reached")
+        if not self.may_add_region():
+            raise SyscallError(errno.ENOMEM, "the sandbox's region limit is reached")
         if fixed:
             self.unmap_range(region.start, region.end - region.start)
         try:

@@ -236,3 +236,16 @@ def test_mapped_files_hold_their_blocks_and_writeback_is_charged() -> None:
     rounds = [int(line.split()[-1]) for line in result.stdout.decode().splitlines() if line.startswith("round")]
     assert len(rounds) < 8 and rounds[-1] < 256 << 10
     assert b"write after: No space left on device" in result.stdout
+
+
+def test_regions_of_all_processes_are_bounded(monkeypatch: pytest.MonkeyPatch, capfd) -> None:
+    """Each process may hold vm.max_map_count regions, but all together stay under the
+    kernel's total (host memory): past it mmap answers ENOMEM, in whichever process."""
+    from sandbox.api import Sandbox
+    from sandbox.kernel import kernel
+
+    monkeypatch.setattr(kernel, "MAX_REGIONS_TOTAL", 6000)
+    with Sandbox() as sb:
+        assert sb.run(guest("escape-musl"), ["escape", "regions", "4"]).status == 0
+    counts = [int(line.split()[2]) for line in capfd.readouterr().out.splitlines() if line.startswith("child")]
+    assert counts[0] == 4000 and 0 < counts[1] < 4000 and counts[2:] == [0, 0]
