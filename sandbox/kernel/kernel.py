@@ -143,7 +143,11 @@ class Kernel:
         secret = random.Random(options.seed).randbytes(16) if options.deterministic else os.urandom(16)
         self.identity = Identity(options.uid, options.gid, secret)
         self.quota = DiskQuota(options.disk)
-        self.fs = FileSystemView(root, options.mounts, self._current_pid, self._proc_entries)
+        try:
+            self.fs = FileSystemView(root, options.mounts, self._current_pid, self._proc_entries)
+        except BaseException:
+            self.close()  # a mount the view cannot open: the root made above goes too
+            raise
         if self._own_root:  # the guest's /tmp is world-writable and sticky; the host's copy is not
             self.identity.created(os.stat(os.path.join(root, "tmp")), 0o1777)
         self.page_cache = PageCache(machine.mem, machine.frames)

@@ -249,3 +249,16 @@ def test_regions_of_all_processes_are_bounded(monkeypatch: pytest.MonkeyPatch, c
         assert sb.run(guest("escape-musl"), ["escape", "regions", "4"]).status == 0
     counts = [int(line.split()[2]) for line in capfd.readouterr().out.splitlines() if line.startswith("child")]
     assert counts[0] == 4000 and 0 < counts[1] < 4000 and counts[2:] == [0, 0]
+
+
+def test_a_mount_that_cannot_be_opened_leaves_no_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+
+    from sandbox.api import Sandbox
+    from sandbox.errors import SandboxError
+    from sandbox.kernel.vfs import Mount
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with pytest.raises(SandboxError, match="cannot be opened"):
+        Sandbox(mounts=[Mount("/x", str(tmp_path / "missing" / "dir"), False)])
+    assert list(tmp_path.iterdir()) == []
