@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import itertools
 import os
 import select
 import stat
@@ -187,10 +188,11 @@ class HostFile(HostFd):
     #: False for a file of a read-only mount: fchmod, fchown and futimens answer EROFS.
     on_writable_mount = True
 
-    def hold(self, quota: DiskQuota, identity: Identity) -> None:
-        """Charge this file's writes to `quota`; a regular file is held open in its count."""
+    def hold(self, quota: DiskQuota, identity: Identity, st: os.stat_result | None = None) -> None:
+        """Charge this file's writes to `quota`; a regular file is held open in its count
+        (`st`: the descriptor's fstat, if the caller has it)."""
         self.quota, self.identity = quota, identity
-        st = self.host(os.fstat)
+        st = st or self.host(os.fstat)
         if stat.S_ISREG(st.st_mode):
             self._held = st
             quota.opened(st)
@@ -527,7 +529,11 @@ class Pipe:
     (ENFILE). The bytes held never exceed the capacity.
     """
 
+    #: pipefs inode numbers: sequential, as Linux's (never a host address, as id() is).
+    _inodes = itertools.count(1)
+
     def __init__(self, budget: Budget) -> None:
+        self.ino = next(Pipe._inodes)
         self.data = bytearray()
         self.readers = 0
         self.writers = 0
@@ -628,7 +634,7 @@ class PipeEnd(File):
         return min(room, len(data))
 
     def stat(self) -> Stat:
-        return Stat(dev=12, ino=id(self.pipe) & 0xFFFFFF, mode=stat.S_IFIFO | 0o600, blksize=4096)
+        return Stat(dev=12, ino=self.pipe.ino, mode=stat.S_IFIFO | 0o600, blksize=4096)
 
     def poll(self, events: int) -> int:
         ready = 0

@@ -112,15 +112,17 @@ def _create_entry(proc: Process, node: Node, make) -> None:
         raise
 
 
-def host_file(proc: Process, fd: int, guest: str, flags: int, node: Node | None = None) -> HostFile:
-    """A `HostFile` for host descriptor `fd`, tied to the page cache, the disk quota and
-    the identity table; `node` (if any) lists the mount points inside a directory."""
+def host_file(proc: Process, fd: int, guest: str, flags: int, node: Node | None = None,
+              st: os.stat_result | None = None) -> HostFile:
+    """A `HostFile` for host descriptor `fd` (whose fstat is `st`, if known), tied to the
+    page cache, the disk quota and the identity table; `node` (if any) lists the mount
+    points inside a directory."""
     fs = proc.kernel.fs
     extra = (lambda: fs.mount_points_under(guest)) if node is not None else None
     file = HostFile(fd, guest, flags, extra)
     file.cache = proc.kernel.page_cache
     file.on_writable_mount = node is None or node.writable
-    file.hold(proc.kernel.quota, proc.kernel.identity)
+    file.hold(proc.kernel.quota, proc.kernel.identity, st)
     return file
 
 
@@ -191,7 +193,7 @@ def _checked_open(proc: Process, fd: int, node: Node, flags: int, created_mode: 
         proc.kernel.identity.created(st, created_mode)
     if blocks_before is not None:
         proc.kernel.quota.charge((st.st_blocks - blocks_before) * BLOCK)
-    return host_file(proc, fd, node.guest, flags & ~O_CLOEXEC, node)
+    return host_file(proc, fd, node.guest, flags & ~O_CLOEXEC, node, st)
 
 
 def open_synthetic(proc: Process, node: Node, flags: int) -> File:
