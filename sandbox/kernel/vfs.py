@@ -268,14 +268,6 @@ class FileSystemView:
                 raise SyscallError(errno.ENOTDIR, node.guest) from None
             raise _host_error(error, node.guest) from None
 
-    def _walk_names(self, names: list[str]) -> HostDir | None:
-        """Re-open the directory reached by `names` (after `..` or a symlink), from the root,
-        following nothing: a component that is no longer a directory fails the walk."""
-        here = self.anchors["/"].root
-        for i, name in enumerate(names):
-            here = self._enter(self._step(here, names[:i], name))
-        return here
-
     def _link_target(self, node: Node) -> str | None:
         """The target of a symlink node, or None if it is not a symlink."""
         if node.synthetic is not None:
@@ -295,56 +287,48 @@ class FileSystemView:
         """Resolve guest `path` relative to guest directory `base`, confined to the tree.
 
         `follow`: follow a symlink in the last component. Raises SyscallError: ENOENT,
-        ENOTDIR, ELOOP, ENAMETOOLONG, as Linux would.
+        ENOTDIR, ELOOP, ENAMETOOLONG, as Linux would. The work is linear in the components
+        walked (`_Walk`), and bounded.
         """
         if not path:
             raise SyscallError(errno.ENOENT, "empty path")
         if len(path) >= PATH_MAX:
             raise SyscallError(errno.ENAMETOOLONG, "path too long")
         text = os.fsdecode(path)
-        pending = text.split("/") if text.startswith("/") else base.split("/") + text.split("/")
+        pending = _Components(text.split("/") if text.startswith("/") else base.split("/") + text.split("/"))
         trailing_slash = text.endswith("/")
-        names: list[str] = []
-        here: HostDir | None = self.anchors["/"].root
+        walk = _Walk(self)
         node: Node | None = None  # the node the last component named, if it was not . or ..
         links = 0
         while pending:
-            name = pending.pop(0)
+            name = pending.pop()
             if name in ("", "."):
                 continue
             if name == "..":
-                if names:
-                    names.pop()
-                    here, node = self._walk_names(names), None
+                walk.up()
+                node = None
                 continue
             if len(os.fsencode(name)) > NAME_MAX:
                 raise SyscallError(errno.ENAMETOOLONG, name)
-            last = not any(p not in ("", ".") for p in pending)
-            node = self._step(here, names, name)
+            last = not pending.significant
+            node = self._step(walk.here(), walk.names, name)
             target = self._link_target(node)
             if target is not None and (not last or follow or trailing_slash):
                 links += 1
                 if links > MAX_SYMLINKS:
                     raise SyscallError(errno.ELOOP, node.guest)
                 if target.startswith("/"):
-                    names.clear()
-                pending[:0] = target.split("/")
-                here, node = self._walk_names(names), None
+                    walk.restart()
+                pending.push(target.split("/"))
+                node = None
                 continue
-            names.append(name)
             if not last or trailing_slash:
-                here = self._enter(node, must_exist or not last)
+                walk.enter(name, self._enter(node, must_exist or not last))
         if node is None:
-            node = self._node_at(names)
+            node = walk.current_node()
         if must_exist:
             self.kind_of(node)  # ENOENT if missing
         return node
-
-    def _node_at(self, names: list[str]) -> Node:
-        """The node of an existing directory reached by plain `names` (after `.` or `..`)."""
-        if not names:
-            return self._root_node()
-        return self._step(self._walk_names(names[:-1]), names[:-1], names[-1])
 
     def lookup(self, guest: str) -> Node:
         """The node at an absolute guest path, the last component not followed."""
@@ -422,6 +406,110 @@ class FileSystemView:
             return os.open(node.name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=node.dirfd)
         except OSError as error:
             raise _host_error(error, node.guest) from None
+
+
+class _Components:
+    """The path components still to walk, taken from the front; symlink targets are pushed
+    in front. `significant` counts those that are not empty or `.` (so "is this the last
+    component" costs nothing, however long the path)."""
+
+    def __init__(self, parts: list[str]) -> None:
+        self._stack = parts[::-1]
+        self.significant = sum(1 for p in parts if p not in ("", "."))
+
+    def __bool__(self) -> bool:
+        return bool(self._stack)
+
+    def pop(self) -> str:
+        name = self._stack.pop()
+        if name not in ("", "."):
+            self.significant -= 1
+        return name
+
+    def push(self, parts: list[str]) -> None:
+        self._stack.extend(reversed(parts))
+        self.significant += sum(1 for p in parts if p not in ("", "."))
+
+
+#: Directory descriptors one walk keeps open for `..` to climb back to; older ones are
+#: closed and re-opened from the root if `..` reaches them.
+MAX_HELD_DIRS = 256
+#: Directories one resolution may open: more than any real path needs (a PATH_MAX string
+#: has at most 2048 components; a guest path, 8192), so no system call walks for long.
+MAX_WALK_STEPS = 1 << 15
+#: The longest guest path a walk may reach (through the cwd, `..` and symlinks): each step
+#: handles the path as a string, so its length bounds a step's cost (ENAMETOOLONG beyond).
+MAX_GUEST_PATH = 4 * PATH_MAX
+_DROPPED = object()
+
+
+class _Walk:
+    """Where one resolution stands: the guest names of the directory reached and, for each,
+    its open directory (None: made up; `_DROPPED`: closed, to re-open if needed). `..` pops
+    (lexical, as RESOLVE_IN_ROOT); a relative symlink target walks on from here and an
+    absolute one from the root, so nothing is walked twice unless `..` climbs past the
+    MAX_HELD_DIRS directories kept."""
+
+    def __init__(self, view: FileSystemView) -> None:
+        self.view = view
+        self.root = view.anchors["/"].root
+        self.names: list[str] = []
+        self.dirs: list = []
+        self.steps = 0
+        self.length = 0  # of the guest path reached
+
+    def here(self) -> HostDir | None:
+        """The open directory reached (re-opened from the root if it was closed)."""
+        if not self.dirs:
+            return self.root
+        if self.dirs[-1] is _DROPPED:
+            self._reopen()
+        return self.dirs[-1]
+
+    def enter(self, name: str, directory: HostDir | None) -> None:
+        self._count()
+        self.length += len(name) + 1
+        if self.length > MAX_GUEST_PATH:
+            raise SyscallError(errno.ENAMETOOLONG, "path too deep")
+        self.names.append(name)
+        self.dirs.append(directory)
+        if len(self.dirs) > MAX_HELD_DIRS:
+            self.dirs[-MAX_HELD_DIRS - 1] = _DROPPED
+
+    def up(self) -> None:
+        if self.names:
+            self.length -= len(self.names.pop()) + 1
+            self.dirs.pop()
+
+    def restart(self) -> None:
+        self.names.clear()
+        self.dirs.clear()
+        self.length = 0
+
+    def current_node(self) -> Node:
+        """The node of the directory reached (its entry in its parent)."""
+        if not self.names:
+            return self.view._root_node()
+        name = self.names.pop()
+        directory = self.dirs.pop()
+        parent = self.here()
+        self.names.append(name)
+        self.dirs.append(directory)
+        return self.view._step(parent, self.names[:-1], name)
+
+    def _reopen(self) -> None:
+        """Open again, from the root and following nothing, the directories along `names`;
+        a component that is no longer a directory fails the walk."""
+        names, here = list(self.names), self.root
+        self.restart()
+        for name in names:
+            here = self.view._enter(self.view._step(here, self.names, name))
+            self.enter(name, here)
+
+    def _count(self) -> None:
+        self.steps += 1
+        if self.steps > MAX_WALK_STEPS:
+            raise SyscallError(errno.ELOOP, "path walk too long")
 
 
 def parse_mount(spec: str) -> Mount:
