@@ -12,6 +12,8 @@
  *                   mapping and unmap it (the writeback fills holes)
  *   regions N       N children each map single pages (alternating protections, so none
  *                   merge) until mmap fails or 4000 are mapped; prints each child's count
+ *   listings N K    make N files with long names in /tmp/l, open /tmp/l K times and read
+ *                   its first entries through each (each open holds a listing)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -22,6 +24,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <signal.h>
 #include <unistd.h>
@@ -167,6 +170,25 @@ static int regions(int children) {
     return 0;
 }
 
+static int listings(int files, int opens) {
+    char name[300];
+    mkdir("/tmp/l", 0755);
+    for (int i = 0; i < files; i++) {
+        snprintf(name, sizeof name, "/tmp/l/%0200d", i);
+        close(open(name, O_CREAT | O_WRONLY, 0644));
+    }
+    int ok = 0, failed = 0;
+    char buf[4096];
+    for (int k = 0; k < opens; k++) {
+        int fd = open("/tmp/l", O_RDONLY | O_DIRECTORY);
+        if (fd < 0) { failed++; continue; }
+        if (syscall(SYS_getdents64, fd, buf, sizeof buf) > 0) ok++;
+        else { printf("getdents: %s\n", strerror(errno)); failed++; break; }
+    }
+    printf("listed %d, failed %d\n", ok, failed);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 3) { fprintf(stderr, "usage: escape fchown|memfd|chmod|disk|facts|pgrp ARG [N]\n"); return 2; }
     if (!strcmp(argv[1], "fchown")) return fchown_attack(argv[2]);
@@ -177,5 +199,6 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "pgrp")) return pgrp();
     if (!strcmp(argv[1], "mapped")) return mapped(atoi(argv[2]));
     if (!strcmp(argv[1], "regions")) return regions(atoi(argv[2]));
+    if (!strcmp(argv[1], "listings") && argc > 3) return listings(atoi(argv[2]), atoi(argv[3]));
     return 2;
 }

@@ -60,3 +60,6 @@ class HostBudgets:
                                  soft=options.pipe_user_pages_soft)
         #: Bytes of /proc snapshots held by open descriptors.
         self.proc_snapshots = Budget("/proc snapshot bytes", options.proc_snapshot_bytes, errno.ENOMEM)
+        #: Bytes of directory listings held by open descriptors (getdents reads a listing once
+        #: per open, so its positions stay valid while the directory changes).
+        self.dir_listings = Budget("directory listing bytes", options.dir_listing_bytes, errno.ENOMEM)

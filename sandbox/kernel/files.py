@@ -66,6 +66,10 @@ class Stat(NamedTuple):
                    True)
 
 
+#: Host bytes one listed entry takes besides its name (the record, its int and bytes objects).
+LISTING_ENTRY_COST = 160
+
+
 class DirEntry(NamedTuple):
     ino: int
     type: int
@@ -187,6 +191,9 @@ class HostFile(HostFd):
     _held: os.stat_result | None = None
     #: False for a file of a read-only mount: fchmod, fchown and futimens answer EROFS.
     on_writable_mount = True
+    #: The budget a directory's listing is charged to while this description holds it.
+    listings: Budget | None = None
+    _listing_cost = 0
 
     def hold(self, quota: DiskQuota, identity: Identity, st: os.stat_result | None = None) -> None:
         """Charge this file's writes to `quota`; a regular file is held open in its count
@@ -284,6 +291,7 @@ class HostFile(HostFd):
                 if self.identity is not None and names[name] is not None:
                     entry = entry._replace(ino=self.identity.ino(st.dev, entry.ino))
                 listing.append(entry)
+            self._hold_listing(sum(LISTING_ENTRY_COST + len(e.name) for e in listing))
             self._listing = listing
         return self._listing
 
@@ -295,7 +303,15 @@ class HostFile(HostFd):
     def sync(self) -> None:
         self.host(os.fsync)
 
+    def _hold_listing(self, cost: int) -> None:
+        """Charge a listing's host memory (ENOMEM past the sandbox's budget)."""
+        if self.listings is not None:
+            self.listings.charge(cost)
+            self._listing_cost = cost
+
     def close(self) -> None:
+        if self.listings is not None:
+            self.listings.release(self._listing_cost)
         if self._held is not None:
             try:
                 self.quota.closed(os.fstat(self.fd))

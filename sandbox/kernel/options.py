@@ -53,6 +53,7 @@ class Options:
     pipe_user_pages_soft: int = 16384  # /proc/sys/fs/pipe-user-pages-soft (64 MiB of buffers)
     pipe_user_pages_hard: int = 32768  # pipe-user-pages-hard (Linux: none): new pipes ENFILE
     proc_snapshot_bytes: int = 64 << 20  # /proc text held by open descriptors (ENOMEM beyond)
+    dir_listing_bytes: int = 64 << 20  # directory listings held by open descriptors (ENOMEM beyond)
 
     def __init__(self, **given: Any) -> None:
         unknown = sorted(set(given) - set(Options.__annotations__))

@@ -122,6 +122,7 @@ def host_file(proc: Process, fd: int, guest: str, flags: int, node: Node | None 
     file = HostFile(fd, guest, flags, extra)
     file.cache = proc.kernel.page_cache
     file.on_writable_mount = node is None or node.writable
+    file.listings = proc.kernel.budgets.dir_listings
     file.hold(proc.kernel.quota, proc.kernel.identity, st)
     return file
 

@@ -262,3 +262,15 @@ def test_a_mount_that_cannot_be_opened_leaves_no_root(tmp_path: Path, monkeypatc
     with pytest.raises(SandboxError, match="cannot be opened"):
         Sandbox(mounts=[Mount("/x", str(tmp_path / "missing" / "dir"), False)])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_directory_listings_held_open_are_bounded(capfd) -> None:
+    """Each open directory holds its listing (getdents positions stay valid while it
+    changes); together they count against a budget, ENOMEM beyond, as host memory."""
+    from sandbox.api import Sandbox
+
+    with Sandbox(dir_listing_bytes=4 << 20) as sb:
+        assert sb.run(guest("escape-musl"), ["escape", "listings", "2000", "50"]).status == 0
+        assert sb.kernel.budgets.dir_listings.peak <= 4 << 20
+    out = capfd.readouterr().out
+    assert "getdents: Out of memory" in out and "listed 50" not in out  # musl says ENOMEM so
