@@ -36,6 +36,7 @@ PIPE_MIN_DEF_PAGES = 2  # a new pipe's buffer past pipe-user-pages-soft (fs/pipe
 PIPE_BUF = 4096  # writes up to this size are atomic (man 7 pipe)
 O_ACCMODE, O_RDONLY, O_WRONLY, O_RDWR = 0o3, 0o0, 0o1, 0o2
 O_APPEND, O_NONBLOCK = 0o2000, 0o4000
+O_PATH = 0o10000000  # a handle only: neither read nor written, nor mapped (open(2))
 POLLIN, POLLOUT, POLLERR, POLLHUP, POLLNVAL = 0x1, 0x4, 0x8, 0x10, 0x20
 # d_type values (include/linux/fs_types.h / dirent.h).
 DT_UNKNOWN, DT_CHR, DT_DIR, DT_REG, DT_LNK, DT_FIFO = 0, 2, 4, 8, 10, 1
@@ -95,13 +96,14 @@ class File:
     def __init__(self, flags: int = O_RDONLY) -> None:
         self.flags = flags
         self.refs = 0  # descriptors naming this description, in every process
+
     @property
     def readable(self) -> bool:
-        return self.flags & O_ACCMODE in (O_RDONLY, O_RDWR)
+        return self.flags & O_ACCMODE in (O_RDONLY, O_RDWR) and not self.flags & O_PATH
 
     @property
     def writable(self) -> bool:
-        return self.flags & O_ACCMODE in (O_WRONLY, O_RDWR)
+        return self.flags & O_ACCMODE in (O_WRONLY, O_RDWR) and not self.flags & O_PATH
 
     def read(self, n: int) -> bytes:
         raise SyscallError(errno.EINVAL, f"{self.name} cannot be read")

@@ -3,8 +3,10 @@
 Every host file the guest writes through the sandbox -- in the private root, in writable
 mounts, memfds and shared memory -- is charged for the blocks it gains (st_blocks, measured
 before and after each write, so sparse files cost what they really use), and every entry it
-creates for one block (an inode is disk too). A write that would pass the quota is cut short,
-and one that cannot write a byte fails with ENOSPC (write(2)), as on a full file system.
+creates for one block (an inode is disk too) plus what its directory grew by (directories
+keep their blocks when entries go, until they are removed themselves). A write that would
+pass the quota is cut short, and one that cannot write a byte fails with ENOSPC (write(2)),
+as on a full file system.
 Blocks come back when a file's last link goes and no descriptor holds it any more.
 """
 
@@ -69,7 +71,10 @@ class DiskQuota:
         """An entry was unlinked (or replaced by a rename): give back its entry, and its
         blocks if that was the last link and nothing holds it open."""
         self.charge(-ENTRY_COST)
-        if st.st_nlink > 1 or stat.S_ISDIR(st.st_mode):
+        if stat.S_ISDIR(st.st_mode):  # its blocks: its own, and what its entries grew it by
+            self.charge(-st.st_blocks * BLOCK)
+            return
+        if st.st_nlink > 1:
             return
         key = (st.st_dev, st.st_ino)
         if key in self._open:

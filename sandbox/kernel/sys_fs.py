@@ -20,6 +20,7 @@ import zlib
 from sandbox.errors import SyscallError
 from sandbox.kernel.files import (
     O_ACCMODE,
+    O_PATH,
     O_RDONLY,
     DeviceFile,
     File,
@@ -44,7 +45,7 @@ AT_SYMLINK_FOLLOW = 0x400
 AT_EMPTY_PATH = 0x1000
 O_CREAT, O_EXCL, O_NOCTTY, O_TRUNC = 0o100, 0o200, 0o400, 0o1000
 O_APPEND, O_NONBLOCK, O_DIRECTORY, O_NOFOLLOW = 0o2000, 0o4000, 0o200000, 0o400000
-O_CLOEXEC, O_PATH, O_TMPFILE = 0o2000000, 0o10000000, 0o20000000
+O_CLOEXEC, O_TMPFILE = 0o2000000, 0o20000000
 RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
 UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
 #: Flags passed to the host's open(2) as they are; the rest are the sandbox's business.
@@ -100,16 +101,20 @@ def _host_lstat(proc: Process, node: Node) -> os.stat_result:
     return st
 
 
-def _create_entry(proc: Process, node: Node, make) -> None:
-    """Make a new entry with `make(name, dirfd)`, charged to the disk quota (refunded if
-    the host refuses)."""
+def _create_entry(proc: Process, node: Node, make):
+    """Make a new entry with `make(name, dirfd)` and return what it returns, charged to the
+    disk quota: one entry, and the blocks its directory grew by (a directory keeps them
+    when entries go; they come back when it is removed). Refunded if the host refuses."""
     quota = proc.kernel.quota
     quota.charge_entry()
+    before = os.fstat(node.dirfd).st_blocks
     try:
-        _host_call(make, node.name, node.dirfd)
+        made = _host_call(make, node.name, node.dirfd)
     except SyscallError:
         quota.charge(-ENTRY_COST)
         raise
+    quota.charge((os.fstat(node.dirfd).st_blocks - before) * BLOCK)
+    return made
 
 
 def host_file(proc: Process, fd: int, guest: str, flags: int, node: Node | None = None,
@@ -169,16 +174,12 @@ def open_file(proc: Process, path: bytes, base: str, flags: int, mode: int) -> F
     if not node.on_host:
         return SyntheticDir(node.guest, fs.mount_points_under(node.guest))
     mode &= ~proc.umask
+    host_flags = (flags & _HOST_OPEN_FLAGS) | os.O_NONBLOCK
     if creating:
-        proc.kernel.quota.charge_entry()
-    blocks = None if creating or not flags & O_TRUNC else _host_lstat(proc, node).st_blocks
-    try:
-        fd = fs.open_node(node, (flags & _HOST_OPEN_FLAGS) | os.O_NONBLOCK, mode & HOST_MODE_MASK)
-    except SyscallError:
-        if creating:
-            proc.kernel.quota.charge(-ENTRY_COST)
-        raise
-    return _checked_open(proc, fd, node, flags, mode if creating else None, blocks)
+        fd = _create_entry(proc, node, lambda _name, _dirfd: fs.open_node(node, host_flags, mode & HOST_MODE_MASK))
+        return _checked_open(proc, fd, node, flags, mode)
+    blocks = _host_lstat(proc, node).st_blocks if flags & O_TRUNC else None
+    return _checked_open(proc, fs.open_node(node, host_flags, mode & HOST_MODE_MASK), node, flags, None, blocks)
 
 
 def _checked_open(proc: Process, fd: int, node: Node, flags: int, created_mode: int | None,
@@ -330,7 +331,9 @@ def sys_mkdirat(proc: Process, dirfd: int, path: int, mode: int) -> int:
     node = _writable_entry(proc, dirfd, path)
     mode = mode & 0o7777 & ~proc.umask
     _create_entry(proc, node, lambda name, fd: os.mkdir(name, mode & HOST_MODE_MASK, dir_fd=fd))
-    proc.kernel.identity.created(_host_lstat(proc, node), mode)
+    st = _host_lstat(proc, node)
+    proc.kernel.quota.charge(st.st_blocks * BLOCK)  # the new directory's own block(s)
+    proc.kernel.identity.created(st, mode)
     return 0
 
 

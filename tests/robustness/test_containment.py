@@ -274,3 +274,17 @@ def test_directory_listings_held_open_are_bounded(capfd) -> None:
         assert sb.kernel.budgets.dir_listings.peak <= 4 << 20
     out = capfd.readouterr().out
     assert "getdents: Out of memory" in out and "listed 50" not in out  # musl says ENOMEM so
+
+
+def test_directory_growth_is_charged(tmp_path: Path) -> None:
+    """A directory keeps the blocks its entries grew it by after they are removed; making new
+    directories, filling and emptying them, must run out of quota, not of host disk."""
+    root = tmp_path / "root"
+    (root / "tmp").mkdir(parents=True)
+    long = "x" * 200
+    script = (f"i=0; while [ $i -lt 60 ]; do mkdir /tmp/d$i || exit 3; j=0; while [ $j -lt 300 ]; do"
+              f" : > /tmp/d$i/{long}$j || exit 4; j=$((j+1)); done; rm /tmp/d$i/*; i=$((i+1)); done; echo finished")
+    result = run_sandbox(["run", "--root", str(root), "--disk", "2M", BUSYBOX, "sh", "-c", script])
+    assert result.returncode != 0 and b"No space left on device" in result.stderr, result
+    used = sum(p.lstat().st_blocks * 512 for p in root.rglob("*"))
+    assert used <= (2 << 20) + (64 << 10)
