@@ -11,6 +11,7 @@ import os
 from typing import TYPE_CHECKING
 
 from sandbox.errors import OutOfMemory, SandboxError, SyscallError
+from sandbox.kernel.sys_fs import require_permission
 from sandbox.loader import StackSpec, build_stack, load_elf, open_elf, parse_elf
 from sandbox.mm.aspace import AddressSpace
 
@@ -74,6 +75,7 @@ def resolve_program(kernel: Kernel, proc: Process, path: bytes, argv: list[bytes
             raise SyscallError(errno.EACCES, f"{node.guest} is not a regular file")
         if not os.access(node.name, os.X_OK, dir_fd=node.dirfd, follow_symlinks=False):
             raise SyscallError(errno.EACCES, f"{node.guest} is not executable")
+        require_permission(proc, os.stat(node.name, dir_fd=node.dirfd, follow_symlinks=False), os.X_OK, node)
         fd = kernel.fs.open_node(node, os.O_RDONLY | os.O_NONBLOCK)
         try:
             head = os.pread(fd, MAX_SHEBANG, 0)

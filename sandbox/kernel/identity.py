@@ -75,6 +75,21 @@ class Identity:
         return st._replace(dev=self.dev(st.dev), ino=self.ino(st.dev, st.ino), mode=mode, uid=uid, gid=gid,
                            host=False)
 
+    def permits(self, st: Stat, want: int) -> bool:
+        """May the guest read (4), write (2) or execute/search (1) what `st` (as `present`
+        shows it) describes? The owner's, group's or others' bits, as Linux's
+        generic_permission; guest root may read and write anything, and execute what has
+        an execute bit (a directory: always)."""
+        if self.uid == 0:
+            return not want & 1 or stat.S_ISDIR(st.mode) or bool(st.mode & 0o111)
+        if st.uid == self.uid:
+            bits = st.mode >> 6
+        elif st.gid == self.gid:
+            bits = st.mode >> 3
+        else:
+            bits = st.mode
+        return bits & want == want
+
     # -- what the guest sets --------------------------------------------------------------
 
     def _override(self, st: os.stat_result) -> list:

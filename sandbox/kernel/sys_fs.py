@@ -178,8 +178,27 @@ def open_file(proc: Process, path: bytes, base: str, flags: int, mode: int) -> F
     if creating:
         fd = _create_entry(proc, node, lambda _name, _dirfd: fs.open_node(node, host_flags, mode & HOST_MODE_MASK))
         return _checked_open(proc, fd, node, flags, mode)
-    blocks = _host_lstat(proc, node).st_blocks if flags & O_TRUNC else None
+    blocks = None
+    if flags & O_TRUNC or proc.kernel.identity.uid != 0:
+        st = _host_lstat(proc, node)
+        require_permission(proc, st, _access_wanted(flags), node)
+        blocks = st.st_blocks if flags & O_TRUNC else None
     return _checked_open(proc, fs.open_node(node, host_flags, mode & HOST_MODE_MASK), node, flags, None, blocks)
+
+
+def _access_wanted(flags: int) -> int:
+    """What open(2) with `flags` asks of the file's permission bits (4 read, 2 write)."""
+    if flags & O_PATH:
+        return 0
+    accmode = flags & O_ACCMODE
+    return (4 if accmode in (O_RDONLY, os.O_RDWR) else 0) | (2 if accmode != O_RDONLY or flags & O_TRUNC else 0)
+
+
+def require_permission(proc: Process, st: os.stat_result, want: int, node: Node) -> None:
+    """EACCES unless the guest's own identity may `want` (4 read, 2 write, 1 execute) the
+    file: its uid and the modes it sees decide, never the sandbox's host powers."""
+    if want and not proc.kernel.identity.permits(proc.kernel.identity.present(Stat.from_host(st)), want):
+        raise SyscallError(errno.EACCES, node.guest)
 
 
 def _checked_open(proc: Process, fd: int, node: Node, flags: int, created_mode: int | None,
@@ -458,6 +477,9 @@ def sys_faccessat2(proc: Process, dirfd: int, path: int, mode: int, flags: int) 
         raise SyscallError(errno.EROFS, node.guest)
     if not node.on_host:
         return 0
+    st = proc.kernel.fs.lstat(node)
+    if st is not None:
+        require_permission(proc, st, mode & 0o7, node)
     if not _host_call(os.access, node.name, mode, dir_fd=node.dirfd, follow_symlinks=False):
         raise SyscallError(errno.EACCES, node.guest)
     return 0

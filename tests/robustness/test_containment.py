@@ -288,3 +288,23 @@ def test_directory_growth_is_charged(tmp_path: Path) -> None:
     assert result.returncode != 0 and b"No space left on device" in result.stderr, result
     used = sum(p.lstat().st_blocks * 512 for p in root.rglob("*"))
     assert used <= (2 << 20) + (64 << 10)
+
+
+def test_permissions_are_checked_against_the_guests_identity(tmp_path: Path) -> None:
+    """The sandbox may run as root; a --uid 1000 guest still cannot read another user's
+    0600 file in a mount it was given (host powers never stand in for the guest's)."""
+    if os.geteuid() != 0:
+        pytest.skip("making a file another user's needs root (CI runs as root)")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    private = shared / "private"
+    private.write_bytes(SECRET)
+    private.chmod(0o600)
+    os.chown(private, 7, 7)
+    script = "cat /m/private; echo x >> /m/private; [ -r /m/private ] || echo not-readable"
+    result = run_sandbox(["run", "--uid", "1000", "--gid", "1000", "--mount", f"{shared}:/m", BUSYBOX, "sh", "-c",
+                          script])
+    assert SECRET not in result.stdout and b"not-readable" in result.stdout
+    assert result.stderr.count(b"Permission denied") == 2 and private.read_bytes() == SECRET
+    result = run_sandbox(["run", "--uid", "0", "--mount", f"{shared}:/m", BUSYBOX, "cat", "/m/private"])
+    assert result.stdout == SECRET
