@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from typing import TYPE_CHECKING
 
 from sandbox.errors import OutOfMemory, SandboxError, SyscallError
@@ -71,17 +72,23 @@ def resolve_program(kernel: Kernel, proc: Process, path: bytes, argv: list[bytes
     """
     for _ in range(MAX_INTERPRETER_DEPTH):
         node = kernel.fs.resolve(path, proc.cwd)
-        if not node.on_host or kernel.fs.kind_of(node) != "file":
+        st = kernel.fs.lstat(node) if node.on_host else None
+        if st is None or not stat.S_ISREG(st.st_mode):
             raise SyscallError(errno.EACCES, f"{node.guest} is not a regular file")
         if not os.access(node.name, os.X_OK, dir_fd=node.dirfd, follow_symlinks=False):
             raise SyscallError(errno.EACCES, f"{node.guest} is not executable")
-        require_permission(proc, os.stat(node.name, dir_fd=node.dirfd, follow_symlinks=False), os.X_OK, node)
-        fd = kernel.fs.open_node(node, os.O_RDONLY | os.O_NONBLOCK)
+        require_permission(proc, st, os.X_OK, node)
+        fd = kernel.fs.open_node(node, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
         try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped since the check: refused all the same
+                raise SyscallError(errno.EACCES, f"{node.guest} is not a regular file")
             head = os.pread(fd, MAX_SHEBANG, 0)
         except OSError as error:
             os.close(fd)
             raise SyscallError(error.errno or errno.EIO, node.guest) from None
+        except SyscallError:
+            os.close(fd)
+            raise
         if not head.startswith(b"#!"):
             return fd, node.guest, argv
         os.close(fd)

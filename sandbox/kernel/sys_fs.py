@@ -49,8 +49,9 @@ O_CLOEXEC, O_TMPFILE = 0o2000000, 0o20000000
 RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
 UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
 #: Flags passed to the host's open(2) as they are; the rest are the sandbox's business.
-#: O_NONBLOCK is always added: opening a host FIFO must never block the sandbox.
 _HOST_OPEN_FLAGS = O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC | O_APPEND | O_DIRECTORY | O_NOFOLLOW | O_PATH
+#: Always added: opening never blocks the sandbox (a FIFO) nor gives it a controlling tty.
+_HOST_OPEN_ALWAYS = os.O_NONBLOCK | os.O_NOCTTY
 PROC_SUPER_MAGIC = 0x9FA0
 TMPFS_MAGIC = 0x01021994
 ST_RDONLY, ST_NOSUID, ST_NODEV = 1, 2, 4  # statfs f_flags (man 2 statfs)
@@ -174,16 +175,22 @@ def open_file(proc: Process, path: bytes, base: str, flags: int, mode: int) -> F
     if not node.on_host:
         return SyntheticDir(node.guest, fs.mount_points_under(node.guest))
     mode &= ~proc.umask
-    host_flags = (flags & _HOST_OPEN_FLAGS) | os.O_NONBLOCK
+    host_flags = (flags & _HOST_OPEN_FLAGS) | _HOST_OPEN_ALWAYS
     if creating:
         fd = _create_entry(proc, node, lambda _name, _dirfd: fs.open_node(node, host_flags, mode & HOST_MODE_MASK))
         return _checked_open(proc, fd, node, flags, mode)
-    blocks = None
-    if flags & O_TRUNC or proc.kernel.identity.uid != 0:
-        st = _host_lstat(proc, node)
-        require_permission(proc, st, _access_wanted(flags), node)
-        blocks = st.st_blocks if flags & O_TRUNC else None
+    st = _host_lstat(proc, node)
+    _require_plain(st, flags, node)  # before opening: opening a device can act
+    require_permission(proc, st, _access_wanted(flags), node)
+    blocks = st.st_blocks if flags & O_TRUNC else None
     return _checked_open(proc, fs.open_node(node, host_flags, mode & HOST_MODE_MASK), node, flags, None, blocks)
+
+
+def _require_plain(st: os.stat_result, flags: int, node: Node) -> None:
+    """EACCES for host devices, FIFOs and sockets (the view is `nodev`: they lead out of
+    the sandbox, and a FIFO would block it); O_PATH handles of anything are fine."""
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode) or stat.S_ISLNK(st.st_mode) or flags & O_PATH):
+        raise SyscallError(errno.EACCES, f"{node.guest} is a host device, FIFO or socket")
 
 
 def _access_wanted(flags: int) -> int:
@@ -203,13 +210,19 @@ def require_permission(proc: Process, st: os.stat_result, want: int, node: Node)
 
 def _checked_open(proc: Process, fd: int, node: Node, flags: int, created_mode: int | None,
                   blocks_before: int | None = None) -> File:
-    """Refuse host devices, FIFOs and sockets (the view is `nodev`: they lead out of the
-    sandbox, and a FIFO would block it); record the mode of a file the guest created, and
-    give the quota back what O_TRUNC freed (`blocks_before`: st_blocks before the open)."""
+    """Check again, on the descriptor, what was opened (a device swapped in since the check
+    is refused all the same); record the mode of a file the guest created, and give the
+    quota back what O_TRUNC freed (`blocks_before`: st_blocks before the open)."""
     st = os.fstat(fd)
-    if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode) or flags & O_PATH):
+    if stat.S_ISLNK(st.st_mode) and not flags & O_PATH:
+        st = None  # only an O_PATH open can yield a symlink's own descriptor
+    try:
+        if st is None:
+            raise SyscallError(errno.ELOOP, node.guest)
+        _require_plain(st, flags, node)
+    except SyscallError:
         os.close(fd)
-        raise SyscallError(errno.EACCES, f"{node.guest} is a host device, FIFO or socket")
+        raise
     if created_mode is not None:
         proc.kernel.identity.created(st, created_mode)
     if blocks_before is not None:
@@ -660,7 +673,8 @@ def sys_truncate(proc: Process, path: int, length: int) -> int:
     """truncate(2): the file is opened by descriptor (O_NOFOLLOW) and truncated through it."""
     node = resolve_at(proc, AT_FDCWD, path)
     proc.kernel.fs.require_writable(node)
-    file = _checked_open(proc, proc.kernel.fs.open_node(node, os.O_WRONLY | os.O_NONBLOCK), node, os.O_WRONLY, None)
+    _require_plain(_host_lstat(proc, node), os.O_WRONLY, node)
+    file = _checked_open(proc, proc.kernel.fs.open_node(node, os.O_WRONLY | _HOST_OPEN_ALWAYS), node, os.O_WRONLY, None)
     file.attach()
     try:
         file.truncate(length)

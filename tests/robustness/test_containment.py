@@ -170,6 +170,11 @@ def test_host_fifo_in_a_mount_does_not_block(tmp_path: Path) -> None:
     os.mkfifo(shared / "fifo")
     result = run_sandbox(["run", "--timeout", "60", "--mount", f"{shared}:/m", BUSYBOX, "cat", "/m/fifo"])
     assert result.returncode == 1 and b"Permission denied" in result.stderr
+    # Refused before the host opens it: a write-only open of a FIFO with no reader would
+    # answer ENXIO, and opening a device can act (a tape rewinds, a tty becomes controlling).
+    script = "echo x > /m/fifo; /m/fifo; truncate -s 0 /m/fifo"
+    result = run_sandbox(["run", "--timeout", "60", "--mount", f"{shared}:/m", BUSYBOX, "sh", "-c", script])
+    assert result.stderr.count(b"Permission denied") == 3 and b"No such device" not in result.stderr, result.stderr
 
 
 def test_host_facts_are_virtual(tmp_path: Path) -> None:
