@@ -78,6 +78,18 @@ int main(void) {
     errno = 0;
     FILE *missing = fopen("/tmp/sandbox-files-test/none", "r");
     printf("missing: %p %s\n", (void *)missing, strerror(errno));
+    /* O_APPEND set later with F_SETFL moves every write to the end (man 2 fcntl). */
+    int afd = open("/tmp/sandbox-files-append", O_CREAT | O_RDWR | O_TRUNC, 0644);
+    write(afd, "first\n", 6);
+    lseek(afd, 0, SEEK_SET);
+    fcntl(afd, F_SETFL, fcntl(afd, F_GETFL) | O_APPEND);
+    write(afd, "second\n", 7);
+    char abuf[32];
+    ssize_t an = pread(afd, abuf, sizeof abuf - 1, 0);
+    abuf[an > 0 ? an : 0] = 0;
+    printf("after F_SETFL O_APPEND: [%s]\n", abuf);
+    close(afd);
+    unlink("/tmp/sandbox-files-append");
     fprintf(stderr, "files: done\n");
     return 0;
 }

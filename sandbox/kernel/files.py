@@ -105,6 +105,10 @@ class File:
     def writable(self) -> bool:
         return self.flags & O_ACCMODE in (O_WRONLY, O_RDWR) and not self.flags & O_PATH
 
+    def set_status_flags(self, flags: int) -> None:
+        """F_SETFL: the new file status flags (the caller keeps the unchangeable ones)."""
+        self.flags = flags
+
     def read(self, n: int) -> bytes:
         raise SyscallError(errno.EINVAL, f"{self.name} cannot be read")
 
@@ -304,6 +308,12 @@ class HostFile(HostFd):
 
     def sync(self) -> None:
         self.host(os.fsync)
+
+    def set_status_flags(self, flags: int) -> None:
+        """O_APPEND is the host's business too: writes go through the host descriptor."""
+        host_flags = self.host(fcntl.fcntl, fcntl.F_GETFL)
+        self.host(fcntl.fcntl, fcntl.F_SETFL, (host_flags & ~O_APPEND) | (flags & O_APPEND))
+        self.flags = flags
 
     def _hold_listing(self, cost: int) -> None:
         """Charge a listing's host memory (ENOMEM past the sandbox's budget)."""

@@ -177,7 +177,7 @@ def sys_fcntl(proc: Process, fd: int, cmd: int, arg: int) -> int:
         return entry.file.flags
     if cmd == F_SETFL:  # only O_APPEND and O_NONBLOCK may change (man 2 fcntl)
         changeable = O_APPEND | O_NONBLOCK
-        entry.file.flags = (entry.file.flags & ~changeable) | (to_int32(arg) & changeable)
+        entry.file.set_status_flags((entry.file.flags & ~changeable) | (to_int32(arg) & changeable))
         return 0
     if cmd in (F_GETPIPE_SZ, F_SETPIPE_SZ):
         if not isinstance(entry.file, PipeEnd):
