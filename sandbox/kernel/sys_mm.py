@@ -21,7 +21,7 @@ from sandbox.kernel.process import Process
 from sandbox.kernel.syscalls import syscall, to_int32
 from sandbox.mm import HUGE_PAGE_SIZE, PAGE_SHIFT, PAGE_SIZE, USER_END, align_up, page_up
 from sandbox.mm.aspace import AddressSpace
-from sandbox.mm.pagecache import CachedFile
+from sandbox.mm.pagecache import CachedFile, host_descriptor_error
 from sandbox.mm.uaccess import copy_out
 from sandbox.mm.vma import PROT_ALL, PROT_READ, PROT_WRITE, Region, RegionFlag, RegionKind
 
@@ -109,14 +109,18 @@ def _mapped_file(proc: Process, fd: int, prot: int, shared: bool) -> tuple[Cache
 def _shared_anonymous(proc: Process, size: int) -> CachedFile:
     """MAP_SHARED|MAP_ANONYMOUS memory, backed like Linux's shmem by an (unlinked) file, so a
     fork child and its parent see the same pages whenever either first touches them."""
-    fd = proc.kernel.scratch_file()
+    fd = -1
     try:
+        fd = proc.kernel.scratch_file()
         os.ftruncate(fd, size)
-        return proc.kernel.page_cache.open(fd, "/dev/zero (deleted)", True)
-    except OSError as error:  # EFBIG, ENOSPC: more than the host can back
+        return proc.kernel.page_cache.open(fd, "/dev/zero (deleted)", True, anonymous=True)
+    except OSError as error:  # EMFILE: no host descriptor (ENFILE); EFBIG, ENOSPC: too big
+        if error.errno in (errno.EMFILE, errno.ENFILE):
+            raise host_descriptor_error(error, "shared memory") from None
         raise SyscallError(errno.ENOMEM, f"shared memory of {size:#x} bytes: {error.strerror}") from None
     finally:
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
 
 
 def _place(proc: Process, addr: int, size: int, flags: int, page_size: int) -> int:
@@ -139,7 +143,8 @@ def _place(proc: Process, addr: int, size: int, flags: int, page_size: int) -> i
 @syscall("munmap", "addr length")
 def sys_munmap(proc: Process, addr: int, length: int) -> int:
     """Remove mappings in [addr, addr + length); unmapped holes are not an error.
-    Shared file mappings are written back first."""
+    Shared file mappings are written back first; pages the disk quota has no room for are
+    lost without an error (only msync and fsync report writeback errors)."""
     if addr % PAGE_SIZE or length == 0 or addr + page_up(length) > USER_END:
         raise SyscallError(errno.EINVAL, "unaligned address, zero length or beyond user space")
     for region in proc.space.unmap_range(addr, length):
@@ -279,21 +284,27 @@ def _residency(space: AddressSpace, start: int, end: int) -> bytearray:
 
 @syscall("msync", "addr length flags")
 def sys_msync(proc: Process, addr: int, length: int, flags: int) -> int:
-    """Write shared file mappings in the range back to their files."""
+    """Write shared file mappings in the range back to their files; ENOSPC (after storing
+    all it could) if the disk quota left pages out, as Linux reports a writeback error."""
     flags = to_int32(flags)
     if addr % PAGE_SIZE or flags & ~(MS_ASYNC | MS_INVALIDATE | MS_SYNC) or \
             (flags & MS_ASYNC and flags & MS_SYNC):
         raise SyscallError(errno.EINVAL, "msync arguments")
     end = addr + page_up(length)
     proc.space.require_covered(addr, end)
+    lost = 0
     for region in proc.space.regions.overlapping(addr, end):
-        writeback(proc.space, region, max(addr, region.start), min(end, region.end))
+        lost = writeback(proc.space, region, max(addr, region.start), min(end, region.end)) or lost
+    if lost:
+        raise SyscallError(lost, "pages of the range could not be stored")
     return 0
 
 
-def writeback(space: AddressSpace, region: Region, start: int, end: int) -> None:
-    """Store a shared file region's pages in [start, end) of `space` into its file."""
+def writeback(space: AddressSpace, region: Region, start: int, end: int) -> int:
+    """Store a shared file region's pages in [start, end) of `space` into its file; the
+    errno of pages that could not be stored (ENOSPC past the disk quota), else 0."""
     if region.shared and isinstance(region.file, CachedFile):
         first = (region.offset + start - region.start) >> PAGE_SHIFT
         last = (region.offset + end - 1 - region.start) >> PAGE_SHIFT
-        region.file.writeback(space.mem, first, last)
+        return region.file.writeback(space.mem, first, last)
+    return 0

@@ -12,6 +12,12 @@ On Linux one page cache serves read(), write() and mmap alike. Here the host fil
 cached frames are two copies, kept coherent at the system calls: a write() of a cached file
 also lands in its cached frames (`CachedFile.wrote`), and a read() first stores the frames
 that shared mappings may have dirtied (`CachedFile.writeback`).
+
+Host resources are bounded: the cache holds at most MAX_CACHED_FILES files (one host
+descriptor each; mmap answers ENFILE beyond, as Linux past fs.file-max), a host out of
+descriptors is ENFILE for the guest, and a writeback adds host disk only while the disk
+quota has room: past it, pages that would fill holes are lost, as on a full file system,
+and msync reports ENOSPC.
 """
 
 from __future__ import annotations
@@ -19,11 +25,38 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Callable
+from typing import Protocol
 
 from sandbox.errors import SyscallError
 from sandbox.mm import PAGE_SHIFT, PAGE_SIZE
 from sandbox.mm.frames import FrameAllocator
 from sandbox.mm.physmem import PhysicalMemory
+
+#: Files the cache may hold at once (each pins a host descriptor): Linux's fs.file-max in
+#: miniature, so a guest that maps and closes file after file gets ENFILE, not the host's EMFILE.
+MAX_CACHED_FILES = 4096
+BLOCK = 512  # the st_blocks unit (stat(2))
+
+
+class DiskHolder(Protocol):
+    """Who counts host disk (the kernel's disk quota, sandbox.kernel.quota)."""
+
+    @property
+    def free(self) -> int: ...
+
+    def charge(self, nbytes: int) -> None: ...
+
+    def opened(self, st: os.stat_result) -> None: ...
+
+    def closed(self, st: os.stat_result) -> None: ...
+
+
+def host_descriptor_error(error: OSError, what: str) -> SyscallError:
+    """A host call that failed for want of descriptors (EMFILE, ENFILE) is ENFILE for the
+    guest: the sandbox's table is the "system" its files come from (man 2 mmap, ENFILE)."""
+    if error.errno in (errno.EMFILE, errno.ENFILE):
+        return SyscallError(errno.ENFILE, f"{what}: the host is out of file descriptors")
+    return SyscallError(error.errno or errno.EIO, f"{what}: {error.strerror}")
 
 
 class CachedFile:
@@ -82,26 +115,41 @@ class CachedFile:
             changed = True
         return changed
 
-    #: Told how many bytes of host disk a writeback added (the kernel's disk quota), if set.
-    on_grow: Callable[[int], None] | None = None
+    #: The disk quota a writeback is charged to and refused by (None: nobody counts).
+    quota: DiskHolder | None = None
+    #: Backing of MAP_SHARED|MAP_ANONYMOUS memory (unlinked, only the cache holds it): its
+    #: blocks go back to the quota when the cache lets it go.
+    anonymous: bool = False
 
-    def writeback(self, mem: PhysicalMemory, first: int = 0, last: int | None = None) -> None:
-        """Store cached pages [first, last] into the file, never past its current end. A page
-        equal to the file's bytes is not written: a hole of a sparse file stays a hole, and
-        the disk the writeback adds is what the guest changed (charged through `on_grow`)."""
+    def writeback(self, mem: PhysicalMemory, first: int = 0, last: int | None = None) -> int:
+        """Store cached pages [first, last] into the file, never past its current end; return
+        0, or the errno of the pages that could not be stored (ENOSPC) for msync to report.
+
+        A page equal to the file's bytes is not written: a hole of a sparse file stays a
+        hole, and the disk the writeback adds is what the guest changed, charged to the
+        quota. Once the quota may be spent, a page that would fill a hole is dropped (it
+        stays cached, but the file does not get it), as a full file system loses dirty
+        pages at writeback (Linux reports that through msync and fsync, never munmap or
+        exit); rewriting blocks the file has costs nothing and is always done.
+        """
         if not self.writable:
-            return
+            return 0
         before = os.fstat(self.fd).st_blocks
         try:
-            self._store(mem, first, last)
+            return self._store(mem, first, last)
         finally:
-            if self.on_grow is not None:
-                self.on_grow((os.fstat(self.fd).st_blocks - before) * 512)
+            if self.quota is not None:
+                self.quota.charge((os.fstat(self.fd).st_blocks - before) * BLOCK)
 
-    def _store(self, mem: PhysicalMemory, first: int, last: int | None) -> None:
+    def _store(self, mem: PhysicalMemory, first: int, last: int | None) -> int:
         size = self.size
         last_in_file = (size - 1) >> PAGE_SHIFT
         wanted = range(first, last_in_file + 1 if last is None else min(last, last_in_file) + 1)
+        # What this call may still add, counted as if every page stored filled a hole; below
+        # a page of it, each page is first asked whether it would (so the quota is passed by
+        # file-system metadata at most).
+        budget = self.quota.free if self.quota is not None else None
+        lost = 0
         # walk whichever is shorter: the pages asked for (a read()) or those cached (exit)
         for index in wanted if len(wanted) < len(self.pages) else sorted(self.pages):
             pfn = self.pages.get(index)
@@ -110,10 +158,28 @@ class CachedFile:
             offset = index << PAGE_SHIFT
             data = mem.read(pfn << PAGE_SHIFT, min(PAGE_SIZE, size - offset))
             try:
-                if os.pread(self.fd, len(data), offset) != data:
-                    os.pwrite(self.fd, data, offset)
-            except OSError as error:
-                raise SyscallError(error.errno or errno.EIO, self.name) from None
+                if os.pread(self.fd, len(data), offset) == data:
+                    continue
+                if budget is not None:
+                    if budget >= PAGE_SIZE:
+                        budget -= PAGE_SIZE
+                    elif self._in_hole(offset, len(data)):
+                        lost = errno.ENOSPC
+                        continue
+                os.pwrite(self.fd, data, offset)
+            except OSError as error:  # the host's own ENOSPC, EIO, EFBIG: this page is lost
+                lost = error.errno or errno.EIO
+        return lost
+
+    def _in_hole(self, offset: int, n: int) -> bool:
+        """Whether writing [offset, offset + n) would allocate blocks: part of it lies in a
+        hole (lseek(2) SEEK_HOLE: the next hole at or after `offset`). The descriptor's file
+        position is the guest's too (a dup shares it), so it is put back."""
+        position = os.lseek(self.fd, 0, os.SEEK_CUR)
+        try:
+            return os.lseek(self.fd, offset, os.SEEK_HOLE) < offset + n
+        finally:
+            os.lseek(self.fd, position, os.SEEK_SET)
 
     def trim(self, frames: FrameAllocator) -> int:
         """Drop cached pages that no mapping uses any more; return how many."""
@@ -137,28 +203,35 @@ class PageCache:
         self.on_change: Callable[[], None] = lambda: None
         #: Who counts host disk (the kernel's disk quota): told when the cache opens and
         #: closes a file (`opened(st)`, `closed(st)`: an unlinked file still mapped holds its
-        #: blocks) and of what writebacks add (`charge(nbytes)`). None: nobody counts.
-        self.holder = None
+        #: blocks), charged what writebacks add, and asked how much room is left (`free`).
+        #: None: nobody counts.
+        self.holder: DiskHolder | None = None
 
-    def open(self, host_fd: int, name: str, writable: bool) -> CachedFile:
-        """The cache entry of the file behind `host_fd` (its own dup'd descriptor)."""
+    def open(self, host_fd: int, name: str, writable: bool, anonymous: bool = False) -> CachedFile:
+        """The cache entry of the file behind `host_fd` (its own dup'd descriptor).
+        ENFILE when the cache holds MAX_CACHED_FILES files or the host has no descriptor
+        left; the entry is then as it was."""
         st = os.fstat(host_fd)
         key = (st.st_dev, st.st_ino)
         cached = self.files.get(key)
-        if cached is None or (writable and not cached.writable):
-            if cached is not None:
-                os.close(cached.fd)
-            elif self.holder is not None:
-                self.holder.opened(st)
+        if cached is not None and (cached.writable or not writable):
+            return cached
+        if cached is None and len(self.files) >= MAX_CACHED_FILES:
+            raise SyscallError(errno.ENFILE, f"the page cache holds {MAX_CACHED_FILES} files")
+        try:
             fd = os.dup(host_fd)
-            pages = cached.pages if cached else {}
-            cached = CachedFile(fd, name, writable, key)
-            cached.pages = pages
-            if self.holder is not None:
-                cached.on_grow = self.holder.charge
-            self.files[key] = cached
-        return cached
-
+        except OSError as error:
+            raise host_descriptor_error(error, name) from None
+        if cached is not None:  # now writable: the same pages, a writable descriptor
+            os.close(cached.fd)
+        elif self.holder is not None:
+            self.holder.opened(st)
+        fresh = CachedFile(fd, name, writable, key)
+        fresh.pages = cached.pages if cached is not None else {}
+        fresh.quota = self.holder
+        fresh.anonymous = anonymous or (cached is not None and cached.anonymous)
+        self.files[key] = fresh
+        return fresh
 
     def trim(self, mapped: set[int]) -> int:
         """Forget the pages, and the file, of every file no region maps any more (`mapped`
@@ -170,8 +243,16 @@ class PageCache:
                 continue
             dropped += cached.trim(self.frames)
             if not cached.pages:
-                if self.holder is not None:
-                    self.holder.closed(os.fstat(cached.fd))
-                os.close(cached.fd)
-                del self.files[key]
+                self._forget(key, cached)
         return dropped
+
+    def _forget(self, key: tuple[int, int], cached: CachedFile) -> None:
+        """Close a file nothing maps. Shared anonymous memory's file goes with it (it was
+        unlinked at birth and only the cache held it), and so do its blocks."""
+        if self.holder is not None:
+            st = os.fstat(cached.fd)
+            self.holder.closed(st)
+            if cached.anonymous:
+                self.holder.charge(-st.st_blocks * BLOCK)
+        os.close(cached.fd)
+        del self.files[key]
