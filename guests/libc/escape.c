@@ -14,6 +14,9 @@
  *                   merge) until mmap fails or 4000 are mapped; prints each child's count
  *   listings N K    make N files with long names in /tmp/l, open /tmp/l K times and read
  *                   its first entries through each (each open holds a listing)
+ *   memfds N        N times: a memfd, 128 KiB written, closed (its blocks come back)
+ *   handles PATH    what an O_PATH descriptor and an O_APPEND shared mapping allow (the
+ *                   output is compared with a native run)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -189,6 +192,52 @@ static int listings(int files, int opens) {
     return 0;
 }
 
+static int memfds(int rounds) {
+    char block[4096];
+    memset(block, 'f', sizeof block);
+    int ok = 0;
+    for (int i = 0; i < rounds; i++) {
+        int fd = memfd_create("round", 0);
+        long written = 0;
+        for (int k = 0; k < 32; k++) {
+            ssize_t n = write(fd, block, sizeof block);
+            if (n <= 0) break;
+            written += n;
+        }
+        close(fd);
+        if (written == 32 * 4096) ok++;
+    }
+    printf("memfds filled: %d of %d\n", ok, rounds);
+    return 0;
+}
+
+static int handles(const char *path) {
+    int fd = open(path, O_CREAT | O_RDWR | O_TRUNC, 0644);
+    for (int i = 0; i < 410; i++) write(fd, "0123456789", 10);
+    close(fd);
+    int handle = open(path, O_PATH | O_RDWR);
+    void *p = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, handle, 0);
+    char c;
+    printf("O_PATH: mmap %s, read %s, write %s\n", p == MAP_FAILED ? strerror(errno) : "mapped",
+           read(handle, &c, 1) < 0 ? strerror(errno) : "read", write(handle, "x", 1) < 0 ? strerror(errno) : "wrote");
+    close(handle);
+    fd = open(path, O_RDWR | O_APPEND);
+    char *map = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    map[0] = 'X';
+    map[4099] = 'Y';
+    msync(map, 8192, MS_SYNC);
+    munmap(map, 8192);
+    struct stat st;
+    fstat(fd, &st);
+    char head[2] = {0}, tail[2] = {0};
+    pread(fd, head, 1, 0);
+    pread(fd, tail, 1, 4099);
+    printf("O_APPEND shared mapping: size %lld, byte 0 %s, byte 4099 %s\n", (long long)st.st_size, head, tail);
+    close(fd);
+    unlink(path);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 3) { fprintf(stderr, "usage: escape fchown|memfd|chmod|disk|facts|pgrp ARG [N]\n"); return 2; }
     if (!strcmp(argv[1], "fchown")) return fchown_attack(argv[2]);
@@ -199,6 +248,8 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "pgrp")) return pgrp();
     if (!strcmp(argv[1], "mapped")) return mapped(atoi(argv[2]));
     if (!strcmp(argv[1], "regions")) return regions(atoi(argv[2]));
+    if (!strcmp(argv[1], "memfds")) return memfds(atoi(argv[2]));
+    if (!strcmp(argv[1], "handles")) return handles(argv[2]);
     if (!strcmp(argv[1], "listings") && argc > 3) return listings(atoi(argv[2]), atoi(argv[3]));
     return 2;
 }

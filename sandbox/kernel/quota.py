@@ -56,15 +56,16 @@ class DiskQuota:
         self._open[key] = self._open.get(key, 0) + 1
 
     def closed(self, st: os.stat_result) -> None:
-        """The last descriptor of an unlinked file frees its blocks."""
+        """The last holder of a file with no link left frees its blocks: one unlinked while
+        open, a memfd, shared anonymous memory's backing file."""
         key = (st.st_dev, st.st_ino)
         count = self._open.get(key, 0) - 1
         if count > 0:
             self._open[key] = count
             return
         self._open.pop(key, None)
-        if st.st_nlink == 0 and key in self._orphans:
-            self._orphans.discard(key)
+        self._orphans.discard(key)
+        if st.st_nlink == 0:
             self.charge(-st.st_blocks * BLOCK)
 
     def removed(self, st: os.stat_result) -> None:

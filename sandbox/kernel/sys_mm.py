@@ -16,7 +16,7 @@ import stat
 
 from sandbox import abi
 from sandbox.errors import SyscallError
-from sandbox.kernel.files import DeviceFile, HostFile
+from sandbox.kernel.files import O_PATH, DeviceFile, HostFile
 from sandbox.kernel.process import Process
 from sandbox.kernel.syscalls import syscall, to_int32
 from sandbox.mm import HUGE_PAGE_SIZE, PAGE_SHIFT, PAGE_SIZE, USER_END, align_up, page_up
@@ -96,6 +96,8 @@ def _mapped_file(proc: Process, fd: int, prot: int, shared: bool) -> tuple[Cache
     readable descriptor, and a shared one of a descriptor not open for writing may never
     be writable (VM_MAYWRITE cleared), so a later mprotect(PROT_WRITE) is EACCES too."""
     file = proc.files.get(fd)
+    if file.flags & O_PATH:  # a handle only (open(2)): Linux's fdget refuses it
+        raise SyscallError(errno.EBADF, f"{file.name} is an O_PATH descriptor")
     if isinstance(file, DeviceFile) and file.device == "zero":
         return None, PROT_ALL
     if not isinstance(file, HostFile) or not stat.S_ISREG(file.stat().mode):
@@ -113,7 +115,7 @@ def _shared_anonymous(proc: Process, size: int) -> CachedFile:
     try:
         fd = proc.kernel.scratch_file()
         os.ftruncate(fd, size)
-        return proc.kernel.page_cache.open(fd, "/dev/zero (deleted)", True, anonymous=True)
+        return proc.kernel.page_cache.open(fd, "/dev/zero (deleted)", True)
     except OSError as error:  # EMFILE: no host descriptor (ENFILE); EFBIG, ENOSPC: too big
         if error.errno in (errno.EMFILE, errno.ENFILE):
             raise host_descriptor_error(error, "shared memory") from None

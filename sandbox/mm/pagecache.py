@@ -117,9 +117,6 @@ class CachedFile:
 
     #: The disk quota a writeback is charged to and refused by (None: nobody counts).
     quota: DiskHolder | None = None
-    #: Backing of MAP_SHARED|MAP_ANONYMOUS memory (unlinked, only the cache holds it): its
-    #: blocks go back to the quota when the cache lets it go.
-    anonymous: bool = False
 
     def writeback(self, mem: PhysicalMemory, first: int = 0, last: int | None = None) -> int:
         """Store cached pages [first, last] into the file, never past its current end; return
@@ -192,6 +189,22 @@ class CachedFile:
         return dropped
 
 
+def own_description(host_fd: int, writable: bool, name: str) -> int:
+    """A descriptor of the file behind `host_fd` with its own open file description: a dup
+    would share the guest's file position and its O_APPEND, with which pwrite appends
+    whatever the offset (pwrite(2), BUGS), so writeback would land at the end. Re-opened
+    through the process's own descriptor link (it names that very file, not a path the
+    guest can change); a dup only if the host refuses (e.g. a mode set to 000 since).
+    ENFILE when the host has no descriptor left."""
+    try:
+        try:
+            return os.open(f"/proc/self/fd/{host_fd}", (os.O_RDWR if writable else os.O_RDONLY) | os.O_CLOEXEC)
+        except PermissionError:
+            return os.dup(host_fd)
+    except OSError as error:
+        raise host_descriptor_error(error, name) from None
+
+
 class PageCache:
     """All files mapped in this machine, by (device, inode)."""
 
@@ -207,8 +220,8 @@ class PageCache:
         #: None: nobody counts.
         self.holder: DiskHolder | None = None
 
-    def open(self, host_fd: int, name: str, writable: bool, anonymous: bool = False) -> CachedFile:
-        """The cache entry of the file behind `host_fd` (its own dup'd descriptor).
+    def open(self, host_fd: int, name: str, writable: bool) -> CachedFile:
+        """The cache entry of the file behind `host_fd` (its own description of the file).
         ENFILE when the cache holds MAX_CACHED_FILES files or the host has no descriptor
         left; the entry is then as it was."""
         st = os.fstat(host_fd)
@@ -218,10 +231,7 @@ class PageCache:
             return cached
         if cached is None and len(self.files) >= MAX_CACHED_FILES:
             raise SyscallError(errno.ENFILE, f"the page cache holds {MAX_CACHED_FILES} files")
-        try:
-            fd = os.dup(host_fd)
-        except OSError as error:
-            raise host_descriptor_error(error, name) from None
+        fd = own_description(host_fd, writable, name)
         if cached is not None:  # now writable: the same pages, a writable descriptor
             os.close(cached.fd)
         elif self.holder is not None:
@@ -229,7 +239,6 @@ class PageCache:
         fresh = CachedFile(fd, name, writable, key)
         fresh.pages = cached.pages if cached is not None else {}
         fresh.quota = self.holder
-        fresh.anonymous = anonymous or (cached is not None and cached.anonymous)
         self.files[key] = fresh
         return fresh
 
@@ -247,12 +256,9 @@ class PageCache:
         return dropped
 
     def _forget(self, key: tuple[int, int], cached: CachedFile) -> None:
-        """Close a file nothing maps. Shared anonymous memory's file goes with it (it was
-        unlinked at birth and only the cache held it), and so do its blocks."""
-        if self.holder is not None:
-            st = os.fstat(cached.fd)
-            self.holder.closed(st)
-            if cached.anonymous:
-                self.holder.charge(-st.st_blocks * BLOCK)
+        """Close a file nothing maps (shared anonymous memory's file goes with it: it was
+        unlinked at birth and only the cache held it)."""
+        if self.holder is not None:  # an unlinked file's blocks go back with its last holder
+            self.holder.closed(os.fstat(cached.fd))
         os.close(cached.fd)
         del self.files[key]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import guest, run_sandbox
+from tests.conftest import guest, run_native, run_sandbox
 
 BUSYBOX = "/bin/busybox"
 SECRET = b"host secret 51c9"
@@ -313,3 +313,19 @@ def test_permissions_are_checked_against_the_guests_identity(tmp_path: Path) -> 
     assert result.stderr.count(b"Permission denied") == 2 and private.read_bytes() == SECRET
     result = run_sandbox(["run", "--uid", "0", "--mount", f"{shared}:/m", BUSYBOX, "cat", "/m/private"])
     assert result.stdout == SECRET
+
+
+@pytest.mark.parametrize("libc", ["glibc", "musl"])
+def test_o_path_handles_and_o_append_mappings_as_natively(tmp_path: Path, libc: str) -> None:
+    """An O_PATH descriptor can be neither mapped, read nor written (EBADF, once a host
+    exception); a shared mapping made through an O_APPEND descriptor writes back in place
+    (the page cache's own description: a dup would append)."""
+    native = run_native([guest(f"escape-{libc}"), "handles", str(tmp_path / "native")])
+    sandboxed = run_sandbox(["run", guest(f"escape-{libc}"), "handles", "/tmp/handles"])
+    assert sandboxed.returncode == native.returncode == 0, sandboxed.stderr
+    assert sandboxed.stdout == native.stdout
+
+
+def test_memfd_blocks_come_back_when_it_closes() -> None:
+    result = run_sandbox(["run", "--disk", "512K", guest("escape-musl"), "memfds", "20"])
+    assert result.stdout == b"memfds filled: 20 of 20\n", result.stderr

@@ -87,7 +87,8 @@ def test_mapped_files_are_bounded(tmp_path: Path, capfd, monkeypatch: pytest.Mon
 
 
 class NoDescriptors:
-    """`os` for the page cache, with dup(2) failing EMFILE after the first `allowed` calls."""
+    """`os` for the page cache, with the calls that give it a descriptor of its own (open of
+    its /proc/self/fd link, or dup) failing EMFILE after the first `allowed`."""
 
     def __init__(self, allowed: int) -> None:
         self.allowed = allowed
@@ -95,11 +96,18 @@ class NoDescriptors:
     def __getattr__(self, name: str):
         return getattr(os, name)
 
-    def dup(self, fd: int) -> int:
+    def _take(self) -> None:
         if self.allowed <= 0:
             raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
         self.allowed -= 1
+
+    def dup(self, fd: int) -> int:
+        self._take()
         return os.dup(fd)
+
+    def open(self, path, flags: int, *args, **kwargs) -> int:
+        self._take()
+        return os.open(path, flags, *args, **kwargs)
 
 
 def test_host_out_of_descriptors_is_enfile(tmp_path: Path, capfd, monkeypatch: pytest.MonkeyPatch) -> None:
