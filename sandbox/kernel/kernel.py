@@ -24,6 +24,7 @@ from sandbox.hostfs import CleanupError, remove_path
 from sandbox.kernel import (  # noqa: F401 - importing registers the handlers
     procfs,
     signal_delivery,
+    sys_attr,
     sys_fs,
     sys_io,
     sys_misc,

@@ -1,10 +1,10 @@
-"""Path system calls: open, stat, directories, links, permissions, renames (man 2 of each).
+"""Path system calls: open, directories, links, renames, memfds (man 2 of each); stat,
+access, modes, owners and times are in sys_attr.py.
 
 Every path goes through the guest's `FileSystemView` (vfs.py): resolved inside the tree by
 descriptors, checked against read-only mounts (EROFS), then acted on with an `*at` call on
-the (directory descriptor, name) pair it resolved to, never following a symlink. Calls on a
-descriptor (fchmod, futimens, fstat, ftruncate) act on the host descriptor itself.
-Ownership and modes are the guest's own (identity.py); growth is charged to the disk quota
+the (directory descriptor, name) pair it resolved to, never following a symlink. Opens are
+checked against the guest's own identity (identity.py); growth is charged to the disk quota
 (quota.py).
 """
 
@@ -14,8 +14,6 @@ import ctypes
 import errno
 import os
 import stat
-import time
-import zlib
 
 from sandbox.errors import SyscallError
 from sandbox.kernel.files import (
@@ -32,10 +30,10 @@ from sandbox.kernel.files import (
 from sandbox.kernel.identity import HOST_MODE_MASK
 from sandbox.kernel.process import Process
 from sandbox.kernel.quota import BLOCK, ENTRY_COST
-from sandbox.kernel.structs import STATFS, TIMESPEC, pack_dirent, pack_stat, pack_statx
+from sandbox.kernel.structs import pack_dirent
 from sandbox.kernel.syscalls import syscall, to_int32
-from sandbox.kernel.vfs import NAME_MAX, Node
-from sandbox.mm.uaccess import copy_in, copy_out, read_cstring
+from sandbox.kernel.vfs import Node
+from sandbox.mm.uaccess import copy_out, read_cstring
 
 AT_FDCWD = -100
 AT_SYMLINK_NOFOLLOW = 0x100
@@ -47,18 +45,14 @@ O_CREAT, O_EXCL, O_NOCTTY, O_TRUNC = 0o100, 0o200, 0o400, 0o1000
 O_APPEND, O_NONBLOCK, O_DIRECTORY, O_NOFOLLOW = 0o2000, 0o4000, 0o200000, 0o400000
 O_CLOEXEC, O_TMPFILE = 0o2000000, 0o20000000
 RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
-UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
 #: Flags passed to the host's open(2) as they are; the rest are the sandbox's business.
 _HOST_OPEN_FLAGS = O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC | O_APPEND | O_DIRECTORY | O_NOFOLLOW | O_PATH
 #: Always added: opening never blocks the sandbox (a FIFO) nor gives it a controlling tty.
 _HOST_OPEN_ALWAYS = os.O_NONBLOCK | os.O_NOCTTY
-PROC_SUPER_MAGIC = 0x9FA0
-TMPFS_MAGIC = 0x01021994
-ST_RDONLY, ST_NOSUID, ST_NODEV = 1, 2, 4  # statfs f_flags (man 2 statfs)
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-def _path(proc: Process, addr: int) -> bytes:
+def read_path(proc: Process, addr: int) -> bytes:
     return read_cstring(proc.space, addr, 4096)
 
 
@@ -76,14 +70,14 @@ def base_dir(proc: Process, dirfd: int) -> str:
 
 def _writable_entry(proc: Process, dirfd: int, addr: int) -> Node:
     """The directory entry a call creates, removes or renames (see vfs.writable_entry)."""
-    return proc.kernel.fs.writable_entry(_path(proc, addr), base_dir(proc, dirfd))
+    return proc.kernel.fs.writable_entry(read_path(proc, addr), base_dir(proc, dirfd))
 
 
 def resolve_at(proc: Process, dirfd: int, addr: int, flags: int = 0, follow: bool = True) -> Node:
-    return proc.kernel.fs.resolve(_path(proc, addr), base_dir(proc, dirfd), follow=follow)
+    return proc.kernel.fs.resolve(read_path(proc, addr), base_dir(proc, dirfd), follow=follow)
 
 
-def _host_call(fn, *args, **kwargs):
+def host_call(fn, *args, **kwargs):
     """Call the host; its error becomes the guest's errno. A value the host API cannot even
     take (Python's OverflowError/ValueError, e.g. a NUL in a path) is EINVAL."""
     try:
@@ -94,7 +88,7 @@ def _host_call(fn, *args, **kwargs):
         raise SyscallError(errno.EINVAL, str(error)) from None
 
 
-def _host_lstat(proc: Process, node: Node) -> os.stat_result:
+def host_lstat(proc: Process, node: Node) -> os.stat_result:
     """The host's lstat of a host entry; EROFS-free, ENOENT if missing, EPERM if made up."""
     st = proc.kernel.fs.lstat(node)
     if st is None:
@@ -110,7 +104,7 @@ def _create_entry(proc: Process, node: Node, make):
     quota.charge_entry()
     before = os.fstat(node.dirfd).st_blocks
     try:
-        made = _host_call(make, node.name, node.dirfd)
+        made = host_call(make, node.name, node.dirfd)
     except SyscallError:
         quota.charge(-ENTRY_COST)
         raise
@@ -141,7 +135,7 @@ def sys_openat(proc: Process, dirfd: int, path: int, flags: int, mode: int) -> i
     flags = to_int32(flags)
     if flags & O_TMPFILE == O_TMPFILE:
         raise SyscallError(errno.EOPNOTSUPP, "O_TMPFILE")
-    file = open_file(proc, _path(proc, path), base_dir(proc, dirfd), flags, mode & 0o7777)
+    file = open_file(proc, read_path(proc, path), base_dir(proc, dirfd), flags, mode & 0o7777)
     return proc.files.install(file, cloexec=bool(flags & O_CLOEXEC))
 
 
@@ -179,7 +173,7 @@ def open_file(proc: Process, path: bytes, base: str, flags: int, mode: int) -> F
     if creating:
         fd = _create_entry(proc, node, lambda _name, _dirfd: fs.open_node(node, host_flags, mode & HOST_MODE_MASK))
         return _checked_open(proc, fd, node, flags, mode)
-    st = _host_lstat(proc, node)
+    st = host_lstat(proc, node)
     _require_plain(st, flags, node)  # before opening: opening a device can act
     require_permission(proc, st, _access_wanted(flags), node)
     blocks = st.st_blocks if flags & O_TRUNC else None
@@ -244,97 +238,6 @@ def open_synthetic(proc: Process, node: Node, flags: int) -> File:
     return ProcFile(node.guest, proc.kernel.proc_file(proc, synthetic.name))
 
 
-# -- stat ---------------------------------------------------------------------------------
-
-
-def stat_node(proc: Process, node: Node) -> Stat:
-    """stat(2) of a resolved node (lstat semantics: the node itself), as the guest sees it."""
-    if node.synthetic is not None:
-        kind = node.synthetic.kind
-        if kind == "device":
-            return DeviceFile(node.synthetic.name, 0, bytes).stat()
-        if kind == "link":
-            return Stat(dev=4, ino=2, mode=stat.S_IFLNK | 0o777, size=len(node.synthetic.name))
-        if kind == "dir":
-            return Stat(dev=4, ino=1, mode=stat.S_IFDIR | 0o555, nlink=2)
-        return Stat(dev=4, ino=3, mode=stat.S_IFREG | 0o444)
-    st = proc.kernel.fs.lstat(node)
-    if st is None:  # a made-up directory above a deep mount: its own identity
-        return Stat(dev=1, ino=zlib.crc32(node.guest.encode()) + 2, mode=stat.S_IFDIR | 0o755, nlink=2)
-    return proc.kernel.identity.present(Stat.from_host(st))
-
-
-def fd_stat(proc: Process, fd: int) -> Stat:
-    """fstat(2) of a descriptor, as the guest sees it."""
-    return proc.kernel.identity.present(proc.files.get(to_int32(fd)).stat())
-
-
-def stat_at(proc: Process, dirfd: int, path: int, flags: int) -> Stat:
-    """The common part of newfstatat/statx: AT_EMPTY_PATH and AT_SYMLINK_NOFOLLOW."""
-    raw = _path(proc, path)
-    if not raw and flags & AT_EMPTY_PATH:
-        if to_int32(dirfd) == AT_FDCWD:
-            return stat_node(proc, proc.kernel.fs.resolve(b".", proc.cwd))
-        return fd_stat(proc, dirfd)
-    node = proc.kernel.fs.resolve(raw, base_dir(proc, dirfd), follow=not flags & AT_SYMLINK_NOFOLLOW)
-    return stat_node(proc, node)
-
-
-@syscall("fstat", "fd statbuf")
-def sys_fstat(proc: Process, fd: int, statbuf: int) -> int:
-    copy_out(proc.space, statbuf, pack_stat(fd_stat(proc, fd)))
-    return 0
-
-
-@syscall("newfstatat", "dirfd path statbuf flags")
-def sys_newfstatat(proc: Process, dirfd: int, path: int, statbuf: int, flags: int) -> int:
-    copy_out(proc.space, statbuf, pack_stat(stat_at(proc, dirfd, path, to_int32(flags))))
-    return 0
-
-
-@syscall("stat", "path statbuf")
-def sys_stat(proc: Process, path: int, statbuf: int) -> int:
-    return sys_newfstatat(proc, AT_FDCWD, path, statbuf, 0)
-
-
-@syscall("lstat", "path statbuf")
-def sys_lstat(proc: Process, path: int, statbuf: int) -> int:
-    return sys_newfstatat(proc, AT_FDCWD, path, statbuf, AT_SYMLINK_NOFOLLOW)
-
-
-@syscall("statx", "dirfd path flags mask statxbuf")
-def sys_statx(proc: Process, dirfd: int, path: int, flags: int, mask: int, statxbuf: int) -> int:
-    copy_out(proc.space, statxbuf, pack_statx(stat_at(proc, dirfd, path, to_int32(flags))))
-    return 0
-
-
-def _statfs_bytes(proc: Process, on_host: bool, writable: bool) -> bytes:
-    """struct statfs: /proc's for synthetic nodes; for host files, a virtual file system
-    whose size is the disk quota (no host figure reaches the guest)."""
-    if not on_host:
-        return STATFS.pack(PROC_SUPER_MAGIC, 4096, 0, 0, 0, 0, 0, 0, 0, NAME_MAX, 4096, 0)
-    quota = proc.kernel.quota
-    blocks, free = quota.limit // 4096, quota.free // 4096
-    files, free_files = quota.limit // ENTRY_COST, quota.free // ENTRY_COST
-    flags = ST_NOSUID | ST_NODEV | (0 if writable else ST_RDONLY)
-    return STATFS.pack(TMPFS_MAGIC, 4096, blocks, free, free, files, free_files, 0, 0, NAME_MAX, 4096, flags)
-
-
-@syscall("statfs", "path buf")
-def sys_statfs(proc: Process, path: int, buf: int) -> int:
-    node = resolve_at(proc, AT_FDCWD, path)
-    copy_out(proc.space, buf, _statfs_bytes(proc, node.synthetic is None, node.writable))
-    return 0
-
-
-@syscall("fstatfs", "fd buf")
-def sys_fstatfs(proc: Process, fd: int, buf: int) -> int:
-    file = proc.files.get(to_int32(fd))
-    on_host = isinstance(file, HostFile)
-    copy_out(proc.space, buf, _statfs_bytes(proc, on_host, on_host and file.on_writable_mount))
-    return 0
-
-
 # -- directories --------------------------------------------------------------------------
 
 
@@ -363,10 +266,33 @@ def sys_mkdirat(proc: Process, dirfd: int, path: int, mode: int) -> int:
     node = _writable_entry(proc, dirfd, path)
     mode = mode & 0o7777 & ~proc.umask
     _create_entry(proc, node, lambda name, fd: os.mkdir(name, mode & HOST_MODE_MASK, dir_fd=fd))
-    st = _host_lstat(proc, node)
+    st = host_lstat(proc, node)
     proc.kernel.quota.charge(st.st_blocks * BLOCK)  # the new directory's own block(s)
     proc.kernel.identity.created(st, mode)
     return 0
+
+
+@syscall("mknodat", "dirfd path mode dev")
+def sys_mknodat(proc: Process, dirfd: int, path: int, mode: int, dev: int) -> int:
+    """mknod(2): a regular file is made as open(O_CREAT|O_EXCL) would; device nodes, FIFOs
+    and sockets never are (EPERM, as for an unprivileged user namespace: the view is
+    `nodev`, and host FIFOs and sockets lead out of the sandbox)."""
+    kind = stat.S_IFMT(mode) or stat.S_IFREG
+    if kind not in (stat.S_IFREG, stat.S_IFCHR, stat.S_IFBLK, stat.S_IFIFO, stat.S_IFSOCK):
+        raise SyscallError(errno.EINVAL, f"mknod type {kind:#o}")
+    if kind != stat.S_IFREG:
+        raise SyscallError(errno.EPERM, "the sandbox makes no device nodes, FIFOs or sockets")
+    node = _writable_entry(proc, dirfd, path)
+    mode = mode & 0o7777 & ~proc.umask
+    flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY | _HOST_OPEN_ALWAYS
+    os.close(_create_entry(proc, node, lambda _name, _fd: proc.kernel.fs.open_node(node, flags, mode & HOST_MODE_MASK)))
+    proc.kernel.identity.created(host_lstat(proc, node), mode)
+    return 0
+
+
+@syscall("mknod", "path mode dev")
+def sys_mknod(proc: Process, path: int, mode: int, dev: int) -> int:
+    return sys_mknodat(proc, AT_FDCWD, path, mode, dev)
 
 
 @syscall("mkdir", "path mode")
@@ -377,9 +303,9 @@ def sys_mkdir(proc: Process, path: int, mode: int) -> int:
 @syscall("unlinkat", "dirfd path flags")
 def sys_unlinkat(proc: Process, dirfd: int, path: int, flags: int) -> int:
     node = _writable_entry(proc, dirfd, path)
-    st = _host_lstat(proc, node)
+    st = host_lstat(proc, node)
     remove = os.rmdir if to_int32(flags) & AT_REMOVEDIR else os.unlink
-    _host_call(remove, node.name, dir_fd=node.dirfd)
+    host_call(remove, node.name, dir_fd=node.dirfd)
     _forget(proc, st)
     return 0
 
@@ -441,7 +367,7 @@ def sys_readlinkat(proc: Process, dirfd: int, path: int, buf: int, size: int) ->
     elif not node.on_host or node.name == ".":
         raise SyscallError(errno.EINVAL, f"{node.guest} is not a symlink")
     else:
-        target = os.fsencode(_host_call(os.readlink, node.name, dir_fd=node.dirfd))
+        target = os.fsencode(host_call(os.readlink, node.name, dir_fd=node.dirfd))
     copy_out(proc.space, buf, target[:size])
     return min(len(target), size)
 
@@ -455,7 +381,7 @@ def sys_readlink(proc: Process, path: int, buf: int, size: int) -> int:
 def sys_symlinkat(proc: Process, target: int, newdirfd: int, linkpath: int) -> int:
     """The target is stored as given: it means something only inside the view, where the
     sandbox resolves it; the host is never asked to follow it."""
-    text = _path(proc, target)
+    text = read_path(proc, target)
     node = _writable_entry(proc, newdirfd, linkpath)
     _create_entry(proc, node, lambda name, fd: os.symlink(text, name, dir_fd=fd))
     return 0
@@ -477,37 +403,6 @@ def sys_linkat(proc: Process, olddirfd: int, oldpath: int, newdirfd: int, newpat
     return 0
 
 
-@syscall("faccessat2", "dirfd path mode flags")
-def sys_faccessat2(proc: Process, dirfd: int, path: int, mode: int, flags: int) -> int:
-    flags, mode = to_int32(flags), to_int32(mode)
-    node = resolve_at(proc, dirfd, path, follow=not flags & AT_SYMLINK_NOFOLLOW)
-    if node.synthetic is not None:
-        allowed = node.synthetic.mode
-        if mode & os.W_OK and not allowed & 0o222 or mode & os.X_OK and not allowed & 0o111:
-            raise SyscallError(errno.EACCES, node.guest)
-        return 0
-    if mode & os.W_OK and not node.writable:
-        raise SyscallError(errno.EROFS, node.guest)
-    if not node.on_host:
-        return 0
-    st = proc.kernel.fs.lstat(node)
-    if st is not None:
-        require_permission(proc, st, mode & 0o7, node)
-    if not _host_call(os.access, node.name, mode, dir_fd=node.dirfd, follow_symlinks=False):
-        raise SyscallError(errno.EACCES, node.guest)
-    return 0
-
-
-@syscall("faccessat", "dirfd path mode")
-def sys_faccessat(proc: Process, dirfd: int, path: int, mode: int) -> int:
-    return sys_faccessat2(proc, dirfd, path, mode, 0)
-
-
-@syscall("access", "path mode")
-def sys_access(proc: Process, path: int, mode: int) -> int:
-    return sys_faccessat2(proc, AT_FDCWD, path, mode, 0)
-
-
 @syscall("renameat2", "olddirfd oldpath newdirfd newpath flags")
 def sys_renameat2(proc: Process, olddirfd: int, oldpath: int, newdirfd: int, newpath: int, flags: int) -> int:
     """rename(2) by descriptors, through the host's renameat2 (so RENAME_NOREPLACE and
@@ -518,7 +413,7 @@ def sys_renameat2(proc: Process, olddirfd: int, oldpath: int, newdirfd: int, new
     old, new = _writable_entry(proc, olddirfd, oldpath), _writable_entry(proc, newdirfd, newpath)
     if old.mount != new.mount:
         raise SyscallError(errno.EXDEV, "rename across mounts")
-    _host_lstat(proc, old)
+    host_lstat(proc, old)
     replaced = proc.kernel.fs.lstat(new) if proc.kernel.fs.exists(new) else None
     result = _libc.renameat2(old.dirfd, os.fsencode(old.name), new.dirfd, os.fsencode(new.name), flags)
     if result != 0:
@@ -538,76 +433,6 @@ def sys_rename(proc: Process, oldpath: int, newpath: int) -> int:
     return sys_renameat2(proc, AT_FDCWD, oldpath, AT_FDCWD, newpath, 0)
 
 
-@syscall("fchmodat", "dirfd path mode")
-def sys_fchmodat(proc: Process, dirfd: int, path: int, mode: int) -> int:
-    node = resolve_at(proc, dirfd, path)
-    proc.kernel.fs.require_writable(node)
-    host_mode = proc.kernel.identity.chmod(_host_lstat(proc, node), mode)
-    _host_call(os.chmod, node.name, host_mode, dir_fd=node.dirfd, follow_symlinks=False)
-    return 0
-
-
-@syscall("chmod", "path mode")
-def sys_chmod(proc: Process, path: int, mode: int) -> int:
-    return sys_fchmodat(proc, AT_FDCWD, path, mode)
-
-
-def _host_file_of(proc: Process, fd: int) -> HostFile:
-    """The host file behind `fd` (EPERM for anything else: pipes, devices, /proc)."""
-    file = proc.files.get(to_int32(fd))
-    if not isinstance(file, HostFile):
-        raise SyscallError(errno.EPERM, file.name)
-    if not file.on_writable_mount:
-        raise SyscallError(errno.EROFS, file.name)
-    return file
-
-
-@syscall("fchmod", "fd mode")
-def sys_fchmod(proc: Process, fd: int, mode: int) -> int:
-    file = _host_file_of(proc, fd)
-    host_mode = proc.kernel.identity.chmod(file.host(os.fstat), mode)
-    file.host(os.chmod, host_mode)
-    return 0
-
-
-def _owner_ids(owner: int, group: int) -> tuple[int, int]:
-    """chown's ids as u32; -1 keeps one (man 2 chown)."""
-    return tuple(-1 if v & 0xFFFF_FFFF == 0xFFFF_FFFF else v & 0xFFFF_FFFF for v in (owner, group))
-
-
-def _chown(proc: Process, node: Node, owner: int, group: int) -> int:
-    """chown within writable mounts: recorded by the sandbox, never done on the host."""
-    proc.kernel.fs.require_writable(node)
-    proc.kernel.identity.chown(_host_lstat(proc, node), *_owner_ids(owner, group))
-    return 0
-
-
-@syscall("fchownat", "dirfd path owner group flags")
-def sys_fchownat(proc: Process, dirfd: int, path: int, owner: int, group: int, flags: int) -> int:
-    flags = to_int32(flags)
-    if flags & AT_EMPTY_PATH and not _path(proc, path):
-        return sys_fchown(proc, dirfd, owner, group)
-    return _chown(proc, resolve_at(proc, dirfd, path, follow=not flags & AT_SYMLINK_NOFOLLOW), owner, group)
-
-
-@syscall("chown", "path owner group")
-def sys_chown(proc: Process, path: int, owner: int, group: int) -> int:
-    return _chown(proc, resolve_at(proc, AT_FDCWD, path), owner, group)
-
-
-@syscall("lchown", "path owner group")
-def sys_lchown(proc: Process, path: int, owner: int, group: int) -> int:
-    return _chown(proc, resolve_at(proc, AT_FDCWD, path, follow=False), owner, group)
-
-
-@syscall("fchown", "fd owner group")
-def sys_fchown(proc: Process, fd: int, owner: int, group: int) -> int:
-    """On the descriptor's own file (fstat), never on a path."""
-    file = _host_file_of(proc, fd)
-    proc.kernel.identity.chown(file.host(os.fstat), *_owner_ids(owner, group))
-    return 0
-
-
 MFD_CLOEXEC, MFD_ALLOW_SEALING = 1, 2
 
 
@@ -622,7 +447,7 @@ def sys_memfd_create(proc: Process, name: int, flags: int) -> int:
     label = read_cstring(proc.space, name, 249).decode(errors="replace")
     if len(proc.files) >= proc.files.limit:
         raise SyscallError(errno.EMFILE, "too many open files")
-    fd = _host_call(proc.kernel.scratch_file)
+    fd = host_call(proc.kernel.scratch_file)
     file = host_file(proc, fd, f"/memfd:{label} (deleted)", os.O_RDWR)
     return proc.files.install(file, cloexec=bool(flags & MFD_CLOEXEC))
 
@@ -633,47 +458,12 @@ def sys_umask(proc: Process, mask: int) -> int:
     return old
 
 
-def _times_ns(proc: Process, times: int, current: os.stat_result) -> tuple[int, int]:
-    """utimensat's two timespecs (UTIME_NOW, UTIME_OMIT) as nanoseconds; EINVAL if bad."""
-    now = time.time_ns()
-    stamps = [(None, UTIME_NOW), (None, UTIME_NOW)] if times == 0 else \
-        list(TIMESPEC.iter_unpack(copy_in(proc.space, times, 2 * TIMESPEC.size)))
-    ns = []
-    for (sec, nsec), old in zip(stamps, (current.st_atime_ns, current.st_mtime_ns), strict=True):
-        if nsec == UTIME_NOW:
-            ns.append(now)
-        elif nsec == UTIME_OMIT:
-            ns.append(old)
-        elif not 0 <= nsec < 10**9:
-            raise SyscallError(errno.EINVAL, f"tv_nsec {nsec}")
-        else:
-            ns.append(sec * 10**9 + nsec)
-    return ns[0], ns[1]
-
-
-@syscall("utimensat", "dirfd path times flags")
-def sys_utimensat(proc: Process, dirfd: int, path: int, times: int, flags: int) -> int:
-    """Set access and modification times (UTIME_NOW, UTIME_OMIT); a NULL path means the
-    descriptor itself (futimens), acted on by descriptor."""
-    flags = to_int32(flags)
-    if path == 0:
-        file = _host_file_of(proc, dirfd)
-        ns = _times_ns(proc, times, file.host(os.fstat))
-        file.host(lambda fd: os.utime(fd, ns=ns))
-        return 0
-    node = resolve_at(proc, dirfd, path, follow=not flags & AT_SYMLINK_NOFOLLOW)
-    proc.kernel.fs.require_writable(node)
-    ns = _times_ns(proc, times, _host_lstat(proc, node))
-    _host_call(os.utime, node.name, ns=ns, dir_fd=node.dirfd, follow_symlinks=False)
-    return 0
-
-
 @syscall("truncate", "path length")
 def sys_truncate(proc: Process, path: int, length: int) -> int:
     """truncate(2): the file is opened by descriptor (O_NOFOLLOW) and truncated through it."""
     node = resolve_at(proc, AT_FDCWD, path)
     proc.kernel.fs.require_writable(node)
-    _require_plain(_host_lstat(proc, node), os.O_WRONLY, node)
+    _require_plain(host_lstat(proc, node), os.O_WRONLY, node)
     file = _checked_open(proc, proc.kernel.fs.open_node(node, os.O_WRONLY | _HOST_OPEN_ALWAYS), node, os.O_WRONLY, None)
     file.attach()
     try:

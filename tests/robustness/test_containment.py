@@ -329,3 +329,12 @@ def test_o_path_handles_and_o_append_mappings_as_natively(tmp_path: Path, libc: 
 def test_memfd_blocks_come_back_when_it_closes() -> None:
     result = run_sandbox(["run", "--disk", "512K", guest("escape-musl"), "memfds", "20"])
     assert result.stdout == b"memfds filled: 20 of 20\n", result.stderr
+
+
+def test_mknod_makes_files_but_no_devices(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    script = "mknod /m/null c 1 3; mknod /m/disk b 8 0; mkfifo /m/fifo; ls /m"
+    result = run_sandbox(["run", "--mount", f"{shared}:/m", BUSYBOX, "sh", "-c", script])
+    assert result.stderr.count(b"Operation not permitted") == 3, result.stderr
+    assert list(shared.iterdir()) == []

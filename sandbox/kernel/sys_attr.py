@@ -1,0 +1,270 @@
+"""File attributes: stat, statfs, access, modes, owners and times (man 2 of each).
+
+What the guest reads of a host file passes through its identity (identity.py): ids as a
+user namespace shows them, virtual device and inode numbers, the modes and owners it set. What
+it sets is recorded there and never done on the host beyond what `HOST_MODE_MASK` allows;
+calls on a descriptor act on the host descriptor itself, never on a path.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import time
+import zlib
+
+from sandbox.errors import SyscallError
+from sandbox.kernel.files import DeviceFile, HostFile, Stat
+from sandbox.kernel.process import Process
+from sandbox.kernel.quota import ENTRY_COST
+from sandbox.kernel.structs import STATFS, TIMESPEC, pack_stat, pack_statx
+from sandbox.kernel.sys_fs import (
+    AT_EMPTY_PATH,
+    AT_FDCWD,
+    AT_SYMLINK_NOFOLLOW,
+    base_dir,
+    host_call,
+    host_lstat,
+    read_path,
+    require_permission,
+    resolve_at,
+)
+from sandbox.kernel.syscalls import syscall, to_int32
+from sandbox.kernel.vfs import NAME_MAX, Node
+from sandbox.mm.uaccess import copy_in, copy_out
+
+PROC_SUPER_MAGIC = 0x9FA0
+TMPFS_MAGIC = 0x01021994
+ST_RDONLY, ST_NOSUID, ST_NODEV = 1, 2, 4  # statfs f_flags (man 2 statfs)
+UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
+
+
+# -- stat ---------------------------------------------------------------------------------
+
+
+def stat_node(proc: Process, node: Node) -> Stat:
+    """stat(2) of a resolved node (lstat semantics: the node itself), as the guest sees it."""
+    if node.synthetic is not None:
+        kind = node.synthetic.kind
+        if kind == "device":
+            return DeviceFile(node.synthetic.name, 0, bytes).stat()
+        if kind == "link":
+            return Stat(dev=4, ino=2, mode=stat.S_IFLNK | 0o777, size=len(node.synthetic.name))
+        if kind == "dir":
+            return Stat(dev=4, ino=1, mode=stat.S_IFDIR | 0o555, nlink=2)
+        return Stat(dev=4, ino=3, mode=stat.S_IFREG | 0o444)
+    st = proc.kernel.fs.lstat(node)
+    if st is None:  # a made-up directory above a deep mount: its own identity
+        return Stat(dev=1, ino=zlib.crc32(node.guest.encode()) + 2, mode=stat.S_IFDIR | 0o755, nlink=2)
+    return proc.kernel.identity.present(Stat.from_host(st))
+
+
+def fd_stat(proc: Process, fd: int) -> Stat:
+    """fstat(2) of a descriptor, as the guest sees it."""
+    return proc.kernel.identity.present(proc.files.get(to_int32(fd)).stat())
+
+
+def stat_at(proc: Process, dirfd: int, path: int, flags: int) -> Stat:
+    """The common part of newfstatat/statx: AT_EMPTY_PATH and AT_SYMLINK_NOFOLLOW."""
+    raw = read_path(proc, path)
+    if not raw and flags & AT_EMPTY_PATH:
+        if to_int32(dirfd) == AT_FDCWD:
+            return stat_node(proc, proc.kernel.fs.resolve(b".", proc.cwd))
+        return fd_stat(proc, dirfd)
+    node = proc.kernel.fs.resolve(raw, base_dir(proc, dirfd), follow=not flags & AT_SYMLINK_NOFOLLOW)
+    return stat_node(proc, node)
+
+
+@syscall("fstat", "fd statbuf")
+def sys_fstat(proc: Process, fd: int, statbuf: int) -> int:
+    copy_out(proc.space, statbuf, pack_stat(fd_stat(proc, fd)))
+    return 0
+
+
+@syscall("newfstatat", "dirfd path statbuf flags")
+def sys_newfstatat(proc: Process, dirfd: int, path: int, statbuf: int, flags: int) -> int:
+    copy_out(proc.space, statbuf, pack_stat(stat_at(proc, dirfd, path, to_int32(flags))))
+    return 0
+
+
+@syscall("stat", "path statbuf")
+def sys_stat(proc: Process, path: int, statbuf: int) -> int:
+    return sys_newfstatat(proc, AT_FDCWD, path, statbuf, 0)
+
+
+@syscall("lstat", "path statbuf")
+def sys_lstat(proc: Process, path: int, statbuf: int) -> int:
+    return sys_newfstatat(proc, AT_FDCWD, path, statbuf, AT_SYMLINK_NOFOLLOW)
+
+
+@syscall("statx", "dirfd path flags mask statxbuf")
+def sys_statx(proc: Process, dirfd: int, path: int, flags: int, mask: int, statxbuf: int) -> int:
+    copy_out(proc.space, statxbuf, pack_statx(stat_at(proc, dirfd, path, to_int32(flags))))
+    return 0
+
+
+def _statfs_bytes(proc: Process, on_host: bool, writable: bool) -> bytes:
+    """struct statfs: /proc's for synthetic nodes; for host files, a virtual file system
+    whose size is the disk quota (no host figure reaches the guest)."""
+    if not on_host:
+        return STATFS.pack(PROC_SUPER_MAGIC, 4096, 0, 0, 0, 0, 0, 0, 0, NAME_MAX, 4096, 0)
+    quota = proc.kernel.quota
+    blocks, free = quota.limit // 4096, quota.free // 4096
+    files, free_files = quota.limit // ENTRY_COST, quota.free // ENTRY_COST
+    flags = ST_NOSUID | ST_NODEV | (0 if writable else ST_RDONLY)
+    return STATFS.pack(TMPFS_MAGIC, 4096, blocks, free, free, files, free_files, 0, 0, NAME_MAX, 4096, flags)
+
+
+@syscall("statfs", "path buf")
+def sys_statfs(proc: Process, path: int, buf: int) -> int:
+    node = resolve_at(proc, AT_FDCWD, path)
+    copy_out(proc.space, buf, _statfs_bytes(proc, node.synthetic is None, node.writable))
+    return 0
+
+
+@syscall("fstatfs", "fd buf")
+def sys_fstatfs(proc: Process, fd: int, buf: int) -> int:
+    file = proc.files.get(to_int32(fd))
+    on_host = isinstance(file, HostFile)
+    copy_out(proc.space, buf, _statfs_bytes(proc, on_host, on_host and file.on_writable_mount))
+    return 0
+
+
+# -- access, modes, owners, times --------------------------------------------------------
+
+
+@syscall("faccessat2", "dirfd path mode flags")
+def sys_faccessat2(proc: Process, dirfd: int, path: int, mode: int, flags: int) -> int:
+    flags, mode = to_int32(flags), to_int32(mode)
+    node = resolve_at(proc, dirfd, path, follow=not flags & AT_SYMLINK_NOFOLLOW)
+    if node.synthetic is not None:
+        allowed = node.synthetic.mode
+        if mode & os.W_OK and not allowed & 0o222 or mode & os.X_OK and not allowed & 0o111:
+            raise SyscallError(errno.EACCES, node.guest)
+        return 0
+    if mode & os.W_OK and not node.writable:
+        raise SyscallError(errno.EROFS, node.guest)
+    if not node.on_host:
+        return 0
+    st = proc.kernel.fs.lstat(node)
+    if st is not None:
+        require_permission(proc, st, mode & 0o7, node)
+    if not host_call(os.access, node.name, mode, dir_fd=node.dirfd, follow_symlinks=False):
+        raise SyscallError(errno.EACCES, node.guest)
+    return 0
+
+
+@syscall("faccessat", "dirfd path mode")
+def sys_faccessat(proc: Process, dirfd: int, path: int, mode: int) -> int:
+    return sys_faccessat2(proc, dirfd, path, mode, 0)
+
+
+@syscall("access", "path mode")
+def sys_access(proc: Process, path: int, mode: int) -> int:
+    return sys_faccessat2(proc, AT_FDCWD, path, mode, 0)
+
+
+@syscall("fchmodat", "dirfd path mode")
+def sys_fchmodat(proc: Process, dirfd: int, path: int, mode: int) -> int:
+    node = resolve_at(proc, dirfd, path)
+    proc.kernel.fs.require_writable(node)
+    host_mode = proc.kernel.identity.chmod(host_lstat(proc, node), mode)
+    host_call(os.chmod, node.name, host_mode, dir_fd=node.dirfd, follow_symlinks=False)
+    return 0
+
+
+@syscall("chmod", "path mode")
+def sys_chmod(proc: Process, path: int, mode: int) -> int:
+    return sys_fchmodat(proc, AT_FDCWD, path, mode)
+
+
+def _host_file_of(proc: Process, fd: int) -> HostFile:
+    """The host file behind `fd` (EPERM for anything else: pipes, devices, /proc)."""
+    file = proc.files.get(to_int32(fd))
+    if not isinstance(file, HostFile):
+        raise SyscallError(errno.EPERM, file.name)
+    if not file.on_writable_mount:
+        raise SyscallError(errno.EROFS, file.name)
+    return file
+
+
+@syscall("fchmod", "fd mode")
+def sys_fchmod(proc: Process, fd: int, mode: int) -> int:
+    file = _host_file_of(proc, fd)
+    host_mode = proc.kernel.identity.chmod(file.host(os.fstat), mode)
+    file.host(os.chmod, host_mode)
+    return 0
+
+
+def _owner_ids(owner: int, group: int) -> tuple[int, int]:
+    """chown's ids as u32; -1 keeps one (man 2 chown)."""
+    return tuple(-1 if v & 0xFFFF_FFFF == 0xFFFF_FFFF else v & 0xFFFF_FFFF for v in (owner, group))
+
+
+def _chown(proc: Process, node: Node, owner: int, group: int) -> int:
+    """chown within writable mounts: recorded by the sandbox, never done on the host."""
+    proc.kernel.fs.require_writable(node)
+    proc.kernel.identity.chown(host_lstat(proc, node), *_owner_ids(owner, group))
+    return 0
+
+
+@syscall("fchownat", "dirfd path owner group flags")
+def sys_fchownat(proc: Process, dirfd: int, path: int, owner: int, group: int, flags: int) -> int:
+    flags = to_int32(flags)
+    if flags & AT_EMPTY_PATH and not read_path(proc, path):
+        return sys_fchown(proc, dirfd, owner, group)
+    return _chown(proc, resolve_at(proc, dirfd, path, follow=not flags & AT_SYMLINK_NOFOLLOW), owner, group)
+
+
+@syscall("chown", "path owner group")
+def sys_chown(proc: Process, path: int, owner: int, group: int) -> int:
+    return _chown(proc, resolve_at(proc, AT_FDCWD, path), owner, group)
+
+
+@syscall("lchown", "path owner group")
+def sys_lchown(proc: Process, path: int, owner: int, group: int) -> int:
+    return _chown(proc, resolve_at(proc, AT_FDCWD, path, follow=False), owner, group)
+
+
+@syscall("fchown", "fd owner group")
+def sys_fchown(proc: Process, fd: int, owner: int, group: int) -> int:
+    """On the descriptor's own file (fstat), never on a path."""
+    file = _host_file_of(proc, fd)
+    proc.kernel.identity.chown(file.host(os.fstat), *_owner_ids(owner, group))
+    return 0
+
+
+def _times_ns(proc: Process, times: int, current: os.stat_result) -> tuple[int, int]:
+    """utimensat's two timespecs (UTIME_NOW, UTIME_OMIT) as nanoseconds; EINVAL if bad."""
+    now = time.time_ns()
+    stamps = [(None, UTIME_NOW), (None, UTIME_NOW)] if times == 0 else \
+        list(TIMESPEC.iter_unpack(copy_in(proc.space, times, 2 * TIMESPEC.size)))
+    ns = []
+    for (sec, nsec), old in zip(stamps, (current.st_atime_ns, current.st_mtime_ns), strict=True):
+        if nsec == UTIME_NOW:
+            ns.append(now)
+        elif nsec == UTIME_OMIT:
+            ns.append(old)
+        elif not 0 <= nsec < 10**9:
+            raise SyscallError(errno.EINVAL, f"tv_nsec {nsec}")
+        else:
+            ns.append(sec * 10**9 + nsec)
+    return ns[0], ns[1]
+
+
+@syscall("utimensat", "dirfd path times flags")
+def sys_utimensat(proc: Process, dirfd: int, path: int, times: int, flags: int) -> int:
+    """Set access and modification times (UTIME_NOW, UTIME_OMIT); a NULL path means the
+    descriptor itself (futimens), acted on by descriptor."""
+    flags = to_int32(flags)
+    if path == 0:
+        file = _host_file_of(proc, dirfd)
+        ns = _times_ns(proc, times, file.host(os.fstat))
+        file.host(lambda fd: os.utime(fd, ns=ns))
+        return 0
+    node = resolve_at(proc, dirfd, path, follow=not flags & AT_SYMLINK_NOFOLLOW)
+    proc.kernel.fs.require_writable(node)
+    ns = _times_ns(proc, times, host_lstat(proc, node))
+    host_call(os.utime, node.name, ns=ns, dir_fd=node.dirfd, follow_symlinks=False)
+    return 0
