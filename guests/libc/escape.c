@@ -17,6 +17,7 @@
  *   memfds N        N times: a memfd, 128 KiB written, closed (its blocks come back)
  *   handles PATH    what an O_PATH descriptor and an O_APPEND shared mapping allow (the
  *                   output is compared with a native run)
+ *   flood FD N      write N-byte blocks to descriptor FD forever (nobody reads it)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -238,6 +239,14 @@ static int handles(const char *path) {
     return 0;
 }
 
+static int flood(int fd, size_t size) {
+    static char block[1 << 16];
+    memset(block, 'w', sizeof block);
+    if (size > sizeof block) size = sizeof block;
+    for (;;)
+        if (write(fd, block, size) < 0) return 1;
+}
+
 int main(int argc, char **argv) {
     if (argc < 3) { fprintf(stderr, "usage: escape fchown|memfd|chmod|disk|facts|pgrp ARG [N]\n"); return 2; }
     if (!strcmp(argv[1], "fchown")) return fchown_attack(argv[2]);
@@ -250,6 +259,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "regions")) return regions(atoi(argv[2]));
     if (!strcmp(argv[1], "memfds")) return memfds(atoi(argv[2]));
     if (!strcmp(argv[1], "handles")) return handles(argv[2]);
+    if (!strcmp(argv[1], "flood") && argc > 3) return flood(atoi(argv[2]), (size_t)atol(argv[3]));
     if (!strcmp(argv[1], "listings") && argc > 3) return listings(atoi(argv[2]), atoi(argv[3]));
     return 2;
 }

@@ -364,6 +364,10 @@ class HostStream(HostFd):
         super().__init__(O_RDONLY if self.mode is None else self.mode)
         self.fd = fd
         self.name = ("stdin", "stdout", "stderr")[fd] if fd < 3 else f"host fd {fd}"
+        try:  # a regular file never blocks a write; a terminal, pipe or socket can
+            self._may_block = not stat.S_ISREG(os.fstat(fd).st_mode)
+        except OSError:
+            self._may_block = False
 
     @property
     def readable(self) -> bool:
@@ -408,19 +412,38 @@ class HostStream(HostFd):
     def _write_from(self, view: memoryview, done: int) -> int:
         """Write `view` from `done` on; the count written in all."""
         while done < len(view):
-            if not self.poll(POLLOUT):
+            try:
+                n = self._write_chunk(view[done : done + PIPE_BUF]) if self.poll(POLLOUT) else None
+            except OSError as error:
+                if done:
+                    break
+                raise _oserror(error) from None
+            if n is None:
                 if self.flags & O_NONBLOCK:
                     if done:
                         return done
                     raise SyscallError(errno.EAGAIN, f"{self.name} is full")
                 raise self._full(view, done)
-            try:
-                done += os.write(self.fd, view[done : done + PIPE_BUF])
-            except OSError as error:
-                if done:
-                    break
-                raise _oserror(error) from None
+            done += n
         return done
+
+    def _write_chunk(self, chunk: memoryview) -> int | None:
+        """One host write that cannot block the sandbox: None if the stream takes nothing
+        now. "Writable" from poll means some room, not room for the whole chunk (a
+        terminal's), so the write itself is made non-blocking, for that one call only:
+        the description is the host's, shared with whoever else uses the stream."""
+        if not self._may_block:
+            return os.write(self.fd, chunk)
+        flags = fcntl.fcntl(self.fd, fcntl.F_GETFL)
+        if not flags & os.O_NONBLOCK:
+            fcntl.fcntl(self.fd, fcntl.F_SETFL, flags | os.O_NONBLOCK)
+        try:
+            return os.write(self.fd, chunk)
+        except BlockingIOError:
+            return None
+        finally:
+            if not flags & os.O_NONBLOCK:
+                fcntl.fcntl(self.fd, fcntl.F_SETFL, flags)
 
     def _full(self, view: memoryview, done: int) -> WouldBlock:
         """Sleep until the host stream takes more, then write the rest of `view`."""
