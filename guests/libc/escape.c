@@ -18,6 +18,8 @@
  *   handles PATH    what an O_PATH descriptor and an O_APPEND shared mapping allow (the
  *                   output is compared with a native run)
  *   flood FD N      write N-byte blocks to descriptor FD forever (nobody reads it)
+ *   lastpage -      map the last two pages below 2^63 of a memfd that large and read them,
+ *                   by a load and through write() (needs $TMPDIR on tmpfs to make it so large)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -247,6 +249,18 @@ static int flood(int fd, size_t size) {
         if (write(fd, block, size) < 0) return 1;
 }
 
+static int lastpage(void) {
+    int fd = memfd_create("huge", 0);
+    if (ftruncate(fd, 0x7fffffffffffffffL)) { printf("ftruncate: %s\n", strerror(errno)); return 1; }
+    for (long offset = 0x7ffffffffffff000L; offset >= 0x7fffffffffffe000L; offset -= 4096) {
+        unsigned char *p = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, offset);
+        if (p == MAP_FAILED) { printf("mmap at %lx: %s\n", offset, strerror(errno)); continue; }
+        int through_write = write(1, p + 100, 1);
+        printf("\npage at %lx: byte %d, write %d\n", offset, p[4000], through_write);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 3) { fprintf(stderr, "usage: escape fchown|memfd|chmod|disk|facts|pgrp ARG [N]\n"); return 2; }
     if (!strcmp(argv[1], "fchown")) return fchown_attack(argv[2]);
@@ -259,6 +273,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "regions")) return regions(atoi(argv[2]));
     if (!strcmp(argv[1], "memfds")) return memfds(atoi(argv[2]));
     if (!strcmp(argv[1], "handles")) return handles(argv[2]);
+    if (!strcmp(argv[1], "lastpage")) return lastpage();
     if (!strcmp(argv[1], "flood") && argc > 3) return flood(atoi(argv[2]), (size_t)atol(argv[3]));
     if (!strcmp(argv[1], "listings") && argc > 3) return listings(atoi(argv[2]), atoi(argv[3]));
     return 2;

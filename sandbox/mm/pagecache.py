@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 from collections.abc import Callable
 from typing import Protocol
 
-from sandbox.errors import SyscallError
+from sandbox.abi import BUS_ADRERR
+from sandbox.errors import GuestFault, SyscallError
 from sandbox.mm import PAGE_SHIFT, PAGE_SIZE
 from sandbox.mm.frames import FrameAllocator
 from sandbox.mm.physmem import PhysicalMemory
@@ -36,6 +38,7 @@ from sandbox.mm.physmem import PhysicalMemory
 #: miniature, so a guest that maps and closes file after file gets ENFILE, not the host's EMFILE.
 MAX_CACHED_FILES = 4096
 BLOCK = 512  # the st_blocks unit (stat(2))
+MAX_FILE_OFFSET = (1 << 63) - 1  # loff_t's largest value: no file byte lies past it
 
 
 class DiskHolder(Protocol):
@@ -75,7 +78,14 @@ class CachedFile:
         return os.fstat(self.fd).st_size
 
     def read(self, offset: int, n: int) -> bytes:
-        return os.pread(self.fd, n, offset)
+        """Up to `n` bytes of the file at `offset` (fewer past its end). Never past loff_t's
+        end (the host answers EINVAL to a read that would cross it); a host read error is
+        SIGBUS for the guest, as Linux's filemap_fault answers an I/O error."""
+        n = max(0, min(n, MAX_FILE_OFFSET - offset))
+        try:
+            return os.pread(self.fd, n, offset)
+        except OSError as error:
+            raise GuestFault(signal.SIGBUS, BUS_ADRERR, 0, f"{self.name}: {error.strerror}") from None
 
     def frame(self, offset: int, mem: PhysicalMemory, frames: FrameAllocator) -> int:
         """The cached frame of the page at file `offset`, with one new reference for the caller."""

@@ -29,3 +29,16 @@ def test_a_terminal_nobody_reads_ends_at_the_timeout(size: int) -> None:
     finally:
         os.close(controller)
     assert proc.returncode == 137 and b"time limit of 2 s reached" in err
+
+
+def test_the_last_page_below_2_63_reads_as_natively() -> None:
+    """A page-cache fill read whole pages, and at 2^63 - 4096 the host's pread answered
+    EINVAL (exit 70). As Linux's file_mmap_ok, that page cannot be mapped (EOVERFLOW); the
+    one before it reads. Needs a tmpfs $TMPDIR, where a memfd may be that large."""
+    if os.statvfs("/dev/shm").f_bsize == 0 or not os.path.ismount("/dev/shm"):
+        pytest.skip("no tmpfs at /dev/shm")
+    env = {**os.environ, "TMPDIR": "/dev/shm"}
+    native = subprocess.run([guest("escape-glibc"), "lastpage", "-"], capture_output=True, env=env, timeout=60)
+    sandboxed = run_sandbox(["run", guest("escape-glibc"), "lastpage", "-"], env=env)
+    assert sandboxed.returncode == native.returncode == 0, sandboxed.stderr
+    assert sandboxed.stdout == native.stdout and b"Value too large" in native.stdout
