@@ -20,6 +20,7 @@
  *   flood FD N      write N-byte blocks to descriptor FD forever (nobody reads it)
  *   lastpage -      map the last two pages below 2^63 of a memfd that large and read them,
  *                   by a load and through write() (needs $TMPDIR on tmpfs to make it so large)
+ *   numbers N       N system calls with numbers no kernel has (each answers ENOSYS)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -261,6 +262,14 @@ static int lastpage(void) {
     return 0;
 }
 
+static int numbers(long count) {
+    long enosys = 0;
+    for (long i = 0; i < count; i++)
+        if (syscall(100000 + i) == -1 && errno == ENOSYS) enosys++;
+    printf("ENOSYS %ld of %ld\n", enosys, count);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 3) { fprintf(stderr, "usage: escape fchown|memfd|chmod|disk|facts|pgrp ARG [N]\n"); return 2; }
     if (!strcmp(argv[1], "fchown")) return fchown_attack(argv[2]);
@@ -274,6 +283,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "memfds")) return memfds(atoi(argv[2]));
     if (!strcmp(argv[1], "handles")) return handles(argv[2]);
     if (!strcmp(argv[1], "lastpage")) return lastpage();
+    if (!strcmp(argv[1], "numbers")) return numbers(atol(argv[2]));
     if (!strcmp(argv[1], "flood") && argc > 3) return flood(atoi(argv[2]), (size_t)atol(argv[3]));
     if (!strcmp(argv[1], "listings") && argc > 3) return listings(atoi(argv[2]), atoi(argv[3]));
     return 2;
