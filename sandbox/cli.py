@@ -87,9 +87,45 @@ def is_plain_run(argv: list[str]) -> bool:
     return len(argv) >= 2 and argv[0] == "run" and not argv[1].startswith("-")
 
 
+#: Seconds the sandbox's own message waits for a stderr nobody reads, then is dropped: the
+#: run is over, and --timeout must not be outlived for a message.
+SAY_PATIENCE = 1.0
+
+
 def _say(text: str, end: str = "\n") -> None:
-    """One message on stderr (the guest owns stdout)."""
-    sys.stderr.write(text + end)
+    """One message on stderr (the guest owns stdout), never blocking for long."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # not a host stream (e.g. captured)
+        sys.stderr.write(text + end)
+        return
+    sys.stderr.flush()
+    _write_patiently(fd, (text + end).encode(errors="replace"), SAY_PATIENCE)
+
+
+def _write_patiently(fd: int, data: bytes, patience: float) -> None:
+    """Write `data` to `fd` as the stream takes it, for at most `patience` seconds; the
+    rest is dropped. Each write is non-blocking for that one call (the description is
+    shared with whoever else uses the stream)."""
+    import fcntl
+    import select
+    import time
+
+    deadline, view = time.monotonic() + patience, memoryview(data)
+    while view:
+        wait = deadline - time.monotonic()
+        if wait <= 0 or not select.select([], [fd], [], wait)[1]:
+            return
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        try:
+            fcntl.fcntl(fd, fcntl.F_SETFL, flags | os.O_NONBLOCK)
+            view = view[os.write(fd, view):]
+        except BlockingIOError:
+            continue
+        except OSError:
+            return
+        finally:
+            fcntl.fcntl(fd, fcntl.F_SETFL, flags)
 
 
 class StopSignals:

@@ -55,3 +55,16 @@ def test_unknown_system_call_numbers_share_one_counter(capfd) -> None:
         counts = sb.kernel.syscall_counts
         assert counts[UNKNOWN_SYSCALL] == 3000 and len(counts) < 40
     assert "ENOSYS 3000 of 3000" in capfd.readouterr().out
+
+
+def test_the_sandboxs_last_message_never_outlives_a_full_stderr() -> None:
+    """The guest fills a stderr pipe nobody reads and is killed at --timeout; the sandbox's
+    own "killed: time limit" line then blocked in the host write for as long as nobody read."""
+    proc = subprocess.Popen([*SANDBOX, "--timeout", "2", guest("escape-musl"), "flood", "2", "4096"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        status = proc.wait(timeout=120)  # nobody reads stderr until the sandbox has ended
+    finally:
+        proc.kill()
+        proc.communicate()
+    assert status == 137
