@@ -6,6 +6,10 @@ host's values; this sandbox runs on x86-64 Linux, whose values the guest expects
 
 from __future__ import annotations
 
+# The largest file offset, loff_t's largest value (include/linux/fs.h MAX_LFS_FILESIZE): no
+# file byte lies past it, and no position or mapping may reach beyond.
+MAX_LFS_FILESIZE = (1 << 63) - 1
+
 # si_code values for SIGSEGV and SIGBUS (include/uapi/asm-generic/siginfo.h).
 SEGV_MAPERR = 1  # address not mapped to an object
 SEGV_ACCERR = 2  # invalid permissions for a mapped object

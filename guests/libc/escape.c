@@ -21,6 +21,9 @@
  *   lastpage -      map the last two pages below 2^63 of a memfd that large and read them,
  *                   by a load and through write() (needs $TMPDIR on tmpfs to make it so large)
  *   numbers N       N system calls with numbers no kernel has (each answers ENOSYS)
+ *   openmany N K    N children each open /tmp/f up to K times and hold them; each prints
+ *                   how many it got and why it stopped
+ *   procseek -      lseek on /proc/self/maps to INT64_MAX, then past it
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -270,6 +273,41 @@ static int numbers(long count) {
     return 0;
 }
 
+static int openmany(int children, int most) {
+    close(open("/tmp/f", O_CREAT | O_WRONLY, 0644));
+    for (int c = 0; c < children; c++) {
+        int fds[2];
+        pipe(fds);
+        pid_t pid = fork();
+        if (pid == 0) {
+            int n = 0, why = 0;
+            while (n < most) {
+                if (open("/tmp/f", O_RDONLY) < 0) { why = errno; break; }
+                n++;
+            }
+            printf("child %d: %d open, %s\n", c, n, why ? strerror(why) : "all");
+            fflush(stdout);
+            write(fds[1], "x", 1);
+            pause();
+            _exit(0);
+        }
+        char x;
+        read(fds[0], &x, 1);
+    }
+    signal(SIGTERM, SIG_IGN);
+    kill(0, SIGTERM);
+    while (wait(NULL) > 0) {}
+    return 0;
+}
+
+static int procseek(void) {
+    int fd = open("/proc/self/maps", O_RDONLY);
+    long to_max = lseek(fd, 0x7fffffffffffffffL, SEEK_SET);
+    long past = lseek(fd, 0x7fffffffffffffffL, SEEK_CUR);
+    printf("to INT64_MAX: %ld; past it: %ld %s\n", to_max, past, past < 0 ? strerror(errno) : "");
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 3) { fprintf(stderr, "usage: escape fchown|memfd|chmod|disk|facts|pgrp ARG [N]\n"); return 2; }
     if (!strcmp(argv[1], "fchown")) return fchown_attack(argv[2]);
@@ -284,6 +322,8 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "handles")) return handles(argv[2]);
     if (!strcmp(argv[1], "lastpage")) return lastpage();
     if (!strcmp(argv[1], "numbers")) return numbers(atol(argv[2]));
+    if (!strcmp(argv[1], "procseek")) return procseek();
+    if (!strcmp(argv[1], "openmany") && argc > 3) return openmany(atoi(argv[2]), atoi(argv[3]));
     if (!strcmp(argv[1], "flood") && argc > 3) return flood(atoi(argv[2]), (size_t)atol(argv[3]));
     if (!strcmp(argv[1], "listings") && argc > 3) return listings(atoi(argv[2]), atoi(argv[3]));
     return 2;

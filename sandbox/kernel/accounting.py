@@ -63,3 +63,7 @@ class HostBudgets:
         #: Bytes of directory listings held by open descriptors (getdents reads a listing once
         #: per open, so its positions stay valid while the directory changes).
         self.dir_listings = Budget("directory listing bytes", options.dir_listing_bytes, errno.ENOMEM)
+        #: Host descriptors of open host files, all processes together: each process may
+        #: hold --max-open-files, but the host's descriptors are one pool (ENFILE, as
+        #: Linux's file-max answers).
+        self.host_files = Budget("open host files", options.host_files, errno.ENFILE)

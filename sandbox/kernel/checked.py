@@ -18,6 +18,7 @@ from __future__ import annotations
 import errno
 import struct
 
+from sandbox.abi import MAX_LFS_FILESIZE
 from sandbox.errors import SyscallError
 from sandbox.kernel.structs import TIMESPEC, TIMEVAL
 from sandbox.mm.uaccess import copy_in
@@ -25,7 +26,6 @@ from sandbox.mm.uaccess import copy_in
 NSEC_PER_SEC = 10**9
 USEC_PER_SEC = 10**6
 KTIME_MAX = (1 << 63) - 1  # include/linux/ktime.h: the longest time the kernel keeps, in ns
-MAX_LFS_FILESIZE = (1 << 63) - 1  # include/linux/fs.h: the largest file position (64-bit)
 LOFF = struct.Struct("<q")  # loff_t
 
 

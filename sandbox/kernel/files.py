@@ -19,6 +19,7 @@ import termios
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
+from sandbox.abi import MAX_LFS_FILESIZE
 from sandbox.errors import SyscallError, WouldBlock
 from sandbox.kernel.quota import BLOCK
 from sandbox.mm import PAGE_SHIFT, PAGE_SIZE
@@ -200,6 +201,8 @@ class HostFile(HostFd):
     #: The budget a directory's listing is charged to while this description holds it.
     listings: Budget | None = None
     _listing_cost = 0
+    #: The budget of host descriptors this file's descriptor is charged to (released at close).
+    host_files: Budget | None = None
 
     def hold(self, quota: DiskQuota, identity: Identity, st: os.stat_result | None = None) -> None:
         """Charge this file's writes to `quota`; a regular file is held open in its count
@@ -322,6 +325,8 @@ class HostFile(HostFd):
             self._listing_cost = cost
 
     def close(self) -> None:
+        if self.host_files is not None:
+            self.host_files.release(1)
         if self.listings is not None:
             self.listings.release(self._listing_cost)
         if self._held is not None:
@@ -523,7 +528,7 @@ class ProcFile(File):
 
     def seek(self, offset: int, whence: int) -> int:
         base = {os.SEEK_SET: 0, os.SEEK_CUR: self.offset, os.SEEK_END: self.content.size}.get(whence)
-        if base is None or base + offset < 0:
+        if base is None or not 0 <= base + offset <= MAX_LFS_FILESIZE:  # loff_t, as vfs_setpos
             raise SyscallError(errno.EINVAL, "bad seek")
         self.offset = base + offset
         return self.offset

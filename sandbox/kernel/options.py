@@ -54,6 +54,7 @@ class Options:
     pipe_user_pages_hard: int = 32768  # pipe-user-pages-hard (Linux: none): new pipes ENFILE
     proc_snapshot_bytes: int = 64 << 20  # /proc text held by open descriptors (ENOMEM beyond)
     dir_listing_bytes: int = 64 << 20  # directory listings held by open descriptors (ENOMEM beyond)
+    host_files: int = 8192  # host files all processes may hold open together (ENFILE beyond)
 
     def __init__(self, **given: Any) -> None:
         unknown = sorted(set(given) - set(Options.__annotations__))

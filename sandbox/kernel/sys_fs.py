@@ -116,13 +116,19 @@ def host_file(proc: Process, fd: int, guest: str, flags: int, node: Node | None 
               st: os.stat_result | None = None) -> HostFile:
     """A `HostFile` for host descriptor `fd` (whose fstat is `st`, if known), tied to the
     page cache, the disk quota and the identity table; `node` (if any) lists the mount
-    points inside a directory."""
-    fs = proc.kernel.fs
+    points inside a directory. ENFILE (and `fd` closed) past the sandbox's host-file budget."""
+    fs, budgets = proc.kernel.fs, proc.kernel.budgets
+    try:
+        budgets.host_files.charge(1)
+    except SyscallError:
+        os.close(fd)
+        raise
     extra = (lambda: fs.mount_points_under(guest)) if node is not None else None
     file = HostFile(fd, guest, flags, extra)
+    file.host_files = budgets.host_files
     file.cache = proc.kernel.page_cache
     file.on_writable_mount = node is None or node.writable
-    file.listings = proc.kernel.budgets.dir_listings
+    file.listings = budgets.dir_listings
     file.hold(proc.kernel.quota, proc.kernel.identity, st)
     return file
 

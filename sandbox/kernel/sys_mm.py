@@ -21,7 +21,7 @@ from sandbox.kernel.process import Process
 from sandbox.kernel.syscalls import syscall, to_int32
 from sandbox.mm import HUGE_PAGE_SIZE, PAGE_SHIFT, PAGE_SIZE, USER_END, align_up, page_up
 from sandbox.mm.aspace import AddressSpace
-from sandbox.mm.pagecache import MAX_FILE_OFFSET, CachedFile, host_descriptor_error
+from sandbox.mm.pagecache import CachedFile, host_descriptor_error
 from sandbox.mm.uaccess import copy_out
 from sandbox.mm.vma import PROT_ALL, PROT_READ, PROT_WRITE, Region, RegionFlag, RegionKind
 
@@ -67,7 +67,7 @@ def sys_mmap(proc: Process, addr: int, length: int, prot: int, flags: int, fd: i
     size = align_up(length, page_size)
     if size > USER_END:
         raise SyscallError(errno.ENOMEM, "length exceeds user space")
-    if not flags & abi.MAP_ANONYMOUS and offset + size > MAX_FILE_OFFSET:
+    if not flags & abi.MAP_ANONYMOUS and offset + size > abi.MAX_LFS_FILESIZE:
         raise SyscallError(errno.EOVERFLOW, "the mapping would reach past loff_t (file_mmap_ok)")
     start = _place(proc, addr, size, flags, page_size)
     max_prot = PROT_ALL

@@ -28,7 +28,7 @@ import signal
 from collections.abc import Callable
 from typing import Protocol
 
-from sandbox.abi import BUS_ADRERR
+from sandbox.abi import BUS_ADRERR, MAX_LFS_FILESIZE
 from sandbox.errors import GuestFault, SyscallError
 from sandbox.mm import PAGE_SHIFT, PAGE_SIZE
 from sandbox.mm.frames import FrameAllocator
@@ -38,7 +38,6 @@ from sandbox.mm.physmem import PhysicalMemory
 #: miniature, so a guest that maps and closes file after file gets ENFILE, not the host's EMFILE.
 MAX_CACHED_FILES = 4096
 BLOCK = 512  # the st_blocks unit (stat(2))
-MAX_FILE_OFFSET = (1 << 63) - 1  # loff_t's largest value: no file byte lies past it
 
 
 class DiskHolder(Protocol):
@@ -81,7 +80,7 @@ class CachedFile:
         """Up to `n` bytes of the file at `offset` (fewer past its end). Never past loff_t's
         end (the host answers EINVAL to a read that would cross it); a host read error is
         SIGBUS for the guest, as Linux's filemap_fault answers an I/O error."""
-        n = max(0, min(n, MAX_FILE_OFFSET - offset))
+        n = max(0, min(n, MAX_LFS_FILESIZE - offset))
         try:
             return os.pread(self.fd, n, offset)
         except OSError as error:

@@ -68,3 +68,22 @@ def test_the_sandboxs_last_message_never_outlives_a_full_stderr() -> None:
         proc.kill()
         proc.communicate()
     assert status == 137
+
+
+def test_host_files_of_all_processes_share_one_budget(capfd) -> None:
+    """--max-open-files bounds one process; 256 processes times 1024 descriptors was the
+    host's whole descriptor table. Open host files are one sandbox-wide budget (ENFILE)."""
+    from sandbox.api import Sandbox
+
+    with Sandbox(host_files=50) as sb:
+        assert sb.run(guest("escape-musl"), ["escape", "openmany", "3", "30"]).status == 0
+        assert sb.kernel.budgets.host_files.peak == 50
+        assert sb.kernel.budgets.host_files.used == 0, "every host file was given back"
+    out = capfd.readouterr().out
+    assert "child 0: 30 open, all" in out and "child 1: 20 open, Too many open files in system" in out
+
+
+def test_proc_positions_stop_at_loff_t_as_natively() -> None:
+    native = subprocess.run([guest("escape-glibc"), "procseek", "-"], capture_output=True, timeout=60)
+    sandboxed = run_sandbox(["run", guest("escape-glibc"), "procseek", "-"])
+    assert sandboxed.stdout == native.stdout and b"past it: -1 Invalid argument" in native.stdout
