@@ -369,8 +369,12 @@ class HostStream(HostFd):
         super().__init__(O_RDONLY if self.mode is None else self.mode)
         self.fd = fd
         self.name = ("stdin", "stdout", "stderr")[fd] if fd < 3 else f"host fd {fd}"
-        try:  # a regular file never blocks a write; a terminal, pipe or socket can
-            self._may_block = not stat.S_ISREG(os.fstat(fd).st_mode)
+        # Whether a write of PIPE_BUF bytes can block although poll said POLLOUT: never for
+        # a regular file, nor for a pipe (POLLOUT means a free PIPE_BUF slot, pipe(7));
+        # a terminal reports POLLOUT with any room, and a socket with its own measure.
+        try:
+            mode = os.fstat(fd).st_mode
+            self._may_block = not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode))
         except OSError:
             self._may_block = False
 
