@@ -31,6 +31,7 @@ UC_CTL_UC_USE_EXITS = 4
 UC_CTL_UC_EXITS = 6
 UC_CTL_CPU_MODEL = 7
 UC_CTL_TB_FLUSH = 10
+UC_CTL_TCG_BUFFER_SIZE = 13
 
 # unicorn/x86.h: uc_cpu_x86, uc_x86_insn, uc_x86_reg (the ones the sandbox uses).
 UC_CPU_X86_HASWELL = 19
@@ -134,6 +135,7 @@ def _load() -> ctypes.CDLL:
         "uc_reg_read_batch": (err, h, ctypes.POINTER(i32), ctypes.POINTER(ptr), i32),
         "uc_reg_write_batch": (err, h, ctypes.POINTER(i32), ctypes.POINTER(ptr), i32),
         "uc_hook_add": (err, h, ctypes.POINTER(size), i32, ptr, ptr, _u64, _u64),  # variadic, as uc_ctl
+        "uc_hook_del": (err, h, size),
         "uc_emu_start": (err, h, _u64, _u64, _u64, size),
         "uc_emu_stop": (err, h),
         "uc_context_alloc": (err, h, ctypes.POINTER(ctx)),
@@ -229,6 +231,12 @@ class Engine:
     def ctl_flush_tb(self) -> None:
         self._ctl_write(UC_CTL_TB_FLUSH)
 
+    def ctl_set_tcg_buffer_size(self, size: int) -> None:
+        """Cap QEMU's translated-code buffer at `size` bytes (a uint32_t). Only a write made
+        before the engine's first real use counts (uc.c reads it once, in uc_init's
+        tcg_exec_init); when the buffer fills, QEMU flushes every block and starts over."""
+        self._ctl_write(UC_CTL_TCG_BUFFER_SIZE, ctypes.c_uint32(size))
+
     # -- memory, hooks, running ------------------------------------------------------------
 
     def mem_map_ptr(self, address: int, size: int, perms: int, host_address: int) -> None:
@@ -250,6 +258,11 @@ class Engine:
                                *[ctypes.c_int(e) for e in extra]))
         self._callbacks.append(callback)
         return handle.value
+
+    def hook_del(self, handle: int, callback: object) -> None:
+        """Remove a hook (Unicorn frees it, and everything it recorded, once no run is using it)."""
+        check(_lib.uc_hook_del(self.handle, handle))
+        self._callbacks.remove(callback)
 
     def emu_start(self, begin: int, until: int, timeout: int = 0, count: int = 0) -> None:
         check(_lib.uc_emu_start(self.handle, begin, until, timeout, count))

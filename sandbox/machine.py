@@ -80,6 +80,16 @@ KSTACK_VA = KERNEL_TEXT + 2 * PAGE_SIZE
 #: limits even while the guest computes without system calls.
 WATCHDOG_SECONDS = 0.2
 
+#: The translated-code cache's size. Unicorn's default is 1 GiB (host memory a guest can
+#: fill by running code at ever new addresses, issue 12); when the buffer is full QEMU
+#: flushes it whole and translates afresh, so a bound costs only re-translation.
+TCG_BUFFER_SIZE = 32 << 20
+
+#: Most per-block instruction counts --max-instructions keeps (about 300 bytes each). Past
+#: it the table starts afresh: a count is only a cache of decoding the block's bytes, so
+#: totals stay exact while a guest running ever new code cannot grow it without end.
+BLOCK_COUNTS_MAX = 1 << 16
+
 #: Used only by start-up calibration: user addresses the two deliberate faults touch.
 _PROBE_CODE = 0x1000_0000
 _PROBE_WRITE = 0x2345_6000 + 0x88
@@ -158,6 +168,7 @@ class Machine:
         self.mem = PhysicalMemory(ram_size)
         self.frames = FrameAllocator(self.mem)
         self.uc = Engine()
+        self.uc.ctl_set_tcg_buffer_size(TCG_BUFFER_SIZE)  # before anything initialises the engine
         # Pinned, not left to Unicorn's default: a Haswell model from which QEMU's TCG drops
         # what it cannot execute (AVX, AVX2, FMA, OSXSAVE), so CPUID advertises only what runs
         # and glibc's ifuncs pick SSE code paths (tests/integration/test_cpu.py checks both).
@@ -177,6 +188,11 @@ class Machine:
         self.on_exception: Callable[[int], None] = _unexpected_exception
         self.pending_error: BaseException | None = None
         self.tb_flush_pending = False
+        #: (cr3, block address, block size) -> instructions, for count_instructions.
+        self._block_counts: dict[tuple[int, int, int], int] = {}
+        #: The block hook (handle, callback), and whether it is to be replaced (see _rehook_blocks).
+        self._block_hook: tuple[int, object] | None = None
+        self.block_rehook_pending = False
         self._watchdog: threading.Event | None = None
         self.uc.hook_add(UC_HOOK_INTR, _INTR_CB(self._intr_entry))
         self.uc.hook_add(UC_HOOK_INSN, _SYSCALL_CB(self._syscall_entry), X.UC_X86_INS_SYSCALL)
@@ -267,6 +283,9 @@ class Machine:
         if self.tb_flush_pending:
             self.tb_flush_pending = False
             self.uc.ctl_flush_tb()
+            self._block_counts.clear()  # counted from code that may be gone, as the blocks were
+        if self.block_rehook_pending:
+            self._rehook_blocks()
         if not count:
             self._start_watchdog()
         self.uc.emu_start(rip, 0, 0, count)
@@ -277,16 +296,20 @@ class Machine:
     def count_instructions(self, report: Callable[[int], None]) -> None:
         """Count executed instructions (for --max-instructions): a block hook reports each
         translation block's instruction count, decoded once per block. Costs a Python call per
-        block executed, so it is only installed when a limit asks for it."""
+        block executed, so it is only installed when a limit asks for it. The counts are
+        cached per block, bounded by BLOCK_COUNTS_MAX and dropped with the translated code."""
         from capstone import CS_ARCH_X86, CS_MODE_64, Cs
 
         decoder = Cs(CS_ARCH_X86, CS_MODE_64)
-        counts: dict[tuple[int, int, int], int] = {}
+        counts = self._block_counts
 
         def on_block(_handle, address: int, size: int, _data) -> None:
             key = (self._cr3, address, size)
             n = counts.get(key)
             if n is None:
+                if len(counts) >= BLOCK_COUNTS_MAX:
+                    counts.clear()
+                    self.block_rehook_pending = True  # at the next run(): the watchdog's tick at the latest
                 code = self._read_code(address, size)
                 n = counts[key] = max(1, sum(1 for _ in decoder.disasm_lite(code, address)))
             try:
@@ -295,7 +318,19 @@ class Machine:
                 self.pending_error = error
                 self.uc.emu_stop()
 
-        self.uc.hook_add(UC_HOOK_BLOCK, _BLOCK_CB(on_block))
+        callback = _BLOCK_CB(on_block)
+        self._block_hook = (self.uc.hook_add(UC_HOOK_BLOCK, callback), callback)
+
+    def _rehook_blocks(self) -> None:
+        """Replace the block hook by an identical one. Unicorn records every block a hook has
+        instrumented (a per-hook table, about 80 bytes a block, freed only with the hook), so a
+        guest running ever new code would grow it without end. Unicorn frees the deleted hook
+        (skipping it meanwhile) when the next run ends; the callback stays alive, reused."""
+        self.block_rehook_pending = False
+        handle, callback = self._block_hook
+        self.uc.hook_del(handle, callback)
+        self._block_hook = (self.uc.hook_add(UC_HOOK_BLOCK, callback), callback)
+        self.uc.ctl_flush_tb()  # every block is translated again, calling the new hook
 
     def _read_code(self, va: int, size: int) -> bytes:
         """Instruction bytes at `va` through the CPU's own translation (present pages only)."""
