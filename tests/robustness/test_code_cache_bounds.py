@@ -26,3 +26,20 @@ def test_new_code_at_every_offset_is_bounded(limit: list[str]) -> None:
     assert run["status"] == 0 and f"called {OFFSETS} offsets" in run["stdout"], run
     assert run["maxrss"] < BOUND, run["maxrss"] // MB
 
+
+
+def test_instruction_counts_stay_exact_across_table_resets(monkeypatch: pytest.MonkeyPatch, capfd) -> None:
+    """Resetting the block table (and renewing the block hook) must not change what
+    --max-instructions counts: the same run, with resets every few hundred blocks and with
+    none, counts the same instructions."""
+    from sandbox import machine
+    from sandbox.api import Sandbox
+
+    def instructions() -> int:
+        with Sandbox(max_instructions=10**9) as sb:
+            assert sb.run(guest("codecache"), ["codecache", "3000"]).status == 0
+            return sb.kernel.instructions
+
+    unbounded = instructions()
+    monkeypatch.setattr(machine, "BLOCK_COUNTS_MAX", 300)
+    assert instructions() == unbounded > 3000
