@@ -375,8 +375,10 @@ class HostStream(HostFd):
         try:
             mode = os.fstat(fd).st_mode
             self._may_block = not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode))
+            self._regular = stat.S_ISREG(mode)
         except OSError:
-            self._may_block = False
+            self._may_block = self._regular = False
+        self._poller: select.poll | None = None
 
     @property
     def readable(self) -> bool:
@@ -388,10 +390,11 @@ class HostStream(HostFd):
 
     def poll(self, events: int) -> int:
         """The host's readiness of the stream now (poll(2) with no wait)."""
-        poller = select.poll()
-        poller.register(self.fd, events & 0xFFFF)
-        ready = poller.poll(0)
-        return ready[0][1] if ready else 0
+        if self._poller is None:  # one poll set per stream: a write polls every PIPE_BUF
+            self._poller = select.poll()
+            self._poller.register(self.fd, 0xFFFF)  # every event; each caller masks its own
+        ready = self._poller.poll(0)
+        return ready[0][1] & (events | POLLERR | POLLHUP | POLLNVAL) if ready else 0
 
     def read(self, n: int) -> bytes:
         """Never blocks the sandbox: if nothing is ready the process sleeps on the host fd
@@ -419,10 +422,13 @@ class HostStream(HostFd):
         raise WouldBlock(f"{self.name} is full (nobody reads it)", host_waits=((self.fd, POLLOUT),))
 
     def _write_from(self, view: memoryview, done: int) -> int:
-        """Write `view` from `done` on; the count written in all."""
+        """Write `view` from `done` on; the count written in all. A regular file takes it
+        all without blocking; anything else is fed PIPE_BUF at a time while it polls
+        writable."""
+        chunk = len(view) if self._regular else PIPE_BUF
         while done < len(view):
             try:
-                n = self._write_chunk(view[done : done + PIPE_BUF]) if self.poll(POLLOUT) else None
+                n = self._write_chunk(view[done : done + chunk]) if self._regular or self.poll(POLLOUT) else None
             except OSError as error:
                 if done:
                     break
