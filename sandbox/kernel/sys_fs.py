@@ -45,6 +45,7 @@ O_CREAT, O_EXCL, O_NOCTTY, O_TRUNC = 0o100, 0o200, 0o400, 0o1000
 O_APPEND, O_NONBLOCK, O_DIRECTORY, O_NOFOLLOW = 0o2000, 0o4000, 0o200000, 0o400000
 O_CLOEXEC, O_TMPFILE = 0o2000000, 0o20000000
 RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
+UMODE_MASK = 0xFFFF  # a mode argument is a umode_t (include/linux/types.h): 16 bits
 #: Flags passed to the host's open(2) as they are; the rest are the sandbox's business.
 _HOST_OPEN_FLAGS = O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC | O_APPEND | O_DIRECTORY | O_NOFOLLOW | O_PATH
 #: Always added: opening never blocks the sandbox (a FIFO) nor gives it a controlling tty.
@@ -283,6 +284,7 @@ def sys_mknodat(proc: Process, dirfd: int, path: int, mode: int, dev: int) -> in
     """mknod(2): a regular file is made as open(O_CREAT|O_EXCL) would; device nodes, FIFOs
     and sockets never are (EPERM, as for an unprivileged user namespace: the view is
     `nodev`, and host FIFOs and sockets lead out of the sandbox)."""
+    mode &= UMODE_MASK
     kind = stat.S_IFMT(mode) or stat.S_IFREG
     if kind not in (stat.S_IFREG, stat.S_IFCHR, stat.S_IFBLK, stat.S_IFIFO, stat.S_IFSOCK):
         raise SyscallError(errno.EINVAL, f"mknod type {kind:#o}")
