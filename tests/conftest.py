@@ -46,3 +46,15 @@ def run_sandbox(args: list[str], stdin: bytes = b"", env: dict | None = None,
 def run_native(argv: list[str], stdin: bytes = b"", env: dict | None = None, cwd=None) -> subprocess.CompletedProcess:
     """The same program run directly on the host."""
     return subprocess.run(argv, input=stdin, capture_output=True, env=env, cwd=cwd, timeout=600)
+
+
+def descend(parent: Path, name: str, levels: int) -> int:
+    """Make parent/name/name/... `levels` deep by descriptors (far past PATH_MAX if need
+    be); an open descriptor of the bottom directory, for the caller to fill and close."""
+    fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY)
+    for _ in range(levels):
+        os.mkdir(name, dir_fd=fd)
+        child = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+        os.close(fd)
+        fd = child
+    return fd

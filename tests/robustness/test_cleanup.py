@@ -25,7 +25,7 @@ from sandbox import hostfs
 from sandbox.api import Sandbox
 from sandbox.cli import EXIT_INTERNAL, EXIT_SIGNALLED
 from sandbox.errors import InvariantError
-from tests.conftest import ROOT, guest, run_sandbox
+from tests.conftest import ROOT, descend, guest, run_sandbox
 
 DEEP = 5000  # levels the guest makes: five times what recursion survived
 HOST_DEEP = 12_000  # levels remove_tree takes apart directly
@@ -171,12 +171,7 @@ def test_api_context_manager_removes_the_root_after_an_error(own_tmpdir: Path) -
 
 def _make_deep(parent: Path, levels: int) -> None:
     """parent/d/d/.../d, `levels` deep, by descriptors (the path is far past PATH_MAX)."""
-    fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY)
-    for _ in range(levels):
-        os.mkdir("d", dir_fd=fd)
-        child = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
-        os.close(fd)
-        fd = child
+    fd = descend(parent, "d", levels)
     with open(os.open("data", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd), "w") as f:
         f.write("at the bottom\n")
     os.close(fd)

@@ -13,6 +13,7 @@ from sandbox.errors import SyscallError
 from sandbox.hostfs import remove_tree
 from sandbox.kernel import vfs
 from sandbox.kernel.vfs import FileSystemView
+from tests.conftest import descend
 
 DEPTH, UP, LINKS = 600, 300, 4
 
@@ -23,12 +24,7 @@ def deep_root(tmp_path: Path):
     each link climbing UP levels and coming back down."""
     root = tmp_path / "root"
     root.mkdir()
-    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
-    for _ in range(DEPTH):
-        os.mkdir("c", dir_fd=fd)
-        below = os.open("c", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
-        os.close(fd)
-        fd = below
+    fd = descend(root, "c", DEPTH)
     os.close(os.open("target", os.O_CREAT | os.O_WRONLY, dir_fd=fd))
     for i in range(LINKS):
         os.symlink("../" * UP + "c/" * UP + (f"l{i + 1}" if i + 1 < LINKS else "target"), f"l{i}", dir_fd=fd)
