@@ -9,6 +9,8 @@ from __future__ import annotations
 # The largest file offset, loff_t's largest value (include/linux/fs.h MAX_LFS_FILESIZE): no
 # file byte lies past it, and no position or mapping may reach beyond.
 MAX_LFS_FILESIZE = (1 << 63) - 1
+# The unit of st_blocks (stat(2)): what the disk quota counts host disk in.
+ST_BLOCK_SIZE = 512
 
 # si_code values for SIGSEGV and SIGBUS (include/uapi/asm-generic/siginfo.h).
 SEGV_MAPERR = 1  # address not mapped to an object

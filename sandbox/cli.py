@@ -105,27 +105,21 @@ def _say(text: str, end: str = "\n") -> None:
 
 def _write_patiently(fd: int, data: bytes, patience: float) -> None:
     """Write `data` to `fd` as the stream takes it, for at most `patience` seconds; the
-    rest is dropped. Each write is non-blocking for that one call (the description is
-    shared with whoever else uses the stream)."""
-    import fcntl
+    rest is dropped (files.write_nonblocking: no write blocks)."""
     import select
     import time
+
+    from sandbox.kernel.files import write_nonblocking
 
     deadline, view = time.monotonic() + patience, memoryview(data)
     while view:
         wait = deadline - time.monotonic()
         if wait <= 0 or not select.select([], [fd], [], wait)[1]:
             return
-        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
         try:
-            fcntl.fcntl(fd, fcntl.F_SETFL, flags | os.O_NONBLOCK)
-            view = view[os.write(fd, view):]
-        except BlockingIOError:
-            continue
+            view = view[write_nonblocking(fd, view) or 0:]
         except OSError:
             return
-        finally:
-            fcntl.fcntl(fd, fcntl.F_SETFL, flags)
 
 
 class StopSignals:

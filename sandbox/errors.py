@@ -53,21 +53,20 @@ class WouldBlock(Exception):
 
     `retry` finishes the call (returning its result, or raising WouldBlock again); None means
     "run the same handler again". `deadline` (time.monotonic) wakes the process at that time;
-    `host_fd` wakes it when that host descriptor becomes readable; `host_waits` are more
-    (host fd, poll events) pairs that wake it (a write waits for POLLOUT). With `every_pass`
+    `host_waits` are the (host fd, poll events) pairs that wake it (a read waits for POLLIN,
+    a write for POLLOUT). With `every_pass`
     the call is retried on every pass and the deadline and descriptors only bound the idle
     wait (poll checks its own conditions). `on_interrupt` runs when a signal ends the sleep
     with EINTR (nanosleep reports the time left through it); if it returns an int, that is
     the call's result instead (a write interrupted after some progress returns the count).
     """
 
-    def __init__(self, why: str, retry=None, deadline: float | None = None, host_fd: int | None = None,
-                 on_interrupt=None, host_waits: tuple[tuple[int, int], ...] = (), every_pass: bool = False) -> None:
+    def __init__(self, why: str, retry=None, deadline: float | None = None, on_interrupt=None,
+                 host_waits: tuple[tuple[int, int], ...] = (), every_pass: bool = False) -> None:
         super().__init__(why)
         self.why = why
         self.retry = retry
         self.deadline = deadline
-        self.host_fd = host_fd
         self.on_interrupt = on_interrupt
         self.host_waits = host_waits
         self.every_pass = every_pass

@@ -280,12 +280,13 @@ class Machine:
         A hook that raised has its exception re-raised here; `EngineError` is left to the caller.
         """
         rip = self.uc.reg_read(X.UC_X86_REG_RIP)
-        if self.tb_flush_pending:
+        if self.block_rehook_pending:  # flushes the translated code too
+            self.tb_flush_pending = False
+            self._rehook_blocks()
+        elif self.tb_flush_pending:
             self.tb_flush_pending = False
             self.uc.ctl_flush_tb()
             self._block_counts.clear()  # counted from code that may be gone, as the blocks were
-        if self.block_rehook_pending:
-            self._rehook_blocks()
         if not count:
             self._start_watchdog()
         self.uc.emu_start(rip, 0, 0, count)

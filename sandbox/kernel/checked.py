@@ -20,7 +20,7 @@ import struct
 
 from sandbox.abi import MAX_LFS_FILESIZE
 from sandbox.errors import SyscallError
-from sandbox.kernel.structs import TIMESPEC, TIMEVAL
+from sandbox.kernel.structs import TIMESPEC
 from sandbox.mm.uaccess import copy_in
 
 NSEC_PER_SEC = 10**9
@@ -41,12 +41,6 @@ def read_timespec(space, addr: int) -> int:
     """The struct timespec at `addr` as nanoseconds (EFAULT, EINVAL; saturated)."""
     sec, nsec = TIMESPEC.unpack(copy_in(space, addr, TIMESPEC.size))
     return time_ns(sec, nsec, NSEC_PER_SEC, "timespec")
-
-
-def read_timeval(space, addr: int) -> int:
-    """The struct timeval at `addr` as nanoseconds (EFAULT, EINVAL; saturated)."""
-    sec, usec = TIMEVAL.unpack(copy_in(space, addr, TIMEVAL.size))
-    return time_ns(sec, usec, USEC_PER_SEC, "timeval")
 
 
 def seconds_ns(seconds: float) -> int:

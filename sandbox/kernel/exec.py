@@ -12,7 +12,7 @@ import stat
 from typing import TYPE_CHECKING
 
 from sandbox.errors import OutOfMemory, SandboxError, SyscallError
-from sandbox.kernel.sys_fs import require_permission
+from sandbox.kernel.sys_fs import HOST_OPEN_ALWAYS, require_permission
 from sandbox.loader import StackSpec, build_stack, load_elf, open_elf, parse_elf
 from sandbox.mm.aspace import AddressSpace
 
@@ -78,7 +78,7 @@ def resolve_program(kernel: Kernel, proc: Process, path: bytes, argv: list[bytes
         if not os.access(node.name, os.X_OK, dir_fd=node.dirfd, follow_symlinks=False):
             raise SyscallError(errno.EACCES, f"{node.guest} is not executable")
         require_permission(proc, st, os.X_OK, node)
-        fd = kernel.fs.open_node(node, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+        fd = kernel.fs.open_node(node, os.O_RDONLY | HOST_OPEN_ALWAYS)
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped since the check: refused all the same
                 raise SyscallError(errno.EACCES, f"{node.guest} is not a regular file")

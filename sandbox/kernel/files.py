@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from sandbox.abi import MAX_LFS_FILESIZE
 from sandbox.errors import SyscallError, WouldBlock
-from sandbox.kernel.quota import BLOCK
 from sandbox.mm import PAGE_SHIFT, PAGE_SIZE
 
 if TYPE_CHECKING:
@@ -219,7 +218,7 @@ class HostFile(HostFd):
             return write(data)
         before = self.host(os.fstat).st_blocks
         n = write(data[: self.quota.room(len(data))])
-        self.quota.charge((self.host(os.fstat).st_blocks - before) * BLOCK)
+        self.quota.charge_blocks(self.host(os.fstat).st_blocks - before)
         return n
 
     def _transfer(self, writing: bool, call, *args):
@@ -402,7 +401,7 @@ class HostStream(HostFd):
         if not self.poll(POLLIN):
             if self.flags & O_NONBLOCK:
                 raise SyscallError(errno.EAGAIN, f"{self.name} has no input yet")
-            raise WouldBlock(f"{self.name} has no input yet", host_fd=self.fd)
+            raise WouldBlock(f"{self.name} has no input yet", host_waits=((self.fd, POLLIN),))
         return self.host(os.read, n)
 
     def write(self, data: bytes) -> int:
@@ -445,20 +444,8 @@ class HostStream(HostFd):
     def _write_chunk(self, chunk: memoryview) -> int | None:
         """One host write that cannot block the sandbox: None if the stream takes nothing
         now. "Writable" from poll means some room, not room for the whole chunk (a
-        terminal's), so the write itself is made non-blocking, for that one call only:
-        the description is the host's, shared with whoever else uses the stream."""
-        if not self._may_block:
-            return os.write(self.fd, chunk)
-        flags = fcntl.fcntl(self.fd, fcntl.F_GETFL)
-        if not flags & os.O_NONBLOCK:
-            fcntl.fcntl(self.fd, fcntl.F_SETFL, flags | os.O_NONBLOCK)
-        try:
-            return os.write(self.fd, chunk)
-        except BlockingIOError:
-            return None
-        finally:
-            if not flags & os.O_NONBLOCK:
-                fcntl.fcntl(self.fd, fcntl.F_SETFL, flags)
+        terminal's), so a stream that can block is written without blocking."""
+        return write_nonblocking(self.fd, chunk) if self._may_block else os.write(self.fd, chunk)
 
     def _full(self, view: memoryview, done: int) -> WouldBlock:
         """Sleep until the host stream takes more, then write the rest of `view`."""
@@ -470,6 +457,22 @@ class HostStream(HostFd):
         if request not in (termios.TCGETS, termios.TIOCGWINSZ, termios.TIOCGPGRP) or not os.isatty(self.fd):
             raise SyscallError(errno.ENOTTY, f"{self.name} is not a terminal")
         return self.host(fcntl.ioctl, request, arg)
+
+
+def write_nonblocking(fd: int, data) -> int | None:
+    """os.write that cannot block: None if the stream takes nothing now. O_NONBLOCK is set
+    for that one call only: the description is the host's, shared with whoever else uses
+    the stream (a terminal's, a parent shell's)."""
+    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    if not flags & os.O_NONBLOCK:
+        fcntl.fcntl(fd, fcntl.F_SETFL, flags | os.O_NONBLOCK)
+    try:
+        return os.write(fd, data)
+    except BlockingIOError:
+        return None
+    finally:
+        if not flags & os.O_NONBLOCK:
+            fcntl.fcntl(fd, fcntl.F_SETFL, flags)
 
 
 class DeviceFile(File):
@@ -547,9 +550,6 @@ class ProcFile(File):
         return Stat(dev=4, ino=4026531840 + len(self.name), mode=stat.S_IFREG | 0o444, size=0, blksize=1024)
 
 
-MAX_DIR_POSITION = (1 << 63) - 1  # loff_t
-
-
 class SyntheticDir(File):
     """A synthetic directory (/proc, /proc/self, /dev): listing only."""
 
@@ -572,7 +572,7 @@ class SyntheticDir(File):
             offset += self.dir_position
         elif whence != os.SEEK_SET:
             raise SyscallError(errno.EINVAL, f"whence {whence} on a directory")
-        if not 0 <= offset <= MAX_DIR_POSITION:
+        if not 0 <= offset <= MAX_LFS_FILESIZE:
             raise SyscallError(errno.EINVAL, f"directory position {offset}")
         self.dir_position = offset
         return offset

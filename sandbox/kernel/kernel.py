@@ -20,7 +20,7 @@ from typing import TextIO
 from sandbox import abi
 from sandbox.engine import UC_ERR_INSN_INVALID, UC_X86_REG_RIP, EngineError
 from sandbox.errors import GuestFault, InvariantError, OutOfMemory, SandboxError, SyscallError, WouldBlock
-from sandbox.hostfs import CleanupError, remove_path
+from sandbox.hostfs import CleanupError, identity_of, remove_path
 from sandbox.kernel import (  # noqa: F401 - importing registers the handlers
     procfs,
     signal_delivery,
@@ -143,6 +143,8 @@ class Kernel:
         self.private_root: str | None = None
         if self._own_root:
             self.private_root = tempfile.mkdtemp(prefix="sandbox-root-")
+            #: What the root is (device, inode): cleanup removes that directory, not a name.
+            self._root_identity = identity_of(os.stat(self.private_root))
             os.mkdir(os.path.join(self.private_root, "tmp"), 0o700)
         root = self.private_root or options.root
         secret = random.Random(options.seed).randbytes(16) if options.deterministic else os.urandom(16)
@@ -208,7 +210,7 @@ class Kernel:
         self._own_root = False
         root = self.private_root
         try:
-            remove_path(root)
+            remove_path(root, self._root_identity)
         except OSError as error:
             raise CleanupError(f"could not remove the private root {root}: {error}") from error
 

@@ -16,17 +16,16 @@ import errno
 import os
 import stat
 
+from sandbox.abi import ST_BLOCK_SIZE
 from sandbox.errors import SyscallError
 
-BLOCK = 512  # st_blocks unit (stat(2))
 ENTRY_COST = 4096  # what one created directory entry is charged
-DEFAULT_DISK = 1 << 30
 
 
 class DiskQuota:
     """Bytes of host disk the guest holds, against `limit`."""
 
-    def __init__(self, limit: int = DEFAULT_DISK) -> None:
+    def __init__(self, limit: int) -> None:
         self.limit = limit
         self.used = 0
         self._open: dict[tuple[int, int], int] = {}  # (dev, ino) -> open descriptions
@@ -45,6 +44,10 @@ class DiskQuota:
     def charge(self, nbytes: int) -> None:
         """Count a change in use (negative for space given back)."""
         self.used = max(0, self.used + nbytes)
+
+    def charge_blocks(self, nblocks: int) -> None:
+        """Count a change in st_blocks (negative for blocks given back)."""
+        self.charge(nblocks * ST_BLOCK_SIZE)
 
     def charge_entry(self) -> None:
         """A new directory entry: ENOSPC beyond the quota."""
@@ -66,14 +69,14 @@ class DiskQuota:
         self._open.pop(key, None)
         self._orphans.discard(key)
         if st.st_nlink == 0:
-            self.charge(-st.st_blocks * BLOCK)
+            self.charge_blocks(-st.st_blocks)
 
     def removed(self, st: os.stat_result) -> None:
         """An entry was unlinked (or replaced by a rename): give back its entry, and its
         blocks if that was the last link and nothing holds it open."""
         self.charge(-ENTRY_COST)
         if stat.S_ISDIR(st.st_mode):  # its blocks: its own, and what its entries grew it by
-            self.charge(-st.st_blocks * BLOCK)
+            self.charge_blocks(-st.st_blocks)
             return
         if st.st_nlink > 1:
             return
@@ -81,4 +84,4 @@ class DiskQuota:
         if key in self._open:
             self._orphans.add(key)
         else:
-            self.charge(-st.st_blocks * BLOCK)
+            self.charge_blocks(-st.st_blocks)

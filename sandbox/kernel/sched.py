@@ -30,15 +30,6 @@ if TYPE_CHECKING:
 #: The longest single host wait while nothing can run (seconds). A guest may sleep for ever
 #: (KTIME_MAX ns, past what select() takes); the scheduler waits in slices and looks again.
 IDLE_WAIT_MAX = 60.0
-POLL_WAKE = select.POLLERR | select.POLLHUP | select.POLLNVAL  # always reported by poll(2)
-
-
-def host_waits(blocked: WouldBlock) -> list[tuple[int, int]]:
-    """The (host fd, poll events) pairs that wake a blocked call."""
-    waits = list(blocked.host_waits)
-    if blocked.host_fd is not None:
-        waits.append((blocked.host_fd, select.POLLIN))
-    return waits
 
 
 def host_ready(waits: list[tuple[int, int]], timeout_ms: int = 0) -> bool:
@@ -110,7 +101,7 @@ class Scheduler:
         if not blocked.every_pass:
             if blocked.deadline is not None and time.monotonic() < blocked.deadline:
                 return False
-            waits = host_waits(blocked)
+            waits = blocked.host_waits
             if waits and not host_ready(waits):
                 return False
         try:
@@ -133,7 +124,7 @@ class Scheduler:
         blocked = [p for p in self.kernel.processes.values() if p.state is State.BLOCKED]
         if not blocked:
             return False
-        fds = [wait for p in blocked for wait in host_waits(p.blocked)]
+        fds = [wait for p in blocked for wait in p.blocked.host_waits]
         deadlines = [p.blocked.deadline for p in blocked if p.blocked.deadline is not None]
         deadlines += [p.itimer[0] for p in blocked if p.itimer is not None and not self.kernel.options.deterministic]
         if self.kernel.options.deterministic and any(p.itimer for p in blocked):

@@ -29,7 +29,7 @@ from sandbox.kernel.files import (
 )
 from sandbox.kernel.identity import HOST_MODE_MASK
 from sandbox.kernel.process import Process
-from sandbox.kernel.quota import BLOCK, ENTRY_COST
+from sandbox.kernel.quota import ENTRY_COST
 from sandbox.kernel.structs import pack_dirent
 from sandbox.kernel.syscalls import syscall, to_int32
 from sandbox.kernel.vfs import Node
@@ -49,7 +49,7 @@ UMODE_MASK = 0xFFFF  # a mode argument is a umode_t (include/linux/types.h): 16 
 #: Flags passed to the host's open(2) as they are; the rest are the sandbox's business.
 _HOST_OPEN_FLAGS = O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC | O_APPEND | O_DIRECTORY | O_NOFOLLOW | O_PATH
 #: Always added: opening never blocks the sandbox (a FIFO) nor gives it a controlling tty.
-_HOST_OPEN_ALWAYS = os.O_NONBLOCK | os.O_NOCTTY
+HOST_OPEN_ALWAYS = os.O_NONBLOCK | os.O_NOCTTY
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -109,7 +109,7 @@ def _create_entry(proc: Process, node: Node, make):
     except SyscallError:
         quota.charge(-ENTRY_COST)
         raise
-    quota.charge((os.fstat(node.dirfd).st_blocks - before) * BLOCK)
+    quota.charge_blocks(os.fstat(node.dirfd).st_blocks - before)
     return made
 
 
@@ -176,7 +176,7 @@ def open_file(proc: Process, path: bytes, base: str, flags: int, mode: int) -> F
     if not node.on_host:
         return SyntheticDir(node.guest, fs.mount_points_under(node.guest))
     mode &= ~proc.umask
-    host_flags = (flags & _HOST_OPEN_FLAGS) | _HOST_OPEN_ALWAYS
+    host_flags = (flags & _HOST_OPEN_FLAGS) | HOST_OPEN_ALWAYS
     if creating:
         fd = _create_entry(proc, node, lambda _name, _dirfd: fs.open_node(node, host_flags, mode & HOST_MODE_MASK))
         return _checked_open(proc, fd, node, flags, mode)
@@ -227,7 +227,7 @@ def _checked_open(proc: Process, fd: int, node: Node, flags: int, created_mode: 
     if created_mode is not None:
         proc.kernel.identity.created(st, created_mode)
     if blocks_before is not None:
-        proc.kernel.quota.charge((st.st_blocks - blocks_before) * BLOCK)
+        proc.kernel.quota.charge_blocks(st.st_blocks - blocks_before)
     return host_file(proc, fd, node.guest, flags & ~O_CLOEXEC, node, st)
 
 
@@ -274,7 +274,7 @@ def sys_mkdirat(proc: Process, dirfd: int, path: int, mode: int) -> int:
     mode = mode & 0o7777 & ~proc.umask
     _create_entry(proc, node, lambda name, fd: os.mkdir(name, mode & HOST_MODE_MASK, dir_fd=fd))
     st = host_lstat(proc, node)
-    proc.kernel.quota.charge(st.st_blocks * BLOCK)  # the new directory's own block(s)
+    proc.kernel.quota.charge_blocks(st.st_blocks)  # the new directory's own block(s)
     proc.kernel.identity.created(st, mode)
     return 0
 
@@ -292,7 +292,7 @@ def sys_mknodat(proc: Process, dirfd: int, path: int, mode: int, dev: int) -> in
         raise SyscallError(errno.EPERM, "the sandbox makes no device nodes, FIFOs or sockets")
     node = _writable_entry(proc, dirfd, path)
     mode = mode & 0o7777 & ~proc.umask
-    flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY | _HOST_OPEN_ALWAYS
+    flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY | HOST_OPEN_ALWAYS
     os.close(_create_entry(proc, node, lambda _name, _fd: proc.kernel.fs.open_node(node, flags, mode & HOST_MODE_MASK)))
     proc.kernel.identity.created(host_lstat(proc, node), mode)
     return 0
@@ -472,7 +472,7 @@ def sys_truncate(proc: Process, path: int, length: int) -> int:
     node = resolve_at(proc, AT_FDCWD, path)
     proc.kernel.fs.require_writable(node)
     _require_plain(host_lstat(proc, node), os.O_WRONLY, node)
-    file = _checked_open(proc, proc.kernel.fs.open_node(node, os.O_WRONLY | _HOST_OPEN_ALWAYS), node, os.O_WRONLY, None)
+    file = _checked_open(proc, proc.kernel.fs.open_node(node, os.O_WRONLY | HOST_OPEN_ALWAYS), node, os.O_WRONLY, None)
     file.attach()
     try:
         file.truncate(length)

@@ -13,11 +13,10 @@ from sandbox.kernel.process import Process
 from sandbox.kernel.sched import sleep
 from sandbox.kernel.structs import RLIMIT, SYSINFO, TIMESPEC, TIMEVAL
 from sandbox.kernel.sys_proc import clock_source
-from sandbox.kernel.sys_process import RLIMIT_NPROC
+from sandbox.kernel.sys_process import RLIM_INFINITY, RLIMIT_NPROC, process_limit
 from sandbox.kernel.syscalls import syscall, to_int32
 from sandbox.mm.uaccess import copy_in, copy_out, read_cstring
 
-RLIM_INFINITY = (1 << 64) - 1
 RLIMIT_STACK, RLIMIT_NOFILE, RLIMIT_AS = 3, 7, 9
 RLIMIT_NLIMITS = 16
 FUTEX_WAIT, FUTEX_WAKE, FUTEX_WAIT_BITSET, FUTEX_WAKE_BITSET = 0, 1, 9, 10
@@ -73,8 +72,7 @@ def _limit(proc: Process, resource: int) -> tuple[int, int]:
         return proc.files.limit, proc.files.limit
     cap = proc.kernel.options.max_processes
     if resource == RLIMIT_NPROC and cap is not None:  # --max-processes is the hard limit
-        cur, high = proc.rlimits.get(resource, (cap, cap))
-        return min(cur, cap), min(high, cap)
+        return process_limit(proc), min(proc.rlimits.get(resource, (cap, cap))[1], cap)
     return proc.rlimits.get(resource, (RLIM_INFINITY, RLIM_INFINITY))
 
 

@@ -37,7 +37,6 @@ from sandbox.mm.physmem import PhysicalMemory
 #: Files the cache may hold at once (each pins a host descriptor): Linux's fs.file-max in
 #: miniature, so a guest that maps and closes file after file gets ENFILE, not the host's EMFILE.
 MAX_CACHED_FILES = 4096
-BLOCK = 512  # the st_blocks unit (stat(2))
 
 
 class DiskHolder(Protocol):
@@ -46,7 +45,7 @@ class DiskHolder(Protocol):
     @property
     def free(self) -> int: ...
 
-    def charge(self, nbytes: int) -> None: ...
+    def charge_blocks(self, nblocks: int) -> None: ...
 
     def opened(self, st: os.stat_result) -> None: ...
 
@@ -145,7 +144,7 @@ class CachedFile:
             return self._store(mem, first, last)
         finally:
             if self.quota is not None:
-                self.quota.charge((os.fstat(self.fd).st_blocks - before) * BLOCK)
+                self.quota.charge_blocks(os.fstat(self.fd).st_blocks - before)
 
     def _store(self, mem: PhysicalMemory, first: int, last: int | None) -> int:
         size = self.size
@@ -179,8 +178,8 @@ class CachedFile:
 
     def _in_hole(self, offset: int, n: int) -> bool:
         """Whether writing [offset, offset + n) would allocate blocks: part of it lies in a
-        hole (lseek(2) SEEK_HOLE: the next hole at or after `offset`). The descriptor's file
-        position is the guest's too (a dup shares it), so it is put back."""
+        hole (lseek(2) SEEK_HOLE: the next hole at or after `offset`). The file position is
+        put back: when the cache's descriptor is a dup (own_description), it is the guest's."""
         position = os.lseek(self.fd, 0, os.SEEK_CUR)
         try:
             return os.lseek(self.fd, offset, os.SEEK_HOLE) < offset + n

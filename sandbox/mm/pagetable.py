@@ -231,18 +231,21 @@ class PageTable:
 
     def set_entry(self, slot: int, entry: int) -> None:
         """Rewrite a present user leaf entry in place (protection change, copy-on-write)."""
-        table = slot & ~(PAGE_SIZE - 1)
-        if self.level.get(table) != PT_SHIFT or self._kernel_use[(entry & PTE_ADDR_MASK) >> PAGE_SHIFT]:
-            self._check_leaf(table, entry)
+        self._guard_leaf(slot & ~(PAGE_SIZE - 1), entry)
         self._words[slot >> 3] = entry
 
     def fill_slot(self, slot: int, entry: int) -> None:
         """Make the empty user leaf `slot` (from `walk(..., create=True)`) present with `entry`."""
         table = slot & ~(PAGE_SIZE - 1)
-        if self.level.get(table) != PT_SHIFT or self._kernel_use[(entry & PTE_ADDR_MASK) >> PAGE_SHIFT]:
-            self._check_leaf(table, entry)
+        self._guard_leaf(table, entry)
         self._words[slot >> 3] = entry
         self.live[table] += 1
+
+    def _guard_leaf(self, table: int, entry: int) -> None:
+        """The cheap test of every user leaf written through a slot: a PT slot, a frame that
+        is the guest's; anything else goes to the full `_check_leaf` (InvariantError)."""
+        if self.level.get(table) != PT_SHIFT or self._kernel_use[(entry & PTE_ADDR_MASK) >> PAGE_SHIFT]:
+            self._check_leaf(table, entry)
 
     def _check_leaf(self, table: int, entry: int) -> None:
         """Refuse a user leaf `entry` in `table` unless it is a 4 KiB page in a PT or a 2 MiB
