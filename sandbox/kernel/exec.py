@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from sandbox.errors import OutOfMemory, SandboxError, SyscallError
 from sandbox.kernel.sys_fs import HOST_OPEN_ALWAYS, require_permission
-from sandbox.loader import StackSpec, build_stack, load_elf, open_elf, parse_elf
+from sandbox.loader import StackSpec, build_stack, load_elf, parse_elf
 from sandbox.mm.aspace import AddressSpace
 
 if TYPE_CHECKING:
@@ -24,16 +24,16 @@ MAX_SHEBANG = 256  # BINPRM_BUF_SIZE
 MAX_INTERPRETER_DEPTH = 4  # Linux allows a few levels of #! (fs/exec.c)
 
 
-def load_program(kernel: Kernel, proc: Process, host_path: str | int, guest_path: str, argv: list[bytes],
+def load_program(kernel: Kernel, proc: Process, fd: int, guest_path: str, argv: list[bytes],
                  envp: list[bytes]) -> None:
-    """Replace `proc`'s image with the ELF at `host_path`. Raises SandboxError if unloadable.
+    """Replace `proc`'s image with the ELF open at host descriptor `fd` (closed here, whatever
+    happens). Raises SandboxError if unloadable.
 
     Only the headers are read; the segments map the file through the page cache, so a huge
     or sparse file costs the host no more than a small one (pages come on first touch).
     """
-    fd = open_elf(host_path) if isinstance(host_path, str) else host_path  # a descriptor: ours to close
     try:
-        image = parse_elf(fd, host_path if isinstance(host_path, str) else guest_path)
+        image = parse_elf(fd, guest_path)
         file = kernel.page_cache.open(fd, guest_path, False)
     finally:
         os.close(fd)

@@ -45,7 +45,7 @@ from sandbox.kernel.signals import code_name, signal_name
 from sandbox.kernel.syscall_names import SYSCALL_NAMES
 from sandbox.kernel.syscalls import TABLE
 from sandbox.kernel.vfs import FileSystemView, Mount
-from sandbox.loader import read_elf
+from sandbox.loader import open_elf, read_elf
 from sandbox.machine import (
     EXC_BP,
     EXC_DB,
@@ -231,7 +231,7 @@ class Kernel:
         self.current = proc
         environment = self.options.environment() if envp is None else envp
         try:
-            load_program(self, proc, path, exe_guest, [os.fsencode(a) for a in argv], environment)
+            load_program(self, proc, open_elf(path), exe_guest, [os.fsencode(a) for a in argv], environment)
         except BaseException:
             del self.processes[proc.pid]  # nothing of a failed spawn may stay scheduled
             raise

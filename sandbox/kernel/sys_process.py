@@ -126,9 +126,9 @@ def sys_execve(proc: Process, path: int, argv: int, envp: int) -> int:
     """Replace the program; descriptors marked FD_CLOEXEC close, caught signals reset."""
     path_bytes = read_cstring(proc.space, path, 4096)
     args, env = _string_array(proc, argv), _string_array(proc, envp)
-    host, guest, args = resolve_program(proc.kernel, proc, path_bytes, args)
+    fd, guest, args = resolve_program(proc.kernel, proc, path_bytes, args)
     try:
-        load_program(proc.kernel, proc, host, guest, args, env)
+        load_program(proc.kernel, proc, fd, guest, args, env)
     except SandboxError as error:
         raise exec_error(error) from None
     proc.files.close_on_exec()
