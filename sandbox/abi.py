@@ -78,6 +78,7 @@ AT_SECURE = 23
 AT_RANDOM = 25
 AT_HWCAP2 = 26
 AT_EXECFN = 31
+AT_MINSIGSTKSZ = 51
 
 # clock ids (include/uapi/linux/time.h).
 CLOCK_REALTIME = 0

@@ -20,6 +20,15 @@ class ElfError(SandboxError):
     """The program file is not an ELF this sandbox can load; the message names the bad value."""
 
 
+class LoadError(SandboxError):
+    """A program cannot be loaded for a reason execve reports by its own errno (a missing
+    interpreter is ENOENT, as in Linux); the message is the one line the CLI shows."""
+
+    def __init__(self, errno: int, message: str) -> None:
+        super().__init__(message)
+        self.errno = errno
+
+
 class SyscallError(Exception):
     """A system call fails with `errno` (a positive Linux errno value)."""
 

@@ -1,4 +1,5 @@
-"""ELF loading (static ET_EXEC and static-PIE ET_DYN x86-64) and the initial process stack.
+"""ELF loading (ET_EXEC and ET_DYN x86-64, with or without an interpreter) and the initial
+process stack.
 
 `parse_elf` validates an open file and refuses, with one line naming the bad value, anything
 this sandbox cannot run. A run needs only two fixed-layout records, the ELF header and the
@@ -8,19 +9,26 @@ host the same. Importing pyelftools costs a sixth of start-up (its construct pac
 in pdb); it still names refused values (its enum tables), imported only on that path.
 `load_elf` turns the PT_LOAD segments into demand-paged mappings of the file through the
 page cache, as mmap maps any file (pages arrive on first touch through the fault handler),
-and builds the stack that the SysV x86-64 ABI (§3.4.1, "Initial Stack and Register State")
-promises at `_start`.
+and `build_stack` builds the stack that the SysV x86-64 ABI (§3.4.1, "Initial Stack and
+Register State") promises at `_start`.
+
+A dynamically linked program names its interpreter (PT_INTERP, e.g. ld-linux-x86-64.so.2);
+as Linux's `load_elf_binary` does, the kernel then loads both: the program at its own
+addresses (ET_EXEC) or at ELF_ET_DYN_BASE (a PIE), the interpreter where a top-down mmap
+of its whole span lands, and enters the interpreter, telling it where the program is
+through the auxiliary vector (AT_PHDR, AT_ENTRY, AT_BASE).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import struct
 from typing import NamedTuple
 
 from sandbox import abi
-from sandbox.errors import ElfError, SandboxError
+from sandbox.errors import ElfError, SandboxError, SyscallError
 from sandbox.mm import PAGE_SIZE, USER_END, page_down, page_up
 from sandbox.mm.aspace import AddressSpace
 from sandbox.mm.uaccess import copy_out
@@ -42,7 +50,8 @@ ELF64_PHDR_SIZE = ELF64_PHDR.size
 MAX_PHDR_BYTES = PAGE_SIZE
 PATH_MAX = 4096  # a PT_INTERP name is at most this long (binfmt_elf.c checks p_filesz)
 
-#: Where Linux puts a static-PIE (ELF_ET_DYN_BASE, 2/3 of TASK_SIZE, page-aligned).
+#: Where Linux puts a PIE without address randomization (arch/x86/include/asm/elf.h
+#: ELF_ET_DYN_BASE: 2/3 of the 47-bit user window, page-aligned).
 PIE_LOAD_BIAS = 0x5555_5555_4000
 #: Top of the initial stack, as Linux without address randomization (TASK_SIZE - 1 page).
 STACK_TOP = 0x7FFF_FFFF_F000
@@ -51,6 +60,9 @@ STACK_EXPAND = 128 << 10
 #: AT_HWCAP: CPUID.1:EDX of the emulated CPU (qemu64: fpu..sse2 as Linux reports them).
 HWCAP = 0x078BFBFF
 CLOCK_TICKS = 100  # AT_CLKTCK, USER_HZ
+#: AT_MINSIGSTKSZ: the signal frame this kernel builds (sigframe.py) with room for a handler
+#: to start, as Linux reports for a CPU without AVX (arch/x86/kernel/signal.c).
+MIN_SIGNAL_STACK = 2048
 
 
 class Segment(NamedTuple):
@@ -73,13 +85,19 @@ class ElfImage(NamedTuple):
     """A validated executable, ready to load: its headers' facts, never its contents."""
 
     path: str
-    size: int  # the file's size when it was checked
     type: int
     entry: int
     phoff: int
     phnum: int
     segments: list[Segment]
     stack_exec: bool
+    interpreter: str | None  # PT_INTERP's path, or None for a static program
+
+    @property
+    def span(self) -> tuple[int, int]:
+        """The page-aligned [low, high) the PT_LOAD segments cover, before the load bias."""
+        return (page_down(min(s.vaddr for s in self.segments)),
+                page_up(max(s.vaddr + s.memsz for s in self.segments)))
 
 
 class TailPage(NamedTuple):
@@ -189,21 +207,30 @@ def _parse(fd: int, path: str, header: bytes, size: int) -> ElfImage:
     if len(table) < e_phnum * ELF64_PHDR_SIZE:
         raise ElfError(f"{path}: program headers at {e_phoff:#x} run past end of file")
     bias = PIE_LOAD_BIAS if e_type == ET_DYN else 0
-    segments, stack_exec = [], False
+    segments, stack_exec, interpreter = [], False, None
     for index, (p_type, p_flags, p_offset, p_vaddr, _paddr, p_filesz, p_memsz, _align) in enumerate(
             ELF64_PHDR.iter_unpack(table)):
-        if p_type == PT_INTERP:
-            interp = _pread(fd, path, min(p_filesz, PATH_MAX), p_offset).split(b"\0")[0]
-            raise ElfError(f"{path}: dynamically linked (interpreter "
-                           f"{interp.decode(errors='replace')}); only static executables run here")
+        if p_type == PT_INTERP and interpreter is None:
+            interpreter = _interpreter_name(fd, path, p_offset, p_filesz)
         if p_type == PT_GNU_STACK:
             stack_exec = bool(p_flags & PF_X)
         if p_type == PT_LOAD and p_memsz:
             segment = Segment(p_vaddr, p_memsz, p_offset, p_filesz, p_flags)
             segments.append(_check_segment(path, index, size, segment, bias))
-    image = ElfImage(path, size, e_type, e_entry, e_phoff, e_phnum, segments, stack_exec)
+    image = ElfImage(path, e_type, e_entry, e_phoff, e_phnum, segments, stack_exec, interpreter)
     _check_layout(image)
     return image
+
+
+def _interpreter_name(fd: int, path: str, offset: int, size: int) -> str:
+    """PT_INTERP's contents: a NUL-terminated path, checked as binfmt_elf.c does (at least
+    two bytes, at most PATH_MAX, the terminator at the end, nothing past end of file)."""
+    if size < 2 or size > PATH_MAX:
+        raise ElfError(f"{path}: PT_INTERP of {size} bytes is not a path")
+    data = _pread(fd, path, size, offset)
+    if len(data) < size or data[-1] != 0 or 0 in data[:-1]:
+        raise ElfError(f"{path}: PT_INTERP is not one NUL-terminated path")
+    return data[:-1].decode(errors="surrogateescape")
 
 
 def _check_segment(path: str, index: int, file_size: int, s: Segment, bias: int) -> Segment:
@@ -233,9 +260,26 @@ def _check_layout(image: ElfImage) -> None:
         raise ElfError(f"{image.path}: entry point {image.entry:#x} is not in an executable segment")
 
 
-def load_elf(space: AddressSpace, image: ElfImage, file: FileSource, name: str) -> LoadedImage:
-    """Map each PT_LOAD of `file` (the image's page-cache entry) as a private file mapping;
-    return where things are. Nothing is read here: pages arrive on first touch.
+def load_bias(space: AddressSpace, image: ElfImage, interpreter: bool) -> int:
+    """Where `image` goes (binfmt_elf.c `load_elf_binary`, without randomization): ET_EXEC
+    at its own addresses; a program that is ET_DYN at ELF_ET_DYN_BASE; an interpreter where
+    a top-down mmap of its whole span lands (below the mmap base, as ld.so is natively).
+    ENOMEM (SyscallError) if the span fits nowhere."""
+    if image.type == ET_EXEC:
+        return 0
+    if not interpreter:
+        return PIE_LOAD_BIAS
+    low, high = image.span
+    base = space.find_free_vma_range(0, (high - low) // PAGE_SIZE)
+    if base is None:
+        raise SyscallError(errno.ENOMEM, f"no room for the interpreter's {high - low:#x} bytes")
+    return base - low
+
+
+def load_elf(space: AddressSpace, image: ElfImage, file: FileSource, name: str, bias: int) -> LoadedImage:
+    """Map each PT_LOAD of `file` (the image's page-cache entry), moved by `bias`, as a
+    private file mapping; return where things are. Nothing is read here: pages arrive on
+    first touch.
 
     As Linux's `elf_map` + `padzero`: a segment's file pages map the file; when bss follows
     (p_memsz > p_filesz), the last partial file page becomes a private page whose bytes past
@@ -244,7 +288,6 @@ def load_elf(space: AddressSpace, image: ElfImage, file: FileSource, name: str) 
     page with the previous one: as with Linux's MAP_FIXED, the later mapping wins that page
     (offset/vaddr congruence makes the file bytes agree).
     """
-    bias = PIE_LOAD_BIAS if image.type == ET_DYN else 0
     end = 0
     for seg in image.segments:
         start = page_down(seg.vaddr + bias)
@@ -287,6 +330,7 @@ class StackSpec(NamedTuple):
     executable: bool = False  # PT_GNU_STACK asked for PF_X
     uid: int = os.getuid()
     gid: int = os.getgid()
+    interpreter_base: int = 0  # AT_BASE: where the interpreter was loaded (0: none)
 
 
 class StackLayout(NamedTuple):
@@ -327,11 +371,12 @@ def build_stack(space: AddressSpace, loaded: LoadedImage, spec: StackSpec) -> St
     random = push(spec.random)
     auxv = [
         (abi.AT_PHDR, loaded.phdr), (abi.AT_PHENT, ELF64_PHDR_SIZE), (abi.AT_PHNUM, loaded.phnum),
-        (abi.AT_PAGESZ, PAGE_SIZE), (abi.AT_BASE, 0), (abi.AT_FLAGS, 0), (abi.AT_ENTRY, loaded.entry),
+        (abi.AT_PAGESZ, PAGE_SIZE), (abi.AT_BASE, spec.interpreter_base), (abi.AT_FLAGS, 0),
+        (abi.AT_ENTRY, loaded.entry),
         (abi.AT_UID, spec.uid), (abi.AT_EUID, spec.uid), (abi.AT_GID, spec.gid), (abi.AT_EGID, spec.gid),
         (abi.AT_SECURE, 0), (abi.AT_RANDOM, random), (abi.AT_HWCAP, HWCAP), (abi.AT_HWCAP2, 0),
         (abi.AT_CLKTCK, CLOCK_TICKS), (abi.AT_PLATFORM, platform), (abi.AT_EXECFN, execfn),
-        (abi.AT_NULL, 0),
+        (abi.AT_MINSIGSTKSZ, MIN_SIGNAL_STACK), (abi.AT_NULL, 0),
     ]
     words = [len(spec.argv), *arg_ptrs, 0, *env_ptrs, 0, *[x for pair in auxv for x in pair]]
     table = struct.pack(f"<{len(words)}Q", *words)

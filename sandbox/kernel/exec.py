@@ -11,10 +11,11 @@ import os
 import stat
 from typing import TYPE_CHECKING
 
-from sandbox.errors import OutOfMemory, SandboxError, SyscallError
+from sandbox.errors import LoadError, OutOfMemory, SandboxError, SyscallError
 from sandbox.kernel.sys_fs import HOST_OPEN_ALWAYS, require_permission
-from sandbox.loader import StackSpec, build_stack, load_elf, parse_elf
+from sandbox.loader import ElfImage, StackSpec, build_stack, load_bias, load_elf, parse_elf
 from sandbox.mm.aspace import AddressSpace
+from sandbox.mm.pagecache import CachedFile
 
 if TYPE_CHECKING:
     from sandbox.kernel.kernel import Kernel
@@ -27,9 +28,10 @@ MAX_INTERPRETER_DEPTH = 4  # Linux allows a few levels of #! (fs/exec.c)
 def load_program(kernel: Kernel, proc: Process, fd: int, guest_path: str, argv: list[bytes],
                  envp: list[bytes]) -> None:
     """Replace `proc`'s image with the ELF open at host descriptor `fd` (closed here, whatever
-    happens). Raises SandboxError if unloadable.
+    happens), and its interpreter if it names one (found in the guest's view). Raises
+    SandboxError if unloadable (LoadError with the errno execve answers).
 
-    Only the headers are read; the segments map the file through the page cache, so a huge
+    Only the headers are read; the segments map the files through the page cache, so a huge
     or sparse file costs the host no more than a small one (pages come on first touch).
     """
     try:
@@ -37,12 +39,18 @@ def load_program(kernel: Kernel, proc: Process, fd: int, guest_path: str, argv: 
         file = kernel.page_cache.open(fd, guest_path, False)
     finally:
         os.close(fd)
+    interpreter = open_interpreter(kernel, proc, image) if image.interpreter else None
     space = AddressSpace.new_user(kernel.machine.kernel_space)
     kernel.watch_faults(proc, space)
     try:
-        loaded = load_elf(space, image, file, guest_path)
+        loaded = load_elf(space, image, file, guest_path, load_bias(space, image, False))
+        entry, base = loaded.entry, 0
+        if interpreter is not None:
+            interp_image, interp_file = interpreter
+            base = load_bias(space, interp_image, True)
+            entry = load_elf(space, interp_image, interp_file, interp_image.path, base).entry
         spec = StackSpec(argv, envp, os.fsencode(guest_path), kernel.random_bytes(16), image.stack_exec,
-                         kernel.identity.uid, kernel.identity.gid)
+                         kernel.identity.uid, kernel.identity.gid, base)
         stack = build_stack(space, loaded, spec)
     except (SyscallError, OutOfMemory) as error:
         space.destroy()
@@ -55,12 +63,38 @@ def load_program(kernel: Kernel, proc: Process, fd: int, guest_path: str, argv: 
     old = proc.space
     proc.space = space
     proc.brk_start = proc.brk = loaded.brk_start
-    proc.fresh_entry = (loaded.entry, stack.rsp)
+    proc.fresh_entry = (entry, stack.rsp)
     proc.exe = proc.exe_guest = guest_path
     proc.arg_range, proc.env_range = (stack.arg_start, stack.arg_end), (stack.env_start, stack.env_end)
     proc.comm = os.path.basename(guest_path)[:15]
     if old is not None:
         kernel.retire_space(proc, old)
+
+
+def open_interpreter(kernel: Kernel, proc: Process, image: ElfImage) -> tuple[ElfImage, CachedFile]:
+    """The program's PT_INTERP, looked up in the guest's view (relative to the cwd, as
+    Linux's `open_exec`), validated and opened in the page cache. LoadError: ENOENT if it
+    is missing, EACCES if it is no regular file, ELIBBAD if it is no loadable ELF."""
+    path = image.interpreter or ""
+    where = f"{image.path}: interpreter {path}"
+    try:
+        node = kernel.fs.resolve(os.fsencode(path), proc.cwd)
+        st = kernel.fs.lstat(node) if node.on_host else None
+        if st is None or not stat.S_ISREG(st.st_mode):
+            raise SyscallError(errno.EACCES, "not a regular file")
+        fd = kernel.fs.open_node(node, os.O_RDONLY | HOST_OPEN_ALWAYS)
+    except SyscallError as error:
+        hint = " in the guest's file view (see --sysroot)" if error.errno == errno.ENOENT else ""
+        raise LoadError(error.errno, f"{where}: {os.strerror(error.errno)}{hint}") from None
+    try:
+        interp = parse_elf(fd, node.guest)
+        return interp, kernel.page_cache.open(fd, node.guest, False)
+    except SandboxError as error:
+        raise LoadError(errno.ELIBBAD, f"{where}: {error}") from None
+    except SyscallError as error:
+        raise LoadError(error.errno, f"{where}: {os.strerror(error.errno)}") from None
+    finally:
+        os.close(fd)
 
 
 def resolve_program(kernel: Kernel, proc: Process, path: bytes, argv: list[bytes]) -> tuple[int, str, list[bytes]]:
@@ -104,4 +138,4 @@ def resolve_program(kernel: Kernel, proc: Process, path: bytes, argv: list[bytes
 
 def exec_error(error: SandboxError) -> SyscallError:
     """An unloadable file, as execve reports it."""
-    return SyscallError(errno.ENOEXEC, str(error))
+    return SyscallError(error.errno if isinstance(error, LoadError) else errno.ENOEXEC, str(error))

@@ -179,7 +179,8 @@ class HostFd(File):
 class HostFile(HostFd):
     """A host file or directory, opened through the guest's view; `guest` is its guest path."""
 
-    def __init__(self, fd: int, guest: str, flags: int, extra_entries: Callable[[], list[str]] | None = None) -> None:
+    def __init__(self, fd: int, guest: str, flags: int,
+                 extra_entries: Callable[[], list[tuple[str, str]]] | None = None) -> None:
         super().__init__(flags)
         self.fd = fd
         self.guest = guest
@@ -292,11 +293,11 @@ class HostFile(HostFd):
                     names = {e.name: e for e in it}
             except HOST_ERRORS as error:  # e.g. an O_PATH descriptor cannot be listed: EBADF
                 raise _oserror(error) from None
-            for name in self._extra_entries() if self._extra_entries else []:
-                names.setdefault(name, None)
+            for name, kind in self._extra_entries() if self._extra_entries else []:
+                names.setdefault(name, kind)
             for name in sorted(names):
                 entry = _dir_entry(name, names[name])
-                if self.identity is not None and names[name] is not None:
+                if self.identity is not None and not isinstance(names[name], str):
                     entry = entry._replace(ino=self.identity.ino(st.dev, entry.ino))
                 listing.append(entry)
             self._hold_listing(sum(LISTING_ENTRY_COST + len(e.name) for e in listing))
@@ -336,10 +337,14 @@ class HostFile(HostFd):
         os.close(self.fd)
 
 
-def _dir_entry(name: str, entry: os.DirEntry | None) -> DirEntry:
-    """A getdents record for a scandir entry (or a mount point, shown as a directory)."""
-    if entry is None:
-        return DirEntry(1, DT_DIR, os.fsencode(name))
+#: getdents d_type of the view's node kinds (vfs.Synthetic.kind, mount points).
+KIND_DTYPE = {"dir": DT_DIR, "file": DT_REG, "link": DT_LNK, "device": DT_CHR}
+
+
+def _dir_entry(name: str, entry: os.DirEntry | str) -> DirEntry:
+    """A getdents record for a scandir entry (or a mount point or placed node, by kind)."""
+    if isinstance(entry, str):
+        return DirEntry(1, KIND_DTYPE[entry], os.fsencode(name))
     try:
         if entry.is_symlink():
             kind = DT_LNK
@@ -551,9 +556,9 @@ class ProcFile(File):
 
 
 class SyntheticDir(File):
-    """A synthetic directory (/proc, /proc/self, /dev): listing only."""
+    """A synthetic directory (/proc, /proc/self, /dev, one above a mount): listing only."""
 
-    def __init__(self, guest: str, names: list[str]) -> None:
+    def __init__(self, guest: str, names: list[tuple[str, str]]) -> None:
         super().__init__(O_RDONLY)
         self.name = guest
         self.guest = guest
@@ -562,8 +567,7 @@ class SyntheticDir(File):
 
     def entries(self) -> list[DirEntry]:
         return [DirEntry(1, DT_DIR, b"."), DirEntry(1, DT_DIR, b"..")] + [
-            DirEntry(2 + i, DT_DIR if n.isdigit() else DT_LNK if n in ("self", "exe") else DT_REG, os.fsencode(n))
-            for i, n in enumerate(self._names)]
+            DirEntry(2 + i, KIND_DTYPE[kind], os.fsencode(name)) for i, (name, kind) in enumerate(self._names)]
 
     def seek(self, offset: int, whence: int) -> int:
         """A listing position, as dcache_dir_lseek: SEEK_SET or SEEK_CUR to a position >= 0,

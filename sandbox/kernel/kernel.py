@@ -44,6 +44,7 @@ from sandbox.kernel.sigframe import pack_siginfo
 from sandbox.kernel.signals import code_name, signal_name
 from sandbox.kernel.syscall_names import SYSCALL_NAMES
 from sandbox.kernel.syscalls import TABLE
+from sandbox.kernel.sysview import system_grafts
 from sandbox.kernel.vfs import FileSystemView, Mount
 from sandbox.loader import open_elf, read_elf
 from sandbox.machine import (
@@ -86,6 +87,9 @@ EXCEPTION_SIGNALS = {
 #: Regions all processes may hold together (~160 bytes of host memory each): four
 #: processes at Linux's vm.max_map_count.
 MAX_REGIONS_TOTAL = 4 * 65530
+#: Writable, sticky scratch directories of the private root: /tmp, and the host directory
+#: behind /dev/shm (POSIX shared memory; /dev itself is made up).
+SCRATCH_DIRS = ("tmp", "dev/shm")
 
 #: The --stats key of every number that is no Linux system call.
 UNKNOWN_SYSCALL = "(not a system call)"
@@ -145,18 +149,22 @@ class Kernel:
             self.private_root = tempfile.mkdtemp(prefix="sandbox-root-")
             #: What the root is (device, inode): cleanup removes that directory, not a name.
             self._root_identity = identity_of(os.stat(self.private_root))
-            os.mkdir(os.path.join(self.private_root, "tmp"), 0o700)
+            for scratch in SCRATCH_DIRS:
+                os.makedirs(os.path.join(self.private_root, scratch), 0o700)
         root = self.private_root or options.root
         secret = random.Random(options.seed).randbytes(16) if options.deterministic else os.urandom(16)
         self.identity = Identity(options.uid, options.gid, secret)
         self.quota = DiskQuota(options.disk)
         try:
-            self.fs = FileSystemView(root, options.mounts, self._current_pid, self._proc_entries)
+            self.fs = FileSystemView(root, options.mounts, self._current_pid, self._proc_entries,
+                                     system=self._system_grafts())
         except BaseException:
             self.close()  # a mount the view cannot open: the root made above goes too
             raise
-        if self._own_root:  # the guest's /tmp is world-writable and sticky; the host's copy is not
-            self.identity.created(os.stat(os.path.join(root, "tmp")), 0o1777)
+        if self._own_root:  # the guest's / is 0755, its /tmp world-writable and sticky; the host's are 0700
+            self.identity.created(os.stat(root), 0o755)
+            for scratch in SCRATCH_DIRS:
+                self.identity.created(os.stat(os.path.join(root, scratch)), 0o1777)
         self.page_cache = PageCache(machine.mem, machine.frames)
         self.page_cache.on_change = machine.code_changed
         self.page_cache.holder = self.quota
@@ -172,6 +180,15 @@ class Kernel:
         self.check_every_switch = os.environ.get("SANDBOX_CHECK_INVARIANTS") == "1"
         machine.on_syscall = self._on_syscall
         machine.on_exception = self._on_exception
+
+    def _system_grafts(self) -> list:
+        """The system view (sysview.py) unless --no-system, and the private /dev/shm."""
+        grafts = []
+        if self.options.system:
+            grafts = system_grafts(self.options.sysroot, self.options.uid, self.options.gid)
+        if self.private_root is not None:  # /dev is made up: its shm is a private directory
+            grafts.append(Mount("/dev/shm", os.path.join(self.private_root, "dev", "shm"), True))
+        return grafts
 
     def monotonic(self) -> float:
         """The sandbox's clock for timers and sleeps (seconds): the host's, or in
@@ -281,8 +298,17 @@ class Kernel:
             self.watch_faults(proc)
 
     def _expose_program(self, guest: str, host: str) -> None:
-        """Mount the program file read-only at its own path (once)."""
+        """Mount the program file read-only at its own path, unless the view shows that
+        very file there already (/bin/ls through the system view)."""
         if any(m.guest == guest for m in self.fs.mounts):
+            return
+        try:
+            node = self.fs.resolve(os.fsencode(guest), "/")
+            seen = self.fs.lstat(node) if node.on_host else None
+        except SyscallError:
+            seen = None
+        real = os.stat(host)
+        if seen is not None and (seen.st_dev, seen.st_ino) == (real.st_dev, real.st_ino):
             return
         self.fs.add_mount(Mount(guest, os.path.realpath(host), False))
 

@@ -28,6 +28,8 @@ class Options:
     trace_out: TextIO  # default: sys.stderr
     root: str | None = None  # None: a fresh private directory with /tmp, removed afterwards
     mounts: list[Mount]  # default: none
+    system: bool = True  # the system view (sysview.py): read-only /usr, /bin, /lib..., some /etc
+    sysroot: str = "/"  # the host directory the system view's trees come from (--sysroot)
     cwd: str = "/"
     env: list[str]  # K=V added to (or replacing in) the environment; default: none
     inherit_env: bool = False

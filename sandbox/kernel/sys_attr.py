@@ -13,6 +13,7 @@ import os
 import stat
 import time
 import zlib
+from typing import NoReturn
 
 from sandbox.errors import SyscallError
 from sandbox.kernel.files import DeviceFile, HostFile, Stat
@@ -53,7 +54,7 @@ def stat_node(proc: Process, node: Node) -> Stat:
             return Stat(dev=4, ino=2, mode=stat.S_IFLNK | 0o777, size=len(node.synthetic.name))
         if kind == "dir":
             return Stat(dev=4, ino=1, mode=stat.S_IFDIR | 0o555, nlink=2)
-        return Stat(dev=4, ino=3, mode=stat.S_IFREG | 0o444)
+        return Stat(dev=4, ino=3, mode=stat.S_IFREG | node.synthetic.mode, size=len(node.synthetic.text or b""))
     st = proc.kernel.fs.lstat(node)
     if st is None:  # a made-up directory above a deep mount: its own identity
         return Stat(dev=1, ino=zlib.crc32(node.guest.encode()) + 2, mode=stat.S_IFDIR | 0o755, nlink=2)
@@ -267,4 +268,80 @@ def sys_utimensat(proc: Process, dirfd: int, path: int, times: int, flags: int) 
     proc.kernel.fs.require_writable(node)
     ns = _times_ns(proc, times, host_lstat(proc, node))
     host_call(os.utime, node.name, ns=ns, dir_fd=node.dirfd, follow_symlinks=False)
+    return 0
+
+
+# -- extended attributes ------------------------------------------------------------------
+# The view is a file system without extended attributes (no xattr handlers): Linux then
+# answers getxattr/setxattr/removexattr with EOPNOTSUPP and listxattr with an empty list
+# (fs/xattr.c: vfs_getxattr, vfs_listxattr). Host attributes (security labels, ACLs of the
+# host's users) are never shown. The path or descriptor is checked first, as Linux does.
+
+
+def _no_xattrs(proc: Process, path: int, follow: bool) -> NoReturn:
+    resolve_at(proc, AT_FDCWD, path, follow=follow)
+    raise SyscallError(errno.EOPNOTSUPP, "no extended attributes in the sandbox's file systems")
+
+
+@syscall("getxattr", "path name value size")
+def sys_getxattr(proc: Process, path: int, name: int, value: int, size: int) -> int:
+    _no_xattrs(proc, path, True)
+
+
+@syscall("lgetxattr", "path name value size")
+def sys_lgetxattr(proc: Process, path: int, name: int, value: int, size: int) -> int:
+    _no_xattrs(proc, path, False)
+
+
+@syscall("setxattr", "path name value size flags")
+def sys_setxattr(proc: Process, path: int, name: int, value: int, size: int, flags: int) -> int:
+    _no_xattrs(proc, path, True)
+
+
+@syscall("lsetxattr", "path name value size flags")
+def sys_lsetxattr(proc: Process, path: int, name: int, value: int, size: int, flags: int) -> int:
+    _no_xattrs(proc, path, False)
+
+
+@syscall("removexattr", "path name")
+def sys_removexattr(proc: Process, path: int, name: int) -> int:
+    _no_xattrs(proc, path, True)
+
+
+@syscall("lremovexattr", "path name")
+def sys_lremovexattr(proc: Process, path: int, name: int) -> int:
+    _no_xattrs(proc, path, False)
+
+
+@syscall("fgetxattr", "fd name value size")
+def sys_fgetxattr(proc: Process, fd: int, name: int, value: int, size: int) -> int:
+    proc.files.get(to_int32(fd))
+    raise SyscallError(errno.EOPNOTSUPP, "no extended attributes in the sandbox's file systems")
+
+
+@syscall("fsetxattr", "fd name value size flags")
+def sys_fsetxattr(proc: Process, fd: int, name: int, value: int, size: int, flags: int) -> int:
+    return sys_fgetxattr(proc, fd, name, value, size)
+
+
+@syscall("fremovexattr", "fd name")
+def sys_fremovexattr(proc: Process, fd: int, name: int) -> int:
+    return sys_fgetxattr(proc, fd, name, 0, 0)
+
+
+@syscall("listxattr", "path list size")
+def sys_listxattr(proc: Process, path: int, names: int, size: int) -> int:
+    resolve_at(proc, AT_FDCWD, path)
+    return 0
+
+
+@syscall("llistxattr", "path list size")
+def sys_llistxattr(proc: Process, path: int, names: int, size: int) -> int:
+    resolve_at(proc, AT_FDCWD, path, follow=False)
+    return 0
+
+
+@syscall("flistxattr", "fd list size")
+def sys_flistxattr(proc: Process, fd: int, names: int, size: int) -> int:
+    proc.files.get(to_int32(fd))
     return 0

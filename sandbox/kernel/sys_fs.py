@@ -16,6 +16,7 @@ import os
 import stat
 
 from sandbox.errors import SyscallError
+from sandbox.kernel import procfs
 from sandbox.kernel.files import (
     O_ACCMODE,
     O_PATH,
@@ -242,6 +243,8 @@ def open_synthetic(proc: Process, node: Node, flags: int) -> File:
         raise SyscallError(errno.EACCES, node.guest)
     if synthetic.kind == "dir":
         return SyntheticDir(node.guest, proc.kernel.fs.list_synthetic(node.guest) or [])
+    if synthetic.text is not None:
+        return ProcFile(node.guest, procfs.Snapshot(synthetic.text, proc.kernel.budgets.proc_snapshots))
     return ProcFile(node.guest, proc.kernel.proc_file(proc, synthetic.name))
 
 
