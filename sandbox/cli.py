@@ -16,6 +16,7 @@ parse of `run PROG` gives exactly `RUN_DEFAULTS`.
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import sys
@@ -24,7 +25,7 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from sandbox.errors import SandboxError
+from sandbox.errors import LoadError, SandboxError
 from sandbox.hostfs import CleanupError
 from sandbox.kernel.options import Options
 
@@ -46,7 +47,7 @@ RUN_DEFAULTS: dict[str, object] = {
     **{name: getattr(Options, name) for name in (
         "memory", "trace_faults", "trace_syscalls", "root", "cwd", "inherit_env", "deterministic", "seed",
         "file_fault_around", "max_resident", "timeout", "max_instructions", "max_processes", "max_open_files",
-        "max_map_count", "disk", "uid", "gid")},
+        "max_map_count", "disk", "uid", "gid", "system", "sysroot")},
     "mounts": (), "env": (), "fault_log": None,  # given to the kernel as lists and a file, in execute
     "stats": False, "stats_json": None, "dump_pagetables": False, "fault_around": None,
 }
@@ -223,7 +224,8 @@ def _run(prog: str, args: tuple[str, ...], stop: StopSignals, dump_pagetables: b
         return None, "", EXIT_SIGNALLED + stop.signo
     except SandboxError as error:
         _say(f"sandbox: {error}")
-        return None, "", EXIT_NOT_FOUND if "no such file" in str(error) else EXIT_CANNOT_EXECUTE
+        missing = isinstance(error, LoadError) and error.errno == errno.ENOENT
+        return None, "", EXIT_NOT_FOUND if missing else EXIT_CANNOT_EXECUTE
     except Exception as error:  # noqa: BLE001 - the one place a sandbox bug is reported
         if os.environ.get("SANDBOX_DEBUG"):
             raise

@@ -65,6 +65,12 @@ def _run_options(f):
                      help="Host directory the guest sees as / (default: a fresh private one with /tmp)."),
         click.option("--mount", "mounts", multiple=True, metavar="HOST:GUEST[:ro|rw]",
                      help="Expose a host file or directory at GUEST (repeatable)."),
+        click.option("--sysroot", default=default["sysroot"], show_default=True,
+                     type=click.Path(exists=True, file_okay=False),
+                     help="Host directory whose /usr, /bin, /lib... and allowed /etc files the guest "
+                          "sees, read-only (like qemu-user's -L)."),
+        click.option("--no-system", "system", flag_value=False, default=default["system"],
+                     help="No system trees: the bare private root (for static programs)."),
         click.option("--cwd", default=default["cwd"], show_default=True, help="The guest's working directory."),
         click.option("--env", "env", multiple=True, metavar="K=V", help="Set a guest environment variable."),
         click.option("--inherit-env", is_flag=True, help="Start from the host's environment, not a fixed one."),

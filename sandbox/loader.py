@@ -28,7 +28,7 @@ import struct
 from typing import NamedTuple
 
 from sandbox import abi
-from sandbox.errors import ElfError, SandboxError, SyscallError
+from sandbox.errors import ElfError, LoadError, SandboxError, SyscallError
 from sandbox.mm import PAGE_SIZE, USER_END, page_down, page_up
 from sandbox.mm.aspace import AddressSpace
 from sandbox.mm.uaccess import copy_out
@@ -143,7 +143,7 @@ def open_elf(path: str) -> int:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise SandboxError(f"{path}: no such file") from None
+        raise LoadError(errno.ENOENT, f"{path}: no such file") from None
     except OSError as error:
         raise SandboxError(f"{path}: {error.strerror}") from None
     if stat.S_ISDIR(os.fstat(fd).st_mode):
@@ -224,13 +224,14 @@ def _parse(fd: int, path: str, header: bytes, size: int) -> ElfImage:
 
 def _interpreter_name(fd: int, path: str, offset: int, size: int) -> str:
     """PT_INTERP's contents: a NUL-terminated path, checked as binfmt_elf.c does (at least
-    two bytes, at most PATH_MAX, the terminator at the end, nothing past end of file)."""
+    two bytes, at most PATH_MAX, a NUL as the last byte, nothing past end of file); as a C
+    string, it ends at its first NUL."""
     if size < 2 or size > PATH_MAX:
         raise ElfError(f"{path}: PT_INTERP of {size} bytes is not a path")
     data = _pread(fd, path, size, offset)
-    if len(data) < size or data[-1] != 0 or 0 in data[:-1]:
-        raise ElfError(f"{path}: PT_INTERP is not one NUL-terminated path")
-    return data[:-1].decode(errors="surrogateescape")
+    if len(data) < size or data[-1] != 0:
+        raise ElfError(f"{path}: PT_INTERP is not a NUL-terminated path")
+    return data.split(b"\0", 1)[0].decode(errors="surrogateescape")
 
 
 def _check_segment(path: str, index: int, file_size: int, s: Segment, bias: int) -> Segment:

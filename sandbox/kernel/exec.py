@@ -20,16 +20,18 @@ from sandbox.mm.pagecache import CachedFile
 if TYPE_CHECKING:
     from sandbox.kernel.kernel import Kernel
     from sandbox.kernel.process import Process
+    from sandbox.kernel.vfs import Node
 
 MAX_SHEBANG = 256  # BINPRM_BUF_SIZE
 MAX_INTERPRETER_DEPTH = 4  # Linux allows a few levels of #! (fs/exec.c)
 
 
 def load_program(kernel: Kernel, proc: Process, fd: int, guest_path: str, argv: list[bytes],
-                 envp: list[bytes]) -> None:
+                 envp: list[bytes], execfn: bytes | None = None) -> None:
     """Replace `proc`'s image with the ELF open at host descriptor `fd` (closed here, whatever
     happens), and its interpreter if it names one (found in the guest's view). Raises
-    SandboxError if unloadable (LoadError with the errno execve answers).
+    SandboxError if unloadable (LoadError with the errno execve answers). `execfn` is the
+    path as execve was given it (AT_EXECFN; default: `guest_path`).
 
     Only the headers are read; the segments map the files through the page cache, so a huge
     or sparse file costs the host no more than a small one (pages come on first touch).
@@ -49,7 +51,7 @@ def load_program(kernel: Kernel, proc: Process, fd: int, guest_path: str, argv: 
             interp_image, interp_file = interpreter
             base = load_bias(space, interp_image, True)
             entry = load_elf(space, interp_image, interp_file, interp_image.path, base).entry
-        spec = StackSpec(argv, envp, os.fsencode(guest_path), kernel.random_bytes(16), image.stack_exec,
+        spec = StackSpec(argv, envp, execfn or os.fsencode(guest_path), kernel.random_bytes(16), image.stack_exec,
                          kernel.identity.uid, kernel.identity.gid, base)
         stack = build_stack(space, loaded, spec)
     except (SyscallError, OutOfMemory) as error:
@@ -74,18 +76,15 @@ def load_program(kernel: Kernel, proc: Process, fd: int, guest_path: str, argv: 
 def open_interpreter(kernel: Kernel, proc: Process, image: ElfImage) -> tuple[ElfImage, CachedFile]:
     """The program's PT_INTERP, looked up in the guest's view (relative to the cwd, as
     Linux's `open_exec`), validated and opened in the page cache. LoadError: ENOENT if it
-    is missing, EACCES if it is no regular file, ELIBBAD if it is no loadable ELF."""
+    is missing, EACCES if it is no regular file the guest may execute, ELIBBAD if it is no
+    loadable ELF (binfmt_elf.c's answers)."""
     path = image.interpreter or ""
     where = f"{image.path}: interpreter {path}"
     try:
         node = kernel.fs.resolve(os.fsencode(path), proc.cwd)
-        st = kernel.fs.lstat(node) if node.on_host else None
-        if st is None or not stat.S_ISREG(st.st_mode):
-            raise SyscallError(errno.EACCES, "not a regular file")
-        fd = kernel.fs.open_node(node, os.O_RDONLY | HOST_OPEN_ALWAYS)
+        fd = open_executable(kernel, proc, node)
     except SyscallError as error:
-        hint = " in the guest's file view (see --sysroot)" if error.errno == errno.ENOENT else ""
-        raise LoadError(error.errno, f"{where}: {os.strerror(error.errno)}{hint}") from None
+        raise LoadError(error.errno, f"{where}: {_lookup_failure(kernel, error.errno)}") from None
     try:
         interp = parse_elf(fd, node.guest)
         return interp, kernel.page_cache.open(fd, node.guest, False)
@@ -97,6 +96,43 @@ def open_interpreter(kernel: Kernel, proc: Process, image: ElfImage) -> tuple[El
         os.close(fd)
 
 
+def _lookup_failure(kernel: Kernel, error: int) -> str:
+    """Why an interpreter was not found, and where it was looked for."""
+    if error != errno.ENOENT:
+        return os.strerror(error)
+    options = kernel.options
+    trees = f"system trees from {options.sysroot}" if options.system else "--no-system: no system trees"
+    return f"not found in the guest's file view ({trees})"
+
+
+def open_executable(kernel: Kernel, proc: Process, node: Node) -> int:
+    """A read-only host descriptor of the file at `node`, which must be a regular file the
+    guest may execute (fs/exec.c `do_open_execat`: S_ISREG and MAY_EXEC, else EACCES)."""
+    st = kernel.fs.lstat(node) if node.on_host else None
+    if st is None or not stat.S_ISREG(st.st_mode):
+        raise SyscallError(errno.EACCES, f"{node.guest} is not a regular file")
+    if not os.access(node.name, os.X_OK, dir_fd=node.dirfd, follow_symlinks=False):
+        raise SyscallError(errno.EACCES, f"{node.guest} is not executable")
+    require_permission(proc, st, os.X_OK, node)
+    fd = kernel.fs.open_node(node, os.O_RDONLY | HOST_OPEN_ALWAYS)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped since the check: refused all the same
+            raise SyscallError(errno.EACCES, f"{node.guest} is not a regular file")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def is_script(host_path: str) -> bool:
+    """True if the host file at `host_path` (a path the user gave) starts with `#!`."""
+    try:
+        with open(host_path, "rb") as file:
+            return file.read(2) == b"#!"
+    except OSError:
+        return False  # the ELF path reports it
+
+
 def resolve_program(kernel: Kernel, proc: Process, path: bytes, argv: list[bytes]) -> tuple[int, str, list[bytes]]:
     """(open host descriptor, guest path, argv) for execve of `path`, following `#!`
     interpreters. The program is opened by the view (by descriptor, never re-walked) and
@@ -104,25 +140,19 @@ def resolve_program(kernel: Kernel, proc: Process, path: bytes, argv: list[bytes
 
     Raises SyscallError: ENOENT, EACCES (not a regular executable file), ENOEXEC, ELOOP.
     """
-    for _ in range(MAX_INTERPRETER_DEPTH):
-        node = kernel.fs.resolve(path, proc.cwd)
-        st = kernel.fs.lstat(node) if node.on_host else None
-        if st is None or not stat.S_ISREG(st.st_mode):
-            raise SyscallError(errno.EACCES, f"{node.guest} is not a regular file")
-        if not os.access(node.name, os.X_OK, dir_fd=node.dirfd, follow_symlinks=False):
-            raise SyscallError(errno.EACCES, f"{node.guest} is not executable")
-        require_permission(proc, st, os.X_OK, node)
-        fd = kernel.fs.open_node(node, os.O_RDONLY | HOST_OPEN_ALWAYS)
+    for depth in range(MAX_INTERPRETER_DEPTH):
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped since the check: refused all the same
-                raise SyscallError(errno.EACCES, f"{node.guest} is not a regular file")
+            node = kernel.fs.resolve(path, proc.cwd)
+            fd = open_executable(kernel, proc, node)
+        except SyscallError as error:
+            if depth:
+                raise SyscallError(error.errno, f"its #! interpreter {os.fsdecode(path)}") from None
+            raise
+        try:
             head = os.pread(fd, MAX_SHEBANG, 0)
         except OSError as error:
             os.close(fd)
             raise SyscallError(error.errno or errno.EIO, node.guest) from None
-        except SyscallError:
-            os.close(fd)
-            raise
         if not head.startswith(b"#!"):
             return fd, node.guest, argv
         os.close(fd)

@@ -19,7 +19,7 @@ from typing import TextIO
 
 from sandbox import abi
 from sandbox.engine import UC_ERR_INSN_INVALID, UC_X86_REG_RIP, EngineError
-from sandbox.errors import GuestFault, InvariantError, OutOfMemory, SandboxError, SyscallError, WouldBlock
+from sandbox.errors import GuestFault, InvariantError, LoadError, OutOfMemory, SandboxError, SyscallError, WouldBlock
 from sandbox.hostfs import CleanupError, identity_of, remove_path
 from sandbox.kernel import (  # noqa: F401 - importing registers the handlers
     procfs,
@@ -34,7 +34,7 @@ from sandbox.kernel import (  # noqa: F401 - importing registers the handlers
     sys_signal,
 )
 from sandbox.kernel.accounting import HostBudgets
-from sandbox.kernel.exec import load_program
+from sandbox.kernel.exec import is_script, load_program, resolve_program
 from sandbox.kernel.identity import Identity
 from sandbox.kernel.options import Options
 from sandbox.kernel.process import Death, Process, State
@@ -162,9 +162,9 @@ class Kernel:
             self.close()  # a mount the view cannot open: the root made above goes too
             raise
         if self._own_root:  # the guest's / is 0755, its /tmp world-writable and sticky; the host's are 0700
-            self.identity.created(os.stat(root), 0o755)
+            self.identity.show_mode(os.stat(root), 0o755)
             for scratch in SCRATCH_DIRS:
-                self.identity.created(os.stat(os.path.join(root, scratch)), 0o1777)
+                self.identity.show_mode(os.stat(os.path.join(root, scratch)), 0o1777)
         self.page_cache = PageCache(machine.mem, machine.frames)
         self.page_cache.on_change = machine.code_changed
         self.page_cache.holder = self.quota
@@ -234,11 +234,15 @@ class Kernel:
     # -- creating processes ---------------------------------------------------------------
 
     def spawn(self, path: str, argv: list[str], envp: list[bytes] | None = None) -> Process:
-        """Load the static ELF at `path` as the first process, ready to run. SandboxError if bad.
+        """Load the program at host path `path` as the first process, ready to run: an ELF
+        (with its interpreter from the view, if it is dynamic) or a `#!` script, whose
+        interpreter is found in the view as execve finds it. SandboxError if bad.
 
         The program file becomes visible to the guest, read-only, at its absolute path.
         """
-        read_elf(path)  # refuse a bad file before anything is set up
+        script = is_script(path)
+        if not script:
+            read_elf(path)  # refuse a bad file before anything is set up
         self.instructions, self.limit_hit = 0, None
         exe_guest = os.path.abspath(path)
         self._expose_program(exe_guest, path)
@@ -247,13 +251,26 @@ class Kernel:
         proc.cwd = cwd
         self.current = proc
         environment = self.options.environment() if envp is None else envp
+        args = [os.fsencode(a) for a in argv]
         try:
-            load_program(self, proc, open_elf(path), exe_guest, [os.fsencode(a) for a in argv], environment)
+            if script:
+                fd, guest, args = self._open_script(proc, path, exe_guest, args)
+            else:
+                fd, guest = open_elf(path), exe_guest
+            load_program(self, proc, fd, guest, args, environment, os.fsencode(exe_guest))
         except BaseException:
             del self.processes[proc.pid]  # nothing of a failed spawn may stay scheduled
             raise
         self.init = proc
         return proc
+
+    def _open_script(self, proc: Process, path: str, guest: str, argv: list[bytes]) -> tuple[int, str, list[bytes]]:
+        """The interpreter chain of a `#!` script, resolved in the view as execve does;
+        LoadError (one line, with execve's errno) if it cannot run."""
+        try:
+            return resolve_program(self, proc, os.fsencode(guest), argv)
+        except SyscallError as error:
+            raise LoadError(error.errno, f"{path}: {os.strerror(error.errno)} ({error.why})") from None
 
     def new_process(self, parent: Process | None, space: AddressSpace | None) -> Process:
         """A process record: the first one, or a fork child inheriting from `parent`."""

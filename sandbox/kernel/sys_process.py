@@ -128,7 +128,7 @@ def sys_execve(proc: Process, path: int, argv: int, envp: int) -> int:
     args, env = _string_array(proc, argv), _string_array(proc, envp)
     fd, guest, args = resolve_program(proc.kernel, proc, path_bytes, args)
     try:
-        load_program(proc.kernel, proc, fd, guest, args, env)
+        load_program(proc.kernel, proc, fd, guest, args, env, path_bytes)
     except SandboxError as error:
         raise exec_error(error) from None
     proc.files.close_on_exec()
