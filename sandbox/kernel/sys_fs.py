@@ -174,14 +174,14 @@ def open_file(proc: Process, path: bytes, base: str, flags: int, mode: int) -> F
         return open_synthetic(proc, node, flags)
     if flags & (O_ACCMODE | O_TRUNC) != O_RDONLY or creating:
         fs.require_writable(node)
-    if not node.on_host:
-        return SyntheticDir(node.guest, fs.mount_points_under(node.guest))
     mode &= ~proc.umask
     host_flags = (flags & _HOST_OPEN_FLAGS) | HOST_OPEN_ALWAYS
     if creating:
         fd = _create_entry(proc, node, lambda _name, _dirfd: fs.open_node(node, host_flags, mode & HOST_MODE_MASK))
         return _checked_open(proc, fd, node, flags, mode)
-    st = host_lstat(proc, node)
+    st = fs.lstat(node)
+    if st is None:  # a directory made up above a mount or placed node: listing only
+        return SyntheticDir(node.guest, fs.mount_points_under(node.guest))
     _require_plain(st, flags, node)  # before opening: opening a device can act
     require_permission(proc, st, _access_wanted(flags), node)
     blocks = st.st_blocks if flags & O_TRUNC else None
@@ -239,6 +239,8 @@ def open_synthetic(proc: Process, node: Node, flags: int) -> File:
         if synthetic.name == "tty":
             raise SyscallError(errno.ENXIO, "no controlling terminal")
         return DeviceFile(synthetic.name, flags, proc.kernel.random_bytes)
+    if synthetic.kind == "link":  # reached only with O_NOFOLLOW: open(2) says ELOOP
+        raise SyscallError(errno.ELOOP, f"{node.guest} is a symbolic link")
     if flags & O_ACCMODE != O_RDONLY:
         raise SyscallError(errno.EACCES, node.guest)
     if synthetic.kind == "dir":
@@ -412,6 +414,11 @@ def sys_linkat(proc: Process, olddirfd: int, oldpath: int, newdirfd: int, newpat
     _create_entry(proc, new, lambda name, fd: os.link(old.name, name, src_dir_fd=old.dirfd, dst_dir_fd=fd,
                                                       follow_symlinks=False))
     return 0
+
+
+@syscall("link", "oldpath newpath")
+def sys_link(proc: Process, oldpath: int, newpath: int) -> int:
+    return sys_linkat(proc, AT_FDCWD, oldpath, AT_FDCWD, newpath, 0)
 
 
 @syscall("renameat2", "olddirfd oldpath newdirfd newpath flags")
