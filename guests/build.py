@@ -6,10 +6,13 @@
   sections are visible to the text (resolved through keystone's symbol resolver).
 - `guests/c/*.c`: freestanding C (`#include "sys.h"`) built with `gcc -static -nostdlib`;
   `*.pie.c` names are built as static-PIE too.
-- `examples/*.c`: the demos' guests (`sandbox demo`), built with glibc as demo-NAME.
+- `examples/*.c`: the demos' guests (`sandbox demo`), built with glibc as demo-NAME
+  (statically, but for `DYNAMIC_EXAMPLES`).
 - `guests/libc/*.c`: ordinary C programs built three ways by real toolchains: glibc
   (`gcc -static -O2`, NAME-glibc), musl (`musl-gcc -static -O2`, NAME-musl) and glibc
   static-PIE (`gcc -static-pie -O2`, NAME-pie).
+- `guests/dynamic/`: dynamically linked programs and the shared libraries they load, built
+  as `gcc` and `g++` build by default (`DYNAMIC_BUILDS`): dyn-NAME and libNAME.so.
 
 Every guest is a real Linux program: the tests run each natively and under the sandbox.
 """
@@ -186,6 +189,40 @@ def build_libc(source: Path, stem: str) -> list[str]:
     return built
 
 
+#: guests/dynamic: target -> (compiler and flags, sources). Default builds are dynamically
+#: linked PIEs; -no-pie gives a dynamic ET_EXEC. uselib is linked against libgreet.so with
+#: no rpath, so only LD_LIBRARY_PATH finds it.
+DYNAMIC_BUILDS = {
+    "dyn-hello": (["gcc", "-O2"], ["hello.c"]),
+    "dyn-hello-nopie": (["gcc", "-O2", "-no-pie"], ["hello.c"]),
+    "dyn-hello-musl": (["musl-gcc", "-O2"], ["hello.c"]),
+    "dyn-auxv": (["gcc", "-O2"], ["auxv.c"]),
+    "libplugin.so": (["gcc", "-O2", "-shared", "-fPIC"], ["plugin.c"]),
+    "dyn-dlopen": (["gcc", "-O2"], ["dlopen.c"]),
+    "libgreet.so": (["gcc", "-O2", "-shared", "-fPIC"], ["greet.c"]),
+    "dyn-uselib": (["gcc", "-O2", f"-L{OUT}", "-lgreet"], ["uselib.c"]),
+    "libpreload.so": (["gcc", "-O2", "-shared", "-fPIC"], ["preload.c"]),
+    "dyn-getpid": (["gcc", "-O2"], ["getpid.c"]),
+    "dyn-cxx": (["g++", "-O2", "-std=c++17"], ["cxx.cpp"]),
+}
+
+
+#: Demos whose story is dynamic linking: built as gcc builds by default, not -static.
+DYNAMIC_EXAMPLES = {"shared_libraries"}
+
+
+def build_dynamic() -> list[str]:
+    """The dynamically linked guests and their libraries (in order: libraries first)."""
+    for target, (command, sources) in DYNAMIC_BUILDS.items():
+        if shutil.which(command[0]) is None:
+            raise SystemExit(f"{command[0]} not found: install it (make system-deps)")
+        inputs = [str(HERE / "dynamic" / name) for name in sources]
+        libraries = [flag for flag in command if flag.startswith(("-l", "-L"))]
+        flags = [flag for flag in command if flag not in libraries]
+        subprocess.run([*flags, "-Wall", "-Werror", "-o", str(OUT / target), *inputs, *libraries], check=True)
+    return list(DYNAMIC_BUILDS)
+
+
 def main() -> None:
     OUT.mkdir(exist_ok=True)
     built = []
@@ -201,9 +238,11 @@ def main() -> None:
             built.append(f"{stem}-pie")
     for source in sorted((HERE / "libc").glob("*.c")):
         built += build_libc(source, source.stem)
+    built += build_dynamic()
     for source in sorted((HERE.parent / "examples").glob("*.c")):
         target = OUT / f"demo-{source.stem.replace('_', '-')}"
-        subprocess.run(["gcc", "-static", "-O2", "-Wall", "-o", str(target), str(source)], check=True)
+        linking = [] if source.stem in DYNAMIC_EXAMPLES else ["-static"]
+        subprocess.run(["gcc", *linking, "-O2", "-Wall", "-o", str(target), str(source)], check=True)
         built.append(target.name)
     print(f"built {len(built)} guests in {OUT}: {' '.join(built)}")
 

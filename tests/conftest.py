@@ -37,10 +37,12 @@ def require_tool(name: str) -> str:
 
 
 def run_sandbox(args: list[str], stdin: bytes = b"", env: dict | None = None,
-                python_flags: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
-    """`sandbox ARGS...` as a user would run it; output captured as bytes."""
+                python_flags: tuple[str, ...] = (), cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """`sandbox ARGS...` as a user would run it (from `cwd`); output captured as bytes."""
+    if cwd is not None:  # the sandbox package is found from anywhere
+        env = {**(env if env is not None else os.environ), "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, *python_flags, "-m", "sandbox", *args], input=stdin,
-                          capture_output=True, env=env, timeout=600)
+                          capture_output=True, env=env, cwd=cwd, timeout=600)
 
 
 def run_native(argv: list[str], stdin: bytes = b"", env: dict | None = None, cwd=None) -> subprocess.CompletedProcess:

@@ -1,0 +1,183 @@
+"""Dynamically linked programs, differentially: each runs natively and under `sandbox run`
+with no extra option (the default system view), and what a user sees must be equal.
+
+The guests in guests/dynamic are built by gcc, g++ and musl-gcc as they build by default;
+the rest are Debian's own programs from /usr/bin. Every sandboxed run sees the build
+directory at its own path (read-only) and starts in it, as the native run does.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import GUESTS, guest, require_tool, run_native, run_sandbox
+from tests.differential.test_differential import GUEST_ENV
+
+
+def native_and_boxed(argv: list[str], env: dict[str, str] | None = None, cwd: Path = GUESTS,
+                     options: tuple[str, ...] = (), stdin: bytes = b"") -> tuple:
+    """(native, sandboxed) CompletedProcess of `argv` with the guest environment plus `env`."""
+    full_env = {**GUEST_ENV, **(env or {})}
+    native = run_native(argv, stdin, env=full_env, cwd=cwd)
+    env_options = [f"--env={k}={v}" for k, v in (env or {}).items()]
+    mounts = ["--mount", f"{GUESTS}:{GUESTS}:ro"] if cwd != GUESTS else []
+    boxed = run_sandbox(["run", *mounts, "--mount", f"{cwd}:{cwd}:ro", "--cwd", str(cwd), *env_options, *options,
+                         *argv], stdin, cwd=cwd)
+    return native, boxed
+
+
+def assert_same(native: subprocess.CompletedProcess, boxed: subprocess.CompletedProcess) -> None:
+    assert boxed.stderr.decode() == native.stderr.decode()
+    assert boxed.stdout.decode() == native.stdout.decode()
+    assert boxed.returncode == native.returncode
+
+
+@pytest.mark.parametrize("name", ["dyn-hello", "dyn-hello-nopie", "dyn-hello-musl"])
+def test_default_builds_run(name: str) -> None:
+    """gcc's default (a dynamic PIE), a dynamic ET_EXEC, and musl's dynamic build."""
+    assert_same(*native_and_boxed([f"./{name}", "one", "two words"]))
+
+
+def test_what_the_kernel_tells_ld_so() -> None:
+    """AT_SECURE, AT_ENTRY, AT_PHDR, AT_PHNUM, AT_BASE, AT_EXECFN... as Linux gives them."""
+    native, boxed = native_and_boxed([guest("dyn-auxv")])
+    assert "AT_BASE is in ld-linux" in native.stdout.decode()
+    assert_same(native, boxed)
+
+
+def test_bind_now() -> None:
+    assert_same(*native_and_boxed([guest("dyn-auxv")], env={"LD_BIND_NOW": "1"}))
+
+
+@pytest.mark.parametrize("library", ["./libplugin.so", str(GUESTS / "libplugin.so")])
+def test_dlopen_dlsym_and_dynamic_tls(library: str) -> None:
+    native, boxed = native_and_boxed(["./dyn-dlopen", library])
+    assert "answer 103" in native.stdout.decode()
+    assert_same(native, boxed)
+
+
+def test_library_path() -> None:
+    """A library found only through LD_LIBRARY_PATH; without it, ld.so's own refusal."""
+    native, boxed = native_and_boxed(["./dyn-uselib"], env={"LD_LIBRARY_PATH": str(GUESTS)})
+    assert native.returncode == 0
+    assert_same(native, boxed)
+    native, boxed = native_and_boxed(["./dyn-uselib"])
+    assert native.returncode == 127 and b"libgreet.so" in native.stderr
+    assert_same(native, boxed)
+
+
+def test_preload() -> None:
+    native, boxed = native_and_boxed(["./dyn-getpid"], env={"LD_PRELOAD": str(GUESTS / "libpreload.so")})
+    assert native.stdout == b"getpid interposed\n"
+    assert_same(native, boxed)
+
+
+def test_cxx_exceptions_and_libstdcxx() -> None:
+    native, boxed = native_and_boxed(["./dyn-cxx"])
+    assert native.returncode == 3 and b"caught thrown through main" in native.stdout
+    assert_same(native, boxed)
+
+
+# -- Debian's own programs ---------------------------------------------------------------
+
+
+@pytest.fixture
+def fixed_tree(tmp_path: Path) -> Path:
+    """A directory with fixed names, contents, modes and times, for listings to agree."""
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    for name, text in {"b.txt": "pear\napple\nfig\n", "a.txt": "one\n", "c.sh": "#!/bin/sh\necho c\n"}.items():
+        (sub / name).write_text(text)
+        os.utime(sub / name, (1_600_000_000, 1_600_000_000))
+    (sub / "c.sh").chmod(0o755)
+    (sub / "link").symlink_to("a.txt")
+    os.utime(sub, (1_600_000_000, 1_600_000_000))
+    return sub
+
+
+def test_ls_la(fixed_tree: Path) -> None:
+    """From the parent, so that `..` is a host directory in both runs."""
+    assert_same(*native_and_boxed(["/bin/ls", "-la", "sub"], cwd=fixed_tree.parent))
+
+
+def test_cat_and_sort(fixed_tree: Path) -> None:
+    assert_same(*native_and_boxed(["/bin/cat", "a.txt", "b.txt"], cwd=fixed_tree))
+    assert_same(*native_and_boxed(["/usr/bin/sort", "-r", "b.txt"], cwd=fixed_tree))
+    assert_same(*native_and_boxed(["/usr/bin/sort"], cwd=fixed_tree, stdin=b"b\nc\na\n"))
+
+
+def test_python3_stdlib(fixed_tree: Path) -> None:
+    python = "/usr/bin/python3"  # Debian's, whatever python3 the PATH finds first
+    if not os.path.exists(python):
+        pytest.fail("Debian's python3 is required (make system-deps installs it)")
+    script = ("import json, re, subprocess, os\n"
+              "names = sorted(os.listdir('.'))\n"
+              "print(json.dumps({'names': names, 'digits': re.findall(r'\\d+', 'a1b22c333')}))\n"
+              "out = subprocess.run(['/bin/echo', 'from', 'a', 'child'], capture_output=True, text=True)\n"
+              "print(out.stdout.strip(), out.returncode)\n")
+    assert_same(*native_and_boxed([python, "-c", script], cwd=fixed_tree))
+
+
+def test_shell_pipeline(fixed_tree: Path) -> None:
+    """dash forks and execs dynamic programs; `#!/bin/sh` scripts run through it."""
+    assert_same(*native_and_boxed(["/bin/sh", "-c", "ls | wc -l; ./c.sh; sort b.txt | head -1"], cwd=fixed_tree))
+
+
+def test_busybox_script_execs_dynamic_programs(fixed_tree: Path) -> None:
+    """A static busybox shell running Debian's dynamic programs."""
+    busybox = require_tool("busybox")
+    assert_same(*native_and_boxed([busybox, "sh", "-c", "/bin/ls -1 | /usr/bin/tr a-z A-Z; /usr/bin/expr 6 \\* 7"],
+                                  cwd=fixed_tree))
+
+
+def test_maps_show_the_program_ld_so_and_libc() -> None:
+    result = run_sandbox(["maps", "--mount", f"{GUESTS}:{GUESTS}:ro", guest("dyn-hello")])
+    assert result.returncode == 0, result.stderr.decode()
+    maps = result.stderr.decode()
+    for needle in (str(GUESTS / "dyn-hello"), "ld-linux-x86-64.so.2", "libc.so.6", "[stack]"):
+        assert needle in maps, maps
+    program = [line for line in maps.splitlines() if line.endswith("dyn-hello")]
+    assert program[0].startswith("555555554000-"), maps  # ELF_ET_DYN_BASE, as Linux without ASLR
+
+
+def test_sysroot_replaces_the_host_system(tmp_path: Path) -> None:
+    """--sysroot DIR: an Alpine-like tree (musl's ld.so, its own /etc) instead of the host's.
+    Natively the same tree is run with chroot (root only; CI runs as root)."""
+    root = tmp_path / "alpine"
+    (root / "lib").mkdir(parents=True)
+    (root / "bin").mkdir()
+    (root / "etc").mkdir()
+    musl = Path("/lib/ld-musl-x86_64.so.1")
+    if not musl.exists():
+        pytest.fail("musl's dynamic linker is not installed (make system-deps installs musl-tools)")
+    shutil.copy(musl.resolve(), root / "lib" / "ld-musl-x86_64.so.1")
+    shutil.copy(guest("dyn-hello-musl"), root / "bin" / "hello")
+    (root / "etc" / "os-release").write_text('NAME="Tiny sysroot"\n')
+    boxed = run_sandbox(["run", "--sysroot", str(root), str(root / "bin" / "hello"), "from", "sysroot"])
+    assert boxed.returncode == 0, boxed.stderr.decode()
+    assert boxed.stdout == b"hello, dynamic world: 2 argument(s)\n  from\n  sysroot\n"
+    if os.geteuid() == 0:
+        native = run_native(["chroot", str(root), "/bin/hello", "from", "sysroot"])
+        assert_same(native, boxed)
+    # The host's glibc is not in that view: a host dynamic program finds no interpreter.
+    missing = run_sandbox(["run", "--sysroot", str(root), "/bin/true"])
+    assert missing.returncode == 127
+    assert b"interpreter /lib64/ld-linux-x86-64.so.2: not found" in missing.stderr
+
+
+def test_a_script_runs_at_top_level(fixed_tree: Path) -> None:
+    """`sandbox run ./c.sh`: the #! line is read and its interpreter found in the view, as
+    execve does inside; a missing interpreter is one line and 127."""
+    assert_same(*native_and_boxed(["./c.sh", "arg"], cwd=fixed_tree))
+    broken = fixed_tree / "broken.sh"
+    broken.write_text("#!/no/such/shell\necho never\n")
+    broken.chmod(0o755)
+    result = run_sandbox(["run", str(broken)])
+    assert result.returncode == 127
+    expected = f"sandbox: {broken}: No such file or directory (its #! interpreter /no/such/shell)\n"
+    assert result.stderr.decode() == expected
