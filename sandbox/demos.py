@@ -203,6 +203,35 @@ def python_pager(demo: Demo, out: TextIO) -> dict:
     return {"status": result.status, "supplied": len(supplied), "trace": trace}
 
 
+def shared_libraries(demo: Demo, out: TextIO) -> dict:
+    result, rec, _, _ = _run(demo, out)
+    libc = [s for s in rec.faults if s.record.region.name.endswith("/libc.so.6")]
+    children = sorted({s.pid for s in libc} - {1})
+    read = {pid: {s.record.va: s.record.pfn for s in libc if s.pid == pid and s.record.kind == "file"}
+            for pid in (1, *children)}
+    copied = {pid: {s.record.pfn for s in libc if s.pid == pid and s.record.kind == "copy-on-write"}
+              for pid in children}
+    a, b = children[:2]
+    both = sorted(set(read[a]) & set(read[b]))
+    same = [va for va in both if read[a][va] == read[b][va]]
+    with_parent = len(set(read[a].values()) & set(read[1].values()))
+    example = same[0] if same else 0
+    out.write(f"One dynamically linked program ran as three processes: the parent and two children it "
+              f"started with fork + execve, each with a fresh address space that ld.so filled by mapping "
+              f"libc.so.6 from the file.\n"
+              f"Child A (pid {a}) faulted {len(read[a])} libc pages in from the file, child B (pid {b}) "
+              f"{len(read[b])}. Of the {len(both)} pages both touched, {len(same)} mapped the very same "
+              f"physical frame in both (the page at {example & ~0xFFF:#x} is frame {read[a].get(example, 0):#x} in "
+              f"each): the page cache read each page once, and {with_parent} of A's frames were the "
+              f"parent's too.\n"
+              f"Writes are private: ld.so's relocations and libc's own data wrote {len(copied[a])} libc pages "
+              f"in A and {len(copied[b])} in B, and each write copied its page to a frame of its own "
+              f"(copy-on-write; {len(copied[a] & copied[b])} frames in common).\n")
+    return {"status": result.status, "pages_both_touched": len(both), "same_frame": len(same),
+            "shared_with_parent": with_parent, "copied": (len(copied[a]), len(copied[b])),
+            "copies_in_common": len(copied[a] & copied[b])}
+
+
 DEMOS = {demo.name: demo for demo in (
     Demo("demand-paging", "demand paging: nothing is mapped until touched", demand_paging),
     Demo("cow-fork", "copy-on-write after fork", cow_fork),
@@ -212,6 +241,7 @@ DEMOS = {demo.name: demo for demo in (
     Demo("huge-pages", "huge pages: one 2 MiB entry per fault", huge_pages),
     Demo("lazy-file", "lazy file mapping: pages read only when touched", lazy_file),
     Demo("python-pager", "a pager written in Python (a fault policy)", python_pager),
+    Demo("shared-libraries", "shared libraries share frames through the page cache", shared_libraries),
 )}
 
 

@@ -51,6 +51,15 @@ def test_huge_pages_one_fault_per_2mib() -> None:
     assert " PS " in story
 
 
+def test_shared_libraries_share_frames_until_written() -> None:
+    got, story = figures("shared-libraries")
+    assert got["status"] == 0 and got["pages_both_touched"] > 10
+    assert got["same_frame"] == got["pages_both_touched"]  # read through one page cache
+    assert got["shared_with_parent"] > 0
+    assert min(got["copied"]) > 0 and got["copies_in_common"] == 0  # writes copy, privately
+    assert f"{got['same_frame']} mapped the very same physical frame" in story
+
+
 def test_lazy_file_reads_only_touched_pages() -> None:
     got, _ = figures("lazy-file")
     assert got["status"] == 0 and got["file_faults"] == 16
