@@ -43,6 +43,8 @@ WORK = Path(tempfile.gettempdir()) / "sandbox-bench"
 WORKLOADS = [
     Workload("start-up (hello)", ["hello"], plain=True),
     Workload("  the same, with options", ["hello"]),
+    Workload("start-up (dynamic hello: ld.so + libc)", ["dyn-hello"]),
+    Workload("python3 -c pass (dynamic, 60+ files)", ["/usr/bin/python3", "-c", "pass"]),
     Workload("200,000 getppid syscalls", ["getppid", "200000"], per_op="syscalls"),
     Workload("touch 65,536 pages (256 MiB)", ["pagetouch", "65536"], per_op="faults"),
     Workload("  the same, --fault-around 15", ["pagetouch", "65536"], sandbox_options=["--fault-around", "15"]),
