@@ -5,9 +5,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# Debian packages: gcc and musl-tools build the guests; busybox-static is a guest;
-# qemu-user is the benchmark's peer.
-DEBIAN_PACKAGES := gcc libc6-dev musl-tools busybox-static
+# Debian packages: gcc, g++ and musl-tools build the guests; busybox-static, dash and python3
+# are guests (Debian's own dynamic programs, run through the system view); qemu-user is the
+# benchmark's peer.
+DEBIAN_PACKAGES := gcc g++ libc6-dev musl-tools busybox-static dash python3
 BENCH_PACKAGES := qemu-user
 
 .PHONY: demo test guests compile bench bench-peers soak fuzz lint system-deps clean
@@ -34,6 +35,7 @@ guests: $(STAMP) system-deps compile
 	$(PY) guests/build.py
 
 demo: guests
+	$(VENV)/bin/sandbox run /bin/ls -la /
 	$(VENV)/bin/sandbox run --stats guests/build/hello
 
 test: guests

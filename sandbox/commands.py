@@ -150,8 +150,9 @@ def demo(name: str | None, show_list: bool) -> None:
     from sandbox.demos import DEMOS, run_demo
 
     if show_list or not name:
+        width = max(len(entry.name) for entry in DEMOS.values())
         for index, entry in enumerate(DEMOS.values(), 1):
-            click.echo(f"{index}. {entry.name:<14} {entry.title}")
+            click.echo(f"{index}. {entry.name:<{width}}  {entry.title}")
         return
     try:
         run_demo(name)
