@@ -11,15 +11,16 @@ from sandbox import abi
 from sandbox.errors import SyscallError
 from sandbox.kernel.process import Process
 from sandbox.kernel.syscalls import syscall, to_int32
+from sandbox.kernel.sysview import HOSTNAME
 from sandbox.mm import USER_END
 from sandbox.mm.uaccess import copy_out
 
 #: struct utsname: six fields of 65 bytes (include/uapi/linux/utsname.h, __NEW_UTS_LEN + 1).
 UTS_FIELD = 65
-UTSNAME = (b"Linux", b"sandbox", b"6.1.0-sandbox", b"#1 SMP PREEMPT_DYNAMIC", b"x86_64", b"(none)")
+UTSNAME = (b"Linux", HOSTNAME.encode(), b"6.1.0-sandbox", b"#1 SMP PREEMPT_DYNAMIC", b"x86_64", b"(none)")
 TIMESPEC = struct.Struct("<qq")  # struct timespec { time_t tv_sec; long tv_nsec; }
-MAX_RANDOM = 33_554_431
-DETERMINISTIC_EPOCH_NS = 1_700_000_000 * 10**9  # getrandom returns at most this many bytes per call (man 2 getrandom)
+MAX_RANDOM = 33_554_431  # getrandom returns at most this many bytes per call (man 2 getrandom)
+DETERMINISTIC_EPOCH_NS = 1_700_000_000 * 10**9  # CLOCK_REALTIME's start in --deterministic runs
 
 _CLOCKS = {
     abi.CLOCK_REALTIME: time.time_ns,
