@@ -42,6 +42,7 @@ from sandbox.kernel.quota import DiskQuota
 from sandbox.kernel.sched import Scheduler
 from sandbox.kernel.sigframe import pack_siginfo
 from sandbox.kernel.signals import code_name, signal_name
+from sandbox.kernel.sys_proc import DETERMINISTIC_EPOCH_NS
 from sandbox.kernel.syscall_names import SYSCALL_NAMES
 from sandbox.kernel.syscalls import TABLE
 from sandbox.kernel.sysview import system_grafts
@@ -140,6 +141,8 @@ class Kernel:
         self._fault_rip: int | None = None
         self._next_pid = 1
         self.boot_time = time.monotonic()
+        #: CLOCK_REALTIME at start, in ns: the times of nodes the sandbox makes up.
+        self.boot_wall_ns = DETERMINISTIC_EPOCH_NS if options.deterministic else time.time_ns()
         self.clock_offset = 0  # deterministic mode: ns of guest time passed
         self._random = random.Random(options.seed) if options.deterministic else None
         self._own_root = options.root is None

@@ -36,6 +36,7 @@ from sandbox.kernel.vfs import NAME_MAX, Node
 from sandbox.mm.uaccess import copy_in, copy_out
 
 PROC_SUPER_MAGIC = 0x9FA0
+SYNTHETIC_DEV, MADE_UP_DEV = 4, 1  # st_dev of /proc, /dev and placed nodes; of directories above mounts
 TMPFS_MAGIC = 0x01021994
 ST_RDONLY, ST_NOSUID, ST_NODEV = 1, 2, 4  # statfs f_flags (man 2 statfs)
 UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
@@ -47,18 +48,27 @@ UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
 def stat_node(proc: Process, node: Node) -> Stat:
     """stat(2) of a resolved node (lstat semantics: the node itself), as the guest sees it."""
     if node.synthetic is not None:
-        kind = node.synthetic.kind
-        if kind == "device":
-            return DeviceFile(node.synthetic.name, 0, bytes).stat()
-        if kind == "link":
-            return Stat(dev=4, ino=2, mode=stat.S_IFLNK | 0o777, size=len(node.synthetic.name))
-        if kind == "dir":
-            return Stat(dev=4, ino=1, mode=stat.S_IFDIR | 0o555, nlink=2)
-        return Stat(dev=4, ino=3, mode=stat.S_IFREG | node.synthetic.mode, size=len(node.synthetic.text or b""))
+        synthetic = node.synthetic
+        if synthetic.kind == "device":
+            return DeviceFile(synthetic.name, 0, bytes).stat()
+        if synthetic.kind == "link":
+            return _made_up(proc, node, SYNTHETIC_DEV, stat.S_IFLNK | 0o777, size=len(synthetic.name))
+        if synthetic.kind == "dir":
+            return _made_up(proc, node, SYNTHETIC_DEV, stat.S_IFDIR | 0o555, nlink=2)
+        return _made_up(proc, node, SYNTHETIC_DEV, stat.S_IFREG | synthetic.mode, size=len(synthetic.text or b""))
     st = proc.kernel.fs.lstat(node)
-    if st is None:  # a made-up directory above a deep mount: its own identity
-        return Stat(dev=1, ino=zlib.crc32(node.guest.encode()) + 2, mode=stat.S_IFDIR | 0o755, nlink=2)
+    if st is None:  # a made-up directory above a deep mount
+        return _made_up(proc, node, MADE_UP_DEV, stat.S_IFDIR | 0o755, nlink=2)
     return proc.kernel.identity.present(Stat.from_host(st))
+
+
+def _made_up(proc: Process, node: Node, dev: int, mode: int, **fields: int) -> Stat:
+    """A node the sandbox makes up: an identity of its own (a distinct, stable inode number
+    per path, so tools that walk `..` or count hard links tell them apart), times of the
+    sandbox's start."""
+    born = proc.kernel.boot_wall_ns
+    return Stat(dev=dev, ino=zlib.crc32(node.guest.encode()) + 2, mode=mode, atime_ns=born, mtime_ns=born,
+                ctime_ns=born, **fields)
 
 
 def fd_stat(proc: Process, fd: int) -> Stat:
