@@ -36,9 +36,16 @@ def test_directory(tmp_path: Path) -> None:
 
 
 def test_not_an_elf(tmp_path: Path) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("just text\n")
+    one_line_error(run_sandbox(["run", str(text)]), 126, "not an ELF file")
+
+
+def test_a_script_that_is_not_executable(tmp_path: Path) -> None:
+    """A #! script runs as execve runs it: without an execute bit, EACCES (126)."""
     script = tmp_path / "script.sh"
     script.write_text("#!/bin/sh\necho hi\n")
-    one_line_error(run_sandbox(["run", str(script)]), 126, "not an ELF file")
+    one_line_error(run_sandbox(["run", str(script)]), 126, "Permission denied")
 
 
 def test_empty_file(tmp_path: Path) -> None:
