@@ -161,7 +161,7 @@ def resolve_program(kernel: Kernel, proc: Process, path: bytes, argv: list[bytes
             raise SyscallError(errno.ENOEXEC, f"{node.guest}: empty #! line")
         interpreter, _, argument = line.partition(b" ")
         argument = argument.strip()
-        argv = [interpreter, *([argument] if argument else []), os.fsencode(node.guest), *argv[1:]]
+        argv = [interpreter, *([argument] if argument else []), path, *argv[1:]]  # the path as given
         path = interpreter
     raise SyscallError(errno.ELOOP, "too many #! interpreters")
 

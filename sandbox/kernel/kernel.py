@@ -258,8 +258,8 @@ class Kernel:
         try:
             if script:
                 fd, guest, args = self._open_script(proc, path, exe_guest, args)
-            else:
-                fd, guest = open_elf(path), exe_guest
+            else:  # /proc/self/exe and maps name the file itself, as Linux's d_path: /bin/ls is /usr/bin/ls
+                fd, guest = open_elf(path), self.fs.resolve(os.fsencode(exe_guest), "/").guest
             load_program(self, proc, fd, guest, args, environment, os.fsencode(exe_guest))
         except BaseException:
             del self.processes[proc.pid]  # nothing of a failed spawn may stay scheduled

@@ -106,7 +106,8 @@ class Scheduler:
                 return False
         try:
             result = blocked.retry()
-        except WouldBlock as again:
+        except WouldBlock as again:  # still the same call: a signal must see its name (NOT_RESTARTED)
+            again.call = blocked.call
             proc.blocked = again if again.retry is not None else _with_retry(again, blocked.retry)
             return False
         except SyscallError as error:

@@ -27,6 +27,8 @@ ROBUST_LIST_HEAD_SIZE = 24
 
 # -- identity -----------------------------------------------------------------------------
 
+NGROUPS_MAX = 65536  # include/uapi/linux/limits.h
+
 @syscall("getuid")
 def sys_getuid(proc: Process) -> int:
     """The guest's own uid (identity.py): never the host's."""
@@ -60,7 +62,103 @@ def sys_getgroups(proc: Process, size: int, list_addr: int) -> int:
     return len(groups)
 
 
+# The guest's identity is fixed for the run (--uid/--gid): a set*id call that keeps it
+# succeeds (GNU make's children call setresuid(-1, euid, -1)), one that would change it
+# answers EPERM, as for a process without CAP_SETUID/CAP_SETGID (man 2 setresuid). -1 in
+# an argument means "unchanged" (ID_UNCHANGED).
+ID_UNCHANGED = 0xFFFF_FFFF
+
+
+def _keep_identity(own: int, *wanted: int) -> int:
+    """0 if every wanted id (as a 32-bit id_t) is -1 or `own`; EPERM otherwise."""
+    for value in wanted:
+        value &= ID_UNCHANGED
+        if value not in (ID_UNCHANGED, own):
+            raise SyscallError(errno.EPERM, f"the guest's ids are fixed; {value} is not {own}")
+    return 0
+
+
+@syscall("setuid", "uid")
+def sys_setuid(proc: Process, uid: int) -> int:
+    return _keep_identity(proc.kernel.identity.uid, uid)
+
+
+@syscall("setgid", "gid")
+def sys_setgid(proc: Process, gid: int) -> int:
+    return _keep_identity(proc.kernel.identity.gid, gid)
+
+
+@syscall("setreuid", "ruid euid")
+def sys_setreuid(proc: Process, ruid: int, euid: int) -> int:
+    return _keep_identity(proc.kernel.identity.uid, ruid, euid)
+
+
+@syscall("setregid", "rgid egid")
+def sys_setregid(proc: Process, rgid: int, egid: int) -> int:
+    return _keep_identity(proc.kernel.identity.gid, rgid, egid)
+
+
+@syscall("setresuid", "ruid euid suid")
+def sys_setresuid(proc: Process, ruid: int, euid: int, suid: int) -> int:
+    return _keep_identity(proc.kernel.identity.uid, ruid, euid, suid)
+
+
+@syscall("setresgid", "rgid egid sgid")
+def sys_setresgid(proc: Process, rgid: int, egid: int, sgid: int) -> int:
+    return _keep_identity(proc.kernel.identity.gid, rgid, egid, sgid)
+
+
+@syscall("setfsuid", "fsuid")
+def sys_setfsuid(proc: Process, fsuid: int) -> int:
+    """Returns the previous fsuid whatever happens (man 2 setfsuid); it never changes."""
+    return proc.kernel.identity.uid
+
+
+@syscall("setfsgid", "fsgid")
+def sys_setfsgid(proc: Process, fsgid: int) -> int:
+    return proc.kernel.identity.gid
+
+
+def _three_ids(proc: Process, value: int, addrs: tuple[int, int, int]) -> int:
+    """getresuid/getresgid: the real, effective and saved ids are all the one id."""
+    for addr in addrs:
+        copy_out(proc.space, addr, struct.pack("<I", value))
+    return 0
+
+
+@syscall("getresuid", "ruid euid suid")
+def sys_getresuid(proc: Process, ruid: int, euid: int, suid: int) -> int:
+    return _three_ids(proc, proc.kernel.identity.uid, (ruid, euid, suid))
+
+
+@syscall("getresgid", "rgid egid sgid")
+def sys_getresgid(proc: Process, rgid: int, egid: int, sgid: int) -> int:
+    return _three_ids(proc, proc.kernel.identity.gid, (rgid, egid, sgid))
+
+
+@syscall("setgroups", "size list")
+def sys_setgroups(proc: Process, size: int, list_addr: int) -> int:
+    """Only the guest's one group may be set (what it has already)."""
+    size = to_int32(size)
+    if not 0 <= size <= NGROUPS_MAX:
+        raise SyscallError(errno.EINVAL, f"{size} groups")
+    groups = struct.unpack(f"<{size}I", copy_in(proc.space, list_addr, 4 * size)) if size else ()
+    if set(groups) != {proc.kernel.identity.gid}:
+        raise SyscallError(errno.EPERM, "the guest's groups are fixed")
+    return 0
+
+
 # -- limits and the machine ---------------------------------------------------------------
+
+
+@syscall("getcpu", "cpu node cache")
+def sys_getcpu(proc: Process, cpu: int, node: int, cache: int) -> int:
+    """The one CPU and NUMA node the guest runs on: 0 and 0 (man 2 getcpu)."""
+    for addr in (cpu, node):
+        if addr:
+            copy_out(proc.space, addr, struct.pack("<I", 0))
+    return 0
+
 
 def _limit(proc: Process, resource: int) -> tuple[int, int]:
     """The guest's view of its limits: the stack and descriptor limits it really has."""

@@ -364,8 +364,11 @@ class FileSystemView:
                 walk.enter(name, self._enter(node, must_exist or not last))
         if node is None:
             node = walk.current_node()
-        if must_exist:
-            self.kind_of(node)  # ENOENT if missing
+        if must_exist and node.on_host:
+            if self.lstat(node) is None:  # ENOENT if missing
+                return Node(node.guest, node.mount)  # made up above a mount: no host entry to act on
+        elif must_exist:
+            self.kind_of(node)
         return node
 
     def lookup(self, guest: str) -> Node:

@@ -181,3 +181,63 @@ def test_a_script_runs_at_top_level(fixed_tree: Path) -> None:
     assert result.returncode == 127
     expected = f"sandbox: {broken}: No such file or directory (its #! interpreter /no/such/shell)\n"
     assert result.stderr.decode() == expected
+
+
+# -- found by a differential sweep of /usr/bin (each failed before its fix) ----------------
+
+
+def test_timeout_sees_its_child_end(fixed_tree: Path) -> None:
+    """timeout sleeps in rt_sigsuspend; the SIGCHLD of a child that exec'd arrived while it
+    slept, and the retried call had lost its name, so it was restarted instead of ending
+    with EINTR: timeout waited out its limit and the run ended as a deadlock."""
+    assert_same(*native_and_boxed(["/usr/bin/timeout", "20", "/bin/sh", "-c", "echo child; exit 3"],
+                                  cwd=fixed_tree))
+
+
+def test_make_runs_recipes(fixed_tree: Path) -> None:
+    """make's children call setresuid(-1, euid, -1): keeping the guest's ids succeeds."""
+    (fixed_tree / "Makefile").write_text("all: a.txt\n\t@cat a.txt\n\t@echo built $@\n")
+    assert_same(*native_and_boxed(["/usr/bin/make", "-s"], cwd=fixed_tree))
+
+
+def test_realpath_through_made_up_and_placed_nodes() -> None:
+    """readlink of /etc (made up above the placed /etc files) is EINVAL, as for any
+    directory; /bin/ls resolves through the merged-/usr symlink."""
+    assert_same(*native_and_boxed(["/usr/bin/realpath", "/etc/passwd", "/etc", "/bin/ls", "/lib64"]))
+
+
+def test_script_through_a_symlink_gets_the_path_as_given(fixed_tree: Path) -> None:
+    """$0 of a #! script is the path execve was given (a symlink stays a symlink)."""
+    (fixed_tree / "alias.sh").symlink_to("c.sh")
+    (fixed_tree / "show0.sh").write_text('#!/bin/sh\necho "$0"\n')
+    (fixed_tree / "show0.sh").chmod(0o755)
+    (fixed_tree / "show0-link").symlink_to("show0.sh")
+    assert_same(*native_and_boxed(["/bin/sh", "-c", "./show0-link; ./alias.sh"], cwd=fixed_tree))
+
+
+def test_proc_self_exe_names_the_file_itself() -> None:
+    """/proc/self/exe is the program file, not the symlink it was run by (java finds its
+    libraries from it): /bin/readlink is /usr/bin/readlink."""
+    assert_same(*native_and_boxed(["/bin/readlink", "/proc/self/exe"]))
+
+
+IDENTITY_PROBE = """
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+print("cpu", libc.sched_getcpu() >= 0)
+uid, gid = os.getuid(), os.getgid()
+print("res", os.getresuid() == (uid,) * 3, os.getresgid() == (gid,) * 3)
+os.setresuid(-1, uid, -1); os.setuid(uid); os.setgid(gid); os.setgroups([gid])
+print("keeping the ids works")
+try:
+    os.setuid(uid + 1)
+except PermissionError:
+    print("changing them is EPERM")
+"""
+
+
+def test_identity_calls_keep_the_fixed_identity() -> None:
+    result = run_sandbox(["run", "--uid", "1000", "--gid", "1000", "/usr/bin/python3", "-c", IDENTITY_PROBE])
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout.decode().split("\n") == [
+        "cpu True", "res True True", "keeping the ids works", "changing them is EPERM", ""]
