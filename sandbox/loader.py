@@ -30,7 +30,7 @@ from typing import NamedTuple
 from sandbox import abi
 from sandbox.errors import ElfError, LoadError, SandboxError, SyscallError
 from sandbox.mm import PAGE_SIZE, USER_END, page_down, page_up
-from sandbox.mm.aspace import AddressSpace
+from sandbox.mm.aspace import MMAP_MIN_ADDR, AddressSpace
 from sandbox.mm.uaccess import copy_out
 from sandbox.mm.vma import PROT_EXEC, PROT_READ, PROT_WRITE, FileSource, RegionFlag, RegionKind
 
@@ -139,16 +139,18 @@ def read_elf(path: str) -> ElfImage:
 
 
 def open_elf(path: str) -> int:
-    """A read-only host descriptor for the executable at `path`; SandboxError if none."""
+    """A read-only host descriptor for the regular file at `path` (the program a user named);
+    SandboxError if there is none. Opened without blocking: a FIFO must not hang the run."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except FileNotFoundError:
         raise LoadError(errno.ENOENT, f"{path}: no such file") from None
     except OSError as error:
         raise SandboxError(f"{path}: {error.strerror}") from None
-    if stat.S_ISDIR(os.fstat(fd).st_mode):
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
         os.close(fd)
-        raise SandboxError(f"{path}: is a directory")
+        raise SandboxError(f"{path}: is a directory" if stat.S_ISDIR(mode) else f"{path}: not a regular file")
     return fd
 
 
@@ -161,11 +163,14 @@ def parse_elf(fd: int, path: str) -> ElfImage:
 
 
 def _pread(fd: int, path: str, n: int, offset: int) -> bytes:
-    """Up to `n` file bytes at `offset`; SandboxError for a host read error."""
+    """Up to `n` file bytes at `offset`; SandboxError for a host read error or an offset
+    no file has (kernel_read: EINVAL for a negative position)."""
     try:
         return os.pread(fd, n, offset)
     except OSError as error:
         raise SandboxError(f"{path}: {error.strerror}") from None
+    except OverflowError:
+        raise ElfError(f"{path}: file offset {offset:#x} is out of range") from None
 
 
 def _check_ident(path: str, data: bytes) -> None:
@@ -211,7 +216,7 @@ def _parse(fd: int, path: str, header: bytes, size: int) -> ElfImage:
     for index, (p_type, p_flags, p_offset, p_vaddr, _paddr, p_filesz, p_memsz, _align) in enumerate(
             ELF64_PHDR.iter_unpack(table)):
         if p_type == PT_INTERP and interpreter is None:
-            interpreter = _interpreter_name(fd, path, p_offset, p_filesz)
+            interpreter = _interpreter_name(fd, path, p_offset, p_filesz, size)
         if p_type == PT_GNU_STACK:
             stack_exec = bool(p_flags & PF_X)
         if p_type == PT_LOAD and p_memsz:
@@ -222,12 +227,14 @@ def _parse(fd: int, path: str, header: bytes, size: int) -> ElfImage:
     return image
 
 
-def _interpreter_name(fd: int, path: str, offset: int, size: int) -> str:
+def _interpreter_name(fd: int, path: str, offset: int, size: int, file_size: int) -> str:
     """PT_INTERP's contents: a NUL-terminated path, checked as binfmt_elf.c does (at least
     two bytes, at most PATH_MAX, a NUL as the last byte, nothing past end of file); as a C
     string, it ends at its first NUL."""
     if size < 2 or size > PATH_MAX:
         raise ElfError(f"{path}: PT_INTERP of {size} bytes is not a path")
+    if offset + size > file_size:
+        raise ElfError(f"{path}: PT_INTERP at {offset:#x} runs past end of file")
     data = _pread(fd, path, size, offset)
     if len(data) < size or data[-1] != 0:
         raise ElfError(f"{path}: PT_INTERP is not a NUL-terminated path")
@@ -246,6 +253,8 @@ def _check_segment(path: str, index: int, file_size: int, s: Segment, bias: int)
         raise ElfError(f"{where}: p_vaddr {s.vaddr:#x} and p_offset {s.offset:#x} differ modulo the page size")
     if bias + s.vaddr + s.memsz > USER_END - PAGE_SIZE:
         raise ElfError(f"{where}: {s.vaddr:#x}+{s.memsz:#x} reaches the kernel half or is non-canonical")
+    if bias + s.vaddr < MMAP_MIN_ADDR:  # Linux's mmap refuses it (vm.mmap_min_addr): no page 0
+        raise ElfError(f"{where}: {bias + s.vaddr:#x} is below mmap_min_addr ({MMAP_MIN_ADDR:#x})")
     return s
 
 

@@ -41,26 +41,25 @@ def load_program(kernel: Kernel, proc: Process, fd: int, guest_path: str, argv: 
         file = kernel.page_cache.open(fd, guest_path, False)
     finally:
         os.close(fd)
-    interpreter = open_interpreter(kernel, proc, image) if image.interpreter else None
     space = AddressSpace.new_user(kernel.machine.kernel_space)
     kernel.watch_faults(proc, space)
-    try:
+    try:  # whatever fails, nothing stays: the space, and the cache entries only it held
         loaded = load_elf(space, image, file, guest_path, load_bias(space, image, False))
         entry, base = loaded.entry, 0
-        if interpreter is not None:
-            interp_image, interp_file = interpreter
+        if image.interpreter:
+            interp_image, interp_file = open_interpreter(kernel, proc, image)
             base = load_bias(space, interp_image, True)
             entry = load_elf(space, interp_image, interp_file, interp_image.path, base).entry
         spec = StackSpec(argv, envp, execfn or os.fsencode(guest_path), kernel.random_bytes(16), image.stack_exec,
                          kernel.identity.uid, kernel.identity.gid, base)
         stack = build_stack(space, loaded, spec)
-    except (SyscallError, OutOfMemory) as error:
+    except BaseException as error:
         space.destroy()
         kernel.trim_page_cache()
-        raise SandboxError(f"{guest_path}: cannot be loaded: {error}") from None
-    except BaseException:
-        space.destroy()
-        kernel.trim_page_cache()
+        if isinstance(error, SyscallError):
+            raise LoadError(error.errno, f"{guest_path}: cannot be loaded: {error.why}") from None
+        if isinstance(error, OutOfMemory):
+            raise LoadError(errno.ENOMEM, f"{guest_path}: cannot be loaded: {error}") from None
         raise
     old = proc.space
     proc.space = space
@@ -125,12 +124,18 @@ def open_executable(kernel: Kernel, proc: Process, node: Node) -> int:
 
 
 def is_script(host_path: str) -> bool:
-    """True if the host file at `host_path` (a path the user gave) starts with `#!`."""
+    """True if the host file at `host_path` (a path the user gave) is a regular file that
+    starts with `#!`. Opened without blocking: a FIFO must not hang the run."""
     try:
-        with open(host_path, "rb") as file:
-            return file.read(2) == b"#!"
+        fd = os.open(host_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return False  # the ELF path reports it
+    try:
+        return stat.S_ISREG(os.fstat(fd).st_mode) and os.pread(fd, 2, 0) == b"#!"
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def resolve_program(kernel: Kernel, proc: Process, path: bytes, argv: list[bytes]) -> tuple[int, str, list[bytes]]:
@@ -156,14 +161,26 @@ def resolve_program(kernel: Kernel, proc: Process, path: bytes, argv: list[bytes
         if not head.startswith(b"#!"):
             return fd, node.guest, argv
         os.close(fd)
-        line = head[2:].split(b"\n", 1)[0].strip()
-        if not line:
-            raise SyscallError(errno.ENOEXEC, f"{node.guest}: empty #! line")
+        line = _shebang_line(head, node.guest)
         interpreter, _, argument = line.partition(b" ")
         argument = argument.strip()
         argv = [interpreter, *([argument] if argument else []), path, *argv[1:]]  # the path as given
         path = interpreter
     raise SyscallError(errno.ELOOP, "too many #! interpreters")
+
+
+def _shebang_line(head: bytes, guest: str) -> bytes:
+    """The interpreter and argument of a `#!` line (fs/binfmt_script.c): the first
+    BINPRM_BUF_SIZE bytes must hold the interpreter's whole name, else ENOEXEC (a shell then
+    runs the file itself); an argument cut short at the buffer's end is taken as it is."""
+    body = head[2:]
+    line, newline, _ = body.partition(b"\n")
+    line = line.replace(b"\t", b" ").strip()
+    if not newline and len(head) == MAX_SHEBANG and b" " not in line:
+        raise SyscallError(errno.ENOEXEC, f"{guest}: the #! interpreter's name is longer than {MAX_SHEBANG} bytes")
+    if not line:
+        raise SyscallError(errno.ENOEXEC, f"{guest}: empty #! line")
+    return line
 
 
 def exec_error(error: SandboxError) -> SyscallError:

@@ -134,10 +134,16 @@ class Identity:
         if mode & 0o7777 != mode & HOST_MODE_MASK:
             self._override(st)[2] = mode & 0o7777
 
-    def show_mode(self, st: os.stat_result, mode: int) -> None:
-        """Show the guest `mode` for the host file `st` whatever its host mode (the private
-        root is 0700 on the host, against other host users, and 0755 in the guest)."""
-        self._override(st)[2] = mode & 0o7777
+    def show_as(self, st: os.stat_result, mode: int, uid: int | None = None, gid: int | None = None) -> None:
+        """Show the guest `mode` (and owners, if given) for the host file `st` whatever its
+        host mode and owners: the private root is 0700 on the host, against other host
+        users, and 0755 in the guest; the generated /etc/passwd is root's."""
+        entry = self._override(st)
+        entry[2] = mode & 0o7777
+        if uid is not None:
+            entry[0] = uid
+        if gid is not None:
+            entry[1] = gid
 
     def forget(self, st: os.stat_result) -> None:
         """The file's last link is gone: its inode number may be reused."""

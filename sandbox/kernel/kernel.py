@@ -145,15 +145,15 @@ class Kernel:
         self.boot_wall_ns = DETERMINISTIC_EPOCH_NS if options.deterministic else time.time_ns()
         self.clock_offset = 0  # deterministic mode: ns of guest time passed
         self._random = random.Random(options.seed) if options.deterministic else None
-        self._own_root = options.root is None
-        #: The private root this kernel made (None with --root): the one tree it deletes.
-        self.private_root: str | None = None
-        if self._own_root:
-            self.private_root = tempfile.mkdtemp(prefix="sandbox-root-")
-            #: What the root is (device, inode): cleanup removes that directory, not a name.
-            self._root_identity = identity_of(os.stat(self.private_root))
+        #: Host directories this kernel made, with what each is (device, inode): the trees it
+        #: deletes at close, by identity rather than by name.
+        self._made: list[tuple[str, str, tuple[int, int]]] = []
+        #: The private root (None with --root), and the generated /etc files' directory.
+        self.private_root = self._make_dir("sandbox-root-", "the private root") if options.root is None else None
+        if self.private_root is not None:
             for scratch in SCRATCH_DIRS:
                 os.makedirs(os.path.join(self.private_root, scratch), 0o700)
+        self.generated_dir = self._make_dir("sandbox-etc-", "the generated /etc files") if options.system else None
         root = self.private_root or options.root
         secret = random.Random(options.seed).randbytes(16) if options.deterministic else os.urandom(16)
         self.identity = Identity(options.uid, options.gid, secret)
@@ -164,10 +164,13 @@ class Kernel:
         except BaseException:
             self.close()  # a mount the view cannot open: the root made above goes too
             raise
-        if self._own_root:  # the guest's / is 0755, its /tmp world-writable and sticky; the host's are 0700
-            self.identity.show_mode(os.stat(root), 0o755)
+        if self.private_root is not None:  # the guest's / is 0755, its /tmp world-writable and sticky
+            self.identity.show_as(os.stat(root), 0o755)
             for scratch in SCRATCH_DIRS:
-                self.identity.show_mode(os.stat(os.path.join(root, scratch)), 0o1777)
+                self.identity.show_as(os.stat(os.path.join(root, scratch)), 0o1777)
+        if self.generated_dir is not None:  # /etc/passwd and the like are root's, as on a system
+            for name in os.listdir(self.generated_dir):
+                self.identity.show_as(os.stat(os.path.join(self.generated_dir, name)), 0o644, 0, 0)
         self.page_cache = PageCache(machine.mem, machine.frames)
         self.page_cache.on_change = machine.code_changed
         self.page_cache.holder = self.quota
@@ -184,11 +187,17 @@ class Kernel:
         machine.on_syscall = self._on_syscall
         machine.on_exception = self._on_exception
 
+    def _make_dir(self, prefix: str, what: str) -> str:
+        """A fresh private host directory (0700), removed at close."""
+        path = tempfile.mkdtemp(prefix=prefix)
+        self._made.append((what, path, identity_of(os.stat(path))))
+        return path
+
     def _system_grafts(self) -> list:
         """The system view (sysview.py) unless --no-system, and the private /dev/shm."""
         grafts = []
-        if self.options.system:
-            grafts = system_grafts(self.options.sysroot, self.options.uid, self.options.gid)
+        if self.generated_dir is not None:
+            grafts = system_grafts(self.options.sysroot, self.options.uid, self.options.gid, self.generated_dir)
         if self.private_root is not None:  # /dev is made up: its shm is a private directory
             grafts.append(Mount("/dev/shm", os.path.join(self.private_root, "dev", "shm"), True))
         return grafts
@@ -219,20 +228,22 @@ class Kernel:
         return fd
 
     def close(self) -> None:
-        """Remove the private root directory, if this kernel made one (once).
+        """Remove the directories this kernel made: the private root, if it made one, and
+        the generated /etc files (once).
 
-        The guest shaped that tree (any depth, modes 000, symlinks to host paths), so it goes
+        The guest shaped the root (any depth, modes 000, symlinks to host paths), so it goes
         by descriptor, without recursion and without following anything (sandbox.hostfs).
         CleanupError (one line) if some of it stayed on the host.
         """
-        if not self._own_root:
-            return
-        self._own_root = False
-        root = self.private_root
-        try:
-            remove_path(root, self._root_identity)
-        except OSError as error:
-            raise CleanupError(f"could not remove the private root {root}: {error}") from error
+        made, self._made = self._made, []
+        failures = []
+        for what, path, identity in made:
+            try:
+                remove_path(path, identity)
+            except OSError as error:
+                failures.append(f"{what} {path}: {error}")
+        if failures:
+            raise CleanupError(f"could not remove {'; '.join(failures)}")
 
     # -- creating processes ---------------------------------------------------------------
 
@@ -258,14 +269,23 @@ class Kernel:
         try:
             if script:
                 fd, guest, args = self._open_script(proc, path, exe_guest, args)
-            else:  # /proc/self/exe and maps name the file itself, as Linux's d_path: /bin/ls is /usr/bin/ls
-                fd, guest = open_elf(path), self.fs.resolve(os.fsencode(exe_guest), "/").guest
+            else:
+                fd, guest = open_elf(path), self._program_guest_path(exe_guest)
             load_program(self, proc, fd, guest, args, environment, os.fsencode(exe_guest))
         except BaseException:
             del self.processes[proc.pid]  # nothing of a failed spawn may stay scheduled
             raise
         self.init = proc
         return proc
+
+    def _program_guest_path(self, guest: str) -> str:
+        """Where the program file is in the view, its links followed (/proc/self/exe and
+        maps name the file itself, as Linux's d_path: /bin/ls is /usr/bin/ls); `guest`
+        itself if the view cannot reach it (a path under /proc, say)."""
+        try:
+            return self.fs.resolve(os.fsencode(guest), "/").guest
+        except SyscallError:
+            return guest
 
     def _open_script(self, proc: Process, path: str, guest: str, argv: list[bytes]) -> tuple[int, str, list[bytes]]:
         """The interpreter chain of a `#!` script, resolved in the view as execve does;

@@ -55,7 +55,7 @@ def stat_node(proc: Process, node: Node) -> Stat:
             return _made_up(proc, node, SYNTHETIC_DEV, stat.S_IFLNK | 0o777, size=len(synthetic.name))
         if synthetic.kind == "dir":
             return _made_up(proc, node, SYNTHETIC_DEV, stat.S_IFDIR | 0o555, nlink=2)
-        return _made_up(proc, node, SYNTHETIC_DEV, stat.S_IFREG | synthetic.mode, size=len(synthetic.text or b""))
+        return _made_up(proc, node, SYNTHETIC_DEV, stat.S_IFREG | synthetic.mode)
     st = proc.kernel.fs.lstat(node)
     if st is None:  # a made-up directory above a deep mount
         return _made_up(proc, node, MADE_UP_DEV, stat.S_IFDIR | 0o755, nlink=2)

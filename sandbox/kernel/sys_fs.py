@@ -16,7 +16,6 @@ import os
 import stat
 
 from sandbox.errors import SyscallError
-from sandbox.kernel import procfs
 from sandbox.kernel.files import (
     O_ACCMODE,
     O_PATH,
@@ -70,9 +69,9 @@ def base_dir(proc: Process, dirfd: int) -> str:
     return guest
 
 
-def _writable_entry(proc: Process, dirfd: int, addr: int) -> Node:
+def _writable_entry(proc: Process, dirfd: int, addr: int, creating: bool = False) -> Node:
     """The directory entry a call creates, removes or renames (see vfs.writable_entry)."""
-    return proc.kernel.fs.writable_entry(read_path(proc, addr), base_dir(proc, dirfd))
+    return proc.kernel.fs.writable_entry(read_path(proc, addr), base_dir(proc, dirfd), creating)
 
 
 def resolve_at(proc: Process, dirfd: int, addr: int, flags: int = 0, follow: bool = True) -> Node:
@@ -166,12 +165,16 @@ def open_file(proc: Process, path: bytes, base: str, flags: int, mode: int) -> F
     except SyscallError as error:
         if error.errno != errno.ENOENT or not flags & O_CREAT:
             raise
-        node, creating = fs.writable_entry(path, base), True
+        node, creating = fs.writable_entry(path, base, creating=True), True
     else:
         if flags & O_CREAT and flags & O_EXCL:
             raise SyscallError(errno.EEXIST, node.guest)
     if node.synthetic is not None:
         return open_synthetic(proc, node, flags)
+    if not node.on_host:  # a directory made up above a mount or placed node: listing only
+        if flags & O_ACCMODE != O_RDONLY:
+            raise SyscallError(errno.EISDIR, node.guest)
+        return SyntheticDir(node.guest, fs.mount_points_under(node.guest))
     if flags & (O_ACCMODE | O_TRUNC) != O_RDONLY or creating:
         fs.require_writable(node)
     mode &= ~proc.umask
@@ -179,9 +182,7 @@ def open_file(proc: Process, path: bytes, base: str, flags: int, mode: int) -> F
     if creating:
         fd = _create_entry(proc, node, lambda _name, _dirfd: fs.open_node(node, host_flags, mode & HOST_MODE_MASK))
         return _checked_open(proc, fd, node, flags, mode)
-    st = fs.lstat(node)
-    if st is None:  # a directory made up above a mount or placed node: listing only
-        return SyntheticDir(node.guest, fs.mount_points_under(node.guest))
+    st = host_lstat(proc, node)
     _require_plain(st, flags, node)  # before opening: opening a device can act
     require_permission(proc, st, _access_wanted(flags), node)
     blocks = st.st_blocks if flags & O_TRUNC else None
@@ -241,12 +242,12 @@ def open_synthetic(proc: Process, node: Node, flags: int) -> File:
         return DeviceFile(synthetic.name, flags, proc.kernel.random_bytes)
     if synthetic.kind == "link":  # reached only with O_NOFOLLOW: open(2) says ELOOP
         raise SyscallError(errno.ELOOP, f"{node.guest} is a symbolic link")
+    if flags & O_DIRECTORY and synthetic.kind != "dir":
+        raise SyscallError(errno.ENOTDIR, node.guest)
     if flags & O_ACCMODE != O_RDONLY:
-        raise SyscallError(errno.EACCES, node.guest)
+        raise SyscallError(errno.EISDIR if synthetic.kind == "dir" else errno.EACCES, node.guest)
     if synthetic.kind == "dir":
         return SyntheticDir(node.guest, proc.kernel.fs.list_synthetic(node.guest) or [])
-    if synthetic.text is not None:
-        return ProcFile(node.guest, procfs.Snapshot(synthetic.text, proc.kernel.budgets.proc_snapshots))
     return ProcFile(node.guest, proc.kernel.proc_file(proc, synthetic.name))
 
 
@@ -275,7 +276,7 @@ def sys_getdents64(proc: Process, fd: int, dirp: int, count: int) -> int:
 
 @syscall("mkdirat", "dirfd path mode")
 def sys_mkdirat(proc: Process, dirfd: int, path: int, mode: int) -> int:
-    node = _writable_entry(proc, dirfd, path)
+    node = _writable_entry(proc, dirfd, path, creating=True)
     mode = mode & 0o7777 & ~proc.umask
     _create_entry(proc, node, lambda name, fd: os.mkdir(name, mode & HOST_MODE_MASK, dir_fd=fd))
     st = host_lstat(proc, node)
@@ -295,7 +296,7 @@ def sys_mknodat(proc: Process, dirfd: int, path: int, mode: int, dev: int) -> in
         raise SyscallError(errno.EINVAL, f"mknod type {kind:#o}")
     if kind != stat.S_IFREG:
         raise SyscallError(errno.EPERM, "the sandbox makes no device nodes, FIFOs or sockets")
-    node = _writable_entry(proc, dirfd, path)
+    node = _writable_entry(proc, dirfd, path, creating=True)
     mode = mode & 0o7777 & ~proc.umask
     flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY | HOST_OPEN_ALWAYS
     os.close(_create_entry(proc, node, lambda _name, _fd: proc.kernel.fs.open_node(node, flags, mode & HOST_MODE_MASK)))
@@ -395,7 +396,7 @@ def sys_symlinkat(proc: Process, target: int, newdirfd: int, linkpath: int) -> i
     """The target is stored as given: it means something only inside the view, where the
     sandbox resolves it; the host is never asked to follow it."""
     text = read_path(proc, target)
-    node = _writable_entry(proc, newdirfd, linkpath)
+    node = _writable_entry(proc, newdirfd, linkpath, creating=True)
     _create_entry(proc, node, lambda name, fd: os.symlink(text, name, dir_fd=fd))
     return 0
 
@@ -408,7 +409,7 @@ def sys_symlink(proc: Process, target: int, linkpath: int) -> int:
 @syscall("linkat", "olddirfd oldpath newdirfd newpath flags")
 def sys_linkat(proc: Process, olddirfd: int, oldpath: int, newdirfd: int, newpath: int, flags: int) -> int:
     old = resolve_at(proc, olddirfd, oldpath, follow=bool(to_int32(flags) & AT_SYMLINK_FOLLOW))
-    new = _writable_entry(proc, newdirfd, newpath)
+    new = _writable_entry(proc, newdirfd, newpath, creating=True)
     if not old.on_host or old.mount != new.mount:
         raise SyscallError(errno.EXDEV, "link across mounts")
     _create_entry(proc, new, lambda name, fd: os.link(old.name, name, src_dir_fd=old.dirfd, dst_dir_fd=fd,

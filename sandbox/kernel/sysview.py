@@ -10,7 +10,8 @@ holds, besides its private root:
 - an allow-list of /etc entries that programs read at start and that hold no secrets
   (`ETC_ALLOWED`), read-only; nothing else of the host's /etc, /root or /home;
 - generated /etc/passwd, /etc/group and /etc/hostname naming the guest's own user, group
-  and host (never the host's files: they name the host's accounts).
+  and host (never the host's files: they name the host's accounts). They are real files in
+  a private directory, mounted read-only, so stat, fstat, mmap and listings agree on them.
 
 These are grafts like `--mount`s, and the user's own mounts cover them. `--no-system`
 leaves them out (the bare view static programs ran in before).
@@ -40,19 +41,33 @@ GUEST_USER = "user"  # the name /etc/passwd gives the guest's uid when it is not
 NOBODY = 65534
 
 
-def system_grafts(sysroot: str, uid: int, gid: int) -> list[Mount | tuple[str, Synthetic]]:
+def system_grafts(sysroot: str, uid: int, gid: int, generated: str) -> list[Mount | tuple[str, Synthetic]]:
     """The mounts and placed nodes of the system view taken from host directory `sysroot`
-    (a trusted path the user named). SandboxError if it is not a directory."""
+    (a trusted path the user named); the generated /etc files are written into the private
+    directory `generated` and mounted read-only from there. SandboxError if `sysroot` is
+    not a directory."""
     if not os.path.isdir(sysroot):
         raise SandboxError(f"--sysroot {sysroot}: not a directory")
     grafts: list[Mount | tuple[str, Synthetic]] = []
     for name in SYSTEM_TREES:
         grafts.extend(_graft(os.path.join(sysroot, name), "/" + name))
-    for name in ETC_ALLOWED:
-        grafts.extend(_graft(os.path.join(sysroot, "etc", name), "/etc/" + name))
+    etc = os.path.join(sysroot, "etc")
+    if _is_real_directory(etc):  # a symlinked etc would be followed on the host: none taken
+        for name in ETC_ALLOWED:
+            grafts.extend(_graft(os.path.join(etc, name), "/etc/" + name))
     for name, text in identity_files(uid, gid).items():
-        grafts.append(("/etc/" + name, Synthetic("file", name, 0o444, text)))
+        path = os.path.join(generated, name)
+        with open(path, "wb") as file:
+            file.write(text)
+        grafts.append(Mount("/etc/" + name, path, False))
     return grafts
+
+
+def _is_real_directory(path: str) -> bool:
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 def _graft(host: str, guest: str) -> list[Mount | tuple[str, Synthetic]]:
@@ -74,9 +89,9 @@ def identity_files(uid: int, gid: int) -> dict[str, bytes]:
     group(5)): root, the guest's own user and group if they are not root's, and nobody."""
     users = [("root", 0, 0, "root", "/root", "/bin/sh")]
     groups = [("root", 0)]
-    if uid != 0:
+    if uid not in (0, NOBODY):
         users.append((GUEST_USER, uid, gid, "sandbox guest", "/", "/bin/sh"))
-    if gid != 0:
+    if gid not in (0, NOBODY):
         groups.append((GUEST_USER, gid))
     users.append(("nobody", NOBODY, NOBODY, "nobody", "/nonexistent", "/usr/sbin/nologin"))
     groups.append(("nogroup", NOBODY))
