@@ -33,7 +33,7 @@ from sandbox.kernel.sys_fs import (
 )
 from sandbox.kernel.syscalls import syscall, to_int32
 from sandbox.kernel.vfs import NAME_MAX, Node
-from sandbox.mm.uaccess import copy_in, copy_out
+from sandbox.mm.uaccess import copy_in, copy_out, read_cstring
 
 PROC_SUPER_MAGIC = 0x9FA0
 SYNTHETIC_DEV, MADE_UP_DEV = 4, 1  # st_dev of /proc, /dev and placed nodes; of directories above mounts
@@ -288,55 +288,78 @@ def sys_utimensat(proc: Process, dirfd: int, path: int, times: int, flags: int) 
 # host's users) are never shown. The path or descriptor is checked first, as Linux does.
 
 
-def _no_xattrs(proc: Process, path: int, follow: bool) -> NoReturn:
-    resolve_at(proc, AT_FDCWD, path, follow=follow)
+XATTR_CREATE, XATTR_REPLACE = 1, 2  # setxattr flags (include/uapi/linux/xattr.h)
+XATTR_NAME_MAX = 255
+
+
+def _check_xattr_call(proc: Process, name: int, flags: int = 0) -> NoReturn:
+    """Linux's checks before the file system is asked (fs/xattr.c): flags, then the name
+    (empty or longer than XATTR_NAME_MAX: ERANGE); then EOPNOTSUPP."""
+    if flags & ~(XATTR_CREATE | XATTR_REPLACE):
+        raise SyscallError(errno.EINVAL, f"xattr flags {flags:#x}")
+    try:
+        text = read_cstring(proc.space, name, XATTR_NAME_MAX)
+    except SyscallError as error:
+        if error.errno != errno.ENAMETOOLONG:
+            raise
+        text = b""
+    if not text:
+        raise SyscallError(errno.ERANGE, "xattr name length")
     raise SyscallError(errno.EOPNOTSUPP, "no extended attributes in the sandbox's file systems")
 
 
 @syscall("getxattr", "path name value size")
 def sys_getxattr(proc: Process, path: int, name: int, value: int, size: int) -> int:
-    _no_xattrs(proc, path, True)
+    resolve_at(proc, AT_FDCWD, path)
+    _check_xattr_call(proc, name)
 
 
 @syscall("lgetxattr", "path name value size")
 def sys_lgetxattr(proc: Process, path: int, name: int, value: int, size: int) -> int:
-    _no_xattrs(proc, path, False)
+    resolve_at(proc, AT_FDCWD, path, follow=False)
+    _check_xattr_call(proc, name)
 
 
 @syscall("setxattr", "path name value size flags")
 def sys_setxattr(proc: Process, path: int, name: int, value: int, size: int, flags: int) -> int:
-    _no_xattrs(proc, path, True)
+    resolve_at(proc, AT_FDCWD, path)
+    _check_xattr_call(proc, name, to_int32(flags))
 
 
 @syscall("lsetxattr", "path name value size flags")
 def sys_lsetxattr(proc: Process, path: int, name: int, value: int, size: int, flags: int) -> int:
-    _no_xattrs(proc, path, False)
+    resolve_at(proc, AT_FDCWD, path, follow=False)
+    _check_xattr_call(proc, name, to_int32(flags))
 
 
 @syscall("removexattr", "path name")
 def sys_removexattr(proc: Process, path: int, name: int) -> int:
-    _no_xattrs(proc, path, True)
+    resolve_at(proc, AT_FDCWD, path)
+    _check_xattr_call(proc, name)
 
 
 @syscall("lremovexattr", "path name")
 def sys_lremovexattr(proc: Process, path: int, name: int) -> int:
-    _no_xattrs(proc, path, False)
+    resolve_at(proc, AT_FDCWD, path, follow=False)
+    _check_xattr_call(proc, name)
 
 
 @syscall("fgetxattr", "fd name value size")
 def sys_fgetxattr(proc: Process, fd: int, name: int, value: int, size: int) -> int:
     proc.files.get(to_int32(fd))
-    raise SyscallError(errno.EOPNOTSUPP, "no extended attributes in the sandbox's file systems")
+    _check_xattr_call(proc, name)
 
 
 @syscall("fsetxattr", "fd name value size flags")
 def sys_fsetxattr(proc: Process, fd: int, name: int, value: int, size: int, flags: int) -> int:
-    return sys_fgetxattr(proc, fd, name, value, size)
+    proc.files.get(to_int32(fd))
+    _check_xattr_call(proc, name, to_int32(flags))
 
 
 @syscall("fremovexattr", "fd name")
 def sys_fremovexattr(proc: Process, fd: int, name: int) -> int:
-    return sys_fgetxattr(proc, fd, name, 0, 0)
+    proc.files.get(to_int32(fd))
+    _check_xattr_call(proc, name)
 
 
 @syscall("listxattr", "path list size")

@@ -183,3 +183,22 @@ def test_a_sysroot_link_loop_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "usr").symlink_to("/usr")
     one_line(run_sandbox(["run", "--sysroot", str(tmp_path), "/usr/bin/busybox", "true"]), 126,
              "too many levels of symbolic links")
+
+
+def test_xattr_arguments_are_checked_as_linux_does(tmp_path: Path) -> None:
+    """Bad flags are EINVAL and a bad name ERANGE before EOPNOTSUPP (they were all ENOTSUP);
+    natively, a directory without attributes answers the same."""
+    script = tmp_path / "xattr.py"
+    script.write_text(
+        "import os\n"
+        f"d = {str(tmp_path)!r}\n"
+        "for f in (lambda: os.setxattr(d, 'user.a', b'1', 8), lambda: os.setxattr(d, 'user.' + 'a' * 300, b'1'),\n"
+        "          lambda: os.getxattr(d, ''), lambda: os.getxattr(d + '/none', 'user.a'),\n"
+        "          lambda: print(os.listxattr(d))):\n"
+        "    try:\n"
+        "        f()\n"
+        "    except OSError as e:\n"
+        "        print(e.strerror)\n")
+    native = run_native(["/usr/bin/python3", str(script)])
+    boxed = run_sandbox(["run", "--mount", f"{tmp_path}:{tmp_path}", "/usr/bin/python3", str(script)])
+    assert (boxed.stdout, boxed.stderr) == (native.stdout, native.stderr)
