@@ -241,3 +241,23 @@ def test_identity_calls_keep_the_fixed_identity() -> None:
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout.decode().split("\n") == [
         "cpu True", "res True True", "keeping the ids works", "changing them is EPERM", ""]
+
+
+SYSTEM_SERVICES = """
+import locale, os, pwd, grp, time
+os.system("echo from system")
+print(os.popen("/bin/echo from popen").read().strip())
+print(pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name)
+os.environ["TZ"] = "Europe/Paris"
+time.tzset()
+print(time.strftime("%Y-%m-%d %H:%M %Z", time.localtime(0)))
+print(locale.setlocale(locale.LC_ALL, "C.UTF-8"), "\u00e9t\u00e9".upper())
+"""
+
+
+def test_system_popen_passwd_time_zones_and_locales() -> None:
+    """What the system view is for: system() and popen() find /bin/sh, getpwuid reads the
+    generated /etc/passwd, time zones come from /usr/share/zoneinfo, locales from /usr/lib."""
+    native, boxed = native_and_boxed(["/usr/bin/python3", "-c", SYSTEM_SERVICES])
+    assert b"1970-01-01 01:00 CET" in native.stdout, native.stderr
+    assert_same(native, boxed)
