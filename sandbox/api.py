@@ -26,7 +26,7 @@ from sandbox.errors import InvariantError
 from sandbox.kernel import procfs
 from sandbox.kernel.kernel import Kernel
 from sandbox.kernel.options import Options
-from sandbox.kernel.process import Process
+from sandbox.kernel.process import ThreadGroup
 from sandbox.kernel.vfs import parse_mount
 from sandbox.machine import Machine
 from sandbox.mm.dump import dump_pagetables
@@ -89,7 +89,7 @@ class Sandbox:
         except BaseException:
             self.machine.close()
             raise
-        self._last: Process | None = None
+        self._last: ThreadGroup | None = None
         #: The private root goes even if `close` is never called (at collection, or at exit).
         self._remove_root = weakref.finalize(self, self.kernel.close)
 
@@ -147,11 +147,11 @@ class Sandbox:
         return self.machine.mem.read(pa, n)
 
     @property
-    def process(self) -> Process | None:
+    def process(self) -> ThreadGroup | None:
         """The last process run, until the next run or close."""
         return self._last
 
-    def _stats(self, proc: Process) -> dict[str, Any]:
+    def _stats(self, proc: ThreadGroup) -> dict[str, Any]:
         """Counters over every process of the run (faults of ended ones included)."""
         frames = self.machine.frames.stats()
         counts = self.kernel.fault_counts.copy()
@@ -169,6 +169,7 @@ class Sandbox:
             "regions": vma.count,
             "virtual_size": vma.virtual_size,
             "processes": self.kernel.stats["forks"] + 1,
+            "threads": self.kernel.stats["threads"],  # created besides each process's first
             "pages_shared_at_fork": self.kernel.stats["pages_shared_at_fork"],
             "context_switches": self.kernel.sched.switches,
             "syscalls": dict(self.kernel.syscall_counts),

@@ -63,7 +63,8 @@ class WouldBlock(Exception):
     `retry` finishes the call (returning its result, or raising WouldBlock again); None means
     "run the same handler again". `deadline` (time.monotonic) wakes the process at that time;
     `host_waits` are the (host fd, poll events) pairs that wake it (a read waits for POLLIN,
-    a write for POLLOUT). With `every_pass`
+    a write for POLLOUT). `restart` and `clock_deadline` are described where they are set.
+    With `every_pass`
     the call is retried on every pass and the deadline and descriptors only bound the idle
     wait (poll checks its own conditions). `on_interrupt` runs when a signal ends the sleep
     with EINTR (nanosleep reports the time left through it); if it returns an int, that is
@@ -71,7 +72,8 @@ class WouldBlock(Exception):
     """
 
     def __init__(self, why: str, retry=None, deadline: float | None = None, on_interrupt=None,
-                 host_waits: tuple[tuple[int, int], ...] = (), every_pass: bool = False) -> None:
+                 host_waits: tuple[tuple[int, int], ...] = (), every_pass: bool = False,
+                 restart: bool | None = None, clock_deadline: float | None = None) -> None:
         super().__init__(why)
         self.why = why
         self.retry = retry
@@ -79,4 +81,11 @@ class WouldBlock(Exception):
         self.on_interrupt = on_interrupt
         self.host_waits = host_waits
         self.every_pass = every_pass
-        self.call = ""  # the system call that blocked (set by the syscall entry)
+        #: After a signal handler: True restarts the call whatever SA_RESTART says (Linux's
+        #: ERESTARTNOINTR), False never (ERESTARTNOHAND); None follows SA_RESTART.
+        self.restart = restart
+        #: Under --deterministic, when the call times out on the sandbox's clock
+        #: (Kernel.monotonic): the scheduler moves the clock there when nothing else can run.
+        self.clock_deadline = clock_deadline
+        self.call = ""  # the system call that blocked, and its raw arguments (set by the
+        self.call_args: tuple[int, ...] = ()  # syscall entry, kept across retries)

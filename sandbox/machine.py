@@ -194,6 +194,9 @@ class Machine:
         self._block_hook: tuple[int, object] | None = None
         self.block_rehook_pending = False
         self._watchdog: threading.Event | None = None
+        self._watchdog_lock = threading.Lock()
+        self._counting = False  # a run of a counted quantum, which the watchdog leaves alone
+        self._counted = False  # the last run was counted: Unicorn's counting hook is in place
         self.uc.hook_add(UC_HOOK_INTR, _INTR_CB(self._intr_entry))
         self.uc.hook_add(UC_HOOK_INSN, _SYSCALL_CB(self._syscall_entry), X.UC_X86_INS_SYSCALL)
         self._syscall_ids = (ctypes.c_int * 7)(*SYSCALL_REGS)
@@ -253,11 +256,6 @@ class Machine:
         self.tb_flush_pending = True
         self.uc.emu_stop()
 
-    def forget_cr3(self) -> None:
-        """After a context restore the CPU's CR3 changed without a flush: make the next
-        `switch_to` write CR3 (and so flush the TLB) whatever it holds."""
-        self._cr3 = -1
-
     def flush_tlb(self) -> None:
         """Drop every cached translation (a CR3 rewrite, as a kernel without PCID does)."""
         self.uc.reg_write(X.UC_X86_REG_CR3, self._cr3)
@@ -275,7 +273,9 @@ class Machine:
         self.uc.reg_write(X.UC_X86_REG_RIP, TRAMPOLINE_VA)
 
     def run(self, count: int = 0) -> None:
-        """Run from the current RIP until a hook stops the CPU (or `count` instructions).
+        """Run from the current RIP until a hook stops the CPU, or the watchdog does; with a
+        `count`, for at most that many instructions and never stopped by the watchdog (a
+        quantum that ends at the same instruction on every run).
 
         A hook that raised has its exception re-raised here; `EngineError` is left to the caller.
         """
@@ -289,7 +289,19 @@ class Machine:
             self._block_counts.clear()  # counted from code that may be gone, as the blocks were
         if not count:
             self._start_watchdog()
-        self.uc.emu_start(rip, 0, 0, count)
+            self._counted = False  # Unicorn drops its counting hook (and the code) on this start
+            self.uc.emu_start(rip, 0, 0, 0)
+        else:  # an exact quantum: no watchdog stop may land inside it
+            if not self._counted:  # Unicorn adds its counting hook now: code translated
+                self.uc.ctl_flush_tb()  # without it would never count (nor stop)
+                self._counted = True
+            with self._watchdog_lock:
+                self._counting = True
+            try:
+                self.uc.emu_start(rip, 0, 0, count)
+            finally:
+                with self._watchdog_lock:
+                    self._counting = False
         if self.pending_error is not None:
             error, self.pending_error = self.pending_error, None
             raise error
@@ -355,7 +367,9 @@ class Machine:
 
         def tick() -> None:
             while not done.wait(WATCHDOG_SECONDS):
-                uc.emu_stop()
+                with self._watchdog_lock:
+                    if not self._counting:
+                        uc.emu_stop()
 
         threading.Thread(target=tick, name="sandbox-watchdog", daemon=True).start()
 
@@ -386,6 +400,29 @@ class Machine:
         """Put a system call's result in RAX (negative errno as two's complement)."""
         self._rax.value = value & 0xFFFF_FFFF_FFFF_FFFF
         X.lib.uc_reg_write(self.uc.handle, X.UC_X86_REG_RAX, ctypes.byref(self._rax))
+
+    # -- the CPU's registers and saved contexts (a task off the CPU keeps its context) --------
+
+    def reg_read(self, reg: int) -> int:
+        return self.uc.reg_read(reg)
+
+    def reg_write(self, reg: int, value: int) -> None:
+        self.uc.reg_write(reg, value)
+
+    def save_context(self, into=None):
+        """The CPU's whole state as a Unicorn context (a new one, or `into` updated)."""
+        if into is None:
+            return self.uc.context_save()
+        self.uc.context_update(into)
+        return into
+
+    def restore_context(self, context, same_space: bool = False) -> None:
+        """Load a saved CPU state. Unless it is known to be in the address space the CPU
+        was in (another thread of the same process), the next `switch_to` writes CR3 (and
+        so flushes the TLB) whatever the context held."""
+        self.uc.context_restore(context)
+        if not same_space:
+            self._cr3 = -1
 
     # -- user register state, for signal frames --------------------------------------------
 

@@ -19,14 +19,14 @@ from sandbox.mm.pagecache import CachedFile
 
 if TYPE_CHECKING:
     from sandbox.kernel.kernel import Kernel
-    from sandbox.kernel.process import Process
+    from sandbox.kernel.task import Task
     from sandbox.kernel.vfs import Node
 
 MAX_SHEBANG = 256  # BINPRM_BUF_SIZE
 MAX_INTERPRETER_DEPTH = 4  # Linux allows a few levels of #! (fs/exec.c)
 
 
-def load_program(kernel: Kernel, proc: Process, fd: int, guest_path: str, argv: list[bytes],
+def load_program(kernel: Kernel, proc: Task, fd: int, guest_path: str, argv: list[bytes],
                  envp: list[bytes], execfn: bytes | None = None) -> None:
     """Replace `proc`'s image with the ELF open at host descriptor `fd` (closed here, whatever
     happens), and its interpreter if it names one (found in the guest's view). Raises
@@ -42,7 +42,7 @@ def load_program(kernel: Kernel, proc: Process, fd: int, guest_path: str, argv: 
     finally:
         os.close(fd)
     space = AddressSpace.new_user(kernel.machine.kernel_space)
-    kernel.watch_faults(proc, space)
+    kernel.watch_faults(proc.group, space)
     try:  # whatever fails, nothing stays: the space, and the cache entries only it held
         loaded = load_elf(space, image, file, guest_path, load_bias(space, image, False))
         entry, base = loaded.entry, 0
@@ -69,10 +69,10 @@ def load_program(kernel: Kernel, proc: Process, fd: int, guest_path: str, argv: 
     proc.arg_range, proc.env_range = (stack.arg_start, stack.arg_end), (stack.env_start, stack.env_end)
     proc.comm = os.path.basename(guest_path)[:15]
     if old is not None:
-        kernel.retire_space(proc, old)
+        kernel.retire_space(proc.group, old)
 
 
-def open_interpreter(kernel: Kernel, proc: Process, image: ElfImage) -> tuple[ElfImage, CachedFile]:
+def open_interpreter(kernel: Kernel, proc: Task, image: ElfImage) -> tuple[ElfImage, CachedFile]:
     """The program's PT_INTERP, looked up in the guest's view (relative to the cwd, as
     Linux's `open_exec`), validated and opened in the page cache. LoadError: ENOENT if it
     is missing, EACCES if it is no regular file the guest may execute, ELIBBAD if it is no
@@ -104,7 +104,7 @@ def _lookup_failure(kernel: Kernel, error: int) -> str:
     return f"not found in the guest's file view ({trees})"
 
 
-def open_executable(kernel: Kernel, proc: Process, node: Node) -> int:
+def open_executable(kernel: Kernel, proc: Task, node: Node) -> int:
     """A read-only host descriptor of the file at `node`, which must be a regular file the
     guest may execute (fs/exec.c `do_open_execat`: S_ISREG and MAY_EXEC, else EACCES)."""
     st = kernel.fs.lstat(node) if node.on_host else None
@@ -138,7 +138,7 @@ def is_script(host_path: str) -> bool:
         os.close(fd)
 
 
-def resolve_program(kernel: Kernel, proc: Process, path: bytes, argv: list[bytes]) -> tuple[int, str, list[bytes]]:
+def resolve_program(kernel: Kernel, proc: Task, path: bytes, argv: list[bytes]) -> tuple[int, str, list[bytes]]:
     """(open host descriptor, guest path, argv) for execve of `path`, following `#!`
     interpreters. The program is opened by the view (by descriptor, never re-walked) and
     read through that descriptor only; the caller owns it.

@@ -18,10 +18,11 @@ from collections import Counter
 from typing import TextIO
 
 from sandbox import abi
-from sandbox.engine import UC_ERR_INSN_INVALID, UC_X86_REG_RIP, EngineError
+from sandbox.engine import UC_ERR_INSN_INVALID, EngineError
 from sandbox.errors import GuestFault, InvariantError, LoadError, OutOfMemory, SandboxError, SyscallError, WouldBlock
 from sandbox.hostfs import CleanupError, identity_of, remove_path
 from sandbox.kernel import (  # noqa: F401 - importing registers the handlers
+    futex,
     procfs,
     signal_delivery,
     sys_attr,
@@ -37,15 +38,16 @@ from sandbox.kernel.accounting import HostBudgets
 from sandbox.kernel.exec import is_script, load_program, resolve_program
 from sandbox.kernel.identity import Identity
 from sandbox.kernel.options import Options
-from sandbox.kernel.process import Death, Process, State
+from sandbox.kernel.process import Death, State, ThreadGroup
 from sandbox.kernel.quota import DiskQuota
 from sandbox.kernel.sched import Scheduler
 from sandbox.kernel.sigframe import pack_siginfo
 from sandbox.kernel.signals import code_name, signal_name
 from sandbox.kernel.sys_proc import DETERMINISTIC_EPOCH_NS
-from sandbox.kernel.syscall_names import SYSCALL_NAMES
-from sandbox.kernel.syscalls import TABLE
+from sandbox.kernel.syscall_names import SYSCALL_NAMES, SYSCALL_NUMBERS
+from sandbox.kernel.syscalls import TABLE, SyscallEntry
 from sandbox.kernel.sysview import system_grafts
+from sandbox.kernel.task import Task
 from sandbox.kernel.vfs import FileSystemView, Mount
 from sandbox.loader import open_elf, read_elf
 from sandbox.machine import (
@@ -88,6 +90,9 @@ EXCEPTION_SIGNALS = {
 #: Regions all processes may hold together (~160 bytes of host memory each): four
 #: processes at Linux's vm.max_map_count.
 MAX_REGIONS_TOTAL = 4 * 65530
+#: Instructions a task runs before another's turn under --deterministic (Unicorn counts
+#: them exactly; about 10 ms of guest time at native speed).
+DETERMINISTIC_QUANTUM = 1_000_000
 #: Writable, sticky scratch directories of the private root: /tmp, and the host directory
 #: behind /dev/shm (POSIX shared memory; /dev itself is made up).
 SCRATCH_DIRS = ("tmp", "dev/shm")
@@ -123,9 +128,11 @@ class Kernel:
     def __init__(self, machine: Machine, options: Options) -> None:
         self.machine = machine
         self.options = options
-        self.processes: dict[int, Process] = {}
-        self.current: Process | None = None
-        self.init: Process | None = None
+        self.processes: dict[int, ThreadGroup] = {}  # by pid, until reaped
+        self.tasks: dict[int, Task] = {}  # the live threads of every process, by tid
+        self.futexes = futex.Futexes()
+        self.current: Task | None = None  # the task the CPU runs (or last ran)
+        self.init: ThreadGroup | None = None
         self.syscall_counts: Counter[str] = Counter()
         self.fault_counts: Counter[str] = Counter()
         self.stats: Counter[str] = Counter()
@@ -161,6 +168,8 @@ class Kernel:
         try:
             self.fs = FileSystemView(root, options.mounts, self._current_pid, self._proc_entries,
                                      system=self._system_grafts())
+            self.fs.current_threads = lambda: [t.tid for t in self.current.group.tasks if t.alive] \
+                if self.current else [1]
         except BaseException:
             self.close()  # a mount the view cannot open: the root made above goes too
             raise
@@ -217,7 +226,7 @@ class Kernel:
     def _proc_entries(self) -> dict:
         return procfs.entries(self.current.exe_guest if self.current else "/")
 
-    def proc_file(self, proc: Process, name: str) -> procfs.ProcContent:
+    def proc_file(self, proc: Task, name: str) -> procfs.ProcContent:
         """What /proc/self/<name> reads for `proc` (see procfs: bounded, counted)."""
         return procfs.content(proc, name, self.budgets.proc_snapshots)
 
@@ -247,7 +256,7 @@ class Kernel:
 
     # -- creating processes ---------------------------------------------------------------
 
-    def spawn(self, path: str, argv: list[str], envp: list[bytes] | None = None) -> Process:
+    def spawn(self, path: str, argv: list[str], envp: list[bytes] | None = None) -> ThreadGroup:
         """Load the program at host path `path` as the first process, ready to run: an ELF
         (with its interpreter from the view, if it is dynamic) or a `#!` script, whose
         interpreter is found in the view as execve finds it. SandboxError if bad.
@@ -261,22 +270,23 @@ class Kernel:
         exe_guest = os.path.abspath(path)
         self._expose_program(exe_guest, path)
         cwd = self._initial_cwd()
-        proc = self.new_process(None, None)
-        proc.cwd = cwd
-        self.current = proc
+        task = self.new_process(None, None)
+        task.cwd = cwd
+        self.current = task
         environment = self.options.environment() if envp is None else envp
         args = [os.fsencode(a) for a in argv]
         try:
             if script:
-                fd, guest, args = self._open_script(proc, path, exe_guest, args)
+                fd, guest, args = self._open_script(task, path, exe_guest, args)
             else:
                 fd, guest = open_elf(path), self._program_guest_path(exe_guest)
-            load_program(self, proc, fd, guest, args, environment, os.fsencode(exe_guest))
+            load_program(self, task, fd, guest, args, environment, os.fsencode(exe_guest))
         except BaseException:
-            del self.processes[proc.pid]  # nothing of a failed spawn may stay scheduled
+            del self.processes[task.pid]  # nothing of a failed spawn may stay scheduled
+            del self.tasks[task.tid]
             raise
-        self.init = proc
-        return proc
+        self.init = task.group
+        return task.group
 
     def _program_guest_path(self, guest: str) -> str:
         """Where the program file is in the view, its links followed (/proc/self/exe and
@@ -287,7 +297,7 @@ class Kernel:
         except SyscallError:
             return guest
 
-    def _open_script(self, proc: Process, path: str, guest: str, argv: list[bytes]) -> tuple[int, str, list[bytes]]:
+    def _open_script(self, proc: Task, path: str, guest: str, argv: list[bytes]) -> tuple[int, str, list[bytes]]:
         """The interpreter chain of a `#!` script, resolved in the view as execve does;
         LoadError (one line, with execve's errno) if it cannot run."""
         try:
@@ -295,47 +305,67 @@ class Kernel:
         except SyscallError as error:
             raise LoadError(error.errno, f"{path}: {os.strerror(error.errno)} ({error.why})") from None
 
-    def new_process(self, parent: Process | None, space: AddressSpace | None) -> Process:
-        """A process record: the first one, or a fork child inheriting from `parent`."""
-        pid = self._next_pid
-        self._next_pid += 1
+    def new_process(self, parent: Task | None, space: AddressSpace | None) -> Task:
+        """A new process and its first thread: the first process, or a child of the thread
+        `parent` (fork, or clone without CLONE_THREAD), which inherits from it (man 2 fork)."""
+        pid = self._allocate_id()
         if parent is None:
-            proc = Process(self, pid, 0, space, "")
-            proc.pgid = proc.sid = pid
-            proc.files.limit = self.options.max_open_files
+            group = ThreadGroup(self, pid, 0, space, "")
+            group.pgid = group.sid = pid
+            group.files.limit = self.options.max_open_files
         else:
-            proc = Process(self, pid, parent.pid, space, parent.exe, files=parent.files.copy())
-            proc.inherit(parent)
-            parent.children.append(proc)
-            self.watch_faults(proc)
-        self.processes[pid] = proc
-        return proc
+            group = ThreadGroup(self, pid, parent.pid, space, parent.exe, files=parent.files.copy())
+            group.inherit(parent.group)
+            parent.children.append(group)
+        task = Task(group, pid)
+        if parent is not None:
+            task.sig_mask, task.altstack, task.comm = parent.sig_mask, parent.altstack, parent.comm
+            task.affinity = parent.affinity
+            self.watch_faults(group)
+        self.processes[pid] = group
+        self.tasks[pid] = task
+        return task
 
-    def watch_faults(self, proc: Process, space: AddressSpace | None = None) -> None:
-        """Prepare `space` (default: `proc`'s) for `proc`: its pid, the fault policies, and
+    def new_thread(self, parent: Task) -> Task:
+        """Another thread of `parent`'s process (clone with CLONE_THREAD): the signal mask
+        and name are the parent's, the rest its own (man 2 clone)."""
+        task = Task(parent.group, self._allocate_id())
+        task.sig_mask, task.comm, task.affinity = parent.sig_mask, parent.comm, parent.affinity
+        self.tasks[task.tid] = task
+        self.stats["threads"] += 1
+        return task
+
+    def _allocate_id(self) -> int:
+        """The next pid or tid (one number space, as Linux's)."""
+        number = self._next_pid
+        self._next_pid += 1
+        return number
+
+    def watch_faults(self, group: ThreadGroup, space: AddressSpace | None = None) -> None:
+        """Prepare `space` (default: `group`'s) for `group`: its pid, the fault policies, and
         the fault listeners (tracing, --fault-log, API recorders), if there are any."""
-        space = space or proc.space
+        space = space or group.space
         if space is None:
             return
-        space.owner_pid = proc.pid
+        space.owner_pid = group.pid
         space.fault_policies = self.fault_policies
         space.max_regions = self.options.max_map_count
         space.may_add_region = self._may_add_region
         space.file_fault_around = self.options.file_fault_around
         if self.fault_listeners:
-            space.on_fault = lambda record: self._report_fault(proc, space, record)
+            space.on_fault = lambda record: self._report_fault(group, space, record)
 
     def _may_add_region(self) -> bool:
         """Regions of all processes together stay under MAX_REGIONS_TOTAL (host memory:
         --max-processes times --max-map-count would be gigabytes of records)."""
-        return sum(len(p.space.regions) for p in self.processes.values() if p.space is not None) \
-            < MAX_REGIONS_TOTAL
+        spaces = {id(p.space): p.space for p in self.processes.values() if p.space is not None}
+        return sum(len(space.regions) for space in spaces.values()) < MAX_REGIONS_TOTAL
 
     def add_fault_listener(self, listener) -> None:
         """Call `listener(pid, space, record, rip)` after every fault from now on."""
         self.fault_listeners.append(listener)
-        for proc in self.processes.values():
-            self.watch_faults(proc)
+        for group in self.processes.values():
+            self.watch_faults(group)
 
     def _expose_program(self, guest: str, host: str) -> None:
         """Mount the program file read-only at its own path, unless the view shows that
@@ -364,33 +394,42 @@ class Kernel:
 
     # -- running --------------------------------------------------------------------------
 
-    def run(self, init: Process) -> Process:
-        """Run every process until all have ended (as a shell waits for its pipeline's output);
-        return `init`, whose status is the sandbox's."""
+    def run(self, init: ThreadGroup) -> ThreadGroup:
+        """Run every task until all processes have ended (as a shell waits for its
+        pipeline's output); return `init`, whose status is the sandbox's."""
         started = time.monotonic()
         while True:
             if self.options.timeout is not None and time.monotonic() - started > self.options.timeout:
                 self.limit_reached(f"time limit of {self.options.timeout:g} s reached")
-            proc = self.sched.pick()
-            if proc is None:
+            task = self.sched.pick()
+            if task is None:
                 limit = started + self.options.timeout if self.options.timeout is not None else None
-                if not any(p.alive for p in self.processes.values()) or not self.sched.idle(limit):
+                if not any(g.alive for g in self.processes.values()) or not self.sched.idle(limit):
                     return init
                 continue
-            if not self.sched.switch_to(proc):
+            if not self.sched.switch_to(task):
                 continue
             if self.check_every_switch:
                 self.check_invariants()
             try:
-                self.machine.run()
+                self.machine.run(self._quantum())
             except EngineError as error:
-                self._die_of_emulator_error(proc, error)
+                self._die_of_emulator_error(task, error)
             except OutOfMemory as error:
-                self.kill(proc, signal.SIGKILL, f"out of memory ({error}); guest killed")
+                self.kill(task.group, signal.SIGKILL, f"out of memory ({error}); guest killed")
             except KeyboardInterrupt:
-                for victim in [p for p in self.processes.values() if p.alive]:
+                for victim in [g for g in self.processes.values() if g.alive]:
                     self.kill(victim, signal.SIGINT, "interrupted")
-            self.sched.switch_out(proc)
+            self.sched.switch_out(task)
+
+    def _quantum(self) -> int:
+        """Instructions the next task may run before the next one's turn: unbounded (the
+        watchdog preempts every 200 ms of host time), or under --deterministic while more
+        than one task lives, an exact count, so that tasks interleave at the same
+        instructions on every run."""
+        if self.options.deterministic and len(self.tasks) > 1:
+            return DETERMINISTIC_QUANTUM
+        return 0
 
     # -- ending processes -----------------------------------------------------------------
 
@@ -404,7 +443,8 @@ class Kernel:
         frames.check_invariants()
         owners: Counter[int] = Counter(self.machine.kernel_frames)
         kernel_own, leaf_frames = set(self.machine.kernel_frames), set()
-        spaces = [self.machine.kernel_space] + [p.space for p in self.processes.values() if p.space is not None]
+        spaces = [self.machine.kernel_space]
+        spaces += list({id(p.space): p.space for p in self.processes.values() if p.space is not None}.values())
         for space in spaces:
             if not space.is_kernel:
                 space.check_invariants()
@@ -428,8 +468,8 @@ class Kernel:
     def limit_reached(self, what: str) -> None:
         """A sandbox limit ends every process with SIGKILL, saying which limit."""
         self.limit_hit = what
-        for proc in [p for p in self.processes.values() if p.alive]:
-            self.kill(proc, signal.SIGKILL, f"killed: {what}")
+        for group in [g for g in self.processes.values() if g.alive]:
+            self.kill(group, signal.SIGKILL, f"killed: {what}")
         self.machine.stop()
 
     def _instruction_budget(self, executed: int) -> None:
@@ -438,64 +478,122 @@ class Kernel:
         if self.instructions > self.options.max_instructions and self.limit_hit is None:
             self.limit_reached(f"instruction limit of {self.options.max_instructions} reached")
 
-    def kill(self, proc: Process, signo: int, message: str) -> None:
-        """The default action of a fatal signal: end the process, say why."""
-        self.terminate(proc, death=Death(signo, message))
+    def kill(self, group: ThreadGroup, signo: int, message: str) -> None:
+        """The default action of a fatal signal: end the process, every thread, say why."""
+        self.terminate(group, death=Death(signo, message))
 
-    def send_signal(self, target: Process, signo: int, sender: Process | None = None) -> None:
-        """Generate `signo` for `target` (see signal_delivery.send)."""
+    def send_signal(self, target: ThreadGroup, signo: int, sender: Task | None = None) -> None:
+        """Generate the process-directed `signo` for `target` (see signal_delivery.send)."""
         pid = sender.pid if sender is not None else 0
         signal_delivery.send(self, target, signo, pack_siginfo(signo, abi.SI_USER, pid=pid, uid=self.identity.uid))
 
-    def terminate(self, proc: Process, code: int = 0, death: Death | None = None) -> None:
-        """End `proc`: a zombie until its parent reaps it. Its memory and files go now
-        (the first process keeps its memory until `release`, for inspection)."""
-        if not proc.alive:
+    def exit_task(self, task: Task, code: int) -> None:
+        """exit(2): end one thread; the process ends with its last thread."""
+        if not task.alive:
             return
-        proc.state = State.ZOMBIE
-        proc.exit_code, proc.death, proc.blocked = code, death, None
-        proc.files.close_all()
-        if proc is not self.init:
-            self.retire_space(proc, proc.space)
-            proc.space = None
-        self.release_vfork_parent(proc)
+        if sum(1 for t in task.group.tasks if t.alive) <= 1:
+            self.terminate(task.group, code=code)
+            return
+        self._end_task(task)
+        task.group.tasks.remove(task)
+        if task is self.current:
+            self.machine.stop()
+
+    def _end_task(self, task: Task, in_memory: bool = True) -> None:
+        """A thread's end (Linux's exit_mm/mm_release): its robust futexes are marked
+        OWNER_DIED, its clear_child_tid word is zeroed and one waiter woken (pthread_join);
+        not `in_memory` when its memory is gone already (an execve replaced it)."""
+        task.state, task.blocked = State.ZOMBIE, None
+        self.tasks.pop(task.tid, None)
+        self.futexes.forget(task)
+        if in_memory and task.group.space is not None:
+            futex.release_robust_list(self, task)
+            futex.clear_child_tid(self, task)
+        self.release_vfork_parent(task)
+
+    def become_only_thread(self, task: Task) -> None:
+        """execve from any thread: the others end (their memory was replaced), and the
+        caller goes on as the leader, with the process's pid as its tid (de_thread)."""
+        group = task.group
+        for other in [t for t in group.tasks if t is not task]:
+            if other.alive:
+                self._end_task(other, in_memory=False)
+            group.tasks.remove(other)
+        if task.tid != group.pid:
+            self.tasks.pop(task.tid, None)
+            task.tid = group.pid
+            self.tasks[task.tid] = task
+
+    def terminate(self, group: ThreadGroup, code: int = 0, death: Death | None = None) -> None:
+        """End process `group` and every thread of it: a zombie until its parent reaps it.
+        Its memory and files go now (the first process keeps its memory until `release`,
+        for inspection)."""
+        if not group.alive:
+            return
+        group.exit_code, group.death = code, death
+        for task in group.tasks:
+            if task.alive:
+                self._end_task(task)
+        group.state = State.ZOMBIE
+        if not self._shared_with_another(group, "files"):  # CLONE_FILES: the last user closes
+            group.files.close_all()
+        if group is not self.init:
+            self.retire_space(group, group.space)
+            group.space = None
+        self._orphan_children(group)
+        parent = self.processes.get(group.ppid)
+        signo = group.exit_signal
+        if parent is not None and parent.alive:
+            if signo == signal.SIGCHLD and signal_delivery.action_of(parent, signo).handler == abi.SIG_IGN:
+                self.reap(group)  # nobody will wait (man 2 sigaction: SIGCHLD ignored)
+            elif signo:
+                code, status = (abi.CLD_KILLED, death.signo) if death else (abi.CLD_EXITED, code)
+                info = pack_siginfo(signo, code, pid=group.pid, uid=self.identity.uid, status=status)
+                signal_delivery.send(self, parent, signo, info)
+        elif group is not self.init:
+            self.reap(group)
+        if self.current is not None and self.current.group is group:
+            self.machine.stop()
+
+    def _orphan_children(self, group: ThreadGroup) -> None:
+        """`group`'s children go to init (or, if init has ended, zombies are reaped)."""
         init = self.init if self.init is not None and self.init.alive else None
-        for child in proc.children:
+        for child in group.children:
             child.ppid = 1
             if init is not None and child is not init:
                 init.children.append(child)
             elif child.state is State.ZOMBIE:
                 self.reap(child)
-        proc.children = []
-        parent = self.processes.get(proc.ppid)
-        if parent is not None and parent.alive:
-            if signal_delivery.action_of(parent, signal.SIGCHLD).handler == abi.SIG_IGN:
-                self.reap(proc)
-            else:
-                code, status = (abi.CLD_KILLED, death.signo) if death else (abi.CLD_EXITED, code)
-                info = pack_siginfo(signal.SIGCHLD, code, pid=proc.pid, uid=self.identity.uid, status=status)
-                signal_delivery.send(self, parent, signal.SIGCHLD, info)
-        elif proc is not self.init:
-            self.reap(proc)
-        if proc is self.current:
-            self.machine.stop()
+        group.children = []
 
-    def reap(self, proc: Process) -> None:
+    def reap(self, group: ThreadGroup) -> None:
         """Forget a zombie (wait4 collected it, or nobody will)."""
-        proc.state = State.REAPED
-        parent = self.processes.get(proc.ppid)
-        if parent is not None and proc in parent.children:
-            parent.children.remove(proc)
-        if proc is not self.init:
-            self.processes.pop(proc.pid, None)
+        group.state = State.REAPED
+        parent = self.processes.get(group.ppid)
+        if parent is not None and group in parent.children:
+            parent.children.remove(group)
+        if group is not self.init:
+            self.processes.pop(group.pid, None)
 
-    def release_vfork_parent(self, proc: Process) -> None:
-        """A vfork child exec'd or ended: its parent may go on."""
-        proc.vfork_parent = None
+    def release_vfork_parent(self, task: Task) -> None:
+        """A vfork child exec'd or ended: its parent may go on (mm_release)."""
+        task.vfork_parent = None
 
-    def retire_space(self, proc: Process, space: AddressSpace | None) -> None:
-        """Write back shared file mappings, then free an address space and its frames."""
+    def _shared_with_another(self, group: ThreadGroup, what: str) -> bool:
+        """Whether another process not yet reaped uses `group`'s `what` (its address space
+        or descriptor table, shared by clone with CLONE_VM or CLONE_FILES); the first process
+        keeps its space after it ends, for inspection."""
+        mine = getattr(group, what)
+        return any(g is not group and getattr(g, what) is mine and (g.alive or g is self.init)
+                   for g in self.processes.values())
+
+    def retire_space(self, group: ThreadGroup, space: AddressSpace | None) -> None:
+        """`group` no longer uses `space`: unless another process shares it (clone with
+        CLONE_VM but not CLONE_THREAD), write back its shared file mappings, then free it
+        and its frames."""
         if space is None:
+            return
+        if any(g is not group and g.space is space and (g.alive or g is self.init) for g in self.processes.values()):
             return
         for region in space.regions:
             sys_mm.writeback(space, region, region.start, region.end)
@@ -512,21 +610,25 @@ class Kernel:
         if self.page_cache.trim(mapped):
             self.machine.code_changed()  # a freed file page may have held mapped code
 
-    def release(self, proc: Process) -> None:
+    def release(self, init: ThreadGroup) -> None:
         """Free everything left: the first process's memory and every other process."""
+        spaces = {}
         for other in list(self.processes.values()):
             if other.alive:
                 self.kill(other, signal.SIGKILL, "sandbox released")
-            if other.space is not None:
-                self.retire_space(other, other.space)
+            if other.space is not None:  # each space once, however many processes shared it
+                spaces[id(other.space)] = (other, other.space)
                 other.space = None
+        for other, space in spaces.values():
+            self.retire_space(other, space)
         self.processes.clear()
+        self.tasks.clear()
         self.sched.on_cpu = None
 
     # -- entries from the CPU ---------------------------------------------------------------
 
     def _on_syscall(self) -> None:
-        proc = self.current
+        task = self.current
         raw = self.machine.syscall_args()
         nr, args = raw[0], raw[1:]
         entry = TABLE.get(nr)
@@ -534,29 +636,40 @@ class Kernel:
         # share one key, so a guest cannot grow this table with every number it tries.
         self.syscall_counts[entry.name if entry else SYSCALL_NAMES.get(nr, UNKNOWN_SYSCALL)] += 1
         if entry is None:
-            result = -errno.ENOSYS
-        else:
-            call_args = args[: len(entry.args)]
-            try:
-                result = entry.handler(proc, *call_args)
-            except SyscallError as error:
-                result = -error.errno
-            except WouldBlock as would_block:
-                would_block.call = entry.name
-                self.sched.block(proc, would_block, lambda: entry.handler(proc, *call_args))
-                if self.tracer is not None and self.tracer.syscalls:
-                    self.tracer.blocked(proc.pid, entry, args, would_block.why)
-                return
-            if result == -errno.EPIPE and entry.name in WRITE_CALLS and proc.alive:
-                self.send_signal(proc, signal.SIGPIPE)
+            self.complete(task, nr, None, args, -errno.ENOSYS)
+            return
+        call_args = args[: len(entry.args)]
+        try:
+            result = entry.handler(task, *call_args)
+        except SyscallError as error:
+            result = -error.errno
+        except WouldBlock as would_block:
+            would_block.call, would_block.call_args = entry.name, args
+            self.sched.block(task, would_block, lambda: entry.handler(task, *call_args))
+            if self.tracer is not None and self.tracer.syscalls:
+                self.tracer.blocked(task.tid, entry, args, would_block.why)
+            return
+        self.complete(task, nr, entry, args, result)
+
+    def complete(self, task: Task, nr: int | str, entry: SyscallEntry | None, args: tuple[int, ...],
+                 result: int) -> None:
+        """The one way a system call ends, whether it finished at once or after sleeping
+        (`nr` may then be its name): SIGPIPE for a write that found no reader, the trace
+        line, and the result in RAX (unless the call replaced or ended the task)."""
+        if isinstance(nr, str):
+            entry = TABLE.get(SYSCALL_NUMBERS.get(nr, -1))
+            nr = entry.nr if entry is not None else -1
+        if result == -errno.EPIPE and entry is not None and entry.name in WRITE_CALLS and task.alive:
+            info = pack_siginfo(signal.SIGPIPE, abi.SI_USER, pid=task.pid, uid=self.identity.uid)
+            signal_delivery.send(self, task.group, signal.SIGPIPE, info)  # pipe_write's send_sig
         if self.tracer is not None and self.tracer.syscalls:
-            self.tracer.syscall(proc.pid, nr, entry, args, result)
-        if proc.alive and self.current is proc and proc.fresh_entry is None:
-            self.machine.set_return(result)
+            self.tracer.syscall(task.tid, nr, entry, args, result)
+        if task.alive and task.fresh_entry is None:
+            task.set_return(result)
 
     def _on_exception(self, intno: int) -> None:
         cr2, error, rip = self.machine.exceptions.take()
-        proc = self.current
+        task = self.current
         if intno == EXC_DF:
             # Unicorn raises an instruction-fetch #PF at an indirect-branch target twice
             # (the first from the TB-lookup helper never reaches this hook), so QEMU turns it
@@ -565,41 +678,44 @@ class Kernel:
         if intno == EXC_PF:
             access = ACCESS_EXEC if error & PF_INSTR else ACCESS_WRITE if error & PF_WRITE else ACCESS_READ
             try:
-                if not demand_zero_fault(proc.space, cr2, access):
+                if not demand_zero_fault(task.space, cr2, access):
                     self._fault_rip = rip
-                    proc.space.handle_page_fault(cr2, access)
+                    task.space.handle_page_fault(cr2, access)
             except GuestFault as fault:
-                self._die_of_fault(proc, fault, rip, f"{Access(access).name.lower()} at {cr2:#x}")
+                self._die_of_fault(task, fault, rip, f"{Access(access).name.lower()} at {cr2:#x}")
             except OutOfMemory as oom:
-                self.kill(proc, signal.SIGKILL, f"out of memory at {cr2:#x} ({oom}); guest killed")
+                self.kill(task.group, signal.SIGKILL, f"out of memory at {cr2:#x} ({oom}); guest killed")
             finally:
                 self._fault_rip = None
             return
         signo, code, what = EXCEPTION_SIGNALS.get(intno, (signal.SIGSEGV, abi.SI_KERNEL, f"exception {intno}"))
-        self._die_of_fault(proc, GuestFault(signo, code, 0, what), rip, what)
+        self._die_of_fault(task, GuestFault(signo, code, 0, what), rip, what)
 
-    def _die_of_fault(self, proc: Process, fault: GuestFault, rip: int, what: str) -> None:
-        """A fault's signal: to the process's handler, or death with a one-line account."""
+    def _die_of_fault(self, task: Task, fault: GuestFault, rip: int, what: str) -> None:
+        """A fault's signal: to the thread's handler, or death with a one-line account."""
         region = ""
         if fault.signo in (signal.SIGSEGV, signal.SIGBUS) and fault.addr:
-            region = describe_region(proc.space.find_region(fault.addr))
+            region = describe_region(task.space.find_region(fault.addr))
         detail = f"{what} ({region})" if region else what
         message = (f"killed by {signal_name(fault.signo)} ({code_name(fault.signo, fault.code)}): "
-                   f"{detail}; rip {rip:#x}: {disassemble(proc.space, rip)}")
-        signal_delivery.force_fault(self, proc, fault.signo, fault.code, fault.addr, message)
+                   f"{detail}; rip {rip:#x}: {disassemble(task.space, rip)}")
+        signal_delivery.force_fault(self, task, fault.signo, fault.code, fault.addr, message)
 
-    def _die_of_emulator_error(self, proc: Process, error: EngineError) -> None:
+    def _die_of_emulator_error(self, task: Task, error: EngineError) -> None:
         """Unicorn reports #UD as an error (its stop_interrupt path), not through the hook."""
-        if not proc.alive:
+        if not task.alive:
             return
-        rip = self.machine.uc.reg_read(UC_X86_REG_RIP)
+        rip = task.regs.rip
         if error.errno == UC_ERR_INSN_INVALID:
-            self._die_of_fault(proc, GuestFault(signal.SIGILL, abi.ILL_ILLOPN, rip), rip, "invalid opcode")
+            self._die_of_fault(task, GuestFault(signal.SIGILL, abi.ILL_ILLOPN, rip), rip, "invalid opcode")
         else:
-            self._die_of_fault(proc, GuestFault(signal.SIGSEGV, abi.SI_KERNEL, 0), rip, f"emulator: {error}")
+            self._die_of_fault(task, GuestFault(signal.SIGSEGV, abi.SI_KERNEL, 0), rip, f"emulator: {error}")
 
-    def _report_fault(self, proc: Process, space: AddressSpace, record: FaultRecord) -> None:
-        rip = self._fault_rip if proc is self.current and space is proc.space else None
+    def _report_fault(self, group: ThreadGroup, space: AddressSpace, record: FaultRecord) -> None:
+        """Tell the listeners, naming the thread that faulted (the one on the CPU, if it
+        runs in `space`; else the kernel touched `space` for someone: its process)."""
+        task = self.current
+        mine = task is not None and task.space is space
+        rip = self._fault_rip if mine else None
         for listener in self.fault_listeners:
-            listener(proc.pid, space, record, rip)
-
+            listener(task.tid if mine else group.pid, space, record, rip)

@@ -1,23 +1,28 @@
-"""A process: one address space, its descriptors, its CPU state, its family and its fate."""
+"""A process: a thread group, what its threads share (Linux's signal_struct, mm_struct,
+files_struct and fs_struct; gVisor's ThreadGroup). The threads themselves are `Task`s
+(sandbox.kernel.task): the scheduler runs tasks, and wait4, kill and exit statuses speak of
+thread groups.
+"""
 
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Any, NamedTuple
+import signal
+from typing import TYPE_CHECKING, NamedTuple
 
 from sandbox.kernel.files import FdTable
 from sandbox.mm.aspace import AddressSpace
 
 if TYPE_CHECKING:
-    from sandbox.errors import WouldBlock
     from sandbox.kernel.kernel import Kernel
+    from sandbox.kernel.task import Task
 
 
 class State(enum.Enum):
-    RUNNING = "running"  # runnable, or on the CPU
-    BLOCKED = "blocked"  # inside a system call that cannot finish yet
-    ZOMBIE = "zombie"  # exited or killed, not reaped by its parent yet
-    REAPED = "reaped"
+    RUNNING = "running"  # a task runnable or on the CPU; a thread group alive
+    BLOCKED = "blocked"  # a task inside a system call that cannot finish yet
+    ZOMBIE = "zombie"  # a task that ended; a thread group that ended and is not reaped yet
+    REAPED = "reaped"  # a thread group its parent has waited for
 
 
 class Death(NamedTuple):
@@ -27,36 +32,41 @@ class Death(NamedTuple):
     message: str
 
 
-class Process:
-    """Everything the kernel keeps about one guest process."""
+class FsContext:
+    """A working directory and umask, as one object so that CLONE_FS can share it."""
+
+    __slots__ = ("cwd", "umask")
+
+    def __init__(self, cwd: str = "/", umask: int = 0o022) -> None:
+        self.cwd, self.umask = cwd, umask
+
+
+class ThreadGroup:
+    """Everything the kernel keeps about one guest process, shared by all its threads."""
 
     def __init__(self, kernel: Kernel, pid: int, ppid: int, space: AddressSpace | None, exe: str,
                  files: FdTable | None = None) -> None:
         self.kernel = kernel
-        self.pid = pid
+        self.pid = pid  # the thread group id: the first thread's tid
         self.ppid = ppid
         self.space = space
         self.exe = exe
         self.files = files if files is not None else FdTable.with_stdio()
+        self.tasks: list[Task] = []  # the live threads, the leader first
         self.brk_start = 0
         self.brk = 0
-        self.clear_child_tid = 0
-        self.cwd = "/"  # a resolved guest path
+        #: The working directory and umask (Linux's fs_struct): shared with a child made
+        #: with CLONE_FS, copied otherwise.
+        self.fs = FsContext()
         self.exe_guest = ""  # where the program file is in the guest tree (/proc/self/exe)
-        self.umask = 0o022
-        #: rt_sigaction records (raw struct kernel_sigaction bytes by signal).
+        #: rt_sigaction records (raw struct kernel_sigaction bytes by signal), shared by the
+        #: threads (CLONE_SIGHAND) and, with CLONE_SIGHAND alone, by other processes too.
         self.sig_actions: dict[int, bytes] = {}
-        self.sig_mask = 0
-        #: Pending signals with their siginfo (one instance per number, as standard signals).
+        #: Process-directed pending signals with their siginfo (kill, SIGCHLD, SIGALRM): any
+        #: thread that does not block one may take it (Linux's shared_pending).
         self.pending: dict[int, bytes] = {}
-        self.altstack: tuple[int, int, int] = (0, 2, 0)  # sigaltstack: sp, flags (SS_DISABLE), size
-        self.sigreturn_pending = False
-        self.saved_mask: int | None = None  # rt_sigsuspend's mask to restore after the handler
-        self.fault_cr2 = 0  # the address of the fault whose signal is pending (sigcontext.cr2)
         self.itimer: tuple[float, float] | None = None  # ITIMER_REAL: deadline, interval
         self.rlimits: dict[int, tuple[int, int]] = {}
-        self.robust_list = 0
-        self.comm = ""  # the task name (prctl PR_SET_NAME, /proc/self/comm)
         self.prctl: dict[int, int] = {}
         #: Where execve put the argv and envp strings in this process's memory (Linux's
         #: mm->arg_start/arg_end, env_start/env_end): /proc/PID/cmdline and environ read
@@ -65,33 +75,49 @@ class Process:
         self.env_range: tuple[int, int] = (0, 0)
         self.pgid = 0
         self.sid = 0
-        self.children: list[Process] = []
+        self.children: list[ThreadGroup] = []
         self.state = State.RUNNING
+        self.exit_signal = signal.SIGCHLD  # what the parent is sent at the end (clone's CSIGNAL)
         self.exit_code = 0
         self.death: Death | None = None
-        #: The saved CPU (a Unicorn context) while off the CPU; None before the first switch.
-        self.context: Any = None
-        #: (rip, rsp) of a fresh program image (spawn, execve): entered through the trampoline.
-        self.fresh_entry: tuple[int, int] | None = None
-        #: The system call this process sleeps in.
-        self.blocked: WouldBlock | None = None
-        #: A vfork parent sleeps until this child execs or exits.
-        self.vfork_parent: Process | None = None
 
-    def inherit(self, parent: Process) -> None:
+    def inherit(self, parent: ThreadGroup) -> None:
         """What a fork child takes from its parent besides memory and descriptors (man 2 fork)."""
-        self.brk_start, self.brk, self.cwd, self.exe_guest = parent.brk_start, parent.brk, parent.cwd, parent.exe_guest
-        self.umask, self.sig_actions, self.sig_mask = parent.umask, dict(parent.sig_actions), parent.sig_mask
-        self.rlimits, self.comm, self.prctl = dict(parent.rlimits), parent.comm, dict(parent.prctl)
+        self.brk_start, self.brk, self.exe_guest = parent.brk_start, parent.brk, parent.exe_guest
+        self.fs = FsContext(parent.cwd, parent.umask)
+        self.sig_actions = dict(parent.sig_actions)
+        self.rlimits, self.prctl = dict(parent.rlimits), dict(parent.prctl)
         self.arg_range, self.env_range = parent.arg_range, parent.env_range
         self.pgid, self.sid = parent.pgid, parent.sid
 
     def __repr__(self) -> str:
-        return f"Process(pid={self.pid}, ppid={self.ppid}, exe={self.exe!r}, {self.state.name})"
+        return f"ThreadGroup(pid={self.pid}, ppid={self.ppid}, exe={self.exe!r}, {self.state.name})"
+
+    @property
+    def cwd(self) -> str:
+        """The working directory, a resolved guest path."""
+        return self.fs.cwd
+
+    @cwd.setter
+    def cwd(self, value: str) -> None:
+        self.fs.cwd = value
+
+    @property
+    def umask(self) -> int:
+        return self.fs.umask
+
+    @umask.setter
+    def umask(self, value: int) -> None:
+        self.fs.umask = value
 
     @property
     def alive(self) -> bool:
-        return self.state in (State.RUNNING, State.BLOCKED)
+        return self.state is State.RUNNING
+
+    @property
+    def leader(self) -> Task | None:
+        """The thread whose tid is the process's pid, while it lives."""
+        return next((t for t in self.tasks if t.tid == self.pid), None)
 
     @property
     def status(self) -> int:

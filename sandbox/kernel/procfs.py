@@ -23,7 +23,7 @@ from sandbox.trace import prot_string
 
 if TYPE_CHECKING:
     from sandbox.kernel.accounting import Budget
-    from sandbox.kernel.process import Process
+    from sandbox.kernel.task import Task
 
 #: /proc/PID/maps pads the path to this column (fs/proc/task_mmu.c, show_vma_header_prefix).
 MAPS_PATH_COLUMN = 73
@@ -37,7 +37,7 @@ def entries(exe_guest_path: str) -> dict[str, Synthetic]:
     return table
 
 
-def maps(proc: Process) -> bytes:
+def maps(proc: Task) -> bytes:
     """The address space in /proc/PID/maps format."""
     lines = []
     for r in proc.space.regions:
@@ -49,28 +49,32 @@ def maps(proc: Process) -> bytes:
     return os.fsencode("\n".join(lines) + "\n")
 
 
-def comm(proc: Process) -> str:
+def comm(proc: Task) -> str:
     return proc.comm or os.path.basename(proc.exe)[:15]
 
 
-def stat(proc: Process) -> bytes:
-    """/proc/PID/stat: 52 fields; the ones the sandbox knows are real, the rest 0."""
+def stat(proc: Task, pid: int) -> bytes:
+    """/proc/PID/stat (of the process, `pid` its own) or /proc/PID/task/TID/stat (of one
+    thread): 52 fields; the ones the sandbox knows are real, the rest 0."""
     vsize = sum(r.size for r in proc.space.regions)
     rss = sum(1 for _ in proc.space.pagetable.iter_leaves())
-    fields = [proc.pid, f"({comm(proc)})", "R", proc.ppid, proc.pid, proc.pid, 0, -1, 0x400000,
-              faults_taken(proc.space.fault_counts), 0, 0, 0, 0, 0, 0, 0, 20, 0, 1, 0, 0, vsize, rss,
+    threads = sum(1 for t in proc.group.tasks if t.alive)
+    fields = [pid, f"({comm(proc)})", "R", proc.ppid, proc.pgid, proc.sid, 0, -1, 0x400000,
+              faults_taken(proc.space.fault_counts), 0, 0, 0, 0, 0, 0, 0, 20, 0, threads, 0, 0, vsize, rss,
               (1 << 64) - 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 17, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
     return (" ".join(str(f) for f in fields) + "\n").encode()
 
 
-def status(proc: Process) -> bytes:
+def status(proc: Task, pid: int) -> bytes:
+    """/proc/PID/status, or a thread's: `pid` is the process's id or the thread's."""
     uid, gid = proc.kernel.identity.uid, proc.kernel.identity.gid
     vm_kb = sum(r.size for r in proc.space.regions) // 1024
     rss_kb = sum(m.size for _, m in proc.space.pagetable.iter_leaves()) // 1024
-    lines = [f"Name:\t{comm(proc)}", "State:\tR (running)", f"Tgid:\t{proc.pid}", f"Pid:\t{proc.pid}",
+    threads = sum(1 for t in proc.group.tasks if t.alive)
+    lines = [f"Name:\t{comm(proc)}", "State:\tR (running)", f"Tgid:\t{proc.pid}", f"Pid:\t{pid}",
              f"PPid:\t{proc.ppid}", f"Uid:\t{uid}\t{uid}\t{uid}\t{uid}", f"Gid:\t{gid}\t{gid}\t{gid}\t{gid}",
              f"FDSize:\t{proc.files.limit}", f"VmSize:\t{vm_kb:8d} kB", f"VmRSS:\t{rss_kb:8d} kB",
-             "Threads:\t1", f"SigBlk:\t{proc.sig_mask:016x}"]
+             f"Threads:\t{threads}", f"SigBlk:\t{proc.sig_mask:016x}"]
     return ("\n".join(lines) + "\n").encode()
 
 
@@ -112,7 +116,7 @@ class ProcessMemory:
     """Bytes `[start, end)` of a process's memory, read when the guest reads (nothing held):
     what the process wrote there since is what it shows, as on Linux."""
 
-    def __init__(self, proc: Process, start: int, end: int) -> None:
+    def __init__(self, proc: Task, start: int, end: int) -> None:
         self.proc = proc
         self.start = start
         self.size = end - start
@@ -134,19 +138,24 @@ class ProcessMemory:
         """Nothing was charged."""
 
 
-def content(proc: Process, name: str, budget: Budget) -> ProcContent:
+def content(proc: Task, name: str, budget: Budget) -> ProcContent:
     """What /proc/<pid>/<name> reads for `proc`: a snapshot charged to `budget` while
     open, or, for cmdline and environ, the process's own memory."""
     if name == "cmdline":
         return ProcessMemory(proc, *proc.arg_range)
     if name == "environ":
         return ProcessMemory(proc, *proc.env_range)
+    pid = proc.pid
+    if name.startswith("task/"):  # task/<tid>/<entry>: one thread's own
+        _, tid, name = name.split("/")
+        proc = next((t for t in proc.group.tasks if str(t.tid) == tid), proc)
+        pid = proc.tid
     if name == "maps":
         data = maps(proc)
     elif name == "stat":
-        data = stat(proc)
+        data = stat(proc, pid)
     elif name == "status":
-        data = status(proc)
+        data = status(proc, pid)
     elif name == "comm":
         data = os.fsencode(comm(proc) + "\n")
     else:

@@ -1,11 +1,13 @@
-"""The scheduler: one CPU, many processes, one at a time.
+"""The scheduler: one CPU, many tasks (threads), one at a time.
 
-A process leaves the CPU when it blocks in a system call (the call raised `WouldBlock`),
-when it ends, or when the watchdog's time slice expires (round-robin preemption, so no guest
-starves the others). Switching saves the CPU into the process's Unicorn context, restores the
-next one's and reloads CR3 (which also flushes the TLB). A blocked call is retried when the
-process is considered again: after its deadline, when its host descriptor is readable, or
-simply on the next pass (pipes, wait4), and its result is written into the saved RAX.
+A task leaves the CPU when it blocks in a system call (the call raised `WouldBlock`), when it
+ends, when it yields, or when the watchdog's time slice expires (round-robin preemption, so
+no guest starves the others). Switching saves the CPU into the task's Unicorn context and
+restores the next one's; CR3 is reloaded (which flushes the TLB) only when the next task
+lives in another address space: threads of one process share their page tables and TLB.
+A blocked call is retried when the task is considered again: after its deadline, when its
+host descriptor is readable, or simply on the next pass (pipes, wait4, futexes), and it
+then ends through the kernel's one completion path, as a call that never slept does.
 """
 
 from __future__ import annotations
@@ -15,12 +17,11 @@ import signal
 import time
 from typing import TYPE_CHECKING
 
-from sandbox import engine as X
 from sandbox.errors import SyscallError, WouldBlock
 from sandbox.kernel import signal_delivery
 from sandbox.kernel.checked import KTIME_MAX
-from sandbox.kernel.process import Process, State
-from sandbox.kernel.syscalls import MASK64
+from sandbox.kernel.process import State, ThreadGroup
+from sandbox.kernel.task import Task
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -40,7 +41,7 @@ def host_ready(waits: list[tuple[int, int]], timeout_ms: int = 0) -> bool:
     return bool(poller.poll(timeout_ms))
 
 
-def sleep(proc: Process, ns: int, why: str, finish: Callable[[], int],
+def sleep(proc: Task, ns: int, why: str, finish: Callable[[], int],
           on_interrupt: Callable[[float], None] | None = None) -> int:
     """Wait `ns` nanoseconds, then return `finish()`. The process sleeps in the scheduler, so
     other processes run, signals interrupt it (EINTR; `on_interrupt(seconds left)` first) and
@@ -58,46 +59,46 @@ def sleep(proc: Process, ns: int, why: str, finish: Callable[[], int],
 
 
 class Scheduler:
-    """Round-robin over the kernel's processes."""
+    """Round-robin over the kernel's tasks."""
 
     def __init__(self, kernel: Kernel) -> None:
         self.kernel = kernel
         self.machine = kernel.machine
-        self.on_cpu: Process | None = None  # whose registers are live in the CPU
-        self._last_pid = 0
+        self.on_cpu: Task | None = None  # whose registers are live in the CPU
+        self._last_tid = 0
         self.switches = 0
 
     # -- choosing -------------------------------------------------------------------------
 
-    def pick(self) -> Process | None:
-        """The next process that can run, round-robin after the last one picked."""
-        alive = [p for p in self.kernel.processes.values() if p.alive]
-        alive.sort(key=lambda p: (p.pid <= self._last_pid, p.pid))
-        self.fire_timers(alive)
-        for proc in alive:
-            if proc.state is State.BLOCKED and not signal_delivery.interrupt(self.kernel, proc) \
-                    and not self.try_wake(proc):
+    def pick(self) -> Task | None:
+        """The next task that can run, round-robin after the last one picked."""
+        self.fire_timers([g for g in self.kernel.processes.values() if g.alive])
+        alive = [t for t in self.kernel.tasks.values() if t.alive]
+        alive.sort(key=lambda t: (t.tid <= self._last_tid, t.tid))
+        for task in alive:
+            if task.state is State.BLOCKED and not signal_delivery.interrupt(self.kernel, task) \
+                    and not self.try_wake(task):
                 continue
-            if not proc.alive:
+            if not task.alive:
                 continue
-            self._last_pid = proc.pid
-            return proc
+            self._last_tid = task.tid
+            return task
         return None
 
-    def fire_timers(self, procs: list[Process]) -> None:
+    def fire_timers(self, groups: list[ThreadGroup]) -> None:
         """ITIMER_REAL: SIGALRM for every timer whose deadline passed (re-armed if periodic)."""
         now = self.kernel.monotonic()
-        for proc in procs:
-            if proc.itimer is None:
+        for group in groups:
+            if group.itimer is None:
                 continue
-            deadline, interval = proc.itimer
+            deadline, interval = group.itimer
             if now >= deadline:
-                proc.itimer = (deadline + interval, interval) if interval else None
-                signal_delivery.send(self.kernel, proc, signal.SIGALRM)
+                group.itimer = (deadline + interval, interval) if interval else None
+                signal_delivery.send(self.kernel, group, signal.SIGALRM)
 
-    def try_wake(self, proc: Process) -> bool:
-        """Retry a blocked call if its condition may hold; True if the process can run."""
-        blocked = proc.blocked
+    def try_wake(self, task: Task) -> bool:
+        """Retry a blocked call if its condition may hold; True if the task can run."""
+        blocked = task.blocked
         if not blocked.every_pass:
             if blocked.deadline is not None and time.monotonic() < blocked.deadline:
                 return False
@@ -106,34 +107,39 @@ class Scheduler:
                 return False
         try:
             result = blocked.retry()
-        except WouldBlock as again:  # still the same call: a signal must see its name (NOT_RESTARTED)
-            again.call = blocked.call
-            proc.blocked = again if again.retry is not None else _with_retry(again, blocked.retry)
+        except WouldBlock as again:  # still the same call: keep its name and arguments
+            again.call, again.call_args = blocked.call, blocked.call_args
+            task.blocked = again if again.retry is not None else _with_retry(again, blocked.retry)
             return False
         except SyscallError as error:
             result = -error.errno
-        if not proc.alive:  # the retried call ended the process (exit, a fatal signal)
+        if not task.alive:  # the retried call ended the task (exit, a fatal signal)
             return False
-        proc.blocked = None
-        proc.state = State.RUNNING
-        self.set_result(proc, result)
+        task.blocked = None
+        task.state = State.RUNNING
+        self.kernel.complete(task, blocked.call, None, blocked.call_args, result)
         return True
 
     def idle(self, limit: float | None = None) -> bool:
         """Nothing can run: sleep until a deadline, host input, or the time `limit` (the run's
         --timeout, as time.monotonic). False if nothing ever can."""
-        blocked = [p for p in self.kernel.processes.values() if p.state is State.BLOCKED]
+        blocked = [t for t in self.kernel.tasks.values() if t.state is State.BLOCKED and t.alive]
         if not blocked:
             return False
-        fds = [wait for p in blocked for wait in p.blocked.host_waits]
-        deadlines = [p.blocked.deadline for p in blocked if p.blocked.deadline is not None]
-        deadlines += [p.itimer[0] for p in blocked if p.itimer is not None and not self.kernel.options.deterministic]
-        if self.kernel.options.deterministic and any(p.itimer for p in blocked):
-            self.kernel.clock_offset = int(min(p.itimer[0] for p in blocked if p.itimer) * 1e9) + 1
+        groups = {t.group for t in blocked}
+        timed = [g for g in groups if g.itimer is not None]
+        fds = [wait for t in blocked for wait in t.blocked.host_waits]
+        deadlines = [t.blocked.deadline for t in blocked if t.blocked.deadline is not None]
+        clock = [g.itimer[0] for g in timed] + [t.blocked.clock_deadline for t in blocked
+                                                if t.blocked.clock_deadline is not None]
+        if self.kernel.options.deterministic and clock:  # the sandbox's clock jumps to the next event
+            self.kernel.clock_offset = max(self.kernel.clock_offset, int(min(clock) * 1e9) + 1)
             return True
+        deadlines += [g.itimer[0] for g in timed]
         if not fds and not deadlines:  # (a --timeout alone never wakes anyone: a deadlock)
-            for proc in blocked:
-                self.kernel.kill(proc, signal.SIGKILL, f"deadlock: {proc.blocked.why}, and no other process can act")
+            for group in groups:
+                why = next(t.blocked.why for t in blocked if t.group is group)
+                self.kernel.kill(group, signal.SIGKILL, f"deadlock: {why}, and no other process can act")
             return True
         if limit is not None:
             deadlines.append(limit)
@@ -143,53 +149,38 @@ class Scheduler:
 
     # -- blocking -------------------------------------------------------------------------
 
-    def block(self, proc: Process, would_block: WouldBlock, retry) -> None:
-        """Put `proc` to sleep in its current system call; the CPU stops after the hook."""
-        proc.blocked = would_block if would_block.retry is not None else _with_retry(would_block, retry)
-        proc.state = State.BLOCKED
+    def block(self, task: Task, would_block: WouldBlock, retry) -> None:
+        """Put `task` to sleep in its current system call; the CPU stops after the hook."""
+        task.blocked = would_block if would_block.retry is not None else _with_retry(would_block, retry)
+        task.state = State.BLOCKED
         self.machine.stop()
-
-    def set_result(self, proc: Process, value: int) -> None:
-        """Write a system call's result into `proc`'s RAX, live or saved."""
-        self.reg_write(proc, X.UC_X86_REG_RAX, value & MASK64)
-
-    def reg_read(self, proc: Process, reg: int) -> int:
-        """A register of `proc`: from the CPU if its state is live there, else its context."""
-        return self.machine.uc.reg_read(reg) if proc is self.on_cpu else proc.context.reg_read(reg)
-
-    def reg_write(self, proc: Process, reg: int, value: int) -> None:
-        if proc is self.on_cpu:
-            self.machine.uc.reg_write(reg, value)
-        else:
-            proc.context.reg_write(reg, value)
 
     # -- switching ------------------------------------------------------------------------
 
-    def switch_to(self, proc: Process) -> bool:
-        """Give `proc` the CPU (a fresh image through the trampoline, or its saved context),
-        then deliver its signals. False if a signal ended it."""
-        self.kernel.current = proc
-        if proc.fresh_entry is not None:
-            self.machine.enter_user(proc.space, *proc.fresh_entry)
-            proc.fresh_entry = None
-        elif proc is not self.on_cpu:
-            self.machine.uc.context_restore(proc.context)
-            self.machine.forget_cr3()  # the restore changed the CPU's CR3 behind our back
-            proc.space.switch_to()
+    def switch_to(self, task: Task) -> bool:
+        """Give `task` the CPU (a fresh image through the trampoline, or its saved context),
+        then deliver its signals. False if a signal ended it. A thread of the process that
+        was on the CPU keeps CR3 and the TLB as they are."""
+        self.kernel.current = task
+        if task.fresh_entry is not None:
+            self.machine.enter_user(task.space, *task.fresh_entry)
+            task.fresh_entry = None
+        elif task is not self.on_cpu:
+            same_space = self.on_cpu is not None and self.on_cpu.space is task.space and task.space is not None
+            self.machine.restore_context(task.context, same_space)
+            if not same_space:
+                task.space.switch_to()
             self.switches += 1
-        self.on_cpu = proc
-        if proc.pending or proc.sigreturn_pending:
-            signal_delivery.deliver(self.kernel, proc)
-        return proc.alive
+        self.on_cpu = task
+        if task.pending or task.group.pending or task.sigreturn_pending:
+            signal_delivery.deliver(self.kernel, task)
+        return task.alive
 
-    def switch_out(self, proc: Process) -> None:
-        """Save `proc`'s CPU after it ran, so another process may use the CPU."""
-        if not proc.alive or proc.fresh_entry is not None or self.on_cpu is not proc:
+    def switch_out(self, task: Task) -> None:
+        """Save `task`'s CPU after it ran, so another task may use the CPU."""
+        if not task.alive or task.fresh_entry is not None or self.on_cpu is not task:
             return
-        if proc.context is None:
-            proc.context = self.machine.uc.context_save()
-        else:
-            self.machine.uc.context_update(proc.context)
+        task.context = self.machine.save_context(task.context)
 
 
 def _with_retry(would_block: WouldBlock, retry) -> WouldBlock:

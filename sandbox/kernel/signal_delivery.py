@@ -1,10 +1,13 @@
 """Signals from generation to the handler and back (Linux kernel/signal.c, arch/x86 signal.c).
 
-- `send` queues a signal (one pending instance per number, as for Linux's standard signals);
-  SIGKILL acts at once; a signal whose disposition is SIG_IGN is dropped.
-- `force_fault` is a CPU fault's signal: delivered to a handler if there is one that is
-  neither ignored nor blocked, else the process dies (Linux's force_sig_fault).
-- `interrupt` wakes a process blocked in a system call when a signal it will act on arrives:
+- `send` queues a process-directed signal in the thread group (one pending instance per
+  number, as for Linux's standard signals), which any thread that does not block it may
+  take; `send_to_task` a thread-directed one (tgkill). SIGKILL acts at once; a signal whose
+  disposition is SIG_IGN is dropped.
+- `force_fault` is a CPU fault's signal, to the faulting thread: delivered to a handler if
+  there is one that is neither ignored nor blocked, else the process dies (force_sig_fault).
+- `interrupt` wakes a task blocked in a system call when a signal it will act on arrives
+  (for a process-directed one, one thread: a runnable one if any, as complete_signal):
   the call fails with EINTR, or is restarted under SA_RESTART (RIP back onto the syscall),
   or returns what it already did (a write cut short, man 7 signal).
 - `deliver` runs when the process is about to get the CPU: default actions, or a frame on
@@ -18,10 +21,9 @@ import errno
 import signal
 from typing import TYPE_CHECKING
 
-from sandbox import engine as X
 from sandbox.abi import SI_TKILL, SI_USER, SIG_DFL, SIG_IGN, SYSCALL_INSN_LEN
 from sandbox.errors import SyscallError
-from sandbox.kernel.process import Process
+from sandbox.kernel.process import State, ThreadGroup
 from sandbox.kernel.sigframe import (
     EFLAGS_CLEARED_FOR_HANDLER,
     REG_EFLAGS,
@@ -38,7 +40,7 @@ from sandbox.kernel.sigframe import (
     unpack_ucontext,
 )
 from sandbox.kernel.signals import signal_name
-from sandbox.kernel.syscalls import MASK64
+from sandbox.kernel.task import Task
 from sandbox.mm.uaccess import copy_in, copy_out
 
 if TYPE_CHECKING:
@@ -56,30 +58,40 @@ NOT_RESTARTED = {"pause", "rt_sigsuspend", "nanosleep", "clock_nanosleep", "poll
                  "sched_yield"}
 
 
-def action_of(proc: Process, signo: int) -> SigAction:
+def action_of(proc: Task | ThreadGroup, signo: int) -> SigAction:
     return SigAction.parse(proc.sig_actions.get(signo, bytes(32)))
 
 
-def acts_on(proc: Process, signo: int) -> bool:
+def acts_on(proc: Task | ThreadGroup, signo: int) -> bool:
     """True if delivering `signo` would do something (a handler, or a fatal default)."""
     handler = action_of(proc, signo).handler
     return handler not in (SIG_DFL, SIG_IGN) or (handler == SIG_DFL and signo not in IGNORED_BY_DEFAULT)
 
 
-def blocked(proc: Process, signo: int) -> bool:
-    return bool(proc.sig_mask >> (signo - 1) & 1) and not (1 << (signo - 1)) & UNBLOCKABLE
+def blocked(task: Task, signo: int) -> bool:
+    return bool(task.sig_mask >> (signo - 1) & 1) and not (1 << (signo - 1)) & UNBLOCKABLE
 
 
-def deliverable(proc: Process) -> list[int]:
-    """Pending signals that are not blocked and would act, synchronous faults first."""
-    ready = [s for s in proc.pending if not blocked(proc, s) and acts_on(proc, s)]
+def deliverable(task: Task) -> list[int]:
+    """Pending signals `task` would take now (its own, and its process's that it does not
+    block), synchronous faults first."""
+    ready = {s for s in task.pending if not blocked(task, s) and acts_on(task, s)}
+    ready.update(s for s in task.group.pending if not blocked(task, s) and acts_on(task, s))
     return sorted(ready, key=lambda s: (s not in SYNCHRONOUS, s))
+
+
+def chosen_thread(group: ThreadGroup, signo: int) -> Task | None:
+    """The thread a process-directed `signo` wakes: a runnable one that does not block it,
+    else a sleeping one (Linux's complete_signal); None if every thread blocks it."""
+    takers = [t for t in group.tasks if t.alive and not blocked(t, signo)]
+    runnable = [t for t in takers if t.state is State.RUNNING]
+    return (runnable or takers or [None])[0]
 
 
 # -- generation -------------------------------------------------------------------------------
 
-def send(kernel: Kernel, target: Process, signo: int, info: bytes | None = None) -> None:
-    """Queue `signo` for `target` (or act at once for SIGKILL)."""
+def send(kernel: Kernel, target: ThreadGroup, signo: int, info: bytes | None = None) -> None:
+    """Queue the process-directed `signo` for `target` (or act at once for SIGKILL)."""
     if not target.alive:
         return
     if signo == signal.SIGKILL:
@@ -88,63 +100,83 @@ def send(kernel: Kernel, target: Process, signo: int, info: bytes | None = None)
     if action_of(target, signo).handler == SIG_IGN:
         return
     target.pending.setdefault(signo, info or pack_siginfo(signo, SI_USER))
-    if target is kernel.current:
+    if kernel.current is not None and kernel.current.group is target:
         kernel.machine.stop()  # deliver before the next user instruction
 
 
-def force_fault(kernel: Kernel, proc: Process, signo: int, code: int, addr: int, message: str) -> None:
-    """A fault's signal: to its handler if one is installed and the signal is not blocked;
-    otherwise the process dies with `message` (a blocked or ignored fault cannot be survived)."""
-    action = action_of(proc, signo)
-    if action.handler in (SIG_DFL, SIG_IGN) or blocked(proc, signo):
-        kernel.kill(proc, signo, message)
+def send_to_task(kernel: Kernel, target: Task, signo: int, info: bytes | None = None) -> None:
+    """Queue the thread-directed `signo` for `target` (tgkill, SIGPIPE); SIGKILL and fatal
+    defaults still end the whole process."""
+    if not target.alive:
         return
-    proc.pending[signo] = pack_siginfo(signo, code, addr)
-    proc.fault_cr2 = addr
+    if signo == signal.SIGKILL:
+        kernel.kill(target.group, signo, "killed by SIGKILL")
+        return
+    if action_of(target, signo).handler == SIG_IGN:
+        return
+    target.pending.setdefault(signo, info or pack_siginfo(signo, SI_TKILL))
+    if target is kernel.current:
+        kernel.machine.stop()
+
+
+def force_fault(kernel: Kernel, task: Task, signo: int, code: int, addr: int, message: str) -> None:
+    """A fault's signal, to the faulting thread: to its handler if one is installed and the
+    signal is not blocked; otherwise the process dies with `message` (a blocked or ignored
+    fault cannot be survived)."""
+    action = action_of(task, signo)
+    if action.handler in (SIG_DFL, SIG_IGN) or blocked(task, signo):
+        kernel.kill(task.group, signo, message)
+        return
+    task.pending[signo] = pack_siginfo(signo, code, addr)
+    task.fault_cr2 = addr
     kernel.machine.stop()
 
 
 # -- interruption of a blocked call -------------------------------------------------------------
 
-def interrupt(kernel: Kernel, proc: Process) -> bool:
-    """If a deliverable signal waits, end `proc`'s sleep: EINTR, or a restart. True if woken."""
-    ready = deliverable(proc)
-    if not ready or proc.blocked is None:
+def interrupt(kernel: Kernel, task: Task) -> bool:
+    """If a signal `task` would take waits, end its sleep: EINTR, or a restart, or what the
+    call already did. True if woken. A process-directed signal wakes one thread only."""
+    if task.blocked is None:
         return False
-    call = proc.blocked.call
-    restart = action_of(proc, ready[0]).flags & SA_RESTART and call not in NOT_RESTARTED
-    sched = kernel.sched
-    done = proc.blocked.on_interrupt() if proc.blocked.on_interrupt is not None else None
+    ready = [s for s in deliverable(task) if s in task.pending or chosen_thread(task.group, s) is task]
+    if not ready:
+        return False
+    blocked = task.blocked
+    restart = blocked.restart
+    if restart is None:
+        restart = bool(action_of(task, ready[0]).flags & SA_RESTART) and blocked.call not in NOT_RESTARTED
+    done = blocked.on_interrupt() if blocked.on_interrupt is not None else None
+    task.blocked = None
+    task.state = State.RUNNING
     if done is not None:  # the call made progress (a partial write): that is its result
-        sched.reg_write(proc, X.UC_X86_REG_RAX, done & MASK64)
+        kernel.complete(task, blocked.call, None, blocked.call_args, done)
     elif restart:
-        sched.reg_write(proc, X.UC_X86_REG_RIP, sched.reg_read(proc, X.UC_X86_REG_RIP) - SYSCALL_INSN_LEN)
+        task.regs.rip -= SYSCALL_INSN_LEN
     else:
-        sched.reg_write(proc, X.UC_X86_REG_RAX, -errno.EINTR & MASK64)
-    proc.blocked = None
-    proc.state = proc.state.RUNNING
+        kernel.complete(task, blocked.call, None, blocked.call_args, -errno.EINTR)
     return True
 
 
 # -- delivery -------------------------------------------------------------------------------------
 
-def deliver(kernel: Kernel, proc: Process) -> None:
-    """Deliver every deliverable pending signal to `proc`, whose registers are live now."""
-    if proc.sigreturn_pending:
-        proc.sigreturn_pending = False
-        _sigreturn(kernel, proc)
-    while proc.alive and proc.pending:
-        ready = deliverable(proc)
+def deliver(kernel: Kernel, task: Task) -> None:
+    """Deliver every signal `task` would take to it, whose registers are live now."""
+    if task.sigreturn_pending:
+        task.sigreturn_pending = False
+        _sigreturn(kernel, task)
+    while task.alive and (task.pending or task.group.pending):
+        ready = deliverable(task)
         if not ready:
             return
         signo = ready[0]
-        info = proc.pending.pop(signo)
-        action = action_of(proc, signo)
+        info = task.pending.pop(signo) if signo in task.pending else task.group.pending.pop(signo)
+        action = action_of(task, signo)
         if action.handler == SIG_DFL:
             origin = _origin(info)
-            kernel.kill(proc, signo, f"killed by {signal_name(signo)}{origin}")
+            kernel.kill(task.group, signo, f"killed by {signal_name(signo)}{origin}")
             return
-        _setup_frame(kernel, proc, signo, info, action)
+        _setup_frame(kernel, task, signo, info, action)
 
 
 def _origin(info: bytes) -> str:
@@ -153,7 +185,7 @@ def _origin(info: bytes) -> str:
     return f" (sent by pid {pid})" if code in (SI_USER, SI_TKILL) and pid else ""
 
 
-def _setup_frame(kernel: Kernel, proc: Process, signo: int, info: bytes, action: SigAction) -> None:
+def _setup_frame(kernel: Kernel, proc: Task, signo: int, info: bytes, action: SigAction) -> None:
     """Build the frame and point the CPU at the handler; a bad stack is a fatal SIGSEGV."""
     machine = kernel.machine
     regs = machine.read_sigcontext_regs()
@@ -169,7 +201,7 @@ def _setup_frame(kernel: Kernel, proc: Process, signo: int, info: bytes, action:
         copy_out(proc.space, plan.fpstate, machine.read_fxsave())
         copy_out(proc.space, plan.frame, frame)
     except SyscallError:
-        kernel.kill(proc, signal.SIGSEGV, f"killed by SIGSEGV: no room for the {signal_name(signo)} frame "
+        kernel.kill(proc.group, signal.SIGSEGV, f"killed by SIGSEGV: no room for the {signal_name(signo)} frame "
                                           f"at {plan.frame:#x} (bad stack)")
         return
     proc.saved_mask, proc.fault_cr2 = None, 0
@@ -181,20 +213,19 @@ def _setup_frame(kernel: Kernel, proc: Process, signo: int, info: bytes, action:
     regs[REG_RSP], regs[REG_RIP] = plan.frame, action.handler
     regs[REG_EFLAGS] &= ~EFLAGS_CLEARED_FOR_HANDLER
     machine.write_sigcontext_regs(regs)
-    machine.uc.reg_write_batch([(X.UC_X86_REG_RDI, signo), (X.UC_X86_REG_RSI, plan.info),
-                                (X.UC_X86_REG_RDX, plan.ucontext), (X.UC_X86_REG_RAX, 0)])
+    proc.regs.rdi, proc.regs.rsi, proc.regs.rdx, proc.regs.rax = signo, plan.info, plan.ucontext, 0
     kernel.stats["signals_delivered"] += 1
 
 
-def _sigreturn(kernel: Kernel, proc: Process) -> None:
+def _sigreturn(kernel: Kernel, proc: Task) -> None:
     """Restore what the frame at rsp - 8 saved: registers, FPU state, mask, alternate stack."""
     machine = kernel.machine
-    rsp = machine.uc.reg_read(X.UC_X86_REG_RSP)
+    rsp = proc.regs.rsp
     try:
         restored = unpack_ucontext(copy_in(proc.space, rsp, UCONTEXT_SIZE))
         fpstate = copy_in(proc.space, restored.fpstate, 512) if restored.fpstate else None
     except SyscallError:
-        kernel.kill(proc, signal.SIGSEGV, "killed by SIGSEGV: rt_sigreturn found no valid frame")
+        kernel.kill(proc.group, signal.SIGSEGV, "killed by SIGSEGV: rt_sigreturn found no valid frame")
         return
     machine.write_sigcontext_regs(restored.regs)
     if fpstate is not None:

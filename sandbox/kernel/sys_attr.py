@@ -17,7 +17,6 @@ from typing import NoReturn
 
 from sandbox.errors import SyscallError
 from sandbox.kernel.files import DeviceFile, HostFile, Stat
-from sandbox.kernel.process import Process
 from sandbox.kernel.quota import ENTRY_COST
 from sandbox.kernel.structs import STATFS, TIMESPEC, pack_stat, pack_statx
 from sandbox.kernel.sys_fs import (
@@ -32,6 +31,7 @@ from sandbox.kernel.sys_fs import (
     resolve_at,
 )
 from sandbox.kernel.syscalls import syscall, to_int32
+from sandbox.kernel.task import Task
 from sandbox.kernel.vfs import NAME_MAX, Node
 from sandbox.mm.uaccess import copy_in, copy_out, read_cstring
 
@@ -45,7 +45,7 @@ UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
 # -- stat ---------------------------------------------------------------------------------
 
 
-def stat_node(proc: Process, node: Node) -> Stat:
+def stat_node(proc: Task, node: Node) -> Stat:
     """stat(2) of a resolved node (lstat semantics: the node itself), as the guest sees it."""
     if node.synthetic is not None:
         synthetic = node.synthetic
@@ -62,7 +62,7 @@ def stat_node(proc: Process, node: Node) -> Stat:
     return proc.kernel.identity.present(Stat.from_host(st))
 
 
-def _made_up(proc: Process, node: Node, dev: int, mode: int, **fields: int) -> Stat:
+def _made_up(proc: Task, node: Node, dev: int, mode: int, **fields: int) -> Stat:
     """A node the sandbox makes up: an identity of its own (a distinct, stable inode number
     per path, so tools that walk `..` or count hard links tell them apart), times of the
     sandbox's start."""
@@ -71,12 +71,12 @@ def _made_up(proc: Process, node: Node, dev: int, mode: int, **fields: int) -> S
                 ctime_ns=born, **fields)
 
 
-def fd_stat(proc: Process, fd: int) -> Stat:
+def fd_stat(proc: Task, fd: int) -> Stat:
     """fstat(2) of a descriptor, as the guest sees it."""
     return proc.kernel.identity.present(proc.files.get(to_int32(fd)).stat())
 
 
-def stat_at(proc: Process, dirfd: int, path: int, flags: int) -> Stat:
+def stat_at(proc: Task, dirfd: int, path: int, flags: int) -> Stat:
     """The common part of newfstatat/statx: AT_EMPTY_PATH and AT_SYMLINK_NOFOLLOW."""
     raw = read_path(proc, path)
     if not raw and flags & AT_EMPTY_PATH:
@@ -88,34 +88,34 @@ def stat_at(proc: Process, dirfd: int, path: int, flags: int) -> Stat:
 
 
 @syscall("fstat", "fd statbuf")
-def sys_fstat(proc: Process, fd: int, statbuf: int) -> int:
+def sys_fstat(proc: Task, fd: int, statbuf: int) -> int:
     copy_out(proc.space, statbuf, pack_stat(fd_stat(proc, fd)))
     return 0
 
 
 @syscall("newfstatat", "dirfd path statbuf flags")
-def sys_newfstatat(proc: Process, dirfd: int, path: int, statbuf: int, flags: int) -> int:
+def sys_newfstatat(proc: Task, dirfd: int, path: int, statbuf: int, flags: int) -> int:
     copy_out(proc.space, statbuf, pack_stat(stat_at(proc, dirfd, path, to_int32(flags))))
     return 0
 
 
 @syscall("stat", "path statbuf")
-def sys_stat(proc: Process, path: int, statbuf: int) -> int:
+def sys_stat(proc: Task, path: int, statbuf: int) -> int:
     return sys_newfstatat(proc, AT_FDCWD, path, statbuf, 0)
 
 
 @syscall("lstat", "path statbuf")
-def sys_lstat(proc: Process, path: int, statbuf: int) -> int:
+def sys_lstat(proc: Task, path: int, statbuf: int) -> int:
     return sys_newfstatat(proc, AT_FDCWD, path, statbuf, AT_SYMLINK_NOFOLLOW)
 
 
 @syscall("statx", "dirfd path flags mask statxbuf")
-def sys_statx(proc: Process, dirfd: int, path: int, flags: int, mask: int, statxbuf: int) -> int:
+def sys_statx(proc: Task, dirfd: int, path: int, flags: int, mask: int, statxbuf: int) -> int:
     copy_out(proc.space, statxbuf, pack_statx(stat_at(proc, dirfd, path, to_int32(flags))))
     return 0
 
 
-def _statfs_bytes(proc: Process, on_host: bool, writable: bool) -> bytes:
+def _statfs_bytes(proc: Task, on_host: bool, writable: bool) -> bytes:
     """struct statfs: /proc's for synthetic nodes; for host files, a virtual file system
     whose size is the disk quota (no host figure reaches the guest)."""
     if not on_host:
@@ -128,14 +128,14 @@ def _statfs_bytes(proc: Process, on_host: bool, writable: bool) -> bytes:
 
 
 @syscall("statfs", "path buf")
-def sys_statfs(proc: Process, path: int, buf: int) -> int:
+def sys_statfs(proc: Task, path: int, buf: int) -> int:
     node = resolve_at(proc, AT_FDCWD, path)
     copy_out(proc.space, buf, _statfs_bytes(proc, node.synthetic is None, node.writable))
     return 0
 
 
 @syscall("fstatfs", "fd buf")
-def sys_fstatfs(proc: Process, fd: int, buf: int) -> int:
+def sys_fstatfs(proc: Task, fd: int, buf: int) -> int:
     file = proc.files.get(to_int32(fd))
     on_host = isinstance(file, HostFile)
     copy_out(proc.space, buf, _statfs_bytes(proc, on_host, on_host and file.on_writable_mount))
@@ -146,7 +146,7 @@ def sys_fstatfs(proc: Process, fd: int, buf: int) -> int:
 
 
 @syscall("faccessat2", "dirfd path mode flags")
-def sys_faccessat2(proc: Process, dirfd: int, path: int, mode: int, flags: int) -> int:
+def sys_faccessat2(proc: Task, dirfd: int, path: int, mode: int, flags: int) -> int:
     flags, mode = to_int32(flags), to_int32(mode)
     node = resolve_at(proc, dirfd, path, follow=not flags & AT_SYMLINK_NOFOLLOW)
     if node.synthetic is not None:
@@ -167,17 +167,17 @@ def sys_faccessat2(proc: Process, dirfd: int, path: int, mode: int, flags: int) 
 
 
 @syscall("faccessat", "dirfd path mode")
-def sys_faccessat(proc: Process, dirfd: int, path: int, mode: int) -> int:
+def sys_faccessat(proc: Task, dirfd: int, path: int, mode: int) -> int:
     return sys_faccessat2(proc, dirfd, path, mode, 0)
 
 
 @syscall("access", "path mode")
-def sys_access(proc: Process, path: int, mode: int) -> int:
+def sys_access(proc: Task, path: int, mode: int) -> int:
     return sys_faccessat2(proc, AT_FDCWD, path, mode, 0)
 
 
 @syscall("fchmodat", "dirfd path mode")
-def sys_fchmodat(proc: Process, dirfd: int, path: int, mode: int) -> int:
+def sys_fchmodat(proc: Task, dirfd: int, path: int, mode: int) -> int:
     node = resolve_at(proc, dirfd, path)
     proc.kernel.fs.require_writable(node)
     host_mode = proc.kernel.identity.chmod(host_lstat(proc, node), mode)
@@ -186,11 +186,11 @@ def sys_fchmodat(proc: Process, dirfd: int, path: int, mode: int) -> int:
 
 
 @syscall("chmod", "path mode")
-def sys_chmod(proc: Process, path: int, mode: int) -> int:
+def sys_chmod(proc: Task, path: int, mode: int) -> int:
     return sys_fchmodat(proc, AT_FDCWD, path, mode)
 
 
-def _host_file_of(proc: Process, fd: int) -> HostFile:
+def _host_file_of(proc: Task, fd: int) -> HostFile:
     """The host file behind `fd` (EPERM for anything else: pipes, devices, /proc)."""
     file = proc.files.get(to_int32(fd))
     if not isinstance(file, HostFile):
@@ -201,7 +201,7 @@ def _host_file_of(proc: Process, fd: int) -> HostFile:
 
 
 @syscall("fchmod", "fd mode")
-def sys_fchmod(proc: Process, fd: int, mode: int) -> int:
+def sys_fchmod(proc: Task, fd: int, mode: int) -> int:
     file = _host_file_of(proc, fd)
     host_mode = proc.kernel.identity.chmod(file.host(os.fstat), mode)
     file.host(os.chmod, host_mode)
@@ -213,7 +213,7 @@ def _owner_ids(owner: int, group: int) -> tuple[int, int]:
     return tuple(-1 if v & 0xFFFF_FFFF == 0xFFFF_FFFF else v & 0xFFFF_FFFF for v in (owner, group))
 
 
-def _chown(proc: Process, node: Node, owner: int, group: int) -> int:
+def _chown(proc: Task, node: Node, owner: int, group: int) -> int:
     """chown within writable mounts: recorded by the sandbox, never done on the host."""
     proc.kernel.fs.require_writable(node)
     proc.kernel.identity.chown(host_lstat(proc, node), *_owner_ids(owner, group))
@@ -221,7 +221,7 @@ def _chown(proc: Process, node: Node, owner: int, group: int) -> int:
 
 
 @syscall("fchownat", "dirfd path owner group flags")
-def sys_fchownat(proc: Process, dirfd: int, path: int, owner: int, group: int, flags: int) -> int:
+def sys_fchownat(proc: Task, dirfd: int, path: int, owner: int, group: int, flags: int) -> int:
     flags = to_int32(flags)
     if flags & AT_EMPTY_PATH and not read_path(proc, path):
         return sys_fchown(proc, dirfd, owner, group)
@@ -229,24 +229,24 @@ def sys_fchownat(proc: Process, dirfd: int, path: int, owner: int, group: int, f
 
 
 @syscall("chown", "path owner group")
-def sys_chown(proc: Process, path: int, owner: int, group: int) -> int:
+def sys_chown(proc: Task, path: int, owner: int, group: int) -> int:
     return _chown(proc, resolve_at(proc, AT_FDCWD, path), owner, group)
 
 
 @syscall("lchown", "path owner group")
-def sys_lchown(proc: Process, path: int, owner: int, group: int) -> int:
+def sys_lchown(proc: Task, path: int, owner: int, group: int) -> int:
     return _chown(proc, resolve_at(proc, AT_FDCWD, path, follow=False), owner, group)
 
 
 @syscall("fchown", "fd owner group")
-def sys_fchown(proc: Process, fd: int, owner: int, group: int) -> int:
+def sys_fchown(proc: Task, fd: int, owner: int, group: int) -> int:
     """On the descriptor's own file (fstat), never on a path."""
     file = _host_file_of(proc, fd)
     proc.kernel.identity.chown(file.host(os.fstat), *_owner_ids(owner, group))
     return 0
 
 
-def _times_ns(proc: Process, times: int, current: os.stat_result) -> tuple[int, int]:
+def _times_ns(proc: Task, times: int, current: os.stat_result) -> tuple[int, int]:
     """utimensat's two timespecs (UTIME_NOW, UTIME_OMIT) as nanoseconds; EINVAL if bad."""
     now = time.time_ns()
     stamps = [(None, UTIME_NOW), (None, UTIME_NOW)] if times == 0 else \
@@ -265,7 +265,7 @@ def _times_ns(proc: Process, times: int, current: os.stat_result) -> tuple[int, 
 
 
 @syscall("utimensat", "dirfd path times flags")
-def sys_utimensat(proc: Process, dirfd: int, path: int, times: int, flags: int) -> int:
+def sys_utimensat(proc: Task, dirfd: int, path: int, times: int, flags: int) -> int:
     """Set access and modification times (UTIME_NOW, UTIME_OMIT); a NULL path means the
     descriptor itself (futimens), acted on by descriptor."""
     flags = to_int32(flags)
@@ -292,7 +292,7 @@ XATTR_CREATE, XATTR_REPLACE = 1, 2  # setxattr flags (include/uapi/linux/xattr.h
 XATTR_NAME_MAX = 255
 
 
-def _check_xattr_call(proc: Process, name: int, flags: int = 0) -> NoReturn:
+def _check_xattr_call(proc: Task, name: int, flags: int = 0) -> NoReturn:
     """Linux's checks before the file system is asked (fs/xattr.c): flags, then the name
     (empty or longer than XATTR_NAME_MAX: ERANGE); then EOPNOTSUPP."""
     if flags & ~(XATTR_CREATE | XATTR_REPLACE):
@@ -309,72 +309,72 @@ def _check_xattr_call(proc: Process, name: int, flags: int = 0) -> NoReturn:
 
 
 @syscall("getxattr", "path name value size")
-def sys_getxattr(proc: Process, path: int, name: int, value: int, size: int) -> int:
+def sys_getxattr(proc: Task, path: int, name: int, value: int, size: int) -> int:
     resolve_at(proc, AT_FDCWD, path)
     _check_xattr_call(proc, name)
 
 
 @syscall("lgetxattr", "path name value size")
-def sys_lgetxattr(proc: Process, path: int, name: int, value: int, size: int) -> int:
+def sys_lgetxattr(proc: Task, path: int, name: int, value: int, size: int) -> int:
     resolve_at(proc, AT_FDCWD, path, follow=False)
     _check_xattr_call(proc, name)
 
 
 @syscall("setxattr", "path name value size flags")
-def sys_setxattr(proc: Process, path: int, name: int, value: int, size: int, flags: int) -> int:
+def sys_setxattr(proc: Task, path: int, name: int, value: int, size: int, flags: int) -> int:
     resolve_at(proc, AT_FDCWD, path)
     _check_xattr_call(proc, name, to_int32(flags))
 
 
 @syscall("lsetxattr", "path name value size flags")
-def sys_lsetxattr(proc: Process, path: int, name: int, value: int, size: int, flags: int) -> int:
+def sys_lsetxattr(proc: Task, path: int, name: int, value: int, size: int, flags: int) -> int:
     resolve_at(proc, AT_FDCWD, path, follow=False)
     _check_xattr_call(proc, name, to_int32(flags))
 
 
 @syscall("removexattr", "path name")
-def sys_removexattr(proc: Process, path: int, name: int) -> int:
+def sys_removexattr(proc: Task, path: int, name: int) -> int:
     resolve_at(proc, AT_FDCWD, path)
     _check_xattr_call(proc, name)
 
 
 @syscall("lremovexattr", "path name")
-def sys_lremovexattr(proc: Process, path: int, name: int) -> int:
+def sys_lremovexattr(proc: Task, path: int, name: int) -> int:
     resolve_at(proc, AT_FDCWD, path, follow=False)
     _check_xattr_call(proc, name)
 
 
 @syscall("fgetxattr", "fd name value size")
-def sys_fgetxattr(proc: Process, fd: int, name: int, value: int, size: int) -> int:
+def sys_fgetxattr(proc: Task, fd: int, name: int, value: int, size: int) -> int:
     proc.files.get(to_int32(fd))
     _check_xattr_call(proc, name)
 
 
 @syscall("fsetxattr", "fd name value size flags")
-def sys_fsetxattr(proc: Process, fd: int, name: int, value: int, size: int, flags: int) -> int:
+def sys_fsetxattr(proc: Task, fd: int, name: int, value: int, size: int, flags: int) -> int:
     proc.files.get(to_int32(fd))
     _check_xattr_call(proc, name, to_int32(flags))
 
 
 @syscall("fremovexattr", "fd name")
-def sys_fremovexattr(proc: Process, fd: int, name: int) -> int:
+def sys_fremovexattr(proc: Task, fd: int, name: int) -> int:
     proc.files.get(to_int32(fd))
     _check_xattr_call(proc, name)
 
 
 @syscall("listxattr", "path list size")
-def sys_listxattr(proc: Process, path: int, names: int, size: int) -> int:
+def sys_listxattr(proc: Task, path: int, names: int, size: int) -> int:
     resolve_at(proc, AT_FDCWD, path)
     return 0
 
 
 @syscall("llistxattr", "path list size")
-def sys_llistxattr(proc: Process, path: int, names: int, size: int) -> int:
+def sys_llistxattr(proc: Task, path: int, names: int, size: int) -> int:
     resolve_at(proc, AT_FDCWD, path, follow=False)
     return 0
 
 
 @syscall("flistxattr", "fd list size")
-def sys_flistxattr(proc: Process, fd: int, names: int, size: int) -> int:
+def sys_flistxattr(proc: Task, fd: int, names: int, size: int) -> int:
     proc.files.get(to_int32(fd))
     return 0

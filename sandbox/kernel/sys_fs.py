@@ -28,10 +28,10 @@ from sandbox.kernel.files import (
     SyntheticDir,
 )
 from sandbox.kernel.identity import HOST_MODE_MASK
-from sandbox.kernel.process import Process
 from sandbox.kernel.quota import ENTRY_COST
 from sandbox.kernel.structs import pack_dirent
 from sandbox.kernel.syscalls import syscall, to_int32
+from sandbox.kernel.task import Task
 from sandbox.kernel.vfs import Node
 from sandbox.mm.uaccess import copy_out, read_cstring
 
@@ -53,11 +53,11 @@ HOST_OPEN_ALWAYS = os.O_NONBLOCK | os.O_NOCTTY
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-def read_path(proc: Process, addr: int) -> bytes:
+def read_path(proc: Task, addr: int) -> bytes:
     return read_cstring(proc.space, addr, 4096)
 
 
-def base_dir(proc: Process, dirfd: int) -> str:
+def base_dir(proc: Task, dirfd: int) -> str:
     """The guest directory a relative path starts from: the cwd or `dirfd`'s directory."""
     dirfd = to_int32(dirfd)
     if dirfd == AT_FDCWD:
@@ -69,12 +69,12 @@ def base_dir(proc: Process, dirfd: int) -> str:
     return guest
 
 
-def _writable_entry(proc: Process, dirfd: int, addr: int, creating: bool = False) -> Node:
+def _writable_entry(proc: Task, dirfd: int, addr: int, creating: bool = False) -> Node:
     """The directory entry a call creates, removes or renames (see vfs.writable_entry)."""
     return proc.kernel.fs.writable_entry(read_path(proc, addr), base_dir(proc, dirfd), creating)
 
 
-def resolve_at(proc: Process, dirfd: int, addr: int, flags: int = 0, follow: bool = True) -> Node:
+def resolve_at(proc: Task, dirfd: int, addr: int, flags: int = 0, follow: bool = True) -> Node:
     return proc.kernel.fs.resolve(read_path(proc, addr), base_dir(proc, dirfd), follow=follow)
 
 
@@ -89,7 +89,7 @@ def host_call(fn, *args, **kwargs):
         raise SyscallError(errno.EINVAL, str(error)) from None
 
 
-def host_lstat(proc: Process, node: Node) -> os.stat_result:
+def host_lstat(proc: Task, node: Node) -> os.stat_result:
     """The host's lstat of a host entry; EROFS-free, ENOENT if missing, EPERM if made up."""
     st = proc.kernel.fs.lstat(node)
     if st is None:
@@ -97,7 +97,7 @@ def host_lstat(proc: Process, node: Node) -> os.stat_result:
     return st
 
 
-def _create_entry(proc: Process, node: Node, make):
+def _create_entry(proc: Task, node: Node, make):
     """Make a new entry with `make(name, dirfd)` and return what it returns, charged to the
     disk quota: one entry, and the blocks its directory grew by (a directory keeps them
     when entries go; they come back when it is removed). Refunded if the host refuses."""
@@ -113,7 +113,7 @@ def _create_entry(proc: Process, node: Node, make):
     return made
 
 
-def host_file(proc: Process, fd: int, guest: str, flags: int, node: Node | None = None,
+def host_file(proc: Task, fd: int, guest: str, flags: int, node: Node | None = None,
               st: os.stat_result | None = None) -> HostFile:
     """A `HostFile` for host descriptor `fd` (whose fstat is `st`, if known), tied to the
     page cache, the disk quota and the identity table; `node` (if any) lists the mount
@@ -138,7 +138,7 @@ def host_file(proc: Process, fd: int, guest: str, flags: int, node: Node | None 
 
 
 @syscall("openat", "dirfd path flags mode")
-def sys_openat(proc: Process, dirfd: int, path: int, flags: int, mode: int) -> int:
+def sys_openat(proc: Task, dirfd: int, path: int, flags: int, mode: int) -> int:
     flags = to_int32(flags)
     if flags & O_TMPFILE == O_TMPFILE:
         raise SyscallError(errno.EOPNOTSUPP, "O_TMPFILE")
@@ -147,16 +147,16 @@ def sys_openat(proc: Process, dirfd: int, path: int, flags: int, mode: int) -> i
 
 
 @syscall("open", "path flags mode")
-def sys_open(proc: Process, path: int, flags: int, mode: int) -> int:
+def sys_open(proc: Task, path: int, flags: int, mode: int) -> int:
     return sys_openat(proc, AT_FDCWD, path, flags, mode)
 
 
 @syscall("creat", "path mode")
-def sys_creat(proc: Process, path: int, mode: int) -> int:
+def sys_creat(proc: Task, path: int, mode: int) -> int:
     return sys_openat(proc, AT_FDCWD, path, O_CREAT | 0o1 | O_TRUNC, mode)
 
 
-def open_file(proc: Process, path: bytes, base: str, flags: int, mode: int) -> File:
+def open_file(proc: Task, path: bytes, base: str, flags: int, mode: int) -> File:
     """Resolve and open `path` like open(2); creating it (O_CREAT) in a writable directory."""
     fs = proc.kernel.fs
     creating = False
@@ -204,14 +204,14 @@ def _access_wanted(flags: int) -> int:
     return (4 if accmode in (O_RDONLY, os.O_RDWR) else 0) | (2 if accmode != O_RDONLY or flags & O_TRUNC else 0)
 
 
-def require_permission(proc: Process, st: os.stat_result, want: int, node: Node) -> None:
+def require_permission(proc: Task, st: os.stat_result, want: int, node: Node) -> None:
     """EACCES unless the guest's own identity may `want` (4 read, 2 write, 1 execute) the
     file: its uid and the modes it sees decide, never the sandbox's host powers."""
     if want and not proc.kernel.identity.permits(proc.kernel.identity.present(Stat.from_host(st)), want):
         raise SyscallError(errno.EACCES, node.guest)
 
 
-def _checked_open(proc: Process, fd: int, node: Node, flags: int, created_mode: int | None,
+def _checked_open(proc: Task, fd: int, node: Node, flags: int, created_mode: int | None,
                   blocks_before: int | None = None) -> File:
     """Check again, on the descriptor, what was opened (a device swapped in since the check
     is refused all the same); record the mode of a file the guest created, and give the
@@ -233,7 +233,7 @@ def _checked_open(proc: Process, fd: int, node: Node, flags: int, created_mode: 
     return host_file(proc, fd, node.guest, flags & ~O_CLOEXEC, node, st)
 
 
-def open_synthetic(proc: Process, node: Node, flags: int) -> File:
+def open_synthetic(proc: Task, node: Node, flags: int) -> File:
     """Devices, /proc files and synthetic directories."""
     synthetic = node.synthetic
     if synthetic.kind == "device":
@@ -255,7 +255,7 @@ def open_synthetic(proc: Process, node: Node, flags: int) -> File:
 
 
 @syscall("getdents64", "fd dirp count")
-def sys_getdents64(proc: Process, fd: int, dirp: int, count: int) -> int:
+def sys_getdents64(proc: Task, fd: int, dirp: int, count: int) -> int:
     """Fill `dirp` with as many whole records as fit, from the directory's position."""
     file = proc.files.get(to_int32(fd))
     entries = file.entries()
@@ -275,7 +275,7 @@ def sys_getdents64(proc: Process, fd: int, dirp: int, count: int) -> int:
 
 
 @syscall("mkdirat", "dirfd path mode")
-def sys_mkdirat(proc: Process, dirfd: int, path: int, mode: int) -> int:
+def sys_mkdirat(proc: Task, dirfd: int, path: int, mode: int) -> int:
     node = _writable_entry(proc, dirfd, path, creating=True)
     mode = mode & 0o7777 & ~proc.umask
     _create_entry(proc, node, lambda name, fd: os.mkdir(name, mode & HOST_MODE_MASK, dir_fd=fd))
@@ -286,7 +286,7 @@ def sys_mkdirat(proc: Process, dirfd: int, path: int, mode: int) -> int:
 
 
 @syscall("mknodat", "dirfd path mode dev")
-def sys_mknodat(proc: Process, dirfd: int, path: int, mode: int, dev: int) -> int:
+def sys_mknodat(proc: Task, dirfd: int, path: int, mode: int, dev: int) -> int:
     """mknod(2): a regular file is made as open(O_CREAT|O_EXCL) would; device nodes, FIFOs
     and sockets never are (EPERM, as for an unprivileged user namespace: the view is
     `nodev`, and host FIFOs and sockets lead out of the sandbox)."""
@@ -305,17 +305,17 @@ def sys_mknodat(proc: Process, dirfd: int, path: int, mode: int, dev: int) -> in
 
 
 @syscall("mknod", "path mode dev")
-def sys_mknod(proc: Process, path: int, mode: int, dev: int) -> int:
+def sys_mknod(proc: Task, path: int, mode: int, dev: int) -> int:
     return sys_mknodat(proc, AT_FDCWD, path, mode, dev)
 
 
 @syscall("mkdir", "path mode")
-def sys_mkdir(proc: Process, path: int, mode: int) -> int:
+def sys_mkdir(proc: Task, path: int, mode: int) -> int:
     return sys_mkdirat(proc, AT_FDCWD, path, mode)
 
 
 @syscall("unlinkat", "dirfd path flags")
-def sys_unlinkat(proc: Process, dirfd: int, path: int, flags: int) -> int:
+def sys_unlinkat(proc: Task, dirfd: int, path: int, flags: int) -> int:
     node = _writable_entry(proc, dirfd, path)
     st = host_lstat(proc, node)
     remove = os.rmdir if to_int32(flags) & AT_REMOVEDIR else os.unlink
@@ -324,24 +324,24 @@ def sys_unlinkat(proc: Process, dirfd: int, path: int, flags: int) -> int:
     return 0
 
 
-def _forget(proc: Process, st: os.stat_result) -> None:
+def _forget(proc: Task, st: os.stat_result) -> None:
     """An entry is gone: its quota and its recorded owner and mode."""
     proc.kernel.quota.removed(st)
     proc.kernel.identity.forget(st)
 
 
 @syscall("unlink", "path")
-def sys_unlink(proc: Process, path: int) -> int:
+def sys_unlink(proc: Task, path: int) -> int:
     return sys_unlinkat(proc, AT_FDCWD, path, 0)
 
 
 @syscall("rmdir", "path")
-def sys_rmdir(proc: Process, path: int) -> int:
+def sys_rmdir(proc: Task, path: int) -> int:
     return sys_unlinkat(proc, AT_FDCWD, path, AT_REMOVEDIR)
 
 
 @syscall("getcwd", "buf size")
-def sys_getcwd(proc: Process, buf: int, size: int) -> int:
+def sys_getcwd(proc: Task, buf: int, size: int) -> int:
     data = os.fsencode(proc.cwd) + b"\0"
     if size < len(data):
         raise SyscallError(errno.ERANGE, "buffer too small")
@@ -349,7 +349,7 @@ def sys_getcwd(proc: Process, buf: int, size: int) -> int:
     return len(data)
 
 
-def _enter(proc: Process, node: Node) -> int:
+def _enter(proc: Task, node: Node) -> int:
     if proc.kernel.fs.kind_of(node) != "dir":
         raise SyscallError(errno.ENOTDIR, node.guest)
     proc.cwd = node.guest
@@ -357,12 +357,12 @@ def _enter(proc: Process, node: Node) -> int:
 
 
 @syscall("chdir", "path")
-def sys_chdir(proc: Process, path: int) -> int:
+def sys_chdir(proc: Task, path: int) -> int:
     return _enter(proc, resolve_at(proc, AT_FDCWD, path))
 
 
 @syscall("fchdir", "fd")
-def sys_fchdir(proc: Process, fd: int) -> int:
+def sys_fchdir(proc: Task, fd: int) -> int:
     return _enter(proc, proc.kernel.fs.lookup(base_dir(proc, fd)))
 
 
@@ -370,7 +370,7 @@ def sys_fchdir(proc: Process, fd: int) -> int:
 
 
 @syscall("readlinkat", "dirfd path buf size")
-def sys_readlinkat(proc: Process, dirfd: int, path: int, buf: int, size: int) -> int:
+def sys_readlinkat(proc: Task, dirfd: int, path: int, buf: int, size: int) -> int:
     if to_int32(size) <= 0:
         raise SyscallError(errno.EINVAL, "size")
     node = resolve_at(proc, dirfd, path, follow=False)
@@ -387,12 +387,12 @@ def sys_readlinkat(proc: Process, dirfd: int, path: int, buf: int, size: int) ->
 
 
 @syscall("readlink", "path buf size")
-def sys_readlink(proc: Process, path: int, buf: int, size: int) -> int:
+def sys_readlink(proc: Task, path: int, buf: int, size: int) -> int:
     return sys_readlinkat(proc, AT_FDCWD, path, buf, size)
 
 
 @syscall("symlinkat", "target newdirfd linkpath")
-def sys_symlinkat(proc: Process, target: int, newdirfd: int, linkpath: int) -> int:
+def sys_symlinkat(proc: Task, target: int, newdirfd: int, linkpath: int) -> int:
     """The target is stored as given: it means something only inside the view, where the
     sandbox resolves it; the host is never asked to follow it."""
     text = read_path(proc, target)
@@ -402,12 +402,12 @@ def sys_symlinkat(proc: Process, target: int, newdirfd: int, linkpath: int) -> i
 
 
 @syscall("symlink", "target linkpath")
-def sys_symlink(proc: Process, target: int, linkpath: int) -> int:
+def sys_symlink(proc: Task, target: int, linkpath: int) -> int:
     return sys_symlinkat(proc, target, AT_FDCWD, linkpath)
 
 
 @syscall("linkat", "olddirfd oldpath newdirfd newpath flags")
-def sys_linkat(proc: Process, olddirfd: int, oldpath: int, newdirfd: int, newpath: int, flags: int) -> int:
+def sys_linkat(proc: Task, olddirfd: int, oldpath: int, newdirfd: int, newpath: int, flags: int) -> int:
     old = resolve_at(proc, olddirfd, oldpath, follow=bool(to_int32(flags) & AT_SYMLINK_FOLLOW))
     new = _writable_entry(proc, newdirfd, newpath, creating=True)
     if not old.on_host or old.mount != new.mount:
@@ -418,12 +418,12 @@ def sys_linkat(proc: Process, olddirfd: int, oldpath: int, newdirfd: int, newpat
 
 
 @syscall("link", "oldpath newpath")
-def sys_link(proc: Process, oldpath: int, newpath: int) -> int:
+def sys_link(proc: Task, oldpath: int, newpath: int) -> int:
     return sys_linkat(proc, AT_FDCWD, oldpath, AT_FDCWD, newpath, 0)
 
 
 @syscall("renameat2", "olddirfd oldpath newdirfd newpath flags")
-def sys_renameat2(proc: Process, olddirfd: int, oldpath: int, newdirfd: int, newpath: int, flags: int) -> int:
+def sys_renameat2(proc: Task, olddirfd: int, oldpath: int, newdirfd: int, newpath: int, flags: int) -> int:
     """rename(2) by descriptors, through the host's renameat2 (so RENAME_NOREPLACE and
     RENAME_EXCHANGE are atomic); an entry it replaces is given back to the quota."""
     flags = to_int32(flags)
@@ -443,12 +443,12 @@ def sys_renameat2(proc: Process, olddirfd: int, oldpath: int, newdirfd: int, new
 
 
 @syscall("renameat", "olddirfd oldpath newdirfd newpath")
-def sys_renameat(proc: Process, olddirfd: int, oldpath: int, newdirfd: int, newpath: int) -> int:
+def sys_renameat(proc: Task, olddirfd: int, oldpath: int, newdirfd: int, newpath: int) -> int:
     return sys_renameat2(proc, olddirfd, oldpath, newdirfd, newpath, 0)
 
 
 @syscall("rename", "oldpath newpath")
-def sys_rename(proc: Process, oldpath: int, newpath: int) -> int:
+def sys_rename(proc: Task, oldpath: int, newpath: int) -> int:
     return sys_renameat2(proc, AT_FDCWD, oldpath, AT_FDCWD, newpath, 0)
 
 
@@ -456,7 +456,7 @@ MFD_CLOEXEC, MFD_ALLOW_SEALING = 1, 2
 
 
 @syscall("memfd_create", "name flags")
-def sys_memfd_create(proc: Process, name: int, flags: int) -> int:
+def sys_memfd_create(proc: Task, name: int, flags: int) -> int:
     """An anonymous file: a host file in the kernel's scratch space, unlinked at once, so only
     descriptors (and mappings) reach it. Shared mappings of it share page-cache frames; its
     blocks count against the disk quota."""
@@ -472,13 +472,13 @@ def sys_memfd_create(proc: Process, name: int, flags: int) -> int:
 
 
 @syscall("umask", "mask")
-def sys_umask(proc: Process, mask: int) -> int:
+def sys_umask(proc: Task, mask: int) -> int:
     old, proc.umask = proc.umask, mask & 0o777
     return old
 
 
 @syscall("truncate", "path length")
-def sys_truncate(proc: Process, path: int, length: int) -> int:
+def sys_truncate(proc: Task, path: int, length: int) -> int:
     """truncate(2): the file is opened by descriptor (O_NOFOLLOW) and truncated through it."""
     node = resolve_at(proc, AT_FDCWD, path)
     proc.kernel.fs.require_writable(node)

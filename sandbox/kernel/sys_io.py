@@ -10,10 +10,10 @@ import time
 from sandbox.errors import SyscallError, WouldBlock
 from sandbox.kernel.checked import LOFF, read_timespec, verify_area
 from sandbox.kernel.files import O_APPEND, O_NONBLOCK, POLLNVAL, File, HostStream, Pipe, PipeEnd
-from sandbox.kernel.process import Process
 from sandbox.kernel.sched import sleep
 from sandbox.kernel.structs import POLLFD
 from sandbox.kernel.syscalls import syscall, to_int32, to_signed
+from sandbox.kernel.task import Task
 from sandbox.mm.uaccess import copy_in, copy_out
 
 #: Largest transfer one call makes (Linux's MAX_RW_COUNT is ~2 GiB; the host buffer for one
@@ -32,14 +32,14 @@ F_UNLCK = 2
 NFDS_MAX = 1024
 
 
-def _readable(proc: Process, fd: int):
+def _readable(proc: Task, fd: int):
     file = proc.files.get(to_int32(fd))
     if not file.readable:
         raise SyscallError(errno.EBADF, f"fd {to_int32(fd)} is not open for reading")
     return file
 
 
-def _writable(proc: Process, fd: int):
+def _writable(proc: Task, fd: int):
     file = proc.files.get(to_int32(fd))
     if not file.writable:
         raise SyscallError(errno.EBADF, f"fd {to_int32(fd)} is not open for writing")
@@ -47,7 +47,7 @@ def _writable(proc: Process, fd: int):
 
 
 @syscall("read", "fd buf count")
-def sys_read(proc: Process, fd: int, buf: int, count: int) -> int:
+def sys_read(proc: Task, fd: int, buf: int, count: int) -> int:
     """Read up to `count` bytes from `fd` into guest memory at `buf`."""
     file = _readable(proc, fd)
     if count == 0:
@@ -58,7 +58,7 @@ def sys_read(proc: Process, fd: int, buf: int, count: int) -> int:
 
 
 @syscall("write", "fd buf count")
-def sys_write(proc: Process, fd: int, buf: int, count: int) -> int:
+def sys_write(proc: Task, fd: int, buf: int, count: int) -> int:
     """Write `count` bytes of guest memory at `buf` to `fd`."""
     file = _writable(proc, fd)
     if count == 0:
@@ -67,7 +67,7 @@ def sys_write(proc: Process, fd: int, buf: int, count: int) -> int:
 
 
 @syscall("pread64", "fd buf count offset")
-def sys_pread64(proc: Process, fd: int, buf: int, count: int, offset: int) -> int:
+def sys_pread64(proc: Task, fd: int, buf: int, count: int, offset: int) -> int:
     file = _readable(proc, fd)
     verify_area(to_signed(offset), count)
     data = file.pread(min(count, MAX_TRANSFER), offset)
@@ -76,13 +76,13 @@ def sys_pread64(proc: Process, fd: int, buf: int, count: int, offset: int) -> in
 
 
 @syscall("pwrite64", "fd buf count offset")
-def sys_pwrite64(proc: Process, fd: int, buf: int, count: int, offset: int) -> int:
+def sys_pwrite64(proc: Task, fd: int, buf: int, count: int, offset: int) -> int:
     file = _writable(proc, fd)
     verify_area(to_signed(offset), count)
     return file.pwrite(copy_in(proc.space, buf, min(count, MAX_TRANSFER)), offset)
 
 
-def _iovecs(proc: Process, iov: int, iovcnt: int) -> list[tuple[int, int]]:
+def _iovecs(proc: Task, iov: int, iovcnt: int) -> list[tuple[int, int]]:
     """The (base, length) pairs of an iovec array, lengths capped at MAX_TRANSFER in total."""
     iovcnt = to_int32(iovcnt)
     if not 0 <= iovcnt <= IOV_MAX:
@@ -98,7 +98,7 @@ def _iovecs(proc: Process, iov: int, iovcnt: int) -> list[tuple[int, int]]:
 
 
 @syscall("writev", "fd iov iovcnt")
-def sys_writev(proc: Process, fd: int, iov: int, iovcnt: int) -> int:
+def sys_writev(proc: Task, fd: int, iov: int, iovcnt: int) -> int:
     """Gather the buffers described at `iov` and write them as one."""
     file = _writable(proc, fd)
     data = b"".join(copy_in(proc.space, base, n) for base, n in _iovecs(proc, iov, iovcnt) if n)
@@ -106,7 +106,7 @@ def sys_writev(proc: Process, fd: int, iov: int, iovcnt: int) -> int:
 
 
 @syscall("readv", "fd iov iovcnt")
-def sys_readv(proc: Process, fd: int, iov: int, iovcnt: int) -> int:
+def sys_readv(proc: Task, fd: int, iov: int, iovcnt: int) -> int:
     """Read once, then scatter the bytes over the buffers in order."""
     file = _readable(proc, fd)
     vectors = _iovecs(proc, iov, iovcnt)
@@ -123,7 +123,7 @@ def sys_readv(proc: Process, fd: int, iov: int, iovcnt: int) -> int:
 
 
 @syscall("lseek", "fd offset whence")
-def sys_lseek(proc: Process, fd: int, offset: int, whence: int) -> int:
+def sys_lseek(proc: Task, fd: int, offset: int, whence: int) -> int:
     whence = to_int32(whence)
     if whence not in (0, 1, 2, 3, 4):
         raise SyscallError(errno.EINVAL, f"whence {whence}")
@@ -131,18 +131,18 @@ def sys_lseek(proc: Process, fd: int, offset: int, whence: int) -> int:
 
 
 @syscall("close", "fd")
-def sys_close(proc: Process, fd: int) -> int:
+def sys_close(proc: Task, fd: int) -> int:
     proc.files.close(to_int32(fd))
     return 0
 
 
 @syscall("dup", "fd")
-def sys_dup(proc: Process, fd: int) -> int:
+def sys_dup(proc: Task, fd: int) -> int:
     return proc.files.install(proc.files.get(to_int32(fd)))
 
 
 @syscall("dup2", "oldfd newfd")
-def sys_dup2(proc: Process, oldfd: int, newfd: int) -> int:
+def sys_dup2(proc: Task, oldfd: int, newfd: int) -> int:
     oldfd, newfd = to_int32(oldfd), to_int32(newfd)
     file = proc.files.get(oldfd)
     if oldfd != newfd:
@@ -151,7 +151,7 @@ def sys_dup2(proc: Process, oldfd: int, newfd: int) -> int:
 
 
 @syscall("dup3", "oldfd newfd flags")
-def sys_dup3(proc: Process, oldfd: int, newfd: int, flags: int) -> int:
+def sys_dup3(proc: Task, oldfd: int, newfd: int, flags: int) -> int:
     oldfd, newfd, flags = to_int32(oldfd), to_int32(newfd), to_int32(flags)
     if oldfd == newfd or flags & ~O_CLOEXEC:
         raise SyscallError(errno.EINVAL, "dup3 onto itself or unknown flags")
@@ -160,7 +160,7 @@ def sys_dup3(proc: Process, oldfd: int, newfd: int, flags: int) -> int:
 
 
 @syscall("fcntl", "fd cmd arg")
-def sys_fcntl(proc: Process, fd: int, cmd: int, arg: int) -> int:
+def sys_fcntl(proc: Task, fd: int, cmd: int, arg: int) -> int:
     fd, cmd = to_int32(fd), to_int32(cmd)
     entry = proc.files.entry(fd)
     if cmd in (F_DUPFD, F_DUPFD_CLOEXEC):
@@ -193,7 +193,7 @@ def sys_fcntl(proc: Process, fd: int, cmd: int, arg: int) -> int:
 
 
 @syscall("ioctl", "fd request arg")
-def sys_ioctl(proc: Process, fd: int, request: int, arg: int) -> int:
+def sys_ioctl(proc: Task, fd: int, request: int, arg: int) -> int:
     """Terminal queries (TCGETS, TIOCGWINSZ, TIOCGPGRP) on streams that are terminals."""
     file = proc.files.get(to_int32(fd))
     request &= 0xFFFF_FFFF
@@ -208,7 +208,7 @@ def sys_ioctl(proc: Process, fd: int, request: int, arg: int) -> int:
 
 
 @syscall("ftruncate", "fd length")
-def sys_ftruncate(proc: Process, fd: int, length: int) -> int:
+def sys_ftruncate(proc: Task, fd: int, length: int) -> int:
     if to_signed(length) < 0:
         raise SyscallError(errno.EINVAL, "negative length")
     proc.files.get(to_int32(fd)).truncate(length)
@@ -216,18 +216,18 @@ def sys_ftruncate(proc: Process, fd: int, length: int) -> int:
 
 
 @syscall("fsync", "fd")
-def sys_fsync(proc: Process, fd: int) -> int:
+def sys_fsync(proc: Task, fd: int) -> int:
     proc.files.get(to_int32(fd)).sync()
     return 0
 
 
 @syscall("fdatasync", "fd")
-def sys_fdatasync(proc: Process, fd: int) -> int:
+def sys_fdatasync(proc: Task, fd: int) -> int:
     return sys_fsync(proc, fd)
 
 
 @syscall("sendfile", "out_fd in_fd offset count")
-def sys_sendfile(proc: Process, out_fd: int, in_fd: int, offset: int, count: int) -> int:
+def sys_sendfile(proc: Task, out_fd: int, in_fd: int, offset: int, count: int) -> int:
     """Copy up to `count` bytes between descriptors, from *offset (then updated) or from
     the input's position."""
     source, target = _readable(proc, in_fd), _writable(proc, out_fd)
@@ -249,7 +249,7 @@ def sys_sendfile(proc: Process, out_fd: int, in_fd: int, offset: int, count: int
 
 
 @syscall("pipe2", "pipefd flags")
-def sys_pipe2(proc: Process, pipefd: int, flags: int) -> int:
+def sys_pipe2(proc: Task, pipefd: int, flags: int) -> int:
     flags = to_int32(flags)
     if flags & ~(O_CLOEXEC | O_NONBLOCK):
         raise SyscallError(errno.EINVAL, f"pipe2 flags {flags:#x}")
@@ -268,11 +268,11 @@ def sys_pipe2(proc: Process, pipefd: int, flags: int) -> int:
 
 
 @syscall("pipe", "pipefd")
-def sys_pipe(proc: Process, pipefd: int) -> int:
+def sys_pipe(proc: Task, pipefd: int) -> int:
     return sys_pipe2(proc, pipefd, 0)
 
 
-def _poll(proc: Process, fds: int, nfds: int, timeout_ns: int | None) -> int:
+def _poll(proc: Task, fds: int, nfds: int, timeout_ns: int | None) -> int:
     """Ready events for each pollfd, waiting up to `timeout_ns` (None: for ever) in the
     scheduler: host streams wake it when the host says so, pipes when another process acts,
     signals end it with EINTR and --timeout ends the run."""
@@ -297,22 +297,22 @@ def _poll(proc: Process, fds: int, nfds: int, timeout_ns: int | None) -> int:
     return attempt()
 
 
-def _open_file(proc: Process, fd: int) -> File | None:
+def _open_file(proc: Task, fd: int) -> File | None:
     return proc.files.get(fd) if fd >= 0 and fd in proc.files else None
 
 
-def _all_revents(proc: Process, entries: list[tuple[int, int, int]]) -> list[int]:
+def _all_revents(proc: Task, entries: list[tuple[int, int, int]]) -> list[int]:
     return [_revents(proc, fd, events) for fd, events, _ in entries]
 
 
-def _poll_report(proc: Process, fds: int, entries: list[tuple[int, int, int]], results: list[int]) -> int:
+def _poll_report(proc: Task, fds: int, entries: list[tuple[int, int, int]], results: list[int]) -> int:
     """Write each pollfd's `results` as its revents; the count of ready descriptors."""
     copy_out(proc.space, fds, b"".join(POLLFD.pack(fd, events, r) for (fd, events, _), r in
                                        zip(entries, results, strict=True)))
     return sum(1 for r in results if r)
 
 
-def _revents(proc: Process, fd: int, events: int) -> int:
+def _revents(proc: Task, fd: int, events: int) -> int:
     if fd < 0:
         return 0
     if fd not in proc.files:
@@ -321,14 +321,14 @@ def _revents(proc: Process, fd: int, events: int) -> int:
 
 
 @syscall("poll", "fds nfds timeout")
-def sys_poll(proc: Process, fds: int, nfds: int, timeout: int) -> int:
+def sys_poll(proc: Task, fds: int, nfds: int, timeout: int) -> int:
     """A negative timeout (in ms) waits for ever (man 2 poll)."""
     timeout = to_int32(timeout)
     return _poll(proc, fds, nfds, None if timeout < 0 else timeout * 10**6)
 
 
 @syscall("ppoll", "fds nfds tmo sigmask sigsetsize")
-def sys_ppoll(proc: Process, fds: int, nfds: int, tmo: int, sigmask: int, sigsetsize: int) -> int:
+def sys_ppoll(proc: Task, fds: int, nfds: int, tmo: int, sigmask: int, sigsetsize: int) -> int:
     """A NULL timeout waits for ever; a huge one as long as Linux keeps (KTIME_MAX)."""
     return _poll(proc, fds, nfds, read_timespec(proc.space, tmo) if tmo else None)
 

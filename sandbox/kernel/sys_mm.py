@@ -17,8 +17,8 @@ import stat
 from sandbox import abi
 from sandbox.errors import SyscallError
 from sandbox.kernel.files import O_PATH, DeviceFile, HostFile
-from sandbox.kernel.process import Process
 from sandbox.kernel.syscalls import syscall, to_int32
+from sandbox.kernel.task import Task
 from sandbox.mm import HUGE_PAGE_SIZE, PAGE_SHIFT, PAGE_SIZE, USER_END, align_up, page_up
 from sandbox.mm.aspace import AddressSpace
 from sandbox.mm.pagecache import CachedFile, host_descriptor_error
@@ -30,7 +30,7 @@ PROT_GROWSUP = 0x0200_0000
 
 
 @syscall("brk", "addr")
-def sys_brk(proc: Process, addr: int) -> int:
+def sys_brk(proc: Task, addr: int) -> int:
     """Move the program break; on any failure return the old one (Linux semantics)."""
     if addr < proc.brk_start or addr >= USER_END:
         return proc.brk
@@ -52,7 +52,7 @@ def sys_brk(proc: Process, addr: int) -> int:
 
 
 @syscall("mmap", "addr length prot flags fd offset")
-def sys_mmap(proc: Process, addr: int, length: int, prot: int, flags: int, fd: int, offset: int) -> int:
+def sys_mmap(proc: Task, addr: int, length: int, prot: int, flags: int, fd: int, offset: int) -> int:
     """Anonymous mappings, private or shared, placed at a hint, fixed, or top-down."""
     prot, flags, fd = to_int32(prot), to_int32(flags), to_int32(fd)
     kind = flags & abi.MAP_TYPE
@@ -92,7 +92,7 @@ def sys_mmap(proc: Process, addr: int, length: int, prot: int, flags: int, fd: i
     return start
 
 
-def _mapped_file(proc: Process, fd: int, prot: int, shared: bool) -> tuple[CachedFile | None, int]:
+def _mapped_file(proc: Task, fd: int, prot: int, shared: bool) -> tuple[CachedFile | None, int]:
     """The page-cache entry for mapping `fd` (None for /dev/zero: an anonymous mapping) and
     the most protection the mapping may ever get. As Linux's do_mmap: any mapping needs a
     readable descriptor, and a shared one of a descriptor not open for writing may never
@@ -110,7 +110,7 @@ def _mapped_file(proc: Process, fd: int, prot: int, shared: bool) -> tuple[Cache
     return proc.kernel.page_cache.open(file.fd, file.guest, shared and file.writable), max_prot
 
 
-def _shared_anonymous(proc: Process, size: int) -> CachedFile:
+def _shared_anonymous(proc: Task, size: int) -> CachedFile:
     """MAP_SHARED|MAP_ANONYMOUS memory, backed like Linux's shmem by an (unlinked) file, so a
     fork child and its parent see the same pages whenever either first touches them."""
     fd = -1
@@ -127,7 +127,7 @@ def _shared_anonymous(proc: Process, size: int) -> CachedFile:
             os.close(fd)
 
 
-def _place(proc: Process, addr: int, size: int, flags: int, page_size: int) -> int:
+def _place(proc: Task, addr: int, size: int, flags: int, page_size: int) -> int:
     """Choose the start address: MAP_FIXED exactly, else the hint if free, else top-down."""
     if flags & (abi.MAP_FIXED | abi.MAP_FIXED_NOREPLACE):
         if addr % page_size:
@@ -145,7 +145,7 @@ def _place(proc: Process, addr: int, size: int, flags: int, page_size: int) -> i
 
 
 @syscall("munmap", "addr length")
-def sys_munmap(proc: Process, addr: int, length: int) -> int:
+def sys_munmap(proc: Task, addr: int, length: int) -> int:
     """Remove mappings in [addr, addr + length); unmapped holes are not an error.
     Shared file mappings are written back first; pages the disk quota has no room for are
     lost without an error (only msync and fsync report writeback errors)."""
@@ -158,7 +158,7 @@ def sys_munmap(proc: Process, addr: int, length: int) -> int:
 
 
 @syscall("mprotect", "addr length prot")
-def sys_mprotect(proc: Process, addr: int, length: int, prot: int) -> int:
+def sys_mprotect(proc: Task, addr: int, length: int, prot: int) -> int:
     """Change protection of [addr, addr + length); ENOMEM if part of it is unmapped."""
     prot = to_int32(prot)
     if addr % PAGE_SIZE or prot & ~(PROT_ALL | PROT_GROWSDOWN | PROT_GROWSUP):
@@ -178,7 +178,7 @@ _KNOWN_ADVICE = {0, 1, 2, 3, 4, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20
 
 
 @syscall("mremap", "old_address old_size new_size flags new_address")
-def sys_mremap(proc: Process, old: int, old_size: int, new_size: int, flags: int, new_address: int) -> int:
+def sys_mremap(proc: Task, old: int, old_size: int, new_size: int, flags: int, new_address: int) -> int:
     """Shrink in place, grow in place if the pages above are free, else move (MAYMOVE)."""
     flags = to_int32(flags)
     old_size, new_size = page_up(old_size), page_up(new_size)
@@ -234,7 +234,7 @@ def _move(space, old: int, old_size: int, new: int, new_size: int) -> int:
 
 
 @syscall("madvise", "addr length advice")
-def sys_madvise(proc: Process, addr: int, length: int, advice: int) -> int:
+def sys_madvise(proc: Task, addr: int, length: int, advice: int) -> int:
     """MADV_DONTNEED/FREE/REMOVE drop pages (zero or file contents on next touch); other
     advice is accepted and changes nothing, as hints may."""
     advice = to_int32(advice)
@@ -250,7 +250,7 @@ MINCORE_CHUNK_PAGES = PAGE_SIZE
 
 
 @syscall("mincore", "addr length vec")
-def sys_mincore(proc: Process, addr: int, length: int, vec: int) -> int:
+def sys_mincore(proc: Task, addr: int, length: int, vec: int) -> int:
     """One byte per page: 1 if it is resident (mapped) now.
 
     As Linux: the vector is filled one chunk at a time, each inside one region, so a hole
@@ -287,7 +287,7 @@ def _residency(space: AddressSpace, start: int, end: int) -> bytearray:
 
 
 @syscall("msync", "addr length flags")
-def sys_msync(proc: Process, addr: int, length: int, flags: int) -> int:
+def sys_msync(proc: Task, addr: int, length: int, flags: int) -> int:
     """Write shared file mappings in the range back to their files; ENOSPC (after storing
     all it could) if the disk quota left pages out, as Linux reports a writeback error."""
     flags = to_int32(flags)

@@ -1,4 +1,4 @@
-"""Process, identity and time system calls: exit, getpid, arch_prctl, uname, getrandom,
+"""Task, identity and time system calls: exit, getpid, arch_prctl, uname, getrandom,
 clock_gettime, set_tid_address (man 2 of each)."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import time
 
 from sandbox import abi
 from sandbox.errors import SyscallError
-from sandbox.kernel.process import Process
 from sandbox.kernel.syscalls import syscall, to_int32
 from sandbox.kernel.sysview import HOSTNAME
+from sandbox.kernel.task import Task
 from sandbox.mm import USER_END
 from sandbox.mm.uaccess import copy_out
 
@@ -35,55 +35,52 @@ _CLOCKS = {
 
 
 @syscall("getpid")
-def sys_getpid(proc: Process) -> int:
+def sys_getpid(proc: Task) -> int:
     return proc.pid
 
 
 @syscall("gettid")
-def sys_gettid(proc: Process) -> int:
-    return proc.pid
+def sys_gettid(proc: Task) -> int:
+    return proc.tid
 
 
 @syscall("getppid")
-def sys_getppid(proc: Process) -> int:
+def sys_getppid(proc: Task) -> int:
     return proc.ppid
 
 
 @syscall("set_tid_address", "tidptr")
-def sys_set_tid_address(proc: Process, tidptr: int) -> int:
+def sys_set_tid_address(proc: Task, tidptr: int) -> int:
     """Remember where to clear the tid at exit; return the caller's tid."""
     proc.clear_child_tid = tidptr
-    return proc.pid
+    return proc.tid
 
 
 @syscall("arch_prctl", "code addr")
-def sys_arch_prctl(proc: Process, code: int, addr: int) -> int:
-    """Set or get the FS/GS base (thread-local storage)."""
-    from sandbox import engine as X
-
-    uc = proc.kernel.machine.uc
+def sys_arch_prctl(proc: Task, code: int, addr: int) -> int:
+    """Set or get the calling thread's FS/GS base (thread-local storage)."""
     code = to_int32(code)
-    bases = {abi.ARCH_SET_FS: X.UC_X86_REG_FS_BASE, abi.ARCH_SET_GS: X.UC_X86_REG_GS_BASE,
-             abi.ARCH_GET_FS: X.UC_X86_REG_FS_BASE, abi.ARCH_GET_GS: X.UC_X86_REG_GS_BASE}
+    bases = {abi.ARCH_SET_FS: "fs_base", abi.ARCH_SET_GS: "gs_base", abi.ARCH_GET_FS: "fs_base",
+             abi.ARCH_GET_GS: "gs_base"}
     if code not in bases:
         raise SyscallError(errno.EINVAL, f"arch_prctl code {code:#x}")
     if code in (abi.ARCH_SET_FS, abi.ARCH_SET_GS):
         if addr >= USER_END:
             raise SyscallError(errno.EPERM, f"base {addr:#x} is not a user address")
-        uc.reg_write(bases[code], addr)
+        setattr(proc.regs, bases[code], addr)
     else:
-        copy_out(proc.space, addr, struct.pack("<Q", uc.reg_read(bases[code])))
+        copy_out(proc.space, addr, struct.pack("<Q", getattr(proc.regs, bases[code])))
     return 0
 
 
 @syscall("uname", "buf")
-def sys_uname(proc: Process, buf: int) -> int:
+def sys_uname(proc: Task, buf: int) -> int:
     copy_out(proc.space, buf, b"".join(f.ljust(UTS_FIELD, b"\0") for f in UTSNAME))
     return 0
 
 
 @syscall("getrandom", "buf buflen flags")
-def sys_getrandom(proc: Process, buf: int, buflen: int, flags: int) -> int:
+def sys_getrandom(proc: Task, buf: int, buflen: int, flags: int) -> int:
     if to_int32(flags) & ~(abi.GRND_NONBLOCK | abi.GRND_RANDOM | abi.GRND_INSECURE):
         raise SyscallError(errno.EINVAL, f"getrandom flags {flags:#x}")
     n = min(buflen, MAX_RANDOM)
@@ -91,7 +88,7 @@ def sys_getrandom(proc: Process, buf: int, buflen: int, flags: int) -> int:
     return n
 
 
-def clock_source(proc: Process, clockid: int):
+def clock_source(proc: Task, clockid: int):
     """A function giving clock `clockid` in ns; EINVAL for unknown clocks.
 
     In deterministic mode every clock reads a fixed start plus 1 us per reading plus time
@@ -112,7 +109,7 @@ def clock_source(proc: Process, clockid: int):
 
 
 @syscall("clock_gettime", "clockid tp")
-def sys_clock_gettime(proc: Process, clockid: int, tp: int) -> int:
+def sys_clock_gettime(proc: Task, clockid: int, tp: int) -> int:
     ns = clock_source(proc, to_int32(clockid))()
     copy_out(proc.space, tp, TIMESPEC.pack(ns // 1_000_000_000, ns % 1_000_000_000))
     return 0

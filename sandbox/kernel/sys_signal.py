@@ -7,12 +7,11 @@ import errno
 import signal
 import struct
 
-from sandbox import engine as X
 from sandbox.errors import SyscallError, WouldBlock
 from sandbox.kernel.checked import USEC_PER_SEC, seconds_ns, time_ns, timeval_fields
-from sandbox.kernel.process import Process
 from sandbox.kernel.signal_delivery import SS_DISABLE, SS_ONSTACK, UNBLOCKABLE
 from sandbox.kernel.syscalls import syscall, to_int32
+from sandbox.kernel.task import Task
 from sandbox.mm.uaccess import copy_in, copy_out
 
 SIGSET_SIZE = 8  # the kernel's sigset_t: 64 signals
@@ -24,12 +23,12 @@ ITIMER_REAL, ITIMER_VIRTUAL, ITIMER_PROF = 0, 1, 2
 ITIMERVAL = struct.Struct("<qqqq")  # it_interval {sec, usec}, it_value {sec, usec}
 
 
-def _sigset(proc: Process, addr: int) -> int:
+def _sigset(proc: Task, addr: int) -> int:
     return struct.unpack("<Q", copy_in(proc.space, addr, 8))[0]
 
 
 @syscall("rt_sigaction", "signum act oldact sigsetsize")
-def sys_rt_sigaction(proc: Process, signum: int, act: int, oldact: int, sigsetsize: int) -> int:
+def sys_rt_sigaction(proc: Task, signum: int, act: int, oldact: int, sigsetsize: int) -> int:
     signum = to_int32(signum)
     if sigsetsize != SIGSET_SIZE or not 1 <= signum <= 64:
         raise SyscallError(errno.EINVAL, "signal or sigset size")
@@ -47,7 +46,7 @@ def sys_rt_sigaction(proc: Process, signum: int, act: int, oldact: int, sigsetsi
 
 
 @syscall("rt_sigprocmask", "how set oldset sigsetsize")
-def sys_rt_sigprocmask(proc: Process, how: int, set_addr: int, oldset: int, sigsetsize: int) -> int:
+def sys_rt_sigprocmask(proc: Task, how: int, set_addr: int, oldset: int, sigsetsize: int) -> int:
     if sigsetsize != SIGSET_SIZE:
         raise SyscallError(errno.EINVAL, "sigset size")
     old = proc.sig_mask
@@ -62,7 +61,7 @@ def sys_rt_sigprocmask(proc: Process, how: int, set_addr: int, oldset: int, sigs
             proc.sig_mask = mask
         else:
             raise SyscallError(errno.EINVAL, f"how {how}")
-        if proc.pending:
+        if proc.pending or proc.group.pending:
             proc.kernel.machine.stop()  # an unblocked pending signal is delivered now
     if oldset:
         copy_out(proc.space, oldset, struct.pack("<Q", old))
@@ -70,7 +69,7 @@ def sys_rt_sigprocmask(proc: Process, how: int, set_addr: int, oldset: int, sigs
 
 
 @syscall("rt_sigreturn")
-def sys_rt_sigreturn(proc: Process) -> int:
+def sys_rt_sigreturn(proc: Task) -> int:
     """Undo the signal frame: done when the CPU has stopped (registers change wholesale)."""
     proc.sigreturn_pending = True
     proc.kernel.machine.stop()
@@ -78,9 +77,9 @@ def sys_rt_sigreturn(proc: Process) -> int:
 
 
 @syscall("sigaltstack", "ss old_ss")
-def sys_sigaltstack(proc: Process, ss: int, old_ss: int) -> int:
+def sys_sigaltstack(proc: Task, ss: int, old_ss: int) -> int:
     sp, flags, size = proc.altstack
-    rsp = proc.kernel.machine.uc.reg_read(X.UC_X86_REG_RSP)
+    rsp = proc.regs.rsp
     on_stack = size and sp < rsp <= sp + size
     if old_ss:
         copy_out(proc.space, old_ss, STACK_T.pack(sp, SS_ONSTACK if on_stack else flags, size))
@@ -100,10 +99,11 @@ def sys_sigaltstack(proc: Process, ss: int, old_ss: int) -> int:
 
 
 @syscall("rt_sigpending", "set sigsetsize")
-def sys_rt_sigpending(proc: Process, set_addr: int, sigsetsize: int) -> int:
+def sys_rt_sigpending(proc: Task, set_addr: int, sigsetsize: int) -> int:
     if sigsetsize > SIGSET_SIZE:
         raise SyscallError(errno.EINVAL, "sigset size")
-    bits = sum(1 << (s - 1) for s in proc.pending if proc.sig_mask >> (s - 1) & 1)
+    pending = set(proc.pending) | set(proc.group.pending)  # the thread's and the process's
+    bits = sum(1 << (s - 1) for s in pending if proc.sig_mask >> (s - 1) & 1)
     copy_out(proc.space, set_addr, struct.pack("<Q", bits)[:sigsetsize])
     return 0
 
@@ -115,13 +115,13 @@ def _sleep_for_a_signal(why: str):
 
 
 @syscall("pause")
-def sys_pause(proc: Process) -> int:
+def sys_pause(proc: Task) -> int:
     """Sleep until a signal is delivered; always returns -EINTR (man 2 pause)."""
     raise WouldBlock("pause", retry=_sleep_for_a_signal("pause"))
 
 
 @syscall("rt_sigsuspend", "mask sigsetsize")
-def sys_rt_sigsuspend(proc: Process, mask: int, sigsetsize: int) -> int:
+def sys_rt_sigsuspend(proc: Task, mask: int, sigsetsize: int) -> int:
     """Wait with a temporary mask; the handler's frame keeps the old mask to restore."""
     if sigsetsize != SIGSET_SIZE:
         raise SyscallError(errno.EINVAL, "sigset size")
@@ -132,7 +132,7 @@ def sys_rt_sigsuspend(proc: Process, mask: int, sigsetsize: int) -> int:
 
 # -- interval timers (ITIMER_REAL, driven by the sandbox's clock) -------------------------------
 
-def _remaining(proc: Process) -> tuple[float, float]:
+def _remaining(proc: Task) -> tuple[float, float]:
     if proc.itimer is None:
         return 0.0, 0.0
     deadline, interval = proc.itimer
@@ -140,7 +140,7 @@ def _remaining(proc: Process) -> tuple[float, float]:
 
 
 @syscall("alarm", "seconds")
-def sys_alarm(proc: Process, seconds: int) -> int:
+def sys_alarm(proc: Task, seconds: int) -> int:
     left, _ = _remaining(proc)
     seconds &= 0xFFFF_FFFF
     proc.itimer = (proc.kernel.monotonic() + seconds, 0.0) if seconds else None
@@ -153,7 +153,7 @@ def _itimerval(interval: float, left: float) -> bytes:
 
 
 @syscall("setitimer", "which new_value old_value")
-def sys_setitimer(proc: Process, which: int, new_value: int, old_value: int) -> int:
+def sys_setitimer(proc: Task, which: int, new_value: int, old_value: int) -> int:
     """Arm ITIMER_REAL; times are checked and saturated as Linux's (EINVAL, KTIME_MAX)."""
     if to_int32(which) != ITIMER_REAL:
         raise SyscallError(errno.EINVAL, "only ITIMER_REAL is supported")
@@ -171,7 +171,7 @@ def sys_setitimer(proc: Process, which: int, new_value: int, old_value: int) -> 
 
 
 @syscall("getitimer", "which curr_value")
-def sys_getitimer(proc: Process, which: int, curr_value: int) -> int:
+def sys_getitimer(proc: Task, which: int, curr_value: int) -> int:
     if to_int32(which) != ITIMER_REAL:
         raise SyscallError(errno.EINVAL, "only ITIMER_REAL is supported")
     copy_out(proc.space, curr_value, _itimerval(*reversed(_remaining(proc))))

@@ -112,7 +112,8 @@ class Node:
         return f"Node({self.guest!r})"
 
 
-SYNTHETIC_TOP = ("dev", "proc")  # the made-up directories at the root
+SYNTHETIC_TOP = ("dev", "proc")
+TASK_ENTRIES = ("comm", "stat", "status")  # /proc/<pid>/task/<tid>/  # the made-up directories at the root
 DEVICES = {"null": 0o666, "zero": 0o666, "full": 0o666, "urandom": 0o444, "random": 0o444, "tty": 0o666}
 
 
@@ -159,6 +160,8 @@ class FileSystemView:
             self.add_mount(mount)
         self.proc_entries = proc_entries
         self.current_pid = current_pid
+        #: The tids of the asking process's threads (/proc/<pid>/task); the kernel sets it.
+        self.current_threads: Callable[[], list[int]] = lambda: [current_pid()]
 
     # -- the mount table ------------------------------------------------------------------
 
@@ -272,10 +275,24 @@ class FileSystemView:
             raise SyscallError(errno.ENOENT, guest)
         if len(parts) == 2:
             return Synthetic("dir", "pid", 0o555)
+        if parts[2] == "task":
+            return self._task_node(guest, parts[3:])
         entry = self.proc_entries().get(parts[2]) if len(parts) == 3 else None
         if entry is None:
             raise SyscallError(errno.ENOENT, guest)
         return entry
+
+    def _task_node(self, guest: str, parts: list[str]) -> Synthetic:
+        """/proc/<pid>/task, a directory per thread, and each thread's files."""
+        if not parts:
+            return Synthetic("dir", "task", 0o555)
+        if parts[0] not in {str(tid) for tid in self.current_threads()}:
+            raise SyscallError(errno.ENOENT, guest)
+        if len(parts) == 1:
+            return Synthetic("dir", "tid", 0o555)
+        if len(parts) == 2 and parts[1] in TASK_ENTRIES:
+            return Synthetic("file", f"task/{parts[0]}/{parts[1]}")
+        raise SyscallError(errno.ENOENT, guest)
 
     def list_synthetic(self, guest: str) -> list[tuple[str, str]] | None:
         """(name, kind) entries of a synthetic directory, or None if `guest` is not one."""
@@ -283,8 +300,14 @@ class FileSystemView:
             return [("self", "link"), (str(self.current_pid()), "dir")]
         if guest == "/dev":
             return sorted([(name, "device") for name in DEVICES] + self.mount_points_under(guest))
-        if guest in ("/proc/self", f"/proc/{self.current_pid()}"):
-            return sorted((name, node.kind) for name, node in self.proc_entries().items())
+        pid = self.current_pid()
+        if guest in ("/proc/self", f"/proc/{pid}"):
+            return sorted([*((name, node.kind) for name, node in self.proc_entries().items()), ("task", "dir")])
+        if guest in ("/proc/self/task", f"/proc/{pid}/task"):
+            return [(str(tid), "dir") for tid in self.current_threads()]
+        head, _, tid = guest.rpartition("/")
+        if head in ("/proc/self/task", f"/proc/{pid}/task") and tid in {str(t) for t in self.current_threads()}:
+            return [(name, "file") for name in TASK_ENTRIES]
         return None
 
     # -- one step of a walk ---------------------------------------------------------------
