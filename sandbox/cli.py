@@ -47,7 +47,7 @@ RUN_DEFAULTS: dict[str, object] = {
     **{name: getattr(Options, name) for name in (
         "memory", "trace_faults", "trace_syscalls", "root", "cwd", "inherit_env", "deterministic", "seed",
         "file_fault_around", "max_resident", "timeout", "max_instructions", "max_processes", "max_open_files",
-        "max_map_count", "disk", "uid", "gid", "system", "sysroot")},
+        "max_map_count", "disk", "uid", "gid", "system", "sysroot", "cpus")},
     "mounts": (), "env": (), "fault_log": None,  # given to the kernel as lists and a file, in execute
     "stats": False, "stats_json": None, "dump_pagetables": False, "fault_around": None,
 }
@@ -259,7 +259,7 @@ def format_stats(stats: dict) -> str:
     rows += [(f"  {kind}", n) for kind, n in sorted(stats["faults"].items())]
     rows += [("frames used at exit", frames["used"]), ("frames peak", frames["peak"]),
              ("frames total", frames["total"]), ("page-table pages", stats["page_table_pages"]),
-             ("regions", stats["regions"]), ("processes", stats["processes"]),
+             ("regions", stats["regions"]), ("processes", stats["processes"]), ("threads", stats["threads"]),
              ("pages shared at fork", stats["pages_shared_at_fork"]),
              ("context switches", stats["context_switches"]), ("system calls", stats["syscalls_total"])]
     rows += [(f"  {name}", n) for name, n in sorted(stats["syscalls"].items(), key=lambda kv: (-kv[1], kv[0]))]

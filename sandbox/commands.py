@@ -99,6 +99,8 @@ def _run_options(f):
         click.option("--max-open-files", type=click.IntRange(min=3, max=1 << 20),
                      default=default["max_open_files"], show_default=True, metavar="N",
                      help="Descriptors per process (EMFILE beyond)."),
+        click.option("--cpus", type=click.IntRange(min=1, max=1024), default=default["cpus"], show_default=True,
+                     help="CPUs the guest is told it has (sched_getaffinity); it runs on one."),
         click.option("--max-map-count", type=click.IntRange(min=8), default=default["max_map_count"],
                      show_default=True, metavar="N",
                      help="Regions per process (Linux's vm.max_map_count; ENOMEM beyond)."),

@@ -46,6 +46,7 @@ class Options:
     max_processes: int | None = 256  # live and zombie processes, as RLIMIT_NPROC (fork: EAGAIN)
     max_open_files: int = 1024
     max_map_count: int = 65530  # Linux's vm.max_map_count
+    cpus: int = len(os.sched_getaffinity(0))  # CPUs the guest is told of (sched_getaffinity)
     disk: int = 1 << 30  # bytes of host disk the guest may fill (quota.py); ENOSPC beyond
     # The guest's identity (identity.py): what getuid() answers; never host privilege.
     uid: int = os.getuid()

@@ -9,20 +9,17 @@ import time
 
 from sandbox.errors import SyscallError, WouldBlock
 from sandbox.kernel.checked import read_timespec, seconds_ns, timespec_bytes
-from sandbox.kernel.process import Process
 from sandbox.kernel.sched import sleep
 from sandbox.kernel.structs import RLIMIT, SYSINFO, TIMESPEC, TIMEVAL
 from sandbox.kernel.sys_proc import clock_source
 from sandbox.kernel.sys_process import RLIM_INFINITY, RLIMIT_NPROC, process_limit
 from sandbox.kernel.syscalls import syscall, to_int32
+from sandbox.kernel.task import Task
 from sandbox.mm.uaccess import copy_in, copy_out, read_cstring
 
 RLIMIT_STACK, RLIMIT_NOFILE, RLIMIT_AS = 3, 7, 9
 RLIMIT_NLIMITS = 16
-FUTEX_WAIT, FUTEX_WAKE, FUTEX_WAIT_BITSET, FUTEX_WAKE_BITSET = 0, 1, 9, 10
-FUTEX_CMD_MASK = ~(128 | 256)  # FUTEX_PRIVATE_FLAG, FUTEX_CLOCK_REALTIME
 TIMER_ABSTIME = 1
-ROBUST_LIST_HEAD_SIZE = 24
 
 
 # -- identity -----------------------------------------------------------------------------
@@ -30,28 +27,28 @@ ROBUST_LIST_HEAD_SIZE = 24
 NGROUPS_MAX = 65536  # include/uapi/linux/limits.h
 
 @syscall("getuid")
-def sys_getuid(proc: Process) -> int:
+def sys_getuid(proc: Task) -> int:
     """The guest's own uid (identity.py): never the host's."""
     return proc.kernel.identity.uid
 
 
 @syscall("geteuid")
-def sys_geteuid(proc: Process) -> int:
+def sys_geteuid(proc: Task) -> int:
     return proc.kernel.identity.uid
 
 
 @syscall("getgid")
-def sys_getgid(proc: Process) -> int:
+def sys_getgid(proc: Task) -> int:
     return proc.kernel.identity.gid
 
 
 @syscall("getegid")
-def sys_getegid(proc: Process) -> int:
+def sys_getegid(proc: Task) -> int:
     return proc.kernel.identity.gid
 
 
 @syscall("getgroups", "size list")
-def sys_getgroups(proc: Process, size: int, list_addr: int) -> int:
+def sys_getgroups(proc: Task, size: int, list_addr: int) -> int:
     groups = [proc.kernel.identity.gid]  # the guest's one group, not the host's list
     size = to_int32(size)
     if size == 0:
@@ -79,47 +76,47 @@ def _keep_identity(own: int, *wanted: int) -> int:
 
 
 @syscall("setuid", "uid")
-def sys_setuid(proc: Process, uid: int) -> int:
+def sys_setuid(proc: Task, uid: int) -> int:
     return _keep_identity(proc.kernel.identity.uid, uid)
 
 
 @syscall("setgid", "gid")
-def sys_setgid(proc: Process, gid: int) -> int:
+def sys_setgid(proc: Task, gid: int) -> int:
     return _keep_identity(proc.kernel.identity.gid, gid)
 
 
 @syscall("setreuid", "ruid euid")
-def sys_setreuid(proc: Process, ruid: int, euid: int) -> int:
+def sys_setreuid(proc: Task, ruid: int, euid: int) -> int:
     return _keep_identity(proc.kernel.identity.uid, ruid, euid)
 
 
 @syscall("setregid", "rgid egid")
-def sys_setregid(proc: Process, rgid: int, egid: int) -> int:
+def sys_setregid(proc: Task, rgid: int, egid: int) -> int:
     return _keep_identity(proc.kernel.identity.gid, rgid, egid)
 
 
 @syscall("setresuid", "ruid euid suid")
-def sys_setresuid(proc: Process, ruid: int, euid: int, suid: int) -> int:
+def sys_setresuid(proc: Task, ruid: int, euid: int, suid: int) -> int:
     return _keep_identity(proc.kernel.identity.uid, ruid, euid, suid)
 
 
 @syscall("setresgid", "rgid egid sgid")
-def sys_setresgid(proc: Process, rgid: int, egid: int, sgid: int) -> int:
+def sys_setresgid(proc: Task, rgid: int, egid: int, sgid: int) -> int:
     return _keep_identity(proc.kernel.identity.gid, rgid, egid, sgid)
 
 
 @syscall("setfsuid", "fsuid")
-def sys_setfsuid(proc: Process, fsuid: int) -> int:
+def sys_setfsuid(proc: Task, fsuid: int) -> int:
     """Returns the previous fsuid whatever happens (man 2 setfsuid); it never changes."""
     return proc.kernel.identity.uid
 
 
 @syscall("setfsgid", "fsgid")
-def sys_setfsgid(proc: Process, fsgid: int) -> int:
+def sys_setfsgid(proc: Task, fsgid: int) -> int:
     return proc.kernel.identity.gid
 
 
-def _three_ids(proc: Process, value: int, addrs: tuple[int, int, int]) -> int:
+def _three_ids(proc: Task, value: int, addrs: tuple[int, int, int]) -> int:
     """getresuid/getresgid: the real, effective and saved ids are all the one id."""
     for addr in addrs:
         copy_out(proc.space, addr, struct.pack("<I", value))
@@ -127,17 +124,17 @@ def _three_ids(proc: Process, value: int, addrs: tuple[int, int, int]) -> int:
 
 
 @syscall("getresuid", "ruid euid suid")
-def sys_getresuid(proc: Process, ruid: int, euid: int, suid: int) -> int:
+def sys_getresuid(proc: Task, ruid: int, euid: int, suid: int) -> int:
     return _three_ids(proc, proc.kernel.identity.uid, (ruid, euid, suid))
 
 
 @syscall("getresgid", "rgid egid sgid")
-def sys_getresgid(proc: Process, rgid: int, egid: int, sgid: int) -> int:
+def sys_getresgid(proc: Task, rgid: int, egid: int, sgid: int) -> int:
     return _three_ids(proc, proc.kernel.identity.gid, (rgid, egid, sgid))
 
 
 @syscall("setgroups", "size list")
-def sys_setgroups(proc: Process, size: int, list_addr: int) -> int:
+def sys_setgroups(proc: Task, size: int, list_addr: int) -> int:
     """Only the guest's one group may be set (what it has already)."""
     size = to_int32(size)
     if not 0 <= size <= NGROUPS_MAX:
@@ -152,7 +149,7 @@ def sys_setgroups(proc: Process, size: int, list_addr: int) -> int:
 
 
 @syscall("getcpu", "cpu node cache")
-def sys_getcpu(proc: Process, cpu: int, node: int, cache: int) -> int:
+def sys_getcpu(proc: Task, cpu: int, node: int, cache: int) -> int:
     """The one CPU and NUMA node the guest runs on: 0 and 0 (man 2 getcpu)."""
     for addr in (cpu, node):
         if addr:
@@ -160,7 +157,7 @@ def sys_getcpu(proc: Process, cpu: int, node: int, cache: int) -> int:
     return 0
 
 
-def _limit(proc: Process, resource: int) -> tuple[int, int]:
+def _limit(proc: Task, resource: int) -> tuple[int, int]:
     """The guest's view of its limits: the stack and descriptor limits it really has."""
     if not 0 <= resource < RLIMIT_NLIMITS:
         raise SyscallError(errno.EINVAL, f"resource {resource}")
@@ -175,7 +172,7 @@ def _limit(proc: Process, resource: int) -> tuple[int, int]:
 
 
 @syscall("prlimit64", "pid resource new_limit old_limit")
-def sys_prlimit64(proc: Process, pid: int, resource: int, new_limit: int, old_limit: int) -> int:
+def sys_prlimit64(proc: Task, pid: int, resource: int, new_limit: int, old_limit: int) -> int:
     if to_int32(pid) not in (0, proc.pid):
         raise SyscallError(errno.ESRCH, f"pid {to_int32(pid)}")
     resource = to_int32(resource)
@@ -192,40 +189,64 @@ def sys_prlimit64(proc: Process, pid: int, resource: int, new_limit: int, old_li
 
 
 @syscall("getrlimit", "resource rlim")
-def sys_getrlimit(proc: Process, resource: int, rlim: int) -> int:
+def sys_getrlimit(proc: Task, resource: int, rlim: int) -> int:
     return sys_prlimit64(proc, 0, resource, 0, rlim)
 
 
 @syscall("setrlimit", "resource rlim")
-def sys_setrlimit(proc: Process, resource: int, rlim: int) -> int:
+def sys_setrlimit(proc: Task, resource: int, rlim: int) -> int:
     return sys_prlimit64(proc, 0, resource, rlim, 0)
 
 
 @syscall("sysinfo", "info")
-def sys_sysinfo(proc: Process, info: int) -> int:
+def sys_sysinfo(proc: Task, info: int) -> int:
     frames = proc.kernel.machine.frames.stats()
     uptime = int(time.monotonic() - proc.kernel.boot_time)
     copy_out(proc.space, info, SYSINFO.pack(uptime, 0, 0, 0, frames.total * 4096, frames.free * 4096,
-                                            0, 0, 0, 0, len(proc.kernel.processes), 0, 0, 1))
+                                            0, 0, 0, 0, len(proc.kernel.tasks), 0, 0, 1))
     return 0
 
 
+def _affinity_target(proc: Task, pid: int) -> Task:
+    """The thread a sched_*affinity call names: 0 the caller, else a tid (ESRCH)."""
+    tid = to_int32(pid)
+    target = proc if tid == 0 else proc.kernel.tasks.get(tid)
+    if target is None:
+        raise SyscallError(errno.ESRCH, f"no thread {tid}")
+    return target
+
+
 @syscall("sched_getaffinity", "pid cpusetsize mask")
-def sys_sched_getaffinity(proc: Process, pid: int, cpusetsize: int, mask: int) -> int:
-    """The host's CPUs, so that a guest counts them as natively (nproc)."""
-    cpus = os.sched_getaffinity(0)
-    size = max(8, (max(cpus) // 64 + 1) * 8)
+def sys_sched_getaffinity(proc: Task, pid: int, cpusetsize: int, mask: int) -> int:
+    """The CPUs the guest is told it has (--cpus; default the host's count, so that a guest
+    counts them as natively), less what sched_setaffinity took away from the thread."""
+    target = _affinity_target(proc, pid)
+    size = max(8, (proc.kernel.options.cpus - 1) // 64 * 8 + 8)
     if cpusetsize < size or cpusetsize % 8:
         raise SyscallError(errno.EINVAL, "cpusetsize")
-    bits = sum(1 << c for c in cpus)
-    copy_out(proc.space, mask, bits.to_bytes(size, "little"))
+    copy_out(proc.space, mask, target.affinity.to_bytes(size, "little"))
     return size
 
 
+@syscall("sched_setaffinity", "pid cpusetsize mask")
+def sys_sched_setaffinity(proc: Task, pid: int, cpusetsize: int, mask: int) -> int:
+    """Keep the CPUs of the mask the guest has; EINVAL if none is left (man 2
+    sched_setaffinity). Every thread runs on the sandbox's one CPU whatever it says."""
+    target = _affinity_target(proc, pid)
+    size = min(to_int32(cpusetsize), 1024)
+    if size <= 0:
+        raise SyscallError(errno.EINVAL, "cpusetsize")
+    wanted = int.from_bytes(copy_in(proc.space, mask, size), "little") & ((1 << proc.kernel.options.cpus) - 1)
+    if not wanted:
+        raise SyscallError(errno.EINVAL, "no CPU of the sandbox in the mask")
+    target.affinity = wanted
+    return 0
+
+
 @syscall("sched_yield")
-def sys_sched_yield(proc: Process) -> int:
-    """Let every other runnable process go first (round-robin); alone, return at once."""
-    others = [p for p in proc.kernel.processes.values() if p is not proc and p.alive]
+def sys_sched_yield(proc: Task) -> int:
+    """Let every other runnable task go first (round-robin); alone, return at once."""
+    others = [t for t in proc.kernel.tasks.values() if t is not proc and t.alive]
     if others:
         raise WouldBlock("sched_yield", retry=lambda: 0)
     return 0
@@ -233,7 +254,7 @@ def sys_sched_yield(proc: Process) -> int:
 
 # -- time ---------------------------------------------------------------------------------
 
-def _store_time_left(proc: Process, rem: int):
+def _store_time_left(proc: Task, rem: int):
     """What an interrupted nanosleep does: the time left into *rem, unless rem is NULL."""
     def store(seconds: float) -> None:
         try:
@@ -248,12 +269,12 @@ def _done() -> int:
 
 
 @syscall("nanosleep", "req rem")
-def sys_nanosleep(proc: Process, req: int, rem: int) -> int:
+def sys_nanosleep(proc: Task, req: int, rem: int) -> int:
     return sleep(proc, read_timespec(proc.space, req), "nanosleep", _done, _store_time_left(proc, rem))
 
 
 @syscall("clock_nanosleep", "clockid flags req rem")
-def sys_clock_nanosleep(proc: Process, clockid: int, flags: int, req: int, rem: int) -> int:
+def sys_clock_nanosleep(proc: Task, clockid: int, flags: int, req: int, rem: int) -> int:
     clock = clock_source(proc, to_int32(clockid))
     ns = read_timespec(proc.space, req)
     if to_int32(flags) & TIMER_ABSTIME:
@@ -262,7 +283,7 @@ def sys_clock_nanosleep(proc: Process, clockid: int, flags: int, req: int, rem: 
 
 
 @syscall("gettimeofday", "tv tz")
-def sys_gettimeofday(proc: Process, tv: int, tz: int) -> int:
+def sys_gettimeofday(proc: Task, tv: int, tz: int) -> int:
     ns = clock_source(proc, 0)()
     if tv:
         copy_out(proc.space, tv, TIMEVAL.pack(ns // 10**9, ns % 10**9 // 1000))
@@ -272,7 +293,7 @@ def sys_gettimeofday(proc: Process, tv: int, tz: int) -> int:
 
 
 @syscall("time", "tloc")
-def sys_time(proc: Process, tloc: int) -> int:
+def sys_time(proc: Task, tloc: int) -> int:
     now = clock_source(proc, 0)() // 10**9
     if tloc:
         copy_out(proc.space, tloc, struct.pack("<q", now))
@@ -280,42 +301,13 @@ def sys_time(proc: Process, tloc: int) -> int:
 
 
 @syscall("clock_getres", "clockid res")
-def sys_clock_getres(proc: Process, clockid: int, res: int) -> int:
+def sys_clock_getres(proc: Task, clockid: int, res: int) -> int:
     clock_source(proc, to_int32(clockid))
     if res:
         copy_out(proc.space, res, TIMESPEC.pack(0, 1))
     return 0
 
 
-# -- threads' bookkeeping, with one thread --------------------------------------------------
-
-@syscall("set_robust_list", "head len")
-def sys_set_robust_list(proc: Process, head: int, length: int) -> int:
-    if length != ROBUST_LIST_HEAD_SIZE:
-        raise SyscallError(errno.EINVAL, "robust list head size")
-    proc.robust_list = head
-    return 0
-
-
-def _futex_timed_out() -> int:
-    raise SyscallError(errno.ETIMEDOUT, "futex timeout")
-
-
-@syscall("futex", "uaddr op val timeout uaddr2 val3")
-def sys_futex(proc: Process, uaddr: int, op: int, val: int, timeout: int, uaddr2: int, val3: int) -> int:
-    """One thread: a wake finds nobody; a wait returns at once unless it would sleep forever."""
-    cmd = to_int32(op) & FUTEX_CMD_MASK
-    if cmd in (FUTEX_WAKE, FUTEX_WAKE_BITSET):
-        return 0
-    if cmd in (FUTEX_WAIT, FUTEX_WAIT_BITSET):
-        current = struct.unpack("<I", copy_in(proc.space, uaddr, 4))[0]
-        if current != val & 0xFFFF_FFFF:
-            raise SyscallError(errno.EAGAIN, "value changed")
-        if not timeout:
-            proc.kernel.kill(proc, 9, "deadlock: futex wait with no other thread to wake it")
-            return 0
-        return sleep(proc, read_timespec(proc.space, timeout) if cmd == FUTEX_WAIT else 0, "futex", _futex_timed_out)
-    raise SyscallError(errno.ENOSYS, f"futex op {cmd}")
 
 
 # -- prctl ----------------------------------------------------------------------------------
@@ -327,7 +319,7 @@ TASK_COMM_LEN = 16
 
 
 @syscall("prctl", "option arg2 arg3 arg4 arg5")
-def sys_prctl(proc: Process, option: int, arg2: int, arg3: int, arg4: int, arg5: int) -> int:
+def sys_prctl(proc: Task, option: int, arg2: int, arg3: int, arg4: int, arg5: int) -> int:
     """The process attributes a single process has: its name, dumpability, parent-death
     signal and no_new_privs (man 2 prctl); other options are EINVAL."""
     option = to_int32(option)

@@ -7,13 +7,16 @@ import errno
 import signal
 import struct
 
-from sandbox import engine as X
-from sandbox.abi import CLD_EXITED, CLD_KILLED, SIG_IGN, SYSCALL_INSN_LEN
+from sandbox.abi import CLD_EXITED, CLD_KILLED, SI_TKILL, SIG_IGN, SYSCALL_INSN_LEN
 from sandbox.errors import SandboxError, SyscallError, WouldBlock
+from sandbox.kernel import signal_delivery
 from sandbox.kernel.exec import exec_error, load_program, resolve_program
-from sandbox.kernel.process import Process, State
+from sandbox.kernel.process import State, ThreadGroup
+from sandbox.kernel.sigframe import pack_siginfo
 from sandbox.kernel.signal_delivery import action_of
 from sandbox.kernel.syscalls import syscall, to_int32
+from sandbox.kernel.task import Task
+from sandbox.mm import PAGE_SIZE, USER_END
 from sandbox.mm.uaccess import copy_in, copy_out, read_cstring
 
 # clone flags (include/uapi/linux/sched.h).
@@ -31,47 +34,138 @@ RLIMIT_NPROC = 6  # include/uapi/asm-generic/resource.h
 RLIM_INFINITY = (1 << 64) - 1
 
 
-# -- fork -----------------------------------------------------------------------------------
+# -- fork and clone -------------------------------------------------------------------------
 
-def fork(proc: Process, flags: int, stack: int = 0, parent_tid: int = 0, child_tid: int = 0, tls: int = 0) -> int:
-    """A copy of `proc` sharing every frame copy-on-write; returns the child's pid.
+CLONE_PIDFD, CLONE_SYSVSEM, CLONE_CLEAR_SIGHAND = 0x1000, 0x40000, 1 << 32
+#: Namespaces (include/uapi/linux/sched.h): refused with EPERM, as a container without
+#: CAP_SYS_ADMIN refuses them.
+CLONE_NAMESPACES = 0x0002_0000 | 0x0200_0000 | 0x0400_0000 | 0x0800_0000 | 0x1000_0000 | 0x2000_0000 | 0x4000_0000
+CLONE_NEWNS, CLONE_NEWUSER = 0x0002_0000, 0x1000_0000
+#: struct clone_args (clone3): flags, pidfd, child_tid, parent_tid, exit_signal, stack,
+#: stack_size, tls, set_tid, set_tid_size, cgroup.
+CLONE_ARGS = struct.Struct("<11Q")
+CLONE_ARGS_SIZE_VER0 = 64  # the first version: up to tls
 
-    The child's CPU is the parent's at this syscall, resuming after it with RAX = 0.
+
+class CloneRequest:
+    """What clone or clone3 asked for (man 2 clone)."""
+
+    def __init__(self, flags: int, exit_signal: int, stack: int = 0, parent_tid: int = 0, child_tid: int = 0,
+                 tls: int = 0, clone3: bool = False) -> None:
+        self.flags, self.exit_signal, self.stack = flags, exit_signal, stack
+        self.parent_tid, self.child_tid, self.tls = parent_tid, child_tid, tls
+        self.clone3 = clone3  # clone3 checks more (clone3_args_valid)
+
+    def check(self) -> None:
+        """The combinations Linux refuses (kernel/fork.c copy_process): EINVAL; namespaces
+        and pidfds, which this sandbox has not: EPERM and ENOSYS."""
+        flags = self.flags
+        if flags & CLONE_NEWNS and flags & CLONE_FS or flags & CLONE_NEWUSER and flags & CLONE_FS:
+            raise SyscallError(errno.EINVAL, "a new namespace with CLONE_FS")
+        if flags & CLONE_THREAD and not flags & CLONE_SIGHAND:
+            raise SyscallError(errno.EINVAL, "CLONE_THREAD without CLONE_SIGHAND")
+        if flags & CLONE_SIGHAND and not flags & CLONE_VM:
+            raise SyscallError(errno.EINVAL, "CLONE_SIGHAND without CLONE_VM")
+        if flags & (CLONE_THREAD | CLONE_PARENT) and self.exit_signal and self.clone3:
+            raise SyscallError(errno.EINVAL, "clone3: a thread or CLONE_PARENT child has no exit signal")
+        if not 0 <= self.exit_signal <= 64:
+            raise SyscallError(errno.EINVAL, f"exit signal {self.exit_signal}")
+        if flags & CLONE_NAMESPACES:
+            raise SyscallError(errno.EPERM, "namespaces are not available in the sandbox")
+        if flags & CLONE_PIDFD:
+            raise SyscallError(errno.ENOSYS, "pidfds are not implemented")
+        if flags & CLONE_CLEAR_SIGHAND and flags & CLONE_SIGHAND:
+            raise SyscallError(errno.EINVAL, "CLONE_CLEAR_SIGHAND with CLONE_SIGHAND")
+        if flags & CLONE_SETTLS and self.tls >= USER_END:
+            raise SyscallError(errno.EPERM, f"TLS base {self.tls:#x} is not a user address")
+
+
+def clone(proc: Task, request: CloneRequest) -> int:
+    """A new thread (CLONE_THREAD) or process sharing what `request` asks (CLONE_VM,
+    CLONE_FILES, CLONE_SIGHAND; copies otherwise, copy-on-write for memory); returns its id.
+
+    The child's CPU is the caller's at this syscall, resuming after it with RAX = 0 (on its
+    own stack and TLS if given).
     """
-    kernel = proc.kernel
-    limit = process_limit(proc)
-    if limit is not None and sum(1 for p in kernel.processes.values() if p.state is not State.REAPED) >= limit:
-        raise SyscallError(errno.EAGAIN, f"process limit of {limit} reached")
-    child = kernel.new_process(proc, proc.space.clone_cow())
-    context = kernel.machine.uc.context_save()
-    rip = context.reg_read(X.UC_X86_REG_RIP)
-    context.reg_write(X.UC_X86_REG_RIP, rip + SYSCALL_INSN_LEN)
-    context.reg_write(X.UC_X86_REG_RAX, 0)
-    if stack:
-        context.reg_write(X.UC_X86_REG_RSP, stack)
+    request.check()
+    kernel, flags = proc.kernel, request.flags
+    _require_room(proc, thread=bool(flags & CLONE_THREAD))
+    if flags & CLONE_THREAD:
+        child = kernel.new_thread(proc)
+    else:
+        child = _new_process(proc, request)
+    child.context = kernel.machine.save_context()
+    child.regs.rip = proc.regs.rip + SYSCALL_INSN_LEN
+    child.regs.rax = 0
+    if request.stack:
+        child.regs.rsp = request.stack
     if flags & CLONE_SETTLS:
-        context.reg_write(X.UC_X86_REG_FS_BASE, tls)
-    child.context = context
-    if flags & CLONE_PARENT_SETTID and parent_tid:
-        copy_out(proc.space, parent_tid, struct.pack("<i", child.pid))
-    if flags & CLONE_CHILD_SETTID and child_tid:
-        copy_out(child.space, child_tid, struct.pack("<i", child.pid))
+        child.regs.fs_base = request.tls
+    if flags & CLONE_PARENT_SETTID and request.parent_tid:
+        _put_tid(proc, request.parent_tid, child.tid)
+    if flags & CLONE_CHILD_SETTID and request.child_tid:
+        _put_tid(child, request.child_tid, child.tid)
     if flags & CLONE_CHILD_CLEARTID:
-        child.clear_child_tid = child_tid
-    kernel.stats["forks"] += 1
-    kernel.stats["pages_shared_at_fork"] += child.space.pages_shared_at_fork
+        child.clear_child_tid = request.child_tid
+    if flags & CLONE_CLEAR_SIGHAND:
+        child.sig_actions = {n: a for n, a in child.sig_actions.items() if action_of(child, n).handler == SIG_IGN}
     if flags & CLONE_VFORK:
         child.vfork_parent = proc
         raise WouldBlock("vfork: waiting for the child to exec or exit", retry=lambda: _vfork_done(child))
-    return child.pid
+    return child.tid
 
 
-def process_limit(proc: Process) -> int | None:
-    """How many processes may exist: --max-processes, or the guest's own lower RLIMIT_NPROC.
+def _put_tid(task: Task, addr: int, tid: int) -> None:
+    """CLONE_*_SETTID: the tid into `task`'s memory; a bad address is ignored, as Linux's
+    put_user there is (the child exists by then)."""
+    try:
+        copy_out(task.space, addr, struct.pack("<i", tid))
+    except SyscallError:
+        pass
 
-    As Linux counts RLIMIT_NPROC (kernel/fork.c `copy_process`), a zombie counts until its
-    parent reaps it: a fork bomb that never waits is bounded too (man 2 fork: EAGAIN).
-    """
+
+def _new_process(proc: Task, request: CloneRequest) -> Task:
+    """The child process of a clone without CLONE_THREAD: its memory shared (CLONE_VM) or
+    a copy-on-write copy, its descriptor table and signal actions shared or copied."""
+    kernel, flags = proc.kernel, request.flags
+    space = proc.space if flags & CLONE_VM else proc.space.clone_cow()
+    child = kernel.new_process(proc, space)
+    group = child.group
+    group.exit_signal = request.exit_signal
+    if flags & CLONE_FILES:
+        group.files = proc.files
+    if flags & CLONE_FS:
+        group.fs = proc.group.fs
+    if flags & CLONE_SIGHAND:
+        group.sig_actions = proc.sig_actions
+    if flags & CLONE_PARENT and proc.group is not kernel.init:
+        proc.children.remove(group)
+        group.ppid = proc.ppid
+        grandparent = kernel.processes.get(proc.ppid)
+        if grandparent is not None:
+            grandparent.children.append(group)
+    kernel.stats["forks"] += 1
+    if not flags & CLONE_VM:
+        kernel.stats["pages_shared_at_fork"] += space.pages_shared_at_fork
+    return child
+
+
+def _require_room(proc: Task, thread: bool) -> None:
+    """EAGAIN past the process limit: live threads and unreaped processes count, as
+    Linux counts RLIMIT_NPROC (kernel/fork.c `copy_process`): a fork bomb that never
+    waits, or a thread bomb, is bounded too."""
+    limit = process_limit(proc)
+    if limit is None:
+        return
+    kernel = proc.kernel
+    zombies = sum(1 for g in kernel.processes.values() if g.state is State.ZOMBIE)
+    if len(kernel.tasks) + zombies >= limit:
+        what = "thread" if thread else "process"
+        raise SyscallError(errno.EAGAIN, f"process limit of {limit} reached (no new {what})")
+
+
+def process_limit(proc: Task) -> int | None:
+    """How many tasks may exist: --max-processes, or the guest's own lower RLIMIT_NPROC."""
     limit = proc.kernel.options.max_processes
     own = proc.rlimits.get(RLIMIT_NPROC, (RLIM_INFINITY, RLIM_INFINITY))[0]
     if own < RLIM_INFINITY:
@@ -79,34 +173,52 @@ def process_limit(proc: Process) -> int | None:
     return limit
 
 
-def _vfork_done(child: Process) -> int:
+def _vfork_done(child: Task) -> int:
     if child.vfork_parent is not None:
         raise WouldBlock("vfork: waiting for the child to exec or exit", retry=lambda: _vfork_done(child))
-    return child.pid
+    return child.tid
 
 
 @syscall("fork")
-def sys_fork(proc: Process) -> int:
-    return fork(proc, signal.SIGCHLD)
+def sys_fork(proc: Task) -> int:
+    return clone(proc, CloneRequest(0, signal.SIGCHLD))
 
 
 @syscall("vfork")
-def sys_vfork(proc: Process) -> int:
+def sys_vfork(proc: Task) -> int:
     """Like fork (copy-on-write keeps it safe); the parent sleeps until the child execs or exits."""
-    return fork(proc, CLONE_VFORK | signal.SIGCHLD)
+    return clone(proc, CloneRequest(CLONE_VFORK, signal.SIGCHLD))
 
 
 @syscall("clone", "flags stack parent_tid child_tid tls")
-def sys_clone(proc: Process, flags: int, stack: int, parent_tid: int, child_tid: int, tls: int) -> int:
-    """Process-creating clone only: threads (CLONE_VM without CLONE_VFORK) are not supported."""
-    if flags & CLONE_VM and not flags & CLONE_VFORK or flags & CLONE_THREAD:
-        raise SyscallError(errno.ENOSYS, "threads (CLONE_VM/CLONE_THREAD) are not supported")
-    return fork(proc, flags, stack, parent_tid, child_tid, tls)
+def sys_clone(proc: Task, flags: int, stack: int, parent_tid: int, child_tid: int, tls: int) -> int:
+    """The x86-64 argument order: flags, stack, parent_tid, child_tid, tls (man 2 clone)."""
+    flags &= 0xFFFF_FFFF
+    return clone(proc, CloneRequest(flags & ~CSIGNAL, flags & CSIGNAL, stack, parent_tid, child_tid, tls))
+
+
+@syscall("clone3", "cl_args size")
+def sys_clone3(proc: Task, cl_args: int, size: int) -> int:
+    """clone with a struct clone_args: its stack is a base and a size (man 2 clone3)."""
+    if size > PAGE_SIZE:
+        raise SyscallError(errno.E2BIG, f"clone_args of {size} bytes")
+    if size < CLONE_ARGS_SIZE_VER0:
+        raise SyscallError(errno.EINVAL, f"clone_args of {size} bytes")
+    raw = copy_in(proc.space, cl_args, size)
+    if any(raw[CLONE_ARGS.size:]):
+        raise SyscallError(errno.E2BIG, "clone_args fields this kernel does not know")
+    (flags, _pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size,
+     cgroup) = CLONE_ARGS.unpack(raw.ljust(CLONE_ARGS.size, b"\0"))
+    if flags & CSIGNAL or (flags & ~CLONE_CLEAR_SIGHAND) >> 32 or set_tid or set_tid_size or cgroup \
+            or bool(stack) != bool(stack_size) or stack + stack_size >= 1 << 64:
+        raise SyscallError(errno.EINVAL, "clone3 arguments")
+    request = CloneRequest(flags, exit_signal, stack + stack_size if stack else 0, parent_tid, child_tid, tls, True)
+    return clone(proc, request)
 
 
 # -- execve ---------------------------------------------------------------------------------
 
-def _string_array(proc: Process, addr: int) -> list[bytes]:
+def _string_array(proc: Task, addr: int) -> list[bytes]:
     """A NULL-terminated array of C strings (argv, envp); E2BIG past the bounds."""
     out, total = [], 0
     while addr:
@@ -122,8 +234,10 @@ def _string_array(proc: Process, addr: int) -> list[bytes]:
 
 
 @syscall("execve", "path argv envp")
-def sys_execve(proc: Process, path: int, argv: int, envp: int) -> int:
-    """Replace the program; descriptors marked FD_CLOEXEC close, caught signals reset."""
+def sys_execve(proc: Task, path: int, argv: int, envp: int) -> int:
+    """Replace the program; descriptors marked FD_CLOEXEC close, caught signals reset. From
+    any thread: the others end, and the caller goes on as the process's only thread, with
+    its pid (fs/exec.c de_thread)."""
     path_bytes = read_cstring(proc.space, path, 4096)
     args, env = _string_array(proc, argv), _string_array(proc, envp)
     fd, guest, args = resolve_program(proc.kernel, proc, path_bytes, args)
@@ -131,16 +245,21 @@ def sys_execve(proc: Process, path: int, argv: int, envp: int) -> int:
         load_program(proc.kernel, proc, fd, guest, args, env, path_bytes)
     except SandboxError as error:
         raise exec_error(error) from None
+    proc.kernel.become_only_thread(proc)
+    if any(g is not proc.group and g.files is proc.files and g.alive for g in proc.kernel.processes.values()):
+        proc.group.files = proc.files.copy()  # a table shared by CLONE_FILES is unshared (unshare_files)
     proc.files.close_on_exec()
+    # a new table: one CLONE_SIGHAND shared with another process is unshared here
     proc.sig_actions = {n: a for n, a in proc.sig_actions.items() if action_of(proc, n).handler == SIG_IGN}
     proc.altstack = (0, 2, 0)  # execve drops the alternate stack; pending signals stay
+    proc.clear_child_tid = proc.robust_list = 0  # exec_mm_release: they named the old image
     proc.kernel.release_vfork_parent(proc)
     proc.kernel.machine.stop()
     return 0
 
 
 @syscall("execveat", "dirfd path argv envp flags")
-def sys_execveat(proc: Process, dirfd: int, path: int, argv: int, envp: int, flags: int) -> int:
+def sys_execveat(proc: Task, dirfd: int, path: int, argv: int, envp: int, flags: int) -> int:
     if to_int32(dirfd) != -100 or to_int32(flags):
         raise SyscallError(errno.ENOSYS, "execveat with a dirfd or flags")
     return sys_execve(proc, path, argv, envp)
@@ -149,19 +268,20 @@ def sys_execveat(proc: Process, dirfd: int, path: int, argv: int, envp: int, fla
 # -- exit and wait --------------------------------------------------------------------------
 
 @syscall("exit", "status")
-def sys_exit(proc: Process, status: int) -> int:
-    """One thread per process here, so exit ends the process like exit_group."""
-    proc.kernel.terminate(proc, code=status & 0xFF)
+def sys_exit(proc: Task, status: int) -> int:
+    """End the calling thread; the process ends with its last one (man 2 exit)."""
+    proc.kernel.exit_task(proc, status & 0xFF)
     return 0
 
 
 @syscall("exit_group", "status")
-def sys_exit_group(proc: Process, status: int) -> int:
-    proc.kernel.terminate(proc, code=status & 0xFF)
+def sys_exit_group(proc: Task, status: int) -> int:
+    """End every thread of the process (man 2 exit_group)."""
+    proc.kernel.terminate(proc.group, code=status & 0xFF)
     return 0
 
 
-def _matches(proc: Process, child: Process, pid: int) -> bool:
+def _matches(proc: Task, child: ThreadGroup, pid: int) -> bool:
     """wait4's pid argument: -1 any child, >0 that child, 0 my group, < -1 group -pid."""
     if pid == -1:
         return True
@@ -170,7 +290,7 @@ def _matches(proc: Process, child: Process, pid: int) -> bool:
     return child.pgid == (proc.pgid if pid == 0 else -pid)
 
 
-def _exited_child(proc: Process, pid: int) -> Process | None:
+def _exited_child(proc: Task, pid: int) -> ThreadGroup | None:
     """A zombie child matching `pid` (wait4's encoding), None if they all still run; ECHILD
     if no child matches at all."""
     candidates = [c for c in proc.children if _matches(proc, c, pid)]
@@ -180,7 +300,7 @@ def _exited_child(proc: Process, pid: int) -> Process | None:
 
 
 @syscall("wait4", "pid wstatus options rusage")
-def sys_wait4(proc: Process, pid: int, wstatus: int, options: int, rusage: int) -> int:
+def sys_wait4(proc: Task, pid: int, wstatus: int, options: int, rusage: int) -> int:
     pid, options = to_int32(pid), to_int32(options)
     if options & ~(WNOHANG | WUNTRACED | WCONTINUED | 0x40000000 | 0x80000000 | 0x20000000):
         raise SyscallError(errno.EINVAL, f"options {options:#x}")
@@ -198,7 +318,7 @@ def sys_wait4(proc: Process, pid: int, wstatus: int, options: int, rusage: int) 
 
 
 @syscall("waitid", "idtype id infop options rusage")
-def sys_waitid(proc: Process, idtype: int, ident: int, infop: int, options: int, rusage: int) -> int:
+def sys_waitid(proc: Task, idtype: int, ident: int, infop: int, options: int, rusage: int) -> int:
     idtype, ident, options = to_int32(idtype), to_int32(ident), to_int32(options)
     if idtype not in (P_ALL, P_PID, P_PGID) or not options & WEXITED:
         raise SyscallError(errno.EINVAL, "waitid needs P_ALL/P_PID/P_PGID and WEXITED")
@@ -222,19 +342,19 @@ def sys_waitid(proc: Process, idtype: int, ident: int, infop: int, options: int,
 # -- signals between processes --------------------------------------------------------------
 
 @syscall("kill", "pid sig")
-def sys_kill(proc: Process, pid: int, sig: int) -> int:
+def sys_kill(proc: Task, pid: int, sig: int) -> int:
+    """A process-directed signal to a process, a process group, or every process."""
     pid, sig = to_int32(pid), to_int32(sig)
-    if not 0 <= sig <= 64:
-        raise SyscallError(errno.EINVAL, f"signal {sig}")
+    _check_signal(sig)
     kernel = proc.kernel
-    alive = [p for p in kernel.processes.values() if p.state is not State.REAPED]
+    alive = [g for g in kernel.processes.values() if g.state is not State.REAPED]
     if pid > 0:
-        targets = [p for p in alive if p.pid == pid]
+        targets = [g for g in alive if g.pid == pid]
     elif pid == -1:
-        targets = [p for p in alive if p.pid != 1]
+        targets = [g for g in alive if g.pid != 1]
     else:
         group = proc.pgid if pid == 0 else -pid
-        targets = [p for p in alive if p.pgid == group]
+        targets = [g for g in alive if g.pgid == group]
     if not targets:
         raise SyscallError(errno.ESRCH, f"no process {pid}")
     for target in targets:
@@ -243,24 +363,42 @@ def sys_kill(proc: Process, pid: int, sig: int) -> int:
     return 0
 
 
+def _check_signal(sig: int) -> None:
+    if not 0 <= sig <= 64:
+        raise SyscallError(errno.EINVAL, f"signal {sig}")
+
+
+def _thread_signal(proc: Task, tgid: int | None, tid: int, sig: int) -> int:
+    """A thread-directed signal (tgkill; tkill when `tgid` is None); 0 only checks."""
+    _check_signal(sig)
+    target = proc.kernel.tasks.get(tid) if tid > 0 else None
+    if target is None or not target.alive or tgid is not None and target.pid != tgid:
+        raise SyscallError(errno.ESRCH if tid > 0 else errno.EINVAL, f"no thread {tid}")
+    if sig:
+        info = pack_siginfo(sig, SI_TKILL, pid=proc.pid, uid=proc.kernel.identity.uid)
+        signal_delivery.send_to_task(proc.kernel, target, sig, info)
+    return 0
+
+
 @syscall("tgkill", "tgid tid sig")
-def sys_tgkill(proc: Process, tgid: int, tid: int, sig: int) -> int:
-    if to_int32(tgid) != to_int32(tid):
-        raise SyscallError(errno.ESRCH, "one thread per process")
-    return sys_kill(proc, tid, sig)
+def sys_tgkill(proc: Task, tgid: int, tid: int, sig: int) -> int:
+    tgid = to_int32(tgid)
+    if tgid <= 0:
+        raise SyscallError(errno.EINVAL, f"thread group {tgid}")
+    return _thread_signal(proc, tgid, to_int32(tid), to_int32(sig))
 
 
 @syscall("tkill", "tid sig")
-def sys_tkill(proc: Process, tid: int, sig: int) -> int:
-    return sys_kill(proc, tid, sig)
+def sys_tkill(proc: Task, tid: int, sig: int) -> int:
+    return _thread_signal(proc, None, to_int32(tid), to_int32(sig))
 
 
 # -- process groups and sessions ------------------------------------------------------------
 
-def _target(proc: Process, pid: int) -> Process:
+def _target(proc: Task, pid: int) -> ThreadGroup:
     pid = to_int32(pid)
     if pid == 0:
-        return proc
+        return proc.group
     target = proc.kernel.processes.get(pid)
     if target is None or target.state is State.REAPED:
         raise SyscallError(errno.ESRCH, f"no process {pid}")
@@ -268,21 +406,21 @@ def _target(proc: Process, pid: int) -> Process:
 
 
 @syscall("getpgid", "pid")
-def sys_getpgid(proc: Process, pid: int) -> int:
+def sys_getpgid(proc: Task, pid: int) -> int:
     return _target(proc, pid).pgid
 
 
 @syscall("getpgrp")
-def sys_getpgrp(proc: Process) -> int:
+def sys_getpgrp(proc: Task) -> int:
     return proc.pgid
 
 
 @syscall("setpgid", "pid pgid")
-def sys_setpgid(proc: Process, pid: int, pgid: int) -> int:
+def sys_setpgid(proc: Task, pid: int, pgid: int) -> int:
     target, pgid = _target(proc, pid), to_int32(pgid)
     if pgid < 0:
         raise SyscallError(errno.EINVAL, "negative pgid")
-    if target is not proc and target not in proc.children:
+    if target is not proc.group and target not in proc.children:
         raise SyscallError(errno.ESRCH, "not self or a child")
     if target.sid == target.pid:
         raise SyscallError(errno.EPERM, "a session leader keeps its group")
@@ -291,12 +429,12 @@ def sys_setpgid(proc: Process, pid: int, pgid: int) -> int:
 
 
 @syscall("getsid", "pid")
-def sys_getsid(proc: Process, pid: int) -> int:
+def sys_getsid(proc: Task, pid: int) -> int:
     return _target(proc, pid).sid
 
 
 @syscall("setsid")
-def sys_setsid(proc: Process) -> int:
+def sys_setsid(proc: Task) -> int:
     if proc.pgid == proc.pid:
         raise SyscallError(errno.EPERM, "a group leader cannot start a session")
     proc.sid = proc.pgid = proc.pid
