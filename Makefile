@@ -9,6 +9,8 @@ STAMP := $(VENV)/.installed
 # are guests (Debian's own dynamic programs, run through the system view); qemu-user is the
 # benchmark's peer.
 DEBIAN_PACKAGES := gcc g++ libc6-dev musl-tools busybox-static dash python3
+# Tools that may come from elsewhere (rustup's rustc): installed from Debian only if absent.
+DEBIAN_TOOLS := rustc:rustc
 BENCH_PACKAGES := qemu-user
 
 .PHONY: demo test guests compile bench bench-peers soak fuzz lint system-deps clean
@@ -27,6 +29,8 @@ compile: $(STAMP)
 system-deps:
 	@missing=""; for p in $(DEBIAN_PACKAGES) $(EXTRA_PACKAGES); do \
 	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	for t in $(DEBIAN_TOOLS); do \
+	  command -v $${t#*:} >/dev/null 2>&1 || missing="$$missing $${t%%:*}"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; fi

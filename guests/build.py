@@ -189,21 +189,23 @@ def build_libc(source: Path, stem: str) -> list[str]:
     return built
 
 
-#: guests/dynamic: target -> (compiler and flags, sources). Default builds are dynamically
+#: guests/dynamic and guests/threads: target -> (compiler and flags, sources under guests/).
+#: Default builds are dynamically
 #: linked PIEs; -no-pie gives a dynamic ET_EXEC. uselib is linked against libgreet.so with
 #: no rpath, so only LD_LIBRARY_PATH finds it.
 DYNAMIC_BUILDS = {
-    "dyn-hello": (["gcc", "-O2"], ["hello.c"]),
-    "dyn-hello-nopie": (["gcc", "-O2", "-no-pie"], ["hello.c"]),
-    "dyn-hello-musl": (["musl-gcc", "-O2"], ["hello.c"]),
-    "dyn-auxv": (["gcc", "-O2"], ["auxv.c"]),
-    "libplugin.so": (["gcc", "-O2", "-shared", "-fPIC"], ["plugin.c"]),
-    "dyn-dlopen": (["gcc", "-O2"], ["dlopen.c"]),
-    "libgreet.so": (["gcc", "-O2", "-shared", "-fPIC"], ["greet.c"]),
-    "dyn-uselib": (["gcc", "-O2", f"-L{OUT}", "-lgreet"], ["uselib.c"]),
-    "libpreload.so": (["gcc", "-O2", "-shared", "-fPIC"], ["preload.c"]),
-    "dyn-getpid": (["gcc", "-O2"], ["getpid.c"]),
-    "dyn-cxx": (["g++", "-O2", "-std=c++17"], ["cxx.cpp"]),
+    "dyn-hello": (["gcc", "-O2"], ["dynamic/hello.c"]),
+    "dyn-hello-nopie": (["gcc", "-O2", "-no-pie"], ["dynamic/hello.c"]),
+    "dyn-hello-musl": (["musl-gcc", "-O2"], ["dynamic/hello.c"]),
+    "dyn-auxv": (["gcc", "-O2"], ["dynamic/auxv.c"]),
+    "libplugin.so": (["gcc", "-O2", "-shared", "-fPIC"], ["dynamic/plugin.c"]),
+    "dyn-dlopen": (["gcc", "-O2"], ["dynamic/dlopen.c"]),
+    "libgreet.so": (["gcc", "-O2", "-shared", "-fPIC"], ["dynamic/greet.c"]),
+    "dyn-uselib": (["gcc", "-O2", f"-L{OUT}", "-lgreet"], ["dynamic/uselib.c"]),
+    "libpreload.so": (["gcc", "-O2", "-shared", "-fPIC"], ["dynamic/preload.c"]),
+    "dyn-getpid": (["gcc", "-O2"], ["dynamic/getpid.c"]),
+    "dyn-cxx": (["g++", "-O2", "-std=c++17"], ["dynamic/cxx.cpp"]),
+    "thr-cxx": (["g++", "-O2", "-std=c++17", "-pthread"], ["threads/cxx_threads.cpp"]),
 }
 
 
@@ -216,7 +218,7 @@ def build_dynamic() -> list[str]:
     for target, (command, sources) in DYNAMIC_BUILDS.items():
         if shutil.which(command[0]) is None:
             raise SystemExit(f"{command[0]} not found: install it (make system-deps)")
-        inputs = [str(HERE / "dynamic" / name) for name in sources]
+        inputs = [str(HERE / name) for name in sources]
         libraries = [flag for flag in command if flag.startswith(("-l", "-L"))]
         flags = [flag for flag in command if flag not in libraries]
         subprocess.run([*flags, "-Wall", "-Werror", "-o", str(OUT / target), *inputs, *libraries], check=True)

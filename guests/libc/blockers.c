@@ -1,26 +1,16 @@
-/* blockers thread|deadlock|badstack: things that cannot end well.
- *   thread:   pthread_create (clone with CLONE_VM|CLONE_THREAD) is refused; prints the error.
+/* blockers deadlock|badstack: things that cannot end well.
  *   deadlock: read a pipe whose only writer is this process: sleeps forever natively.
  *   badstack: a signal arrives while rsp points nowhere: the frame cannot be written, so
  *             the process dies of SIGSEGV (as on Linux). */
-#include <pthread.h>
 #include <signal.h>
 #include <sys/syscall.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
-static void *work(void *arg) { return arg; }
 static void on_usr1(int sig) { (void)sig; }
 
 int main(int argc, char **argv) {
-    if (argc > 1 && strcmp(argv[1], "thread") == 0) {
-        pthread_t t;
-        int err = pthread_create(&t, NULL, work, NULL);
-        printf("pthread_create: %s\n", err ? strerror(err) : "ok");
-        if (!err) pthread_join(t, NULL);
-        return err ? 1 : 0;
-    }
     if (argc > 1 && strcmp(argv[1], "badstack") == 0) {
         signal(SIGUSR1, on_usr1);
         printf("raising with a wild stack pointer\n");

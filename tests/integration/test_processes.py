@@ -36,13 +36,6 @@ def test_copy_on_write_is_counted_and_traced() -> None:
     assert "fault copy-on-write write" in out.getvalue()
 
 
-def test_threads_are_refused_with_enosys() -> None:
-    result = run_sandbox(["run", "--trace-syscalls", guest("blockers-glibc"), "thread"])
-    err = result.stderr.decode()
-    assert result.returncode == 1 and result.stdout == b"pthread_create: Function not implemented\n"
-    assert "clone(" in err and "ENOSYS" in err
-
-
 def test_deadlock_is_reported_not_hung() -> None:
     """Natively this read sleeps forever; the sandbox sees nobody can write and says so."""
     result = run_sandbox(["run", guest("blockers-musl"), "deadlock"])
