@@ -52,6 +52,7 @@ WORKLOADS = [
     Workload("busybox sha256sum, 10 MiB", ["/bin/busybox", "sha256sum", str(WORK / "10mib.bin")]),
     Workload("read a 64 MiB file mapping", ["mapread-musl", str(WORK / "64mib.bin")], per_op="pages"),
     Workload("200 fork+exit+wait, 16 MiB dirty", ["forkbench-musl", "200"], per_op="copy-on-write"),
+    Workload("pthreads: 8 x 10,000 mutex increments and more", ["threads-glibc"]),
 ]
 PEERS = ROOT / ".venv-peers" / "bin" / "python"
 #: The floor under any start-up on this engine: the interpreter with libunicorn loaded (the

@@ -60,6 +60,13 @@ def test_shared_libraries_share_frames_until_written() -> None:
     assert f"{got['same_frame']} mapped the very same physical frame" in story
 
 
+def test_threads_share_one_page_table() -> None:
+    got, story = figures("threads-share")
+    assert got["status"] == 0 and got["threads"] == 2 and got["address_spaces"] == 1
+    assert got["own_stacks"] == 2 and all(n >= 15 for n in got["shared_faults"].values())
+    assert "without reloading CR3" in story
+
+
 def test_lazy_file_reads_only_touched_pages() -> None:
     got, _ = figures("lazy-file")
     assert got["status"] == 0 and got["file_faults"] == 16
