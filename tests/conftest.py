@@ -60,3 +60,14 @@ def descend(parent: Path, name: str, levels: int) -> int:
         os.close(fd)
         fd = child
     return fd
+
+
+def python_as_natively(script: Path, source: str, mount: Path | None = None) -> None:
+    """Write `source` to `script`, run it with Debian's python3 natively and in the sandbox
+    (which sees `mount`, default the script itself, at the same path): the same stdout,
+    stderr and status."""
+    script.write_text(source)
+    mount = mount or script
+    native = run_native(["/usr/bin/python3", str(script)])
+    boxed = run_sandbox(["run", "--mount", f"{mount}:{mount}", "/usr/bin/python3", str(script)])
+    assert (boxed.stdout, boxed.stderr, boxed.returncode) == (native.stdout, native.stderr, native.returncode)

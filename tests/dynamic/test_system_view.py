@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import guest, run_native, run_sandbox
+from tests.conftest import guest, python_as_natively, run_native, run_sandbox
 
 #: Elf64_Phdr of dyn-hello's PT_INTERP: the second program header (readelf -l).
 INTERP_PHDR = 64 + 56
@@ -187,15 +187,11 @@ def test_placed_symlinks_behave_as_symlinks(tmp_path: Path) -> None:
     """/bin (merged /usr), /etc/os-release and /proc/self are symlinks: O_NOFOLLOW answers
     ELOOP, readlink their targets, as natively (found by the syscall fuzzer: an O_NOFOLLOW
     open of /proc/self was an internal error)."""
-    script = tmp_path / "links.py"
-    script.write_text(
+    python_as_natively(tmp_path / "links.py", (
         "import os\n"
         "for p in ('/proc/self', '/bin', '/lib64', '/etc/os-release'):\n"
         "    try:\n"
         "        os.open(p, os.O_RDONLY | os.O_NOFOLLOW)\n"
         "    except OSError as e:\n"
         "        print(p, e.strerror)\n"
-        "print(os.readlink('/bin'), os.readlink('/etc/os-release'), os.path.realpath('/bin/sh'))\n")
-    native = run_native(["/usr/bin/python3", str(script)])
-    boxed = run_sandbox(["run", "--mount", f"{script}:{script}", "/usr/bin/python3", str(script)])
-    assert (boxed.stdout, boxed.stderr, boxed.returncode) == (native.stdout, native.stderr, native.returncode)
+        "print(os.readlink('/bin'), os.readlink('/etc/os-release'), os.path.realpath('/bin/sh'))\n"))
