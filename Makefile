@@ -23,7 +23,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]' --config-settings editable_mode=compat
 	touch $@
 
-compile: $(STAMP)
+# The machine's block hook in C (sandbox/native/stopper.c says why it exists).
+NATIVE := sandbox/native/libstopper.so
+$(NATIVE): sandbox/native/stopper.c
+	gcc -O2 -shared -fPIC -Wall -Werror -o $@ $<
+
+compile: $(STAMP) $(NATIVE)
 	$(PY) -m compileall -q sandbox
 
 system-deps:

@@ -259,6 +259,13 @@ class Engine:
         self._callbacks.append(callback)
         return handle.value
 
+    def hook_add_native(self, kind: int, function: ctypes.c_void_p, user_data: int) -> int:
+        """Register a C function (not a Python callback) for every address, with a pointer
+        to its own data. Returns the hook handle."""
+        handle = ctypes.c_size_t()
+        check(_lib.uc_hook_add(self.handle, ctypes.byref(handle), kind, function, ctypes.c_void_p(user_data), 1, 0))
+        return handle.value
+
     def hook_del(self, handle: int, callback: object) -> None:
         """Remove a hook (Unicorn frees it, and everything it recorded, once no run is using it)."""
         check(_lib.uc_hook_del(self.handle, handle))

@@ -21,6 +21,7 @@ import ctypes
 import struct
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 from sandbox import engine as X
 from sandbox.engine import UC_HOOK_BLOCK, UC_HOOK_INSN, UC_HOOK_INTR, UC_PROT_ALL, UC_PROT_EXEC, Engine
@@ -79,6 +80,29 @@ KSTACK_VA = KERNEL_TEXT + 2 * PAGE_SIZE
 #: How often the watchdog takes the CPU back, so that the run loop can notice Ctrl-C and
 #: limits even while the guest computes without system calls.
 WATCHDOG_SECONDS = 0.2
+
+#: The block hook the watchdog stops the CPU through (built by `make` from stopper.c).
+STOPPER_LIBRARY = Path(__file__).resolve().parent / "native" / "libstopper.so"
+
+
+class _Stopper(ctypes.Structure):
+    """struct sandbox_stopper of sandbox/native/stopper.c."""
+
+    _fields_ = [("requested", ctypes.c_int32), ("unused", ctypes.c_int32), ("stop", ctypes.c_void_p)]
+
+
+def _install_stopper(uc: Engine) -> tuple[_Stopper, ctypes.CDLL]:
+    """Hook every block with sandbox_block_hook; the stopper it reads, and its library
+    (both kept alive as long as the engine). SandboxError if the library is not built."""
+    try:
+        library = ctypes.CDLL(str(STOPPER_LIBRARY))
+    except OSError:
+        raise SandboxError(f"{STOPPER_LIBRARY} is not built: run `make compile`") from None
+    stopper = _Stopper(0, 0, ctypes.cast(X.lib.uc_emu_stop, ctypes.c_void_p).value)
+    uc.hook_add_native(X.UC_HOOK_BLOCK, ctypes.cast(library.sandbox_block_hook, ctypes.c_void_p),
+                       ctypes.addressof(stopper))
+    return stopper, library
+
 
 #: The translated-code cache's size. Unicorn's default is 1 GiB (host memory a guest can
 #: fill by running code at ever new addresses, issue 12); when the buffer is full QEMU
@@ -194,6 +218,7 @@ class Machine:
         self._block_hook: tuple[int, object] | None = None
         self.block_rehook_pending = False
         self._watchdog: threading.Event | None = None
+        self._stopper, self._stopper_lib = _install_stopper(self.uc)
         self._watchdog_lock = threading.Lock()
         self._counting = False  # a run of a counted quantum, which the watchdog leaves alone
         self._counted = False  # the last run was counted: Unicorn's counting hook is in place
@@ -297,6 +322,7 @@ class Machine:
                 self._counted = True
             with self._watchdog_lock:
                 self._counting = True
+                self._stopper.requested = 0  # a tick from before must not cut the quantum short
             try:
                 self.uc.emu_start(rip, 0, 0, count)
             finally:
@@ -357,19 +383,21 @@ class Machine:
         return bytes(out)
 
     def _start_watchdog(self) -> None:
-        """A daemon thread that stops the CPU every WATCHDOG_SECONDS (cheaper than Unicorn's
-        own timeout, whose thread polls every 2 microseconds)."""
+        """A daemon thread that asks for the CPU back every WATCHDOG_SECONDS (cheaper than
+        Unicorn's own timeout, whose thread polls every 2 microseconds). It never stops the
+        CPU itself: the block hook in C does, between blocks (sandbox/native/stopper.c: an
+        asynchronous uc_emu_stop can make Unicorn run an instruction twice)."""
         if self._watchdog is not None:
             return
         self._watchdog = threading.Event()
         done = self._watchdog
-        uc = self.uc
+        stopper = self._stopper
 
         def tick() -> None:
             while not done.wait(WATCHDOG_SECONDS):
                 with self._watchdog_lock:
                     if not self._counting:
-                        uc.emu_stop()
+                        stopper.requested = 1
 
         threading.Thread(target=tick, name="sandbox-watchdog", daemon=True).start()
 
