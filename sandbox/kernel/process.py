@@ -115,11 +115,6 @@ class ThreadGroup:
         return self.state is State.RUNNING
 
     @property
-    def leader(self) -> Task | None:
-        """The thread whose tid is the process's pid, while it lives."""
-        return next((t for t in self.tasks if t.tid == self.pid), None)
-
-    @property
     def status(self) -> int:
         """The exit status a shell would report: the exit code, or 128 + signal."""
         return 128 + self.death.signo if self.death else self.exit_code

@@ -36,7 +36,7 @@ RLIM_INFINITY = (1 << 64) - 1
 
 # -- fork and clone -------------------------------------------------------------------------
 
-CLONE_PIDFD, CLONE_SYSVSEM, CLONE_CLEAR_SIGHAND = 0x1000, 0x40000, 1 << 32
+CLONE_PIDFD, CLONE_CLEAR_SIGHAND = 0x1000, 1 << 32  # (CLONE_SYSVSEM is accepted: no SysV semaphores here)
 #: Namespaces (include/uapi/linux/sched.h): refused with EPERM, as a container without
 #: CAP_SYS_ADMIN refuses them.
 CLONE_NAMESPACES = 0x0002_0000 | 0x0200_0000 | 0x0400_0000 | 0x0800_0000 | 0x1000_0000 | 0x2000_0000 | 0x4000_0000
