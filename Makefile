@@ -19,8 +19,7 @@ BENCH_PACKAGES := qemu-user
 # bytecode compiled once, since PYTHONDONTWRITEBYTECODE may keep Python from caching it.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]' --config-settings editable_mode=compat
+	$(PY) -m pip install -q --retries 1 -e '.[dev]' --config-settings editable_mode=compat
 	touch $@
 
 # The machine's block hook in C (sandbox/native/stopper.c says why it exists).
