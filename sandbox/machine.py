@@ -315,7 +315,8 @@ class Machine:
         if not count:
             self._start_watchdog()
             self._counted = False  # Unicorn drops its counting hook (and the code) on this start
-            self.uc.emu_start(rip, 0, 0, 0)
+            self._stopper.requested = 0  # a tick while the CPU was idle asks for nothing (as
+            self.uc.emu_start(rip, 0, 0, 0)  # uc_emu_stop outside a run does nothing)
         else:  # an exact quantum: no watchdog stop may land inside it
             if not self._counted:  # Unicorn adds its counting hook now: code translated
                 self.uc.ctl_flush_tb()  # without it would never count (nor stop)

@@ -38,6 +38,12 @@ class Budget:
         """Would holding `more` units pass the soft bound?"""
         return self.used + more > self.soft
 
+    def check(self, more: int) -> None:
+        """Raise what `charge(more)` would, without charging: a caller refuses before it
+        spends host time making what it could not hold."""
+        if self.used + more > self.hard:
+            raise SyscallError(self.error, f"{self.what}: {self.used} + {more} is past {self.hard}")
+
     def charge(self, more: int) -> None:
         """Hold `more` units, or raise SyscallError(self.error) past the hard bound."""
         if self.used + more > self.hard:

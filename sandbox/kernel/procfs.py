@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 #: /proc/PID/maps pads the path to this column (fs/proc/task_mmu.c, show_vma_header_prefix).
 MAPS_PATH_COLUMN = 73
+MAPS_LINE_MIN = len("00400000-00401000 r--p 00000000 00:00 0\n")  # the shortest maps line
 ENTRIES = ("maps", "stat", "status", "cmdline", "environ", "comm")
 
 
@@ -150,7 +151,8 @@ def content(proc: Task, name: str, budget: Budget) -> ProcContent:
         _, tid, name = name.split("/")
         proc = next((t for t in proc.group.tasks if str(t.tid) == tid), proc)
         pid = proc.tid
-    if name == "maps":
+    if name == "maps":  # refused before 30,000 regions' text is made, if it could never be held
+        budget.check(len(proc.space.regions) * MAPS_LINE_MIN)
         data = maps(proc)
     elif name == "stat":
         data = stat(proc, pid)
