@@ -358,8 +358,11 @@ class Kernel:
     def _may_add_region(self) -> bool:
         """Regions of all processes together stay under MAX_REGIONS_TOTAL (host memory:
         --max-processes times --max-map-count would be gigabytes of records)."""
-        spaces = {id(p.space): p.space for p in self.processes.values() if p.space is not None}
-        return sum(len(space.regions) for space in spaces.values()) < MAX_REGIONS_TOTAL
+        return sum(len(space.regions) for space in self._spaces()) < MAX_REGIONS_TOTAL
+
+    def _spaces(self) -> list[AddressSpace]:
+        """Every address space a process holds, each once (CLONE_VM shares them)."""
+        return list({id(p.space): p.space for p in self.processes.values() if p.space is not None}.values())
 
     def add_fault_listener(self, listener) -> None:
         """Call `listener(pid, space, record, rip)` after every fault from now on."""
@@ -444,7 +447,7 @@ class Kernel:
         owners: Counter[int] = Counter(self.machine.kernel_frames)
         kernel_own, leaf_frames = set(self.machine.kernel_frames), set()
         spaces = [self.machine.kernel_space]
-        spaces += list({id(p.space): p.space for p in self.processes.values() if p.space is not None}.values())
+        spaces += self._spaces()
         for space in spaces:
             if not space.is_kernel:
                 space.check_invariants()
@@ -535,7 +538,7 @@ class Kernel:
             if task.alive:
                 self._end_task(task)
         group.state = State.ZOMBIE
-        if not self._shared_with_another(group, "files"):  # CLONE_FILES: the last user closes
+        if not self._held_elsewhere(group, "files", group.files):  # CLONE_FILES: the last user closes
             group.files.close_all()
         if group is not self.init:
             self.retire_space(group, group.space)
@@ -579,12 +582,11 @@ class Kernel:
         """A vfork child exec'd or ended: its parent may go on (mm_release)."""
         task.vfork_parent = None
 
-    def _shared_with_another(self, group: ThreadGroup, what: str) -> bool:
-        """Whether another process not yet reaped uses `group`'s `what` (its address space
-        or descriptor table, shared by clone with CLONE_VM or CLONE_FILES); the first process
-        keeps its space after it ends, for inspection."""
-        mine = getattr(group, what)
-        return any(g is not group and getattr(g, what) is mine and (g.alive or g is self.init)
+    def _held_elsewhere(self, group: ThreadGroup, what: str, value: object) -> bool:
+        """Whether a process other than `group`, live or the first one (which keeps its
+        space after it ends, for inspection), holds `value` as its `what`: an address
+        space or descriptor table shared by clone with CLONE_VM or CLONE_FILES."""
+        return any(g is not group and getattr(g, what) is value and (g.alive or g is self.init)
                    for g in self.processes.values())
 
     def retire_space(self, group: ThreadGroup, space: AddressSpace | None) -> None:
@@ -593,7 +595,7 @@ class Kernel:
         and its frames."""
         if space is None:
             return
-        if any(g is not group and g.space is space and (g.alive or g is self.init) for g in self.processes.values()):
+        if self._held_elsewhere(group, "space", space):
             return
         for region in space.regions:
             sys_mm.writeback(space, region, region.start, region.end)

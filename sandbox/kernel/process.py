@@ -93,22 +93,10 @@ class ThreadGroup:
     def __repr__(self) -> str:
         return f"ThreadGroup(pid={self.pid}, ppid={self.ppid}, exe={self.exe!r}, {self.state.name})"
 
-    @property
-    def cwd(self) -> str:
-        """The working directory, a resolved guest path."""
-        return self.fs.cwd
-
-    @cwd.setter
-    def cwd(self, value: str) -> None:
-        self.fs.cwd = value
-
-    @property
-    def umask(self) -> int:
-        return self.fs.umask
-
-    @umask.setter
-    def umask(self, value: int) -> None:
-        self.fs.umask = value
+    cwd = property(lambda self: self.fs.cwd, lambda self, v: setattr(self.fs, "cwd", v),
+                   doc="The working directory, a resolved guest path (the FsContext's).")
+    umask = property(lambda self: self.fs.umask, lambda self, v: setattr(self.fs, "umask", v),
+                     doc="The file-creation mask (the FsContext's).")
 
     @property
     def alive(self) -> bool:
