@@ -18,6 +18,8 @@ static uint32_t word, word2;
 static int pfd[2];
 static volatile int ready;
 static void *waiter(void *a) { (void)a; __sync_fetch_and_add(&ready, 1); long r = fx(&word, FUTEX_WAIT_PRIVATE, 0, 0, 0, 0); printf("waiter woke %ld\n", r); return 0; }
+/* Like waiter, but hands its result to the joiner: the order of output then never depends on which CPU runs first. */
+static void *quiet_waiter(void *a) { (void)a; __sync_fetch_and_add(&ready, 1); return (void *)fx(&word, FUTEX_WAIT_PRIVATE, 0, 0, 0, 0); }
 static void *reader(void *a) { (void)a; char c; __sync_fetch_and_add(&ready, 1); long r = read(pfd[0], &c, 1); printf("reader %ld\n", r); return 0; }
 static void *sleeper(void *a) { (void)a; __sync_fetch_and_add(&ready, 1); sleep(100); return 0; }
 static void *dl1(void *a) { (void)a; fx(&word2, FUTEX_WAIT_PRIVATE, 0, 0, 0, 0); return 0; }
@@ -36,11 +38,11 @@ int main(int argc, char **argv) {
     printf("wake0 -> %ld\n", fx(&word, FUTEX_WAKE_PRIVATE, 0, 0, 0, 0));
     usleep(50000); printf("wake1 -> %ld\n", fx(&word, FUTEX_WAKE_PRIVATE, 1, 0, 0, 0)); pthread_join(t[0], 0); return 0; }
   if (!strcmp(m, "requeue_self")) {
-    for (int i = 0; i < 3; i++) pthread_create(&t[i], 0, waiter, 0); while (ready < 3) usleep(1000); usleep(50000);
+    for (int i = 0; i < 3; i++) pthread_create(&t[i], 0, quiet_waiter, 0); while (ready < 3) usleep(1000); usleep(50000);
     printf("requeue same: %ld\n", fx(&word, FUTEX_CMP_REQUEUE_PRIVATE, 0, 0x7fffffff, &word, 0));
     printf("requeue other: %ld\n", fx(&word, FUTEX_CMP_REQUEUE_PRIVATE, 1, 0x7fffffff, &word2, 0));
     printf("wake other: %ld\n", fx(&word2, FUTEX_WAKE_PRIVATE, 100, 0, 0, 0));
-    for (int i = 0; i < 3; i++) pthread_join(t[i], 0); return 0; }
+    for (int i = 0; i < 3; i++) { void *r; pthread_join(t[i], &r); printf("waiter woke %ld\n", (long)r); } return 0; }
   if (!strcmp(m, "execblocked")) { /* exec from a thread while others block in futex/read/sleep */
     pipe(pfd); pthread_create(&t[0], 0, waiter, 0); pthread_create(&t[1], 0, reader, 0); pthread_create(&t[2], 0, sleeper, 0);
     while (ready < 3) usleep(1000); usleep(50000);
