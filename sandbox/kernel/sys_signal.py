@@ -39,7 +39,8 @@ def sys_rt_sigaction(proc: Task, signum: int, act: int, oldact: int, sigsetsize:
         new = copy_in(proc.space, act, KERNEL_SIGACTION_SIZE)
         proc.sig_actions[signum] = new
         if int.from_bytes(new[:8], "little") == 1:  # SIG_IGN discards what is pending
-            proc.pending.pop(signum, None)
+            for holder in (proc.group, *proc.group.tasks):
+                holder.pending.discard(signum)
     if oldact:
         copy_out(proc.space, oldact, old)
     return 0

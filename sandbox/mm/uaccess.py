@@ -24,6 +24,12 @@ def _check_span(va: int, n: int) -> None:
         raise SyscallError(errno.EFAULT, f"{va:#x}+{n} is outside user space")
 
 
+def access_ok(va: int, n: int) -> None:
+    """EFAULT unless `[va, va + n)` lies in the user half: what Linux checks of a buffer
+    before a transfer (access_ok), whatever part of it the call then touches."""
+    _check_span(va, n)
+
+
 def user_pa(space: AddressSpace, va: int, access: Access) -> tuple[int, int]:
     """Physical address of user byte `va` for `access`, faulting the page in if needed.
 
