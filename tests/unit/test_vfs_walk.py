@@ -38,7 +38,7 @@ def deep_root(tmp_path: Path):
 
 
 def view(root: Path) -> FileSystemView:
-    return FileSystemView(str(root), [], lambda: 1, dict)
+    return FileSystemView(str(root), [])
 
 
 def counting(monkeypatch: pytest.MonkeyPatch) -> list[int]:
