@@ -8,17 +8,16 @@ import struct
 import time
 
 from sandbox.errors import SyscallError, WouldBlock
+from sandbox.kernel import limits
 from sandbox.kernel.checked import read_timespec, seconds_ns, timespec_bytes
+from sandbox.kernel.process import State, ThreadGroup
 from sandbox.kernel.sched import sleep
 from sandbox.kernel.structs import RLIMIT, SYSINFO, TIMESPEC, TIMEVAL
 from sandbox.kernel.sys_proc import clock_source
-from sandbox.kernel.sys_process import RLIM_INFINITY, RLIMIT_NPROC, process_limit
 from sandbox.kernel.syscalls import syscall, to_int32
 from sandbox.kernel.task import Task
 from sandbox.mm.uaccess import copy_in, copy_out, read_cstring
 
-RLIMIT_STACK, RLIMIT_NOFILE, RLIMIT_AS = 3, 7, 9
-RLIMIT_NLIMITS = 16
 TIMER_ABSTIME = 1
 
 
@@ -157,32 +156,29 @@ def sys_getcpu(proc: Task, cpu: int, node: int, cache: int) -> int:
     return 0
 
 
-def _limit(proc: Task, resource: int) -> tuple[int, int]:
-    """The guest's view of its limits: the stack and descriptor limits it really has."""
-    if not 0 <= resource < RLIMIT_NLIMITS:
-        raise SyscallError(errno.EINVAL, f"resource {resource}")
-    if resource == RLIMIT_STACK:
-        return 8 << 20, RLIM_INFINITY
-    if resource == RLIMIT_NOFILE:
-        return proc.files.limit, proc.files.limit
-    cap = proc.kernel.options.max_processes
-    if resource == RLIMIT_NPROC and cap is not None:  # --max-processes is the hard limit
-        return process_limit(proc), min(proc.rlimits.get(resource, (cap, cap))[1], cap)
-    return proc.rlimits.get(resource, (RLIM_INFINITY, RLIM_INFINITY))
+def _limit_target(proc: Task, pid: int) -> ThreadGroup:
+    """The process prlimit64 names: 0 the caller, else any guest thread's process (every
+    guest process has the caller's uid: check_prlimit_permission allows it); ESRCH if none."""
+    pid = to_int32(pid)
+    if pid == 0:
+        return proc.group
+    task = proc.kernel.tasks.get(pid)
+    group = task.group if task is not None else proc.kernel.processes.get(pid)
+    if pid < 0 or group is None or group.state is State.REAPED:
+        raise SyscallError(errno.ESRCH, f"no process {pid}")
+    return group
 
 
 @syscall("prlimit64", "pid resource new_limit old_limit")
 def sys_prlimit64(proc: Task, pid: int, resource: int, new_limit: int, old_limit: int) -> int:
-    if to_int32(pid) not in (0, proc.pid):
-        raise SyscallError(errno.ESRCH, f"pid {to_int32(pid)}")
-    resource = to_int32(resource)
-    old = _limit(proc, resource)
-    if new_limit:
-        cur, high = RLIMIT.unpack(copy_in(proc.space, new_limit, RLIMIT.size))
-        if cur > high or high > old[1]:
-            raise SyscallError(errno.EINVAL if cur > high else errno.EPERM, "limit")
-        if resource not in (RLIMIT_STACK, RLIMIT_NOFILE):
-            proc.rlimits[resource] = (cur, high)
+    """Read and set a process's limits (man 2 prlimit), in Linux's order: the new ones are
+    read (EFAULT), the process found (ESRCH), the resource checked (EINVAL), the old ones
+    written after the change (kernel/sys.c prlimit64)."""
+    new = RLIMIT.unpack(copy_in(proc.space, new_limit, RLIMIT.size)) if new_limit else None
+    group = _limit_target(proc, pid)
+    old = limits.get_limit(group, to_int32(resource) & 0xFFFF_FFFF)
+    if new is not None:
+        limits.set_limit(group, to_int32(resource), new)
     if old_limit:
         copy_out(proc.space, old_limit, RLIMIT.pack(*old))
     return 0
@@ -195,7 +191,35 @@ def sys_getrlimit(proc: Task, resource: int, rlim: int) -> int:
 
 @syscall("setrlimit", "resource rlim")
 def sys_setrlimit(proc: Task, resource: int, rlim: int) -> int:
+    """As prlimit64 on the caller; a NULL rlim is EFAULT (it is not optional here)."""
+    if not rlim:
+        raise SyscallError(errno.EFAULT, "rlim is NULL")
     return sys_prlimit64(proc, 0, resource, rlim, 0)
+
+
+PERSONALITY_QUERY = 0xFFFF_FFFF
+
+
+@syscall("personality", "persona")
+def sys_personality(proc: Task, persona: int) -> int:
+    """Return the execution domain and flags, and set new ones unless `persona` is
+    0xffffffff (kernel/exec_domain.c). Every domain runs as PER_LINUX here; flags such as
+    ADDR_NO_RANDOMIZE are kept and reported back (the sandbox's layout is fixed anyway)."""
+    old = proc.group.attrs.personality
+    persona &= 0xFFFF_FFFF
+    if persona != PERSONALITY_QUERY:
+        proc.group.attrs.personality = persona
+    return old
+
+
+@syscall("chroot", "path")
+def sys_chroot(proc: Task, path: int) -> int:
+    """The path is looked up and must be a directory (ENOENT, ENOTDIR...), then the call
+    fails with EPERM: the guest has no CAP_SYS_CHROOT (fs/open.c ksys_chroot's order)."""
+    node = proc.kernel.fs.resolve(read_cstring(proc.space, path, 4096), proc.cwd)
+    if proc.kernel.fs.kind_of(node) != "dir":
+        raise SyscallError(errno.ENOTDIR, node.guest)
+    raise SyscallError(errno.EPERM, "chroot needs CAP_SYS_CHROOT")
 
 
 @syscall("sysinfo", "info")

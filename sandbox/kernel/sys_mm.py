@@ -16,6 +16,7 @@ import stat
 
 from sandbox import abi
 from sandbox.errors import SyscallError
+from sandbox.kernel import limits
 from sandbox.kernel.files import O_PATH, DeviceFile, HostFile
 from sandbox.kernel.syscalls import syscall, to_int32
 from sandbox.kernel.task import Task
@@ -37,7 +38,7 @@ def sys_brk(proc: Task, addr: int) -> int:
     old_end, new_end = page_up(proc.brk), page_up(addr)
     space = proc.space
     if new_end > old_end:
-        if not space.regions.is_free(old_end, new_end):
+        if not space.regions.is_free(old_end, new_end) or not _may_grow(proc, new_end - old_end, True):
             return proc.brk
         heap = space.regions.find(old_end - 1) if old_end > proc.brk_start else None
         if heap is not None and heap.kind is RegionKind.HEAP:
@@ -70,6 +71,7 @@ def sys_mmap(proc: Task, addr: int, length: int, prot: int, flags: int, fd: int,
     if not flags & abi.MAP_ANONYMOUS and offset + size > abi.MAX_LFS_FILESIZE:
         raise SyscallError(errno.EOVERFLOW, "the mapping would reach past loff_t (file_mmap_ok)")
     start = _place(proc, addr, size, flags, page_size)
+    _check_map_limits(proc, start, size, prot, kind != abi.MAP_PRIVATE, bool(flags & abi.MAP_GROWSDOWN))
     max_prot = PROT_ALL
     if not flags & abi.MAP_ANONYMOUS:
         source, max_prot = _mapped_file(proc, fd, prot, kind != abi.MAP_PRIVATE)
@@ -90,6 +92,27 @@ def sys_mmap(proc: Task, addr: int, length: int, prot: int, flags: int, fd: int,
     if flags & abi.MAP_POPULATE:
         proc.space.populate(start, start + size)
     return start
+
+
+def _check_map_limits(proc: Task, start: int, size: int, prot: int, shared: bool, stack: bool) -> None:
+    """ENOMEM if mapping [start, start + size) passes RLIMIT_AS or RLIMIT_DATA; what a
+    MAP_FIXED mapping replaces does not count twice (mm/mmap.c mmap_region)."""
+    freed = freed_data = 0
+    for region in proc.space.regions.overlapping(start, start + size):
+        part = min(region.end, start + size) - max(region.start, start)
+        freed += part
+        if limits.is_data(region.prot, region.shared, bool(region.flags & RegionFlag.GROWSDOWN)):
+            freed_data += part
+    limits.check_growth(proc, size, limits.is_data(prot, shared, stack), freed, freed_data)
+
+
+def _may_grow(proc: Task, grow: int, data: bool) -> bool:
+    """Whether RLIMIT_AS and RLIMIT_DATA leave room for `grow` more bytes (brk fails quietly)."""
+    try:
+        limits.check_growth(proc, grow, data)
+    except SyscallError:
+        return False
+    return True
 
 
 def _mapped_file(proc: Task, fd: int, prot: int, shared: bool) -> tuple[CachedFile | None, int]:
@@ -192,6 +215,8 @@ def sys_mremap(proc: Task, old: int, old_size: int, new_size: int, flags: int, n
     if region is None or old + old_size > region.end or old_size == 0:
         raise SyscallError(errno.EFAULT, f"{old:#x}+{old_size:#x} is not one mapping")
     if flags & MREMAP_FIXED:
+        if new_size > old_size:
+            limits.check_growth(proc, new_size - old_size, limits.is_data(region.prot, region.shared, False))
         if new_address % PAGE_SIZE or new_address + new_size > USER_END or \
                 max(old, new_address) < min(old + old_size, new_address + new_size):
             raise SyscallError(errno.EINVAL, "bad MREMAP_FIXED target")
@@ -201,6 +226,7 @@ def sys_mremap(proc: Task, old: int, old_size: int, new_size: int, flags: int, n
         if new_size < old_size:
             space.unmap_range(old + new_size, old_size - new_size)
         return old
+    limits.check_growth(proc, new_size - old_size, limits.is_data(region.prot, region.shared, False))
     end = old + old_size
     if end == region.end and end + new_size - old_size <= USER_END and \
             space.regions.is_free(end, old + new_size):

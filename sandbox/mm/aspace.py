@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
+from sandbox.abi import STACK_LIMIT
 from sandbox.errors import GuestFault, InvariantError, SyscallError
 from sandbox.mm import FILE_FAULT_AROUND_PAGES, KERNEL_BASE, PAGE_SHIFT, PAGE_SIZE, USER_END, page_up
 from sandbox.mm.fault import fault_in_page, handle_page_fault
@@ -127,6 +128,9 @@ class AddressSpace:
         self.fault_policies: list = []
         #: The pid faults are reported under (set by the kernel).
         self.owner_pid = 0
+        #: How far the stack may grow, in bytes: RLIMIT_STACK's soft limit as the fault
+        #: happens (set by the kernel; Linux's acct_stack_growth reads it then too).
+        self.stack_limit: Callable[[], int] = lambda: STACK_LIMIT
         #: Called after each handled fault with its `FaultRecord` (tracing); None when off.
         self.on_fault: Callable[..., None] | None = None
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import signal
 from typing import TYPE_CHECKING, NamedTuple
 
-from sandbox.abi import BUS_ADRERR, SEGV_ACCERR, SEGV_MAPERR, STACK_GUARD_GAP, STACK_LIMIT
+from sandbox.abi import BUS_ADRERR, SEGV_ACCERR, SEGV_MAPERR, STACK_GUARD_GAP
 from sandbox.errors import GuestFault, OutOfMemory
 from sandbox.mm import HUGE_PAGE_SIZE, PAGE_SHIFT, PAGE_SIZE, page_down
 from sandbox.mm.frames import HUGE_ORDER
@@ -228,14 +228,15 @@ def grow_stack(space: AddressSpace, va: int) -> Region:
     """Extend the grows-down region just above `va` down to cover it (Linux `expand_stack`).
 
     Refused (SIGSEGV, SEGV_MAPERR) when no stack is above, when the stack would pass its
-    8 MiB limit, or when it would come within the guard gap of the region below.
+    limit (RLIMIT_STACK, read through the space's `stack_limit`), or when it would come
+    within the guard gap of the region below.
     """
     above = space.regions.next_after(va)
     if above is None or not above.flags & RegionFlag.GROWSDOWN:
         raise GuestFault(signal.SIGSEGV, SEGV_MAPERR, va, "no mapping")
     new_start = page_down(va)
     below = space.regions.prev_before(va)
-    if above.end - new_start > STACK_LIMIT:
+    if above.end - new_start > space.stack_limit():
         raise GuestFault(signal.SIGSEGV, SEGV_MAPERR, va, "stack limit reached")
     if below is not None and new_start - below.end < STACK_GUARD_GAP:
         raise GuestFault(signal.SIGSEGV, SEGV_MAPERR, va, "stack guard gap")
