@@ -8,12 +8,12 @@ STAMP := $(VENV)/.installed
 # Debian packages: gcc, g++ and musl-tools build the guests; busybox-static, dash and python3
 # are guests (Debian's own dynamic programs, run through the system view); qemu-user is the
 # benchmark's peer.
-DEBIAN_PACKAGES := gcc g++ libc6-dev musl-tools busybox-static dash python3
+DEBIAN_PACKAGES := gcc g++ libc6-dev musl-tools busybox-static dash python3 make util-linux
 # Tools that may come from elsewhere (rustup's rustc): installed from Debian only if absent.
 DEBIAN_TOOLS := rustc:rustc
 BENCH_PACKAGES := qemu-user
 
-.PHONY: demo test guests compile bench bench-peers soak fuzz lint system-deps clean
+.PHONY: demo test guests compile bench bench-peers soak fuzz lint system-deps clean conformance
 
 # compat editable mode: a plain path entry, not an import hook that every start pays for;
 # bytecode compiled once, since PYTHONDONTWRITEBYTECODE may keep Python from caching it.
@@ -62,6 +62,13 @@ fuzz: guests
 bench-peers:
 	$(PYTHON) -m venv .venv-peers
 	.venv-peers/bin/pip install -q qiling
+
+# musl's libc-test built statically with musl-gcc and glibc, each test run natively and in the
+# sandbox: pass counts side by side, and every case only the sandbox fails (build/conformance/).
+# Not part of `test`. LIBC_TEST_DIR=DIR uses that tree instead of cloning the pinned commit.
+conformance: $(STAMP) compile
+	$(MAKE) system-deps EXTRA_PACKAGES=git
+	$(PY) tools/conformance.py $(if $(LIBC_TEST_DIR),--src $(LIBC_TEST_DIR))
 
 soak: guests
 	$(PY) tests/robustness/soak.py --seconds $${SOAK_SECONDS:-600}

@@ -253,15 +253,22 @@ def unlock_pi(task: Task, uaddr: int, private: bool) -> int:
     word = read_word(task, uaddr)
     if word & FUTEX_TID_MASK != task.tid:
         raise SyscallError(errno.EPERM, "the caller does not own this lock")
+    if not _hand_over(task, uaddr, key, 0):
+        write_word(task, uaddr, 0)
+    return 0
+
+
+def _hand_over(task: Task, uaddr: int, key: tuple, mark: int) -> bool:
+    """Give the PI lock word at `uaddr` to its first waiter (its tid, FUTEX_WAITERS if more
+    wait, and `mark`) and wake it; False when no lock_pi waiter sleeps there."""
     waiters = [w for w in task.kernel.futexes.waiting(key) if w.pi]
     if not waiters:
-        write_word(task, uaddr, 0)
-        return 0
+        return False
     heir = waiters[0]
-    write_word(task, uaddr, heir.task.tid | (FUTEX_WAITERS if len(waiters) > 1 else 0))
+    write_word(task, uaddr, heir.task.tid | mark | (FUTEX_WAITERS if len(waiters) > 1 else 0))
     task.kernel.futexes.remove(heir)
     heir.woken = True
-    return 0
+    return True
 
 
 # -- a thread's end -----------------------------------------------------------------------
@@ -298,12 +305,19 @@ def release_robust_list(kernel: Kernel, task: Task) -> None:
 
 
 def _owner_died(kernel: Kernel, task: Task, uaddr: int) -> None:
+    """Mark a lock the dying `task` holds. A PI lock passes straight to its first lock_pi
+    waiter, marked FUTEX_OWNER_DIED, as Linux's exit_pi_state_list and the waiter's
+    fixup_owner leave it (woken without its tid in the word, glibc's unlock says EPERM);
+    for any other one waiter wakes to find the word free and take it."""
     word = read_word(task, uaddr)
     if word & FUTEX_TID_MASK != task.tid:
         return
+    key = futex_key(task, uaddr, False)
+    if _hand_over(task, uaddr, key, FUTEX_OWNER_DIED):
+        return
     write_word(task, uaddr, (word & FUTEX_WAITERS) | FUTEX_OWNER_DIED)
     if word & FUTEX_WAITERS:
-        kernel.futexes.wake(futex_key(task, uaddr, False), 1)
+        kernel.futexes.wake(key, 1)
 
 
 # -- the system calls ---------------------------------------------------------------------
