@@ -146,6 +146,8 @@ class Identity:
             entry[1] = gid
 
     def forget(self, st: os.stat_result) -> None:
-        """The file's last link is gone: its inode number may be reused."""
-        if st.st_nlink <= 1:
+        """An entry was removed (`st` its status before): if that was the inode's last link,
+        its number may be reused, so what was recorded for it goes. A directory's last name
+        leaves with it whatever its link count (2: its name and its own `.`)."""
+        if st.st_nlink <= 1 or stat.S_ISDIR(st.st_mode):
             self._overrides.pop((st.st_dev, st.st_ino), None)
