@@ -23,12 +23,16 @@ SI_KERNEL = 0x80  # sent by the kernel (e.g. #GP on a non-canonical address)
 
 # Signal dispositions and si_code values for kill and SIGCHLD (uapi/asm-generic/signal-defs.h,
 # siginfo.h).
+#: The sandbox's own init (a container's pid 1): it has no image; the program runs as its
+#: child, orphans are re-parented to it and reaped as they end, and signals to it are dropped.
+INIT_PID = 1
 SIG_DFL = 0
 SIG_IGN = 1
 SI_USER = 0
 SI_TKILL = -6
 CLD_EXITED = 1
 CLD_KILLED = 2
+CLD_DUMPED = 3  # killed, and dumped core
 
 #: `syscall` is 0F 05: after the hook RIP points past it; a restart backs up this far.
 SYSCALL_INSN_LEN = 2

@@ -106,9 +106,9 @@ def demand_paging(demo: Demo, out: TextIO) -> dict:
 def cow_fork(demo: Demo, out: TextIO) -> dict:
     result, rec, stats, regions = _run(demo, out)
     data = next(r for r in regions if r.size == 64 * 4096)
-    child = max(s.pid for s in rec.faults)
+    parent, child = min(s.pid for s in rec.faults), max(s.pid for s in rec.faults)
     child_copies = rec.where("copy-on-write", data.start, data.end, pid=child)
-    parent_copies = rec.where("copy-on-write", data.start, data.end, pid=1)
+    parent_copies = rec.where("copy-on-write", data.start, data.end, pid=parent)
     others = len(rec.where("copy-on-write")) - len(child_copies) - len(parent_copies)
     first = child_copies[0]
     out.write(f"fork shared {stats['pages_shared_at_fork']} pages between parent and child: both page tables "
@@ -209,15 +209,16 @@ def python_pager(demo: Demo, out: TextIO) -> dict:
 def shared_libraries(demo: Demo, out: TextIO) -> dict:
     result, rec, _, _ = _run(demo, out)
     libc = [s for s in rec.faults if s.record.region.name.endswith("/libc.so.6")]
-    children = sorted({s.pid for s in libc} - {1})
+    parent = min(s.pid for s in rec.faults)  # the program (pids grow)
+    children = sorted({s.pid for s in libc} - {parent})
     read = {pid: {s.record.va: s.record.pfn for s in libc if s.pid == pid and s.record.kind == "file"}
-            for pid in (1, *children)}
+            for pid in (parent, *children)}
     copied = {pid: {s.record.pfn for s in libc if s.pid == pid and s.record.kind == "copy-on-write"}
               for pid in children}
     a, b = children[:2]
     both = sorted(set(read[a]) & set(read[b]))
     same = [va for va in both if read[a][va] == read[b][va]]
-    with_parent = len(set(read[a].values()) & set(read[1].values()))
+    with_parent = len(set(read[a].values()) & set(read[parent].values()))
     example = same[0] if same else 0
     out.write(f"One dynamically linked program ran as three processes: the parent and two children it "
               f"started with fork + execve, each with a fresh address space that ld.so filled by mapping "
@@ -245,7 +246,7 @@ def threads_share(demo: Demo, out: TextIO) -> dict:
 
     result, rec, _, regions = _run(demo, out, listeners=[note])
     shared = next(r for r in regions if r.kind.value == "bss" and r.size >= 32 * 4096)
-    threads = sorted(tid for tid in spaces if tid != 1)
+    threads = sorted(tid for tid in spaces if tid != min(spaces))  # all but the main thread
     in_shared = {tid: len(rec.where("demand-zero", shared.start, shared.end, pid=tid)) for tid in threads}
     stacks = {}
     for tid in threads:

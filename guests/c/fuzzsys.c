@@ -80,12 +80,16 @@ static int listed_in(const long *list, unsigned n, long nr) {
 static int skipped(long nr, int timed) {
     static const long always[] = {
         60, 231, 15, 59, 322, 56, 57, 58, 435, 62, 200, 234, 11, 25, 10, 12, 9, 28, 101, 1, 22, 293,
+        160, 302, 129, 297, 424, 436,
         /* exit, sigreturn, exec, fork, kill, memory calls that could drop the fuzzer's own code or stack,
         ptrace, write (stdout noise), pipes (a random read of a pipe it alone could write is a deadlock:
-        tested elsewhere) */
+        tested elsewhere), limits (a random RLIMIT_CPU or RLIMIT_NOFILE ends or cripples the fuzzer, as
+        natively), queued signals and pidfd signals (kill by other names), close_range (which would close the
+        report descriptor) */
     };
-    static const long waits[] = { 34, 130, 35, 230, 37, 38, 7, 271, 23, 270 };
-    /* pause, sigsuspend, sleeps, alarms, polls and selects: they may wait as long as asked */
+    static const long waits[] = { 34, 130, 35, 230, 37, 38, 7, 271, 23, 270, 128, 232, 281, 441, 69, 70, 65, 220 };
+    /* pause, sigsuspend, sleeps, alarms, polls, selects, sigtimedwait, epoll waits, and SysV message and
+    semaphore waits: they may wait as long as asked */
     return listed_in(always, COUNT_OF(always), nr) || (!timed && listed_in(waits, COUNT_OF(waits), nr));
 }
 

@@ -1,12 +1,18 @@
 """The sandbox's small Linux kernel: processes, system calls, files and signals.
 
-- `process.py`   a process: its address space, files, brk, exit status
-- `files.py`     file descriptor tables and the files behind them
-- `syscalls.py`  the system-call table
-- `sched.py`     the scheduler: round-robin, blocking and waking, context switches
+- `kernel.py`    the glue to the machine: syscall and exception entry, the run loop, the
+                 one completion path of every system call
+- `process.py`, `task.py`  a thread group (process) and its tasks (threads)
+- `sched.py`     the scheduler: round-robin, blocking and waking, context switches, waits
 - `exec.py`      loading a program into a process (first process, execve, #! scripts)
-- `sys_process.py` fork, execve, exit, wait, kill, process groups
-- `sys_*.py`     handlers grouped by topic (memory, I/O, process and time)
-- `signals.py`   signal names and how a death by signal is described
-- `kernel.py`    the glue to the machine: syscall and exception entry, the run loop
+- `signals.py`, `signal_delivery.py`, `sigframe.py`  signal facts, queues, delivery, frames
+- `futex.py`, `limits.py`, `identity.py`, `accounting.py`, `quota.py`  futexes, resource
+                 limits, the guest's identity, host budgets, the disk quota
+- `files.py`     descriptor tables and the files behind them; `locks.py` record locks and flock
+- `eventfiles.py`, `epoll.py`, `inotify.py`  eventfd/timerfd/signalfd, epoll, inotify
+- `net/`         sockets: AF_UNIX and the sandbox-internal loopback network
+- `ipc*.py`      System V shared memory, semaphores and message queues
+- `vfs.py`, `sysview.py`, `procfs*.py`, `devtty.py`  the guest's file view, the system
+                 trees, the generated /proc and /sys, /dev/tty
+- `syscalls.py`  the system-call table; `sys_*.py` handlers grouped by topic
 """

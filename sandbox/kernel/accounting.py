@@ -73,3 +73,13 @@ class HostBudgets:
         #: hold --max-open-files, but the host's descriptors are one pool (ENFILE, as
         #: Linux's file-max answers).
         self.host_files = Budget("open host files", options.host_files, errno.ENFILE)
+        #: Bytes sockets hold for the guest: queued messages (data plus a fixed overhead
+        #: each) and the sockets themselves, all sockets together (ENOBUFS beyond).
+        self.socket_bytes = Budget("socket buffer bytes", options.socket_buffer_bytes, errno.ENOBUFS)
+        #: epoll watches, all instances together (Linux's fs.epoll.max_user_watches: ENOSPC).
+        self.epoll_watches = Budget("epoll watches", options.epoll_watches, errno.ENOSPC)
+        #: inotify instances and watches (fs.inotify.max_user_instances, max_user_watches),
+        #: and the host bytes of events queued in all instances (past them: IN_Q_OVERFLOW).
+        self.inotify_instances = Budget("inotify instances", options.inotify_instances, errno.EMFILE)
+        self.inotify_watches = Budget("inotify watches", options.inotify_watches, errno.ENOSPC)
+        self.inotify_event_bytes = Budget("inotify event bytes", options.inotify_event_bytes, errno.ENOMEM)

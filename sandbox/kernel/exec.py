@@ -12,6 +12,7 @@ import stat
 from typing import TYPE_CHECKING
 
 from sandbox.errors import LoadError, OutOfMemory, SandboxError, SyscallError
+from sandbox.kernel import sys_ipc
 from sandbox.kernel.sys_fs import HOST_OPEN_ALWAYS, require_permission
 from sandbox.loader import ElfImage, StackSpec, build_stack, load_bias, load_elf, parse_elf
 from sandbox.mm.aspace import AddressSpace
@@ -69,6 +70,7 @@ def load_program(kernel: Kernel, proc: Task, fd: int, guest_path: str, argv: lis
     proc.arg_range, proc.env_range = (stack.arg_start, stack.arg_end), (stack.env_start, stack.env_end)
     proc.comm = os.path.basename(guest_path)[:15]
     if old is not None:
+        sys_ipc.space_replaced(kernel, proc.group, old)  # shm attaches end (exit_shm)
         kernel.retire_space(proc.group, old)
 
 
@@ -110,6 +112,8 @@ def open_executable(kernel: Kernel, proc: Task, node: Node) -> int:
     st = kernel.fs.lstat(node) if node.on_host else None
     if st is None or not stat.S_ISREG(st.st_mode):
         raise SyscallError(errno.EACCES, f"{node.guest} is not a regular file")
+    if kernel.fs.is_noexec(node):  # a mount made with MS_NOEXEC (sys_mount)
+        raise SyscallError(errno.EACCES, f"{node.guest} is on a noexec mount")
     if not os.access(node.name, os.X_OK, dir_fd=node.dirfd, follow_symlinks=False):
         raise SyscallError(errno.EACCES, f"{node.guest} is not executable")
     require_permission(proc, st, os.X_OK, node)

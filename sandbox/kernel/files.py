@@ -21,11 +21,13 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from sandbox.abi import MAX_LFS_FILESIZE
 from sandbox.errors import SyscallError, WouldBlock
+from sandbox.kernel.locks import release_on_close
 from sandbox.mm import PAGE_SHIFT, PAGE_SIZE
 
 if TYPE_CHECKING:
     from sandbox.kernel.accounting import Budget
     from sandbox.kernel.identity import Identity
+    from sandbox.kernel.inotify import Notifier
     from sandbox.kernel.procfs import ProcContent
     from sandbox.kernel.quota import DiskQuota
     from sandbox.mm.pagecache import CachedFile, PageCache
@@ -38,6 +40,7 @@ O_ACCMODE, O_RDONLY, O_WRONLY, O_RDWR = 0o3, 0o0, 0o1, 0o2
 O_APPEND, O_NONBLOCK = 0o2000, 0o4000
 O_PATH = 0o10000000  # a handle only: neither read nor written, nor mapped (open(2))
 POLLIN, POLLOUT, POLLERR, POLLHUP, POLLNVAL = 0x1, 0x4, 0x8, 0x10, 0x20
+POLLPRI, POLLRDNORM, POLLRDBAND, POLLWRNORM, POLLWRBAND, POLLRDHUP = 0x2, 0x40, 0x80, 0x100, 0x200, 0x2000
 # d_type values (include/linux/fs_types.h / dirent.h).
 DT_UNKNOWN, DT_CHR, DT_DIR, DT_REG, DT_LNK, DT_FIFO = 0, 2, 4, 8, 10, 1
 
@@ -143,6 +146,21 @@ class File:
         """Ready events among `events` (regular files are always ready)."""
         return events & (POLLIN | POLLOUT)
 
+    @property
+    def pollable(self) -> bool:
+        """Whether the file has a poll of its own (Linux's f_op->poll): epoll refuses those
+        without one (regular files, directories) with EPERM."""
+        return type(self).poll is not File.poll
+
+    def queued_bytes(self) -> int:
+        """FIONREAD: the bytes a read would find now; ENOTTY for files that cannot say."""
+        raise SyscallError(errno.ENOTTY, f"{self.name}: FIONREAD")
+
+    def wakeups(self) -> int | None:
+        """A count of the events that changed the file's readiness (data in, room made, an
+        end closed), which edge-triggered epoll reports; None if the file keeps none."""
+        return None
+
     def close(self) -> None:
         """Called when the last descriptor referring to this file closes."""
 
@@ -203,6 +221,9 @@ class HostFile(HostFd):
     _listing_cost = 0
     #: The budget of host descriptors this file's descriptor is charged to (released at close).
     host_files: Budget | None = None
+    #: The sandbox's inotify, for a file the guest opened by path: told of its reads, writes,
+    #: truncations and its close (inotify.Notifier).
+    notify: Notifier | None = None
 
     def hold(self, quota: DiskQuota, identity: Identity, st: os.stat_result | None = None) -> None:
         """Charge this file's writes to `quota`; a regular file is held open in its count
@@ -212,6 +233,19 @@ class HostFile(HostFd):
         if stat.S_ISREG(st.st_mode):
             self._held = st
             quota.opened(st)
+
+    #: RLIMIT_FSIZE (limits.file_room): how many of n bytes written at a position the
+    #: writing process may write; EFBIG (and SIGXFSZ) for none. None: no limit to check.
+    write_room: Callable[[int, int], int] | None = None
+
+    def _within_size_limit(self, data: bytes, offset: int | None) -> bytes:
+        """`data` cut to what RLIMIT_FSIZE leaves from where it goes (`offset`, or the file
+        offset, or the end under O_APPEND): generic_write_check_limits."""
+        if self.write_room is None or not data:
+            return data
+        if offset is None:
+            offset = self.host(os.fstat).st_size if self.flags & O_APPEND else self.host(os.lseek, 0, os.SEEK_CUR)
+        return data[: self.write_room(offset, len(data))]
 
     def _charged(self, data: bytes, write: Callable[[bytes], int]) -> int:
         """`write(data)`, cut to what the disk quota allows, charged for the blocks it added."""
@@ -226,7 +260,10 @@ class HostFile(HostFd):
         """A host read or write on this file, if it was opened for it (else EBADF)."""
         if not (self.writable if writing else self.readable):
             raise SyscallError(errno.EBADF, f"{self.name} is not open for {'writing' if writing else 'reading'}")
-        return self.host(call, *args)
+        done = self.host(call, *args)
+        if self.notify is not None:
+            self.notify.transferred(self, writing, done)
+        return done
 
     _inode: tuple[int, int] | None = None
 
@@ -261,6 +298,7 @@ class HostFile(HostFd):
         return self._transfer(False, os.read, n)
 
     def write(self, data: bytes) -> int:
+        data = self._within_size_limit(data, None)
         n = self._charged(data, lambda part: self._transfer(True, os.write, part))
         return self._after_write(None, data, n)
 
@@ -269,6 +307,7 @@ class HostFile(HostFd):
         return self._transfer(False, os.pread, n, offset)
 
     def pwrite(self, data: bytes, offset: int) -> int:
+        data = self._within_size_limit(data, offset)
         n = self._charged(data, lambda part: self._transfer(True, os.pwrite, part, offset))
         return self._after_write(offset, data, n)
 
@@ -307,7 +346,11 @@ class HostFile(HostFd):
     def truncate(self, length: int) -> None:
         if not self.writable:
             raise SyscallError(errno.EINVAL, f"{self.name} is not open for writing")
+        if self.write_room is not None:
+            self.write_room(length, 0)  # EFBIG past RLIMIT_FSIZE (inode_newsize_ok)
         self._charged(b"", lambda _: self.host(os.ftruncate, length))
+        if self.notify is not None:
+            self.notify.truncated(self)
 
     def sync(self) -> None:
         self.host(os.fsync)
@@ -325,6 +368,8 @@ class HostFile(HostFd):
             self._listing_cost = cost
 
     def close(self) -> None:
+        if self.notify is not None:
+            self.notify.closing(self)
         if self.host_files is not None:
             self.host_files.release(1)
         if self.listings is not None:
@@ -391,6 +436,10 @@ class HostStream(HostFd):
     @property
     def writable(self) -> bool:
         return self.mode in (os.O_WRONLY, os.O_RDWR)
+
+    @property
+    def pollable(self) -> bool:
+        return not self._regular  # a stream redirected from or to a regular file has no poll
 
     def poll(self, events: int) -> int:
         """The host's readiness of the stream now (poll(2) with no wait)."""
@@ -609,6 +658,13 @@ class Pipe:
         self.writers = 0
         self.budget = budget
         self.pages = 0  # charged to the budget while any end is open
+        #: Opens of each kind ever made: a FIFO's blocked open waits for the other kind's to
+        #: change (fs/pipe.c r_counter, w_counter, wait_for_partner).
+        self.read_opens = 0
+        self.write_opens = 0
+        #: Called when the last end closes (a FIFO leaves the table of open FIFOs).
+        self.on_empty: Callable[[], None] | None = None
+        self.changes = 0  # data in, data out, an end closed: what wakes the pipe's waiters
 
     @property
     def capacity(self) -> int:
@@ -623,11 +679,14 @@ class Pipe:
             self.pages = pages
         if reading:
             self.readers += 1
+            self.read_opens += 1
         else:
             self.writers += 1
+            self.write_opens += 1
 
     def close_end(self, reading: bool) -> None:
         """An end's last descriptor closed; the last end of all frees the buffer."""
+        self.changes += 1
         if reading:
             self.readers -= 1
         else:
@@ -636,6 +695,12 @@ class Pipe:
             self.budget.release(self.pages)
             self.pages = 0
             self.data = bytearray()
+            if self.on_empty is not None:
+                self.on_empty()
+
+    def unread(self, data: bytes) -> None:
+        """Put bytes taken by a read back at the head (a splice whose write fell short)."""
+        self.data[0:0] = data
 
     def resize(self, requested: int, max_size: int) -> int:
         """F_SETPIPE_SZ as Linux's `pipe_set_size` (fs/pipe.c): round up to a power-of-two
@@ -660,21 +725,35 @@ class Pipe:
 
 
 class PipeEnd(File):
-    """One end of a pipe. A read from an empty pipe, or a write to a full one, sleeps until
-    the other side acts (EAGAIN with O_NONBLOCK). Writing with no reader left is EPIPE,
-    and the kernel sends SIGPIPE. A write of at most PIPE_BUF bytes is atomic: it waits
-    for room for all of it (man 7 pipe)."""
+    """One end of a pipe (or both, for a FIFO opened O_RDWR). A read from an empty pipe
+    sleeps until a writer acts (EAGAIN with O_NONBLOCK). A write with no reader left is
+    EPIPE, and the kernel sends SIGPIPE. A blocking write takes all its bytes, sleeping while
+    the pipe is full, and returns the whole count unless a signal ends the sleep after some
+    progress (then that count); a write of at most PIPE_BUF bytes is atomic: it waits for
+    room for all of it (man 7 pipe; fs/pipe.c pipe_write)."""
 
-    def __init__(self, pipe: Pipe, reading: bool, flags: int) -> None:
-        super().__init__((O_RDONLY if reading else O_WRONLY) | (flags & O_NONBLOCK))
+    def __init__(self, pipe: Pipe, reading: bool, flags: int, both: bool = False) -> None:
+        mode = O_RDWR if both else O_RDONLY if reading else O_WRONLY
+        super().__init__(mode | (flags & O_NONBLOCK))
         self.pipe = pipe
-        self.reading = reading
+        self.reading = reading or both
+        self.writing = not reading or both
         self.name = "pipe"
+        #: A FIFO's end reports the node's own stat (set by whoever opened the node).
+        self.node_stat: Stat | None = None
 
     def attach(self) -> None:
         """The first descriptor opens this end (and may charge the pipe: ENFILE)."""
         if self.refs == 0:
-            self.pipe.open_end(self.reading)
+            if self.reading:
+                self.pipe.open_end(True)
+            if self.writing:
+                try:
+                    self.pipe.open_end(False)
+                except SyscallError:
+                    if self.reading:
+                        self.pipe.close_end(True)
+                    raise
         super().attach()
 
     def read(self, n: int) -> bytes:
@@ -688,38 +767,80 @@ class PipeEnd(File):
             raise WouldBlock("empty pipe")
         data = bytes(self.pipe.data[:n])
         del self.pipe.data[:n]
+        self.pipe.changes += 1
         return data
 
     def write(self, data: bytes) -> int:
-        if self.reading:
+        if not self.writing:
+            raise SyscallError(errno.EBADF, "read end of a pipe")
+        return self._write_from(memoryview(bytes(data)), 0)
+
+    def _write_from(self, view: memoryview, done: int) -> int:
+        """Put `view[done:]` into the pipe as room allows; the count written in all. Sleeps
+        while the pipe is full (the retry continues from what was written, so nothing is
+        written twice or lost); EPIPE when no reader is left before the first byte."""
+        if self.pipe.readers == 0:
+            if done:
+                return done
+            raise SyscallError(errno.EPIPE, "no reader")
+        room = self.pipe.capacity - len(self.pipe.data)
+        if room > 0 and not (len(view) <= PIPE_BUF and room < len(view)):
+            take = min(room, len(view) - done)
+            self.pipe.data += view[done : done + take]
+            self.pipe.changes += 1
+            done += take
+            if done == len(view):
+                return done
+        if self.flags & O_NONBLOCK:
+            if done:
+                return done
+            raise SyscallError(errno.EAGAIN, "pipe full")
+        raise WouldBlock("full pipe", retry=lambda: self._write_from(view, done),
+                         on_interrupt=(lambda: done) if done else None)
+
+    def room(self) -> int:
+        """Bytes one write takes now without sleeping (sendfile and splice read no more than
+        that, so nothing they read is held back): if none, the caller sleeps and its call
+        runs again (EAGAIN under O_NONBLOCK, EPIPE without a reader)."""
+        if not self.writing:
             raise SyscallError(errno.EBADF, "read end of a pipe")
         if self.pipe.readers == 0:
             raise SyscallError(errno.EPIPE, "no reader")
         room = self.pipe.capacity - len(self.pipe.data)
-        if room <= 0 or room < len(data) <= PIPE_BUF:
-            if self.flags & O_NONBLOCK:
-                raise SyscallError(errno.EAGAIN, "pipe full")
-            raise WouldBlock("full pipe")
-        self.pipe.data += data[:room]
-        return min(room, len(data))
+        if room > 0:
+            return room
+        if self.flags & O_NONBLOCK:
+            raise SyscallError(errno.EAGAIN, "pipe full")
+        raise WouldBlock("full pipe")
 
     def stat(self) -> Stat:
+        if self.node_stat is not None:
+            return self.node_stat
         return Stat(dev=12, ino=self.pipe.ino, mode=stat.S_IFIFO | 0o600, blksize=4096)
 
     def poll(self, events: int) -> int:
         ready = 0
         if self.reading and (self.pipe.data or self.pipe.writers == 0):
             ready |= POLLIN
-        if not self.reading and len(self.pipe.data) < self.pipe.capacity:
+        if self.writing and len(self.pipe.data) < self.pipe.capacity:
             ready |= POLLOUT
         if self.reading and self.pipe.writers == 0:
             ready |= POLLHUP
-        if not self.reading and self.pipe.readers == 0:
+        if self.writing and self.pipe.readers == 0:
             ready |= POLLERR
         return ready & (events | POLLHUP | POLLERR)
 
+    def wakeups(self) -> int:
+        return self.pipe.changes
+
+    def queued_bytes(self) -> int:
+        return len(self.pipe.data)
+
     def close(self) -> None:
-        self.pipe.close_end(self.reading)
+        if self.reading:
+            self.pipe.close_end(True)
+        if self.writing:
+            self.pipe.close_end(False)
 
 
 class FdEntry:
@@ -787,14 +908,30 @@ class FdTable:
         old = self._fds.get(fd)
         self._fds[fd] = FdEntry(file, cloexec)
         if old is not None:
-            old.file.detach()
+            self._release(old.file)
 
     def close(self, fd: int) -> None:
         """Release `fd`; EBADF if it was not open."""
         entry = self._fds.pop(fd, None)
         if entry is None:
             raise SyscallError(errno.EBADF, f"fd {fd} is not open")
-        entry.file.detach()
+        self._release(entry.file)
+
+    def _release(self, file: File) -> None:
+        """One descriptor of `file` is gone: the locks its closing drops go first (the
+        process's POSIX locks on the inode; with the last reference, the description's OFD
+        locks and flocks), then the description loses the reference."""
+        release_on_close(self, file)
+        file.detach()
+
+    def close_range(self, first: int, last: int, cloexec: bool) -> None:
+        """close_range(2): close every open descriptor in [first, last], or with `cloexec`
+        mark each FD_CLOEXEC instead."""
+        for fd in sorted(fd for fd in self._fds if first <= fd <= last):
+            if cloexec:
+                self._fds[fd].cloexec = True
+            else:
+                self.close(fd)
 
     def close_on_exec(self) -> None:
         """execve: close every descriptor marked FD_CLOEXEC."""

@@ -23,16 +23,26 @@ from sandbox.errors import GuestFault, InvariantError, LoadError, OutOfMemory, S
 from sandbox.hostfs import CleanupError, identity_of, remove_path
 from sandbox.kernel import (  # noqa: F401 - importing registers the handlers
     futex,
+    limits,
     procfs,
     signal_delivery,
     sys_attr,
     sys_fs,
+    sys_inotify,
     sys_io,
+    sys_ipc,
+    sys_memctl,
     sys_misc,
     sys_mm,
+    sys_mount,
+    sys_net,
+    sys_pidfd,
+    sys_poll,
     sys_proc,
     sys_process,
+    sys_sched,
     sys_signal,
+    sys_splice,
 )
 from sandbox.kernel.accounting import HostBudgets
 from sandbox.kernel.exec import is_script, load_program, resolve_program
@@ -101,7 +111,7 @@ SCRATCH_DIRS = ("tmp", "dev/shm")
 UNKNOWN_SYSCALL = "(not a system call)"
 
 #: Calls whose EPIPE comes with SIGPIPE (a write to a pipe nobody reads).
-WRITE_CALLS = {"write", "writev", "pwrite64", "sendfile"}
+WRITE_CALLS = {"write", "writev", "pwrite64", "pwritev", "pwritev2", "sendfile", "splice", "tee", "vmsplice"}
 
 
 
@@ -146,7 +156,7 @@ class Kernel:
         if options.fault_log is not None:
             self.fault_listeners.append(FaultLog(options.fault_log))
         self._fault_rip: int | None = None
-        self._next_pid = 1
+        self._next_pid = abi.INIT_PID + 1  # pid 1 is the sandbox's init (abi.INIT_PID)
         self.boot_time = time.monotonic()
         #: CLOCK_REALTIME at start, in ns: the times of nodes the sandbox makes up.
         self.boot_wall_ns = DETERMINISTIC_EPOCH_NS if options.deterministic else time.time_ns()
@@ -166,10 +176,8 @@ class Kernel:
         self.identity = Identity(options.uid, options.gid, secret)
         self.quota = DiskQuota(options.disk)
         try:
-            self.fs = FileSystemView(root, options.mounts, self._current_pid, self._proc_entries,
-                                     system=self._system_grafts())
-            self.fs.current_threads = lambda: [t.tid for t in self.current.group.tasks if t.alive] \
-                if self.current else [1]
+            self.proc_tree = procfs.ProcTree(self)  # /proc and /sys
+            self.fs = FileSystemView(root, options.mounts, self.proc_tree, system=self._system_grafts())
         except BaseException:
             self.close()  # a mount the view cannot open: the root made above goes too
             raise
@@ -220,15 +228,9 @@ class Kernel:
         """Randomness for the guest: the host's CSPRNG, or a seeded stream (--deterministic)."""
         return self._random.randbytes(n) if self._random is not None else os.urandom(n)
 
-    def _current_pid(self) -> int:
-        return self.current.pid if self.current else 1
-
-    def _proc_entries(self) -> dict:
-        return procfs.entries(self.current.exe_guest if self.current else "/")
-
-    def proc_file(self, proc: Task, name: str) -> procfs.ProcContent:
-        """What /proc/self/<name> reads for `proc` (see procfs: bounded, counted)."""
-        return procfs.content(proc, name, self.budgets.proc_snapshots)
+    def open_proc_file(self, proc: Task, name: str, flags: int) -> procfs.ProcFile:
+        """Open the generated /proc or /sys file `name` (see procfs: bounded, counted)."""
+        return self.proc_tree.open(proc, name, flags)
 
     def scratch_file(self) -> int:
         """A new, already unlinked host file for memfd_create (outside the guest's tree)."""
@@ -310,7 +312,7 @@ class Kernel:
         `parent` (fork, or clone without CLONE_THREAD), which inherits from it (man 2 fork)."""
         pid = self._allocate_id()
         if parent is None:
-            group = ThreadGroup(self, pid, 0, space, "")
+            group = ThreadGroup(self, pid, abi.INIT_PID, space, "")
             group.pgid = group.sid = pid
             group.files.limit = self.options.max_open_files
         else:
@@ -324,6 +326,7 @@ class Kernel:
             self.watch_faults(group)
         self.processes[pid] = group
         self.tasks[pid] = task
+        self.proc_tree.born(pid, parent.pid if parent is not None else None)
         return task
 
     def new_thread(self, parent: Task) -> Task:
@@ -352,6 +355,7 @@ class Kernel:
         space.max_regions = self.options.max_map_count
         space.may_add_region = self._may_add_region
         space.file_fault_around = self.options.file_fault_around
+        space.stack_limit = lambda: limits.soft(group, limits.RLIMIT_STACK)
         if self.fault_listeners:
             space.on_fault = lambda record: self._report_fault(group, space, record)
 
@@ -444,6 +448,7 @@ class Kernel:
         are exactly those the allocator marks so, and no user leaf of any space maps one."""
         frames = self.machine.frames
         frames.check_invariants()
+        sys_ipc.check_invariants(self)  # System V IPC objects, if any were made
         owners: Counter[int] = Counter(self.machine.kernel_frames)
         kernel_own, leaf_frames = set(self.machine.kernel_frames), set()
         spaces = [self.machine.kernel_space]
@@ -538,6 +543,7 @@ class Kernel:
             if task.alive:
                 self._end_task(task)
         group.state = State.ZOMBIE
+        sys_ipc.process_exit(self, group)  # SEM_UNDO adjustments (exit_sem)
         if not self._held_elsewhere(group, "files", group.files):  # CLONE_FILES: the last user closes
             group.files.close_all()
         if group is not self.init:
@@ -550,7 +556,8 @@ class Kernel:
             if signo == signal.SIGCHLD and signal_delivery.action_of(parent, signo).handler == abi.SIG_IGN:
                 self.reap(group)  # nobody will wait (man 2 sigaction: SIGCHLD ignored)
             elif signo:
-                code, status = (abi.CLD_KILLED, death.signo) if death else (abi.CLD_EXITED, code)
+                killed = abi.CLD_DUMPED if group.core_dumped else abi.CLD_KILLED
+                code, status = (killed, death.signo) if death else (abi.CLD_EXITED, code)
                 info = pack_siginfo(signo, code, pid=group.pid, uid=self.identity.uid, status=status)
                 signal_delivery.send(self, parent, signo, info)
         elif group is not self.init:
@@ -559,13 +566,12 @@ class Kernel:
             self.machine.stop()
 
     def _orphan_children(self, group: ThreadGroup) -> None:
-        """`group`'s children go to init (or, if init has ended, zombies are reaped)."""
-        init = self.init if self.init is not None and self.init.alive else None
+        """`group`'s children go to the sandbox's init (pid 1), which reaps each as it ends,
+        as a container's init does: a zombie now, the others when they end (`terminate`
+        finds no parent process for them)."""
         for child in group.children:
-            child.ppid = 1
-            if init is not None and child is not init:
-                init.children.append(child)
-            elif child.state is State.ZOMBIE:
+            child.ppid = abi.INIT_PID
+            if child.state is State.ZOMBIE:
                 self.reap(child)
         group.children = []
 
@@ -609,6 +615,7 @@ class Kernel:
         """Free cached file pages and files that no region of any process maps any more."""
         mapped = {id(r.file) for p in self.processes.values() if p.space is not None
                   for r in p.space.regions if isinstance(r.file, CachedFile)}
+        mapped |= sys_ipc.pinned_files(self, mapped)  # System V shm segments keep their pages
         if self.page_cache.trim(mapped):
             self.machine.code_changed()  # a freed file page may have held mapped code
 
@@ -657,13 +664,17 @@ class Kernel:
                  result: int) -> None:
         """The one way a system call ends, whether it finished at once or after sleeping
         (`nr` may then be its name): SIGPIPE for a write that found no reader, the trace
-        line, and the result in RAX (unless the call replaced or ended the task)."""
+        line, the mask a ppoll-like wait swapped in given back unless a signal's handler
+        takes it (restore_saved_sigmask_unless), and the result in RAX (unless the call
+        replaced or ended the task)."""
         if isinstance(nr, str):
             entry = TABLE.get(SYSCALL_NUMBERS.get(nr, -1))
             nr = entry.nr if entry is not None else -1
         if result == -errno.EPIPE and entry is not None and entry.name in WRITE_CALLS and task.alive:
             info = pack_siginfo(signal.SIGPIPE, abi.SI_USER, pid=task.pid, uid=self.identity.uid)
-            signal_delivery.send(self, task.group, signal.SIGPIPE, info)  # pipe_write's send_sig
+            signal_delivery.send_to_task(self, task, signal.SIGPIPE, info)  # pipe_write: send_sig(current)
+        if task.saved_mask is not None and result != -errno.EINTR:
+            task.sig_mask, task.saved_mask = task.saved_mask, None
         if self.tracer is not None and self.tracer.syscalls:
             self.tracer.syscall(task.tid, nr, entry, args, result)
         if task.alive and task.fresh_entry is None:

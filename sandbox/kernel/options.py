@@ -58,6 +58,12 @@ class Options:
     proc_snapshot_bytes: int = 64 << 20  # /proc text held by open descriptors (ENOMEM beyond)
     dir_listing_bytes: int = 64 << 20  # directory listings held by open descriptors (ENOMEM beyond)
     host_files: int = 8192  # host files all processes may hold open together (ENFILE beyond)
+    socket_buffer_bytes: int = 64 << 20  # bytes queued in all sockets, and the sockets (ENOBUFS beyond)
+    epoll_watches: int = 65536  # items in all epoll interest lists together (ENOSPC beyond)
+    inotify_instances: int = 128  # fs.inotify.max_user_instances: inotify_init beyond is EMFILE
+    inotify_watches: int = 8192  # fs.inotify.max_user_watches, all instances together (ENOSPC beyond)
+    inotify_max_queued_events: int = 16384  # fs.inotify.max_queued_events per instance (IN_Q_OVERFLOW)
+    inotify_event_bytes: int = 16 << 20  # host bytes of queued events, all instances (IN_Q_OVERFLOW beyond)
 
     def __init__(self, **given: Any) -> None:
         unknown = sorted(set(given) - set(Options.__annotations__))

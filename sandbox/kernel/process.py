@@ -11,6 +11,8 @@ import signal
 from typing import TYPE_CHECKING, NamedTuple
 
 from sandbox.kernel.files import FdTable
+from sandbox.kernel.limits import WCOREFLAG, ProcessAttrs, Usage, default_rlimits, dumps_core
+from sandbox.kernel.signals import PendingSignals
 from sandbox.mm.aspace import AddressSpace
 
 if TYPE_CHECKING:
@@ -64,9 +66,12 @@ class ThreadGroup:
         self.sig_actions: dict[int, bytes] = {}
         #: Process-directed pending signals with their siginfo (kill, SIGCHLD, SIGALRM): any
         #: thread that does not block one may take it (Linux's shared_pending).
-        self.pending: dict[int, bytes] = {}
+        self.pending = PendingSignals()  # process-directed
         self.itimer: tuple[float, float] | None = None  # ITIMER_REAL: deadline, interval
-        self.rlimits: dict[int, tuple[int, int]] = {}
+        #: Resource limits, resource -> (soft, hard), every resource (limits.py).
+        self.rlimits: dict[int, tuple[int, int]] = default_rlimits(kernel.options)
+        self.usage, self.children_usage = Usage(), Usage()  # getrusage's SELF and CHILDREN
+        self.attrs = ProcessAttrs()  # nice, scheduling policy, personality, memory locks
         self.prctl: dict[int, int] = {}
         #: Where execve put the argv and envp strings in this process's memory (Linux's
         #: mm->arg_start/arg_end, env_start/env_end): /proc/PID/cmdline and environ read
@@ -87,6 +92,7 @@ class ThreadGroup:
         self.fs = FsContext(parent.cwd, parent.umask)
         self.sig_actions = dict(parent.sig_actions)
         self.rlimits, self.prctl = dict(parent.rlimits), dict(parent.prctl)
+        self.attrs = parent.attrs.for_child()
         self.arg_range, self.env_range = parent.arg_range, parent.env_range
         self.pgid, self.sid = parent.pgid, parent.sid
 
@@ -109,5 +115,12 @@ class ThreadGroup:
 
     @property
     def wait_status(self) -> int:
-        """The status word wait4 reports (WIFEXITED / WIFSIGNALED encoding)."""
-        return self.death.signo & 0x7F if self.death else (self.exit_code & 0xFF) << 8
+        """The status word wait4 reports (WIFEXITED / WIFSIGNALED encoding, WCOREDUMP)."""
+        if self.death is None:
+            return (self.exit_code & 0xFF) << 8
+        return self.death.signo & 0x7F | (WCOREFLAG if self.core_dumped else 0)
+
+    @property
+    def core_dumped(self) -> bool:
+        """Whether the signal that killed the process dumped core (limits.dumps_core)."""
+        return self.death is not None and dumps_core(self, self.death.signo)

@@ -18,7 +18,7 @@ import time
 from typing import TYPE_CHECKING
 
 from sandbox.errors import SyscallError, WouldBlock
-from sandbox.kernel import signal_delivery
+from sandbox.kernel import limits, signal_delivery
 from sandbox.kernel.checked import KTIME_MAX
 from sandbox.kernel.process import State, ThreadGroup
 from sandbox.kernel.task import Task
@@ -56,6 +56,37 @@ def sleep(proc: Task, ns: int, why: str, finish: Callable[[], int],
     left = (lambda: on_interrupt(max(0.0, deadline - time.monotonic()))) if on_interrupt else None
     raise WouldBlock(why, retry=finish, deadline=deadline, on_interrupt=left)
 
+
+
+def wait_ready(task: Task, why: str, check: Callable[[bool], int | None], timeout_ns: int | None,
+               host_waits: tuple[tuple[int, int], ...] = (), next_event: Callable[[], float | None] | None = None,
+               on_interrupt: Callable[[], None] | None = None) -> int:
+    """The wait of poll, select and epoll_wait (and of reads on timers): `check(timed_out)`
+    gives the call's result, or None while nothing is ready and time is left (with
+    `timed_out` it must give one). The task sleeps in the scheduler and is checked on every
+    pass; `host_waits` wake an idle sandbox when a host stream is ready, and `next_event()`
+    (sandbox-clock seconds, say a timer's expiry) and the timeout bound the idle wait, so a
+    wait on a timer is never taken for a deadlock. Under --deterministic the sandbox's clock
+    jumps to the earliest of those when nothing else can run. `timeout_ns` None waits for ever."""
+    kernel = task.kernel
+    result = check(timeout_ns == 0)
+    if result is not None:
+        return result
+    deterministic = kernel.options.deterministic
+    interrupted = None if on_interrupt is None else lambda: on_interrupt() and None  # still EINTR
+    deadline = None if timeout_ns is None else kernel.monotonic() + min(timeout_ns, KTIME_MAX) / 1e9
+
+    def retry() -> int:
+        now = kernel.monotonic()
+        result = check(deadline is not None and now >= deadline)
+        if result is not None:
+            return result
+        wake = min((t for t in (deadline, next_event() if next_event else None) if t is not None), default=None)
+        host_wake = None if wake is None or deterministic else time.monotonic() + max(0.0, wake - now)
+        raise WouldBlock(why, retry=retry, deadline=host_wake, host_waits=host_waits, every_pass=True,
+                         on_interrupt=interrupted, clock_deadline=wake if deterministic else None)
+
+    return retry()
 
 
 class Scheduler:
@@ -105,6 +136,8 @@ class Scheduler:
             waits = blocked.host_waits
             if waits and not host_ready(waits):
                 return False
+        kernel = self.kernel
+        previous, kernel.current = kernel.current, task  # the call runs on the task's behalf
         try:
             result = blocked.retry()
         except WouldBlock as again:  # still the same call: keep its name and arguments
@@ -113,6 +146,8 @@ class Scheduler:
             return False
         except SyscallError as error:
             result = -error.errno
+        finally:
+            kernel.current = previous
         if not task.alive:  # the retried call ended the task (exit, a fatal signal)
             return False
         task.blocked = None
@@ -172,12 +207,14 @@ class Scheduler:
                 task.space.switch_to()
             self.switches += 1
         self.on_cpu = task
+        limits.start_cpu(task)
         if task.pending or task.group.pending or task.sigreturn_pending:
             signal_delivery.deliver(self.kernel, task)
         return task.alive
 
     def switch_out(self, task: Task) -> None:
         """Save `task`'s CPU after it ran, so another task may use the CPU."""
+        limits.charge_cpu(self.kernel, task)
         if not task.alive or task.fresh_entry is not None or self.on_cpu is not task:
             return
         task.context = self.machine.save_context(task.context)

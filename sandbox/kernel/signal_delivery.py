@@ -55,7 +55,7 @@ SYNCHRONOUS = (signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE, sign
 UNBLOCKABLE = (1 << (signal.SIGKILL - 1)) | (1 << (signal.SIGSTOP - 1))
 #: Calls Linux never restarts after a handler (ERESTARTNOHAND, or restart blocks we do not keep).
 NOT_RESTARTED = {"pause", "rt_sigsuspend", "nanosleep", "clock_nanosleep", "poll", "ppoll", "select", "pselect6",
-                 "sched_yield"}
+                 "epoll_wait", "epoll_pwait", "epoll_pwait2", "sched_yield", "rt_sigtimedwait"}
 
 
 def action_of(proc: Task | ThreadGroup, signo: int) -> SigAction:
@@ -99,7 +99,7 @@ def send(kernel: Kernel, target: ThreadGroup, signo: int, info: bytes | None = N
         return
     if action_of(target, signo).handler == SIG_IGN:
         return
-    target.pending.setdefault(signo, info or pack_siginfo(signo, SI_USER))
+    target.pending.add(signo, info or pack_siginfo(signo, SI_USER))
     if kernel.current is not None and kernel.current.group is target:
         kernel.machine.stop()  # deliver before the next user instruction
 
@@ -114,7 +114,7 @@ def send_to_task(kernel: Kernel, target: Task, signo: int, info: bytes | None = 
         return
     if action_of(target, signo).handler == SIG_IGN:
         return
-    target.pending.setdefault(signo, info or pack_siginfo(signo, SI_TKILL))
+    target.pending.add(signo, info or pack_siginfo(signo, SI_TKILL))
     if target is kernel.current:
         kernel.machine.stop()
 

@@ -16,6 +16,7 @@ import zlib
 from typing import NoReturn
 
 from sandbox.errors import SyscallError
+from sandbox.kernel import inotify
 from sandbox.kernel.files import DeviceFile, HostFile, Stat
 from sandbox.kernel.quota import ENTRY_COST
 from sandbox.kernel.structs import STATFS, TIMESPEC, pack_stat, pack_statx
@@ -51,6 +52,8 @@ def stat_node(proc: Task, node: Node) -> Stat:
         synthetic = node.synthetic
         if synthetic.kind == "device":
             return DeviceFile(synthetic.name, 0, bytes).stat()
+        if synthetic.kind == "fd":  # /proc/<pid>/fd/N of a pipe, socket... followed (procfs)
+            return proc.kernel.identity.present(proc.kernel.proc_tree.open_fd(synthetic.name).stat())
         if synthetic.kind == "link":
             return _made_up(proc, node, SYNTHETIC_DEV, stat.S_IFLNK | 0o777, size=len(synthetic.name))
         if synthetic.kind == "dir":
@@ -182,6 +185,7 @@ def sys_fchmodat(proc: Task, dirfd: int, path: int, mode: int) -> int:
     proc.kernel.fs.require_writable(node)
     host_mode = proc.kernel.identity.chmod(host_lstat(proc, node), mode)
     host_call(os.chmod, node.name, host_mode, dir_fd=node.dirfd, follow_symlinks=False)
+    inotify.node_changed(proc.kernel, node, inotify.IN_ATTRIB)
     return 0
 
 
@@ -205,6 +209,7 @@ def sys_fchmod(proc: Task, fd: int, mode: int) -> int:
     file = _host_file_of(proc, fd)
     host_mode = proc.kernel.identity.chmod(file.host(os.fstat), mode)
     file.host(os.chmod, host_mode)
+    inotify.file_changed(file, inotify.IN_ATTRIB)
     return 0
 
 
@@ -217,6 +222,7 @@ def _chown(proc: Task, node: Node, owner: int, group: int) -> int:
     """chown within writable mounts: recorded by the sandbox, never done on the host."""
     proc.kernel.fs.require_writable(node)
     proc.kernel.identity.chown(host_lstat(proc, node), *_owner_ids(owner, group))
+    inotify.node_changed(proc.kernel, node, inotify.IN_ATTRIB)
     return 0
 
 
@@ -243,6 +249,7 @@ def sys_fchown(proc: Task, fd: int, owner: int, group: int) -> int:
     """On the descriptor's own file (fstat), never on a path."""
     file = _host_file_of(proc, fd)
     proc.kernel.identity.chown(file.host(os.fstat), *_owner_ids(owner, group))
+    inotify.file_changed(file, inotify.IN_ATTRIB)
     return 0
 
 
@@ -273,11 +280,13 @@ def sys_utimensat(proc: Task, dirfd: int, path: int, times: int, flags: int) -> 
         file = _host_file_of(proc, dirfd)
         ns = _times_ns(proc, times, file.host(os.fstat))
         file.host(lambda fd: os.utime(fd, ns=ns))
+        inotify.file_changed(file, inotify.IN_ATTRIB)
         return 0
     node = resolve_at(proc, dirfd, path, follow=not flags & AT_SYMLINK_NOFOLLOW)
     proc.kernel.fs.require_writable(node)
     ns = _times_ns(proc, times, host_lstat(proc, node))
     host_call(os.utime, node.name, ns=ns, dir_fd=node.dirfd, follow_symlinks=False)
+    inotify.node_changed(proc.kernel, node, inotify.IN_ATTRIB)
     return 0
 
 

@@ -14,8 +14,12 @@ import ctypes
 import errno
 import os
 import stat
+import struct
+import weakref
 
-from sandbox.errors import SyscallError
+from sandbox.errors import SyscallError, WouldBlock
+from sandbox.kernel import inotify, limits
+from sandbox.kernel.devtty import open_tty
 from sandbox.kernel.files import (
     O_ACCMODE,
     O_PATH,
@@ -23,7 +27,8 @@ from sandbox.kernel.files import (
     DeviceFile,
     File,
     HostFile,
-    ProcFile,
+    Pipe,
+    PipeEnd,
     Stat,
     SyntheticDir,
 )
@@ -32,8 +37,9 @@ from sandbox.kernel.quota import ENTRY_COST
 from sandbox.kernel.structs import pack_dirent
 from sandbox.kernel.syscalls import syscall, to_int32
 from sandbox.kernel.task import Task
-from sandbox.kernel.vfs import Node
-from sandbox.mm.uaccess import copy_out, read_cstring
+from sandbox.kernel.vfs import Node, ResolveRules
+from sandbox.mm import PAGE_SIZE
+from sandbox.mm.uaccess import copy_in, copy_out, read_cstring
 
 AT_FDCWD = -100
 AT_SYMLINK_NOFOLLOW = 0x100
@@ -110,6 +116,7 @@ def _create_entry(proc: Task, node: Node, make):
         quota.charge(-ENTRY_COST)
         raise
     quota.charge_blocks(os.fstat(node.dirfd).st_blocks - before)
+    inotify.created(proc.kernel, node)
     return made
 
 
@@ -130,7 +137,8 @@ def host_file(proc: Task, fd: int, guest: str, flags: int, node: Node | None = N
     file.cache = proc.kernel.page_cache
     file.on_writable_mount = node is None or node.writable
     file.listings = budgets.dir_listings
-    file.hold(proc.kernel.quota, proc.kernel.identity, st)
+    file.hold(fs.quota_of(node, proc.kernel.quota), proc.kernel.identity, st)  # a tmpfs's size= (sys_mount)
+    file.write_room = lambda position, n: limits.file_room(proc.kernel, position, n)  # RLIMIT_FSIZE
     return file
 
 
@@ -139,11 +147,67 @@ def host_file(proc: Task, fd: int, guest: str, flags: int, node: Node | None = N
 
 @syscall("openat", "dirfd path flags mode")
 def sys_openat(proc: Task, dirfd: int, path: int, flags: int, mode: int) -> int:
-    flags = to_int32(flags)
+    return _open_at(proc, dirfd, path, to_int32(flags), mode & 0o7777)
+
+
+def _open_at(proc: Task, dirfd: int, path: int, flags: int, mode: int, rules: ResolveRules | None = None) -> int:
     if flags & O_TMPFILE == O_TMPFILE:
         raise SyscallError(errno.EOPNOTSUPP, "O_TMPFILE")
-    file = open_file(proc, read_path(proc, path), base_dir(proc, dirfd), flags, mode & 0o7777)
-    return proc.files.install(file, cloexec=bool(flags & O_CLOEXEC))
+    file = open_file(proc, read_path(proc, path), base_dir(proc, dirfd), flags, mode, rules)
+    fd = proc.files.install(file, cloexec=bool(flags & O_CLOEXEC))
+    inotify.opened(proc.kernel, file, flags)
+    if isinstance(file, PipeEnd):
+        return await_fifo_partner(proc, fd, file)
+    return fd
+
+
+#: struct open_how {u64 flags; u64 mode; u64 resolve;} (include/uapi/linux/openat2.h).
+OPEN_HOW = struct.Struct("<QQQ")
+RESOLVE_NO_XDEV, RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS = 0x01, 0x02, 0x04
+RESOLVE_BENEATH, RESOLVE_IN_ROOT, RESOLVE_CACHED = 0x08, 0x10, 0x20
+#: Every flag open accepts (VALID_OPEN_FLAGS): O_DSYNC, FASYNC, O_DIRECT, O_LARGEFILE,
+#: O_NOATIME and __O_SYNC besides the ones named here; openat2 refuses anything else.
+VALID_OPEN_FLAGS = (O_ACCMODE | O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_APPEND | O_NONBLOCK | O_DIRECTORY
+                    | O_NOFOLLOW | O_CLOEXEC | O_PATH | O_TMPFILE | 0o10000 | 0o20000 | 0o40000 | 0o100000
+                    | 0o1000000 | 0o4000000)
+O_PATH_FLAGS = O_DIRECTORY | O_NOFOLLOW | O_PATH | O_CLOEXEC  # all O_PATH combines with
+
+
+@syscall("openat2", "dirfd path how size")
+def sys_openat2(proc: Task, dirfd: int, path: int, how: int, size: int) -> int:
+    """open with strict flag checks and RESOLVE_* rules for the walk (man 2 openat2)."""
+    if size < OPEN_HOW.size:
+        raise SyscallError(errno.EINVAL, f"open_how size {size}")
+    if size > PAGE_SIZE:
+        raise SyscallError(errno.E2BIG, f"open_how size {size}")
+    raw = copy_in(proc.space, how, size)
+    if any(raw[OPEN_HOW.size:]):  # a newer struct's fields this kernel does not know
+        raise SyscallError(errno.E2BIG, "open_how has unknown nonzero fields")
+    flags, mode, resolve = OPEN_HOW.unpack(raw[: OPEN_HOW.size])
+    _check_open_how(flags, mode, resolve)
+    rules = ResolveRules(beneath=bool(resolve & RESOLVE_BENEATH), in_root=bool(resolve & RESOLVE_IN_ROOT),
+                         no_symlinks=bool(resolve & RESOLVE_NO_SYMLINKS),
+                         no_magiclinks=bool(resolve & (RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH | RESOLVE_IN_ROOT)),
+                         no_xdev=bool(resolve & RESOLVE_NO_XDEV))
+    return _open_at(proc, dirfd, path, flags, mode, rules)
+
+
+def _check_open_how(flags: int, mode: int, resolve: int) -> None:
+    """build_open_how's checks: EINVAL for unknown bits or combinations, EAGAIN for what
+    RESOLVE_CACHED cannot promise."""
+    if flags & ~VALID_OPEN_FLAGS or flags & O_ACCMODE == O_ACCMODE:
+        raise SyscallError(errno.EINVAL, f"openat2 flags {flags:#o}")
+    if flags & O_PATH and flags & ~O_PATH_FLAGS:
+        raise SyscallError(errno.EINVAL, "O_PATH with other flags")
+    if mode & ~0o7777 or (mode and not flags & (O_CREAT | O_TMPFILE)):
+        raise SyscallError(errno.EINVAL, f"openat2 mode {mode:#o}")
+    if resolve & ~(RESOLVE_NO_XDEV | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH
+                   | RESOLVE_IN_ROOT | RESOLVE_CACHED):
+        raise SyscallError(errno.EINVAL, f"openat2 resolve {resolve:#x}")
+    if resolve & RESOLVE_BENEATH and resolve & RESOLVE_IN_ROOT:
+        raise SyscallError(errno.EINVAL, "RESOLVE_BENEATH with RESOLVE_IN_ROOT")
+    if resolve & RESOLVE_CACHED and flags & (O_TRUNC | O_CREAT | O_TMPFILE):
+        raise SyscallError(errno.EAGAIN, "RESOLVE_CACHED cannot create or truncate")
 
 
 @syscall("open", "path flags mode")
@@ -156,16 +220,17 @@ def sys_creat(proc: Task, path: int, mode: int) -> int:
     return sys_openat(proc, AT_FDCWD, path, O_CREAT | 0o1 | O_TRUNC, mode)
 
 
-def open_file(proc: Task, path: bytes, base: str, flags: int, mode: int) -> File:
-    """Resolve and open `path` like open(2); creating it (O_CREAT) in a writable directory."""
+def open_file(proc: Task, path: bytes, base: str, flags: int, mode: int, rules: ResolveRules | None = None) -> File:
+    """Resolve and open `path` like open(2); creating it (O_CREAT) in a writable directory.
+    `rules`: openat2's restrictions on the walk."""
     fs = proc.kernel.fs
     creating = False
     try:
-        node = fs.resolve(path, base, follow=not flags & O_NOFOLLOW)
+        node = fs.resolve(path, base, follow=not flags & O_NOFOLLOW, rules=rules)
     except SyscallError as error:
         if error.errno != errno.ENOENT or not flags & O_CREAT:
             raise
-        node, creating = fs.writable_entry(path, base, creating=True), True
+        node, creating = fs.writable_entry(path, base, creating=True, rules=rules), True
     else:
         if flags & O_CREAT and flags & O_EXCL:
             raise SyscallError(errno.EEXIST, node.guest)
@@ -175,6 +240,10 @@ def open_file(proc: Task, path: bytes, base: str, flags: int, mode: int) -> File
         if flags & O_ACCMODE != O_RDONLY:
             raise SyscallError(errno.EISDIR, node.guest)
         return SyntheticDir(node.guest, fs.mount_points_under(node.guest))
+    if not creating:  # a FIFO is served inside the sandbox, also on a read-only mount
+        st = host_lstat(proc, node)
+        if stat.S_ISFIFO(st.st_mode) and not flags & O_PATH:
+            return open_fifo(proc, node, st, flags)
     if flags & (O_ACCMODE | O_TRUNC) != O_RDONLY or creating:
         fs.require_writable(node)
     mode &= ~proc.umask
@@ -182,7 +251,6 @@ def open_file(proc: Task, path: bytes, base: str, flags: int, mode: int) -> File
     if creating:
         fd = _create_entry(proc, node, lambda _name, _dirfd: fs.open_node(node, host_flags, mode & HOST_MODE_MASK))
         return _checked_open(proc, fd, node, flags, mode)
-    st = host_lstat(proc, node)
     _require_plain(st, flags, node)  # before opening: opening a device can act
     require_permission(proc, st, _access_wanted(flags), node)
     blocks = st.st_blocks if flags & O_TRUNC else None
@@ -194,6 +262,66 @@ def _require_plain(st: os.stat_result, flags: int, node: Node) -> None:
     the sandbox, and a FIFO would block it); O_PATH handles of anything are fine."""
     if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode) or stat.S_ISLNK(st.st_mode) or flags & O_PATH):
         raise SyscallError(errno.EACCES, f"{node.guest} is a host device, FIFO or socket")
+
+
+# -- FIFOs --------------------------------------------------------------------------------
+#
+# A FIFO in the view is never opened on the host (that would block the sandbox, or reach a
+# process outside it): every open of one node is served by one in-sandbox Pipe, keyed by the
+# node's host identity, as Linux keeps one pipe_inode_info per FIFO inode (fs/pipe.c
+# fifo_open). The pipe leaves the table when its last end closes, so the table holds no
+# more than the open descriptors do.
+
+_FIFOS: weakref.WeakKeyDictionary[object, dict[tuple[int, int], Pipe]] = weakref.WeakKeyDictionary()
+
+
+def open_fifo(proc: Task, node: Node, st: os.stat_result, flags: int) -> PipeEnd:
+    """An end of the FIFO at `node` (whose lstat is `st`): read, write or both, as the
+    access mode says. ENXIO for a non-blocking write-only open with no reader; the caller
+    installs the end, then waits for the other side (`await_fifo_partner`)."""
+    if flags & O_DIRECTORY:
+        raise SyscallError(errno.ENOTDIR, node.guest)
+    accmode = flags & O_ACCMODE
+    if accmode == O_ACCMODE:
+        raise SyscallError(errno.EINVAL, f"access mode 3 on the FIFO {node.guest}")
+    require_permission(proc, st, _access_wanted(flags & ~O_TRUNC), node)
+    fifos = _FIFOS.setdefault(proc.kernel, {})
+    key = (st.st_dev, st.st_ino)
+    pipe = fifos.get(key)
+    if accmode == os.O_WRONLY and flags & O_NONBLOCK and (pipe is None or not pipe.readers):
+        raise SyscallError(errno.ENXIO, f"no process has the FIFO {node.guest} open for reading")
+    if pipe is None:
+        pipe = fifos[key] = Pipe(proc.kernel.budgets.pipe_pages)
+        pipe.on_empty = lambda: fifos.pop(key, None) if fifos.get(key) is pipe else None
+    end = PipeEnd(pipe, accmode == O_RDONLY, flags, both=accmode == os.O_RDWR)
+    end.name = node.guest
+    end.node_stat = Stat.from_host(st)
+    return end
+
+
+def await_fifo_partner(proc: Task, fd: int, end: PipeEnd) -> int:
+    """A FIFO opened for reading only sleeps until a writer opens it, and one opened for
+    writing only until a reader does (O_NONBLOCK and O_RDWR opens never wait): `fd` then.
+    A signal closes `fd` again (EINTR, or the open restarts), as Linux's wait_for_partner
+    does before the descriptor is installed."""
+    pipe = end.pipe
+    if end.flags & O_NONBLOCK or (end.reading and end.writing) or end.node_stat is None:
+        return fd
+    partners = (lambda: pipe.write_opens) if end.reading else (lambda: pipe.read_opens)
+    if pipe.writers if end.reading else pipe.readers:
+        return fd
+    seen = partners()
+
+    def give_up() -> None:
+        if fd in proc.files and proc.files.get(fd) is end:
+            proc.files.close(fd)
+
+    def attempt() -> int:
+        if partners() != seen:
+            return fd
+        raise WouldBlock(f"opening the FIFO {end.name}: waiting for a {'writer' if end.reading else 'reader'}",
+                         retry=attempt, on_interrupt=give_up)
+    return attempt()
 
 
 def _access_wanted(flags: int) -> int:
@@ -238,17 +366,19 @@ def open_synthetic(proc: Task, node: Node, flags: int) -> File:
     synthetic = node.synthetic
     if synthetic.kind == "device":
         if synthetic.name == "tty":
-            raise SyscallError(errno.ENXIO, "no controlling terminal")
+            return open_tty(proc, flags)
         return DeviceFile(synthetic.name, flags, proc.kernel.random_bytes)
     if synthetic.kind == "link":  # reached only with O_NOFOLLOW: open(2) says ELOOP
         raise SyscallError(errno.ELOOP, f"{node.guest} is a symbolic link")
     if flags & O_DIRECTORY and synthetic.kind != "dir":
         raise SyscallError(errno.ENOTDIR, node.guest)
-    if flags & O_ACCMODE != O_RDONLY:
+    if synthetic.kind == "fd":  # /proc/<pid>/fd/N of a pipe, socket...: that open file (procfs)
+        return proc.kernel.proc_tree.open_fd(synthetic.name)
+    if flags & O_ACCMODE != O_RDONLY and (synthetic.kind != "file" or not synthetic.mode & 0o200):
         raise SyscallError(errno.EISDIR if synthetic.kind == "dir" else errno.EACCES, node.guest)
     if synthetic.kind == "dir":
         return SyntheticDir(node.guest, proc.kernel.fs.list_synthetic(node.guest) or [])
-    return ProcFile(node.guest, proc.kernel.proc_file(proc, synthetic.name))
+    return proc.kernel.open_proc_file(proc, synthetic.name, flags)
 
 
 # -- directories --------------------------------------------------------------------------
@@ -271,6 +401,7 @@ def sys_getdents64(proc: Task, fd: int, dirp: int, count: int) -> int:
         position += 1
     copy_out(proc.space, dirp, bytes(out))
     file.dir_position = position
+    inotify.file_changed(file, inotify.IN_ACCESS)
     return len(out)
 
 
@@ -287,17 +418,22 @@ def sys_mkdirat(proc: Task, dirfd: int, path: int, mode: int) -> int:
 
 @syscall("mknodat", "dirfd path mode dev")
 def sys_mknodat(proc: Task, dirfd: int, path: int, mode: int, dev: int) -> int:
-    """mknod(2): a regular file is made as open(O_CREAT|O_EXCL) would; device nodes, FIFOs
-    and sockets never are (EPERM, as for an unprivileged user namespace: the view is
-    `nodev`, and host FIFOs and sockets lead out of the sandbox)."""
+    """mknod(2): a regular file is made as open(O_CREAT|O_EXCL) would, a FIFO as a host
+    FIFO that only the sandbox's own pipes serve (see open_fifo); device nodes and sockets
+    never are (EPERM, as for an unprivileged user: the view is `nodev`, and host sockets
+    lead out of the sandbox)."""
     mode &= UMODE_MASK
     kind = stat.S_IFMT(mode) or stat.S_IFREG
     if kind not in (stat.S_IFREG, stat.S_IFCHR, stat.S_IFBLK, stat.S_IFIFO, stat.S_IFSOCK):
         raise SyscallError(errno.EINVAL, f"mknod type {kind:#o}")
-    if kind != stat.S_IFREG:
-        raise SyscallError(errno.EPERM, "the sandbox makes no device nodes, FIFOs or sockets")
+    if kind not in (stat.S_IFREG, stat.S_IFIFO):
+        raise SyscallError(errno.EPERM, "the sandbox makes no device nodes or sockets")
     node = _writable_entry(proc, dirfd, path, creating=True)
     mode = mode & 0o7777 & ~proc.umask
+    if kind == stat.S_IFIFO:
+        _create_entry(proc, node, lambda name, fd: os.mkfifo(name, mode & HOST_MODE_MASK, dir_fd=fd))
+        proc.kernel.identity.created(host_lstat(proc, node), mode)
+        return 0
     flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY | HOST_OPEN_ALWAYS
     os.close(_create_entry(proc, node, lambda _name, _fd: proc.kernel.fs.open_node(node, flags, mode & HOST_MODE_MASK)))
     proc.kernel.identity.created(host_lstat(proc, node), mode)
@@ -320,6 +456,7 @@ def sys_unlinkat(proc: Task, dirfd: int, path: int, flags: int) -> int:
     st = host_lstat(proc, node)
     remove = os.rmdir if to_int32(flags) & AT_REMOVEDIR else os.unlink
     host_call(remove, node.name, dir_fd=node.dirfd)
+    inotify.unlinked(proc.kernel, node, st)
     _forget(proc, st)
     return 0
 
@@ -437,6 +574,7 @@ def sys_renameat2(proc: Task, olddirfd: int, oldpath: int, newdirfd: int, newpat
     result = _libc.renameat2(old.dirfd, os.fsencode(old.name), new.dirfd, os.fsencode(new.name), flags)
     if result != 0:
         raise SyscallError(ctypes.get_errno() or errno.EIO, "rename")
+    inotify.renamed(proc.kernel, old, new, replaced, bool(flags & RENAME_EXCHANGE))
     if replaced is not None and not flags & RENAME_EXCHANGE:
         _forget(proc, replaced)
     return 0
@@ -489,4 +627,5 @@ def sys_truncate(proc: Task, path: int, length: int) -> int:
         file.truncate(length)
     finally:
         file.detach()
+    inotify.node_changed(proc.kernel, node, inotify.IN_MODIFY)
     return 0

@@ -1,20 +1,33 @@
 """Descriptor system calls: read/write and their vector and positional forms, lseek, close,
-dup, fcntl, ioctl, ftruncate, fsync, pipe, poll (man 2 of each)."""
+dup, fcntl (with its record locks, and flock), ioctl, ftruncate, fsync, sendfile, pipe
+(man 2 of each; poll and select are in sys_poll.py)."""
 
 from __future__ import annotations
 
 import errno
 import struct
-import time
+from typing import NamedTuple
 
 from sandbox.errors import SyscallError, WouldBlock
-from sandbox.kernel.checked import LOFF, read_timespec, verify_area
-from sandbox.kernel.files import O_APPEND, O_NONBLOCK, POLLNVAL, File, HostStream, Pipe, PipeEnd
-from sandbox.kernel.sched import sleep
-from sandbox.kernel.structs import POLLFD
+from sandbox.kernel.checked import LOFF, verify_area
+from sandbox.kernel.eventfiles import AnonFile
+from sandbox.kernel.files import O_APPEND, O_NONBLOCK, O_PATH, File, HostStream, Pipe, PipeEnd
+from sandbox.kernel.locks import (
+    F_RDLCK,
+    F_UNLCK,
+    F_WRLCK,
+    LOCK_EX,
+    LOCK_NB,
+    LOCK_SH,
+    LOCK_UN,
+    OFFSET_MAX,
+    Waiter,
+    lock_key,
+    locks_of,
+)
 from sandbox.kernel.syscalls import syscall, to_int32, to_signed
 from sandbox.kernel.task import Task
-from sandbox.mm.uaccess import copy_in, copy_out
+from sandbox.mm.uaccess import access_ok, copy_in, copy_out
 
 #: Largest transfer one call makes (Linux's MAX_RW_COUNT is ~2 GiB; the host buffer for one
 #: call is bounded here so a guest cannot make the sandbox allocate what it asks for).
@@ -27,8 +40,16 @@ F_SETPIPE_SZ, F_GETPIPE_SZ = 1031, 1032  # F_LINUX_SPECIFIC_BASE + 7, + 8
 FD_CLOEXEC = 1
 O_CLOEXEC = 0o2000000
 TCGETS, TIOCGWINSZ, TIOCGPGRP = 0x5401, 0x5413, 0x540F
-_IOCTL_SIZES = {TCGETS: 60, TIOCGWINSZ: 8, TIOCGPGRP: 4}  # struct termios, winsize, pid_t
-F_UNLCK = 2
+FIONREAD, FIONBIO, FIONCLEX, FIOCLEX, FIOASYNC = 0x541B, 0x5421, 0x5450, 0x5451, 0x5452
+#: What each answer copies out: the kernel's struct termios (include/uapi/asm-generic/
+#: termbits.h: four tcflag_t, c_line, c_cc[19]: 36 bytes, not glibc's 60-byte one), struct
+#: winsize, pid_t.
+_IOCTL_SIZES = {TCGETS: 36, TIOCGWINSZ: 8, TIOCGPGRP: 4}
+F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW = 36, 37, 38  # include/uapi/asm-generic/fcntl.h
+#: struct flock { short l_type, l_whence; off_t l_start, l_len; pid_t l_pid; } (x86-64, 32 bytes).
+FLOCK = struct.Struct("<hh4xqqi4x")
+OFD_PID = -1  # what F_GETLK reports as the holder of an OFD lock
+SEEK_SET, SEEK_CUR, SEEK_END = 0, 1, 2
 NFDS_MAX = 1024
 
 
@@ -50,8 +71,9 @@ def _writable(proc: Task, fd: int):
 def sys_read(proc: Task, fd: int, buf: int, count: int) -> int:
     """Read up to `count` bytes from `fd` into guest memory at `buf`."""
     file = _readable(proc, fd)
-    if count == 0:
+    if count == 0 and not isinstance(file, AnonFile):  # event files judge a 0-byte read (EINVAL)
         return 0
+    access_ok(buf, count)
     data = file.read(min(count, MAX_TRANSFER))
     copy_out(proc.space, buf, data)
     return len(data)
@@ -61,8 +83,9 @@ def sys_read(proc: Task, fd: int, buf: int, count: int) -> int:
 def sys_write(proc: Task, fd: int, buf: int, count: int) -> int:
     """Write `count` bytes of guest memory at `buf` to `fd`."""
     file = _writable(proc, fd)
-    if count == 0:
+    if count == 0 and not isinstance(file, AnonFile):
         return 0
+    access_ok(buf, count)
     return file.write(copy_in(proc.space, buf, min(count, MAX_TRANSFER)))
 
 
@@ -82,7 +105,7 @@ def sys_pwrite64(proc: Task, fd: int, buf: int, count: int, offset: int) -> int:
     return file.pwrite(copy_in(proc.space, buf, min(count, MAX_TRANSFER)), offset)
 
 
-def _iovecs(proc: Task, iov: int, iovcnt: int) -> list[tuple[int, int]]:
+def iovecs(proc: Task, iov: int, iovcnt: int) -> list[tuple[int, int]]:
     """The (base, length) pairs of an iovec array, lengths capped at MAX_TRANSFER in total."""
     iovcnt = to_int32(iovcnt)
     if not 0 <= iovcnt <= IOV_MAX:
@@ -97,11 +120,35 @@ def _iovecs(proc: Task, iov: int, iovcnt: int) -> list[tuple[int, int]]:
     return out
 
 
+def gather(proc: Task, iov: int, iovcnt: int) -> bytes:
+    """The bytes of the buffers an iovec array describes, in order (one write's data)."""
+    return b"".join(copy_in(proc.space, base, n) for base, n in iovecs(proc, iov, iovcnt) if n)
+
+
+def scatter(proc: Task, vectors: list[tuple[int, int]], data: bytes) -> int:
+    """Copy `data` over the buffers in order; the count copied. A bad buffer after the
+    first byte ends the copy short, as copy_to_iter does; before it, EFAULT."""
+    done = 0
+    for base, n in vectors:
+        piece = data[done : done + n]
+        if not piece:
+            break
+        try:
+            copy_out(proc.space, base, piece)
+        except SyscallError:
+            if done:
+                break
+            raise
+        done += len(piece)
+    return done
+
+
 @syscall("writev", "fd iov iovcnt")
 def sys_writev(proc: Task, fd: int, iov: int, iovcnt: int) -> int:
-    """Gather the buffers described at `iov` and write them as one."""
+    """Gather the buffers described at `iov` and write them as one (a pipe takes them all,
+    sleeping as it fills: the retry writes on from where it stopped)."""
     file = _writable(proc, fd)
-    data = b"".join(copy_in(proc.space, base, n) for base, n in _iovecs(proc, iov, iovcnt) if n)
+    data = gather(proc, iov, iovcnt)
     return file.write(data) if data else 0
 
 
@@ -109,17 +156,9 @@ def sys_writev(proc: Task, fd: int, iov: int, iovcnt: int) -> int:
 def sys_readv(proc: Task, fd: int, iov: int, iovcnt: int) -> int:
     """Read once, then scatter the bytes over the buffers in order."""
     file = _readable(proc, fd)
-    vectors = _iovecs(proc, iov, iovcnt)
+    vectors = iovecs(proc, iov, iovcnt)
     total = sum(n for _, n in vectors)
-    data = file.read(total) if total else b""
-    done = 0
-    for base, n in vectors:
-        piece = data[done : done + n]
-        if not piece:
-            break
-        copy_out(proc.space, base, piece)
-        done += len(piece)
-    return done
+    return scatter(proc, vectors, file.read(total)) if total else 0
 
 
 @syscall("lseek", "fd offset whence")
@@ -184,19 +223,169 @@ def sys_fcntl(proc: Task, fd: int, cmd: int, arg: int) -> int:
             raise SyscallError(errno.EBADF, "not a pipe")
         pipe = entry.file.pipe
         return pipe.capacity if cmd == F_GETPIPE_SZ else pipe.resize(arg, proc.kernel.options.pipe_max_size)
-    if cmd in (F_SETLK, F_SETLKW):
-        return 0  # one process: every lock is granted
-    if cmd == F_GETLK:  # struct flock: short l_type first; nothing else holds a lock
-        copy_out(proc.space, arg, struct.pack("<h", F_UNLCK))
-        return 0
+    if cmd in (F_GETLK, F_OFD_GETLK):
+        return _getlk(proc, entry.file, cmd, arg)
+    if cmd in (F_SETLK, F_SETLKW, F_OFD_SETLK, F_OFD_SETLKW):
+        return _setlk(proc, fd, entry.file, cmd, arg)
     raise SyscallError(errno.EINVAL, f"fcntl command {cmd}")
+
+
+# -- record locks (fcntl F_GETLK/F_SETLK/F_SETLKW and the OFD forms; fs/locks.c) ------------
+
+
+class LockRequest(NamedTuple):
+    """A struct flock decoded: the lock type and the inclusive byte range it covers."""
+
+    type: int
+    start: int
+    end: int
+    raw: bytes  # the struct as the guest gave it (F_GETLK writes it back changed)
+
+
+def _read_flock(proc: Task, file: File, cmd: int, arg: int) -> LockRequest:
+    """Decode the guest's struct flock at `arg` as fcntl_getlk/fcntl_setlk do: EFAULT,
+    EBADF for an O_PATH descriptor, EINVAL for a bad type or whence, a range that starts
+    before 0 or an OFD request with l_pid != 0; EOVERFLOW for a range past OFFSET_MAX."""
+    if file.flags & O_PATH:
+        raise SyscallError(errno.EBADF, "an O_PATH descriptor holds no locks")
+    raw = copy_in(proc.space, arg, FLOCK.size)
+    type, whence, start, length, pid = FLOCK.unpack(raw)
+    valid = (F_RDLCK, F_WRLCK) if cmd in (F_GETLK, F_OFD_GETLK) else (F_RDLCK, F_WRLCK, F_UNLCK)
+    if type not in valid:
+        raise SyscallError(errno.EINVAL, f"lock type {type}")
+    start, end = _lock_range(file, whence, start, length)
+    if cmd in (F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW) and pid != 0:
+        raise SyscallError(errno.EINVAL, f"an OFD lock request with l_pid {pid}")
+    return LockRequest(type, start, end, raw)
+
+
+def _lock_range(file: File, whence: int, start: int, length: int) -> tuple[int, int]:
+    """[start, end] of a struct flock's (l_whence, l_start, l_len), as Linux's
+    flock_to_posix_lock: a negative length counts back from l_start, 0 means to the end."""
+    if whence == SEEK_SET:
+        base = 0
+    elif whence == SEEK_CUR:
+        base = _position(file)
+    elif whence == SEEK_END:
+        base = file.stat().size
+    else:
+        raise SyscallError(errno.EINVAL, f"l_whence {whence}")
+    if start > OFFSET_MAX - base:
+        raise SyscallError(errno.EOVERFLOW, f"lock start {start} past the largest offset")
+    start += base
+    if start < 0:
+        raise SyscallError(errno.EINVAL, f"lock starts at {start}")
+    if length > 0:
+        if length - 1 > OFFSET_MAX - start:
+            raise SyscallError(errno.EOVERFLOW, f"lock of {length} bytes at {start} passes the largest offset")
+        return start, start + length - 1
+    if length < 0:
+        if start + length < 0:
+            raise SyscallError(errno.EINVAL, f"lock of {length} bytes at {start} starts before 0")
+        return start + length, start - 1
+    return start, OFFSET_MAX
+
+
+def _position(file: File) -> int:
+    """The description's offset (a pipe's is 0, as its f_pos)."""
+    try:
+        return file.seek(0, SEEK_CUR)
+    except SyscallError:
+        return 0
+
+
+def _getlk(proc: Task, file: File, cmd: int, arg: int) -> int:
+    """F_GETLK: the first lock that would block the request, or l_type F_UNLCK."""
+    request = _read_flock(proc, file, cmd, arg)
+    owner = file if cmd == F_OFD_GETLK else proc.files
+    held = locks_of(proc.kernel).test(lock_key(file), owner, request.start, request.end, request.type)
+    if held is None:
+        copy_out(proc.space, arg, struct.pack("<h", F_UNLCK) + request.raw[2:])
+        return 0
+    length = 0 if held.end == OFFSET_MAX else held.end - held.start + 1
+    copy_out(proc.space, arg, FLOCK.pack(held.type, SEEK_SET, held.start, length, held.pid))
+    return 0
+
+
+def _setlk(proc: Task, fd: int, file: File, cmd: int, arg: int) -> int:
+    """F_SETLK (EAGAIN on a conflict) or F_SETLKW (sleep until granted; EDEADLK if the wait
+    would close a cycle of POSIX lock waits): for the process (POSIX) or the description (OFD)."""
+    request = _read_flock(proc, file, cmd, arg)
+    if (request.type == F_RDLCK and not file.readable) or (request.type == F_WRLCK and not file.writable):
+        raise SyscallError(errno.EBADF, f"fd {fd} is not open for a lock of type {request.type}")
+    ofd = cmd in (F_OFD_SETLK, F_OFD_SETLKW)
+    table, key = locks_of(proc.kernel), lock_key(file)
+    owner = file if ofd else proc.files
+    pid = OFD_PID if ofd else proc.pid
+
+    def forget() -> None:
+        waiter = table.waiting.get(owner)
+        if waiter is not None and waiter.task is proc:
+            del table.waiting[owner]
+
+    def attempt() -> int:
+        if fd not in proc.files or proc.files.get(fd) is not file:  # closed while asleep
+            forget()
+            raise SyscallError(errno.EBADF, f"fd {fd} was closed while waiting for a lock")
+        blocker = table.set(key, owner, request.start, request.end, request.type, pid)
+        if blocker is None:
+            forget()
+            return 0
+        if cmd in (F_SETLK, F_OFD_SETLK):
+            raise SyscallError(errno.EAGAIN, "a conflicting lock is held")
+        if not ofd and table.deadlocks(owner, blocker):
+            forget()
+            raise SyscallError(errno.EDEADLK, "waiting would deadlock")
+        if not ofd:
+            table.waiting[owner] = Waiter(proc, key, request.start, request.end, request.type)
+        raise WouldBlock("waiting for a file lock", retry=attempt, on_interrupt=forget)
+    return attempt()
+
+
+@syscall("flock", "fd operation")
+def sys_flock(proc: Task, fd: int, operation: int) -> int:
+    """flock(2): a shared or exclusive lock of the whole file, held by the open file
+    description; LOCK_NB fails with EWOULDBLOCK instead of sleeping."""
+    fd, operation = to_int32(fd), to_int32(operation)
+    file = proc.files.get(fd)
+    kind = operation & ~LOCK_NB
+    if kind not in (LOCK_SH, LOCK_EX, LOCK_UN):
+        raise SyscallError(errno.EINVAL, f"flock operation {operation:#x}")
+    if file.flags & O_PATH:
+        raise SyscallError(errno.EBADF, "an O_PATH descriptor holds no locks")
+    table, key = locks_of(proc.kernel), lock_key(file)
+
+    def attempt() -> int:
+        if file.refs == 0:  # every descriptor closed while asleep: locked and at once released
+            return 0
+        if table.flock(key, file, kind):
+            return 0
+        if operation & LOCK_NB:
+            raise SyscallError(errno.EWOULDBLOCK, "another description holds a conflicting flock")
+        raise WouldBlock("waiting for a flock", retry=attempt)
+    return attempt()
 
 
 @syscall("ioctl", "fd request arg")
 def sys_ioctl(proc: Task, fd: int, request: int, arg: int) -> int:
-    """Terminal queries (TCGETS, TIOCGWINSZ, TIOCGPGRP) on streams that are terminals."""
+    """The requests every descriptor takes (FIOCLEX, FIONCLEX, FIONBIO, FIOASYNC,
+    FIONREAD), then terminal queries (TCGETS, TIOCGWINSZ, TIOCGPGRP) on streams that are
+    terminals."""
     file = proc.files.get(to_int32(fd))
     request &= 0xFFFF_FFFF
+    if request in (FIOCLEX, FIONCLEX):  # do_vfs_ioctl
+        proc.files.entry(to_int32(fd)).cloexec = request == FIOCLEX
+        return 0
+    if request in (FIONBIO, FIOASYNC):
+        on = struct.unpack("<i", copy_in(proc.space, arg, 4))[0] != 0
+        if request == FIONBIO:
+            file.set_status_flags(file.flags | O_NONBLOCK if on else file.flags & ~O_NONBLOCK)
+        elif on:
+            raise SyscallError(errno.EINVAL, "FIOASYNC: the sandbox sends no SIGIO, so it refuses to promise one")
+        return 0
+    if request == FIONREAD:
+        copy_out(proc.space, arg, struct.pack("<i", min(file.queued_bytes(), 0x7FFF_FFFF)))
+        return 0
     size = _IOCTL_SIZES.get(request)
     if size is None or not isinstance(file, HostStream):
         raise SyscallError(errno.ENOTTY, f"ioctl {request:#x}")
@@ -233,19 +422,48 @@ def sys_sendfile(proc: Task, out_fd: int, in_fd: int, offset: int, count: int) -
     source, target = _readable(proc, in_fd), _writable(proc, out_fd)
     position = LOFF.unpack(copy_in(proc.space, offset, LOFF.size))[0] if offset else 0
     verify_area(position, count)
-    count = min(count, MAX_TRANSFER)
-    if isinstance(target, HostStream):  # read no more than the stream takes now (may sleep first)
-        count = min(count, target.room())
+    if count == 0:
+        return 0
+    count = min(count, MAX_TRANSFER, room_for(target))
     if offset:
         data = source.pread(count, position)
     else:
         data = source.read(count)
-    written = target.write(data) if data else 0
-    if offset:
-        copy_out(proc.space, offset, LOFF.pack(position + written))
-    elif written < len(data):
-        source.seek(written - len(data), 1)
+    written = 0
+    try:
+        written = write_now(target, data)
+    finally:  # what was read and not written goes back: the input's offset, or *offset
+        if offset:
+            copy_out(proc.space, offset, LOFF.pack(position + written))
+        elif written < len(data):
+            source.seek(written - len(data), 1)
     return written
+
+
+def write_now(target: File, data: bytes) -> int:
+    """Write `data` to `target` without sleeping part-way: the count written, or, if the
+    write would sleep before its first byte, a WouldBlock that runs the whole call again
+    (the caller gives back what it read first). A host stream may still take only part
+    (a terminal's "writable" means some room): that part is the result."""
+    if not data:
+        return 0
+    try:
+        return target.write(data)
+    except WouldBlock as would_block:
+        done = would_block.on_interrupt() if would_block.on_interrupt is not None else None
+        if done:
+            return done
+        raise WouldBlock(would_block.why, host_waits=would_block.host_waits) from None
+
+
+def room_for(target: File) -> int:
+    """What a write to `target` takes now without sleeping. A call that reads from one file
+    to write to another reads no more than this: a read whose bytes the write then sleeps on
+    would be lost (the input's offset has advanced; a retry reads on from there). A pipe or
+    host stream with no room puts the caller to sleep first (its call then runs again)."""
+    if isinstance(target, (PipeEnd, HostStream)):
+        return target.room()
+    return MAX_TRANSFER
 
 
 @syscall("pipe2", "pipefd flags")
@@ -270,65 +488,4 @@ def sys_pipe2(proc: Task, pipefd: int, flags: int) -> int:
 @syscall("pipe", "pipefd")
 def sys_pipe(proc: Task, pipefd: int) -> int:
     return sys_pipe2(proc, pipefd, 0)
-
-
-def _poll(proc: Task, fds: int, nfds: int, timeout_ns: int | None) -> int:
-    """Ready events for each pollfd, waiting up to `timeout_ns` (None: for ever) in the
-    scheduler: host streams wake it when the host says so, pipes when another process acts,
-    signals end it with EINTR and --timeout ends the run."""
-    if nfds > NFDS_MAX:
-        raise SyscallError(errno.EINVAL, f"nfds {nfds}")
-    entries = list(POLLFD.iter_unpack(copy_in(proc.space, fds, POLLFD.size * nfds)))
-    results = _all_revents(proc, entries)
-    if any(results) or timeout_ns == 0:
-        return _poll_report(proc, fds, entries, results)
-    streams = tuple((file.fd, events) for file, events in
-                    ((_open_file(proc, fd), events) for fd, events, _ in entries) if isinstance(file, HostStream))
-    if not streams and timeout_ns is not None and proc.kernel.options.deterministic:
-        return sleep(proc, timeout_ns, "poll", lambda: _poll_report(proc, fds, entries, _all_revents(proc, entries)))
-    deadline = None if timeout_ns is None else time.monotonic() + timeout_ns / 1e9
-
-    def attempt() -> int:
-        ready = _all_revents(proc, entries)
-        if any(ready) or (deadline is not None and time.monotonic() >= deadline):
-            return _poll_report(proc, fds, entries, ready)
-        raise WouldBlock("poll: nothing ready yet", retry=attempt, deadline=deadline, host_waits=streams,
-                         every_pass=True)
-    return attempt()
-
-
-def _open_file(proc: Task, fd: int) -> File | None:
-    return proc.files.get(fd) if fd >= 0 and fd in proc.files else None
-
-
-def _all_revents(proc: Task, entries: list[tuple[int, int, int]]) -> list[int]:
-    return [_revents(proc, fd, events) for fd, events, _ in entries]
-
-
-def _poll_report(proc: Task, fds: int, entries: list[tuple[int, int, int]], results: list[int]) -> int:
-    """Write each pollfd's `results` as its revents; the count of ready descriptors."""
-    copy_out(proc.space, fds, b"".join(POLLFD.pack(fd, events, r) for (fd, events, _), r in
-                                       zip(entries, results, strict=True)))
-    return sum(1 for r in results if r)
-
-
-def _revents(proc: Task, fd: int, events: int) -> int:
-    if fd < 0:
-        return 0
-    if fd not in proc.files:
-        return POLLNVAL
-    return proc.files.get(fd).poll(events)
-
-
-@syscall("poll", "fds nfds timeout")
-def sys_poll(proc: Task, fds: int, nfds: int, timeout: int) -> int:
-    """A negative timeout (in ms) waits for ever (man 2 poll)."""
-    timeout = to_int32(timeout)
-    return _poll(proc, fds, nfds, None if timeout < 0 else timeout * 10**6)
-
-
-@syscall("ppoll", "fds nfds tmo sigmask sigsetsize")
-def sys_ppoll(proc: Task, fds: int, nfds: int, tmo: int, sigmask: int, sigsetsize: int) -> int:
-    """A NULL timeout waits for ever; a huge one as long as Linux keeps (KTIME_MAX)."""
-    return _poll(proc, fds, nfds, read_timespec(proc.space, tmo) if tmo else None)
 

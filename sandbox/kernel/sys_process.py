@@ -7,13 +7,14 @@ import errno
 import signal
 import struct
 
-from sandbox.abi import CLD_EXITED, CLD_KILLED, SI_TKILL, SIG_IGN, SYSCALL_INSN_LEN
+from sandbox.abi import CLD_DUMPED, CLD_EXITED, CLD_KILLED, INIT_PID, SI_TKILL, SIG_IGN, SYSCALL_INSN_LEN
 from sandbox.errors import SandboxError, SyscallError, WouldBlock
-from sandbox.kernel import signal_delivery
+from sandbox.kernel import limits, signal_delivery
 from sandbox.kernel.exec import exec_error, load_program, resolve_program
 from sandbox.kernel.process import State, ThreadGroup
 from sandbox.kernel.sigframe import pack_siginfo
 from sandbox.kernel.signal_delivery import action_of
+from sandbox.kernel.sys_pidfd import open_pidfd, pidfd_group, require_pidfd_room
 from sandbox.kernel.syscalls import syscall, to_int32
 from sandbox.kernel.task import Task
 from sandbox.mm import PAGE_SIZE, USER_END
@@ -25,18 +26,16 @@ CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND = 0x100, 0x200, 0x400, 0x800
 CLONE_VFORK, CLONE_PARENT, CLONE_THREAD, CLONE_SETTLS = 0x4000, 0x8000, 0x10000, 0x80000
 CLONE_PARENT_SETTID, CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID = 0x100000, 0x200000, 0x1000000
 WNOHANG, WUNTRACED, WCONTINUED, WEXITED, WNOWAIT = 1, 2, 8, 4, 0x1000000
-P_ALL, P_PID, P_PGID = 0, 1, 2
-RUSAGE_SIZE = 144  # struct rusage on x86-64
+P_ALL, P_PID, P_PGID, P_PIDFD = 0, 1, 2, 3
 SIGINFO_SIZE = 128
 MAX_ARGS = 32768  # a bound on argv/envp entries read from the guest
 MAX_ARG_BYTES = 2 << 20  # ARG_MAX-like bound on their total size
-RLIMIT_NPROC = 6  # include/uapi/asm-generic/resource.h
-RLIM_INFINITY = (1 << 64) - 1
 
 
 # -- fork and clone -------------------------------------------------------------------------
 
 CLONE_PIDFD, CLONE_CLEAR_SIGHAND = 0x1000, 1 << 32  # (CLONE_SYSVSEM is accepted: no SysV semaphores here)
+CLONE_DETACHED = 0x40_0000  # ignored by clone, refused with CLONE_PIDFD
 #: Namespaces (include/uapi/linux/sched.h): refused with EPERM, as a container without
 #: CAP_SYS_ADMIN refuses them.
 CLONE_NAMESPACES = 0x0002_0000 | 0x0200_0000 | 0x0400_0000 | 0x0800_0000 | 0x1000_0000 | 0x2000_0000 | 0x4000_0000
@@ -51,9 +50,10 @@ class CloneRequest:
     """What clone or clone3 asked for (man 2 clone)."""
 
     def __init__(self, flags: int, exit_signal: int, stack: int = 0, parent_tid: int = 0, child_tid: int = 0,
-                 tls: int = 0, clone3: bool = False) -> None:
+                 tls: int = 0, clone3: bool = False, pidfd: int = 0) -> None:
         self.flags, self.exit_signal, self.stack = flags, exit_signal, stack
         self.parent_tid, self.child_tid, self.tls = parent_tid, child_tid, tls
+        self.pidfd = pidfd  # where CLONE_PIDFD's descriptor goes (clone: parent_tid's place)
         self.clone3 = clone3  # clone3 checks more (clone3_args_valid)
 
     def check(self) -> None:
@@ -72,8 +72,10 @@ class CloneRequest:
             raise SyscallError(errno.EINVAL, f"exit signal {self.exit_signal}")
         if flags & CLONE_NAMESPACES:
             raise SyscallError(errno.EPERM, "namespaces are not available in the sandbox")
-        if flags & CLONE_PIDFD:
-            raise SyscallError(errno.ENOSYS, "pidfds are not implemented")
+        if flags & CLONE_PIDFD and flags & (CLONE_THREAD | CLONE_DETACHED):
+            raise SyscallError(errno.EINVAL, "CLONE_PIDFD with CLONE_THREAD or CLONE_DETACHED")
+        if flags & CLONE_PIDFD and flags & CLONE_PARENT_SETTID and self.pidfd == self.parent_tid:
+            raise SyscallError(errno.EINVAL, "CLONE_PIDFD and CLONE_PARENT_SETTID at one address")
         if flags & CLONE_CLEAR_SIGHAND and flags & CLONE_SIGHAND:
             raise SyscallError(errno.EINVAL, "CLONE_CLEAR_SIGHAND with CLONE_SIGHAND")
         if flags & CLONE_SETTLS and self.tls >= USER_END:
@@ -90,6 +92,8 @@ def clone(proc: Task, request: CloneRequest) -> int:
     request.check()
     kernel, flags = proc.kernel, request.flags
     _require_room(proc, thread=bool(flags & CLONE_THREAD))
+    if flags & CLONE_PIDFD:  # EMFILE and EFAULT before the child exists (copy_process)
+        require_pidfd_room(proc, request.pidfd)
     if flags & CLONE_THREAD:
         child = kernel.new_thread(proc)
     else:
@@ -101,6 +105,8 @@ def clone(proc: Task, request: CloneRequest) -> int:
         child.regs.rsp = request.stack
     if flags & CLONE_SETTLS:
         child.regs.fs_base = request.tls
+    if flags & CLONE_PIDFD:
+        copy_out(proc.space, request.pidfd, struct.pack("<i", open_pidfd(proc, child.group)))
     if flags & CLONE_PARENT_SETTID and request.parent_tid:
         _put_tid(proc, request.parent_tid, child.tid)
     if flags & CLONE_CHILD_SETTID and request.child_tid:
@@ -167,8 +173,8 @@ def _require_room(proc: Task, thread: bool) -> None:
 def process_limit(proc: Task) -> int | None:
     """How many tasks may exist: --max-processes, or the guest's own lower RLIMIT_NPROC."""
     limit = proc.kernel.options.max_processes
-    own = proc.rlimits.get(RLIMIT_NPROC, (RLIM_INFINITY, RLIM_INFINITY))[0]
-    if own < RLIM_INFINITY:
+    own = limits.soft(proc, limits.RLIMIT_NPROC)
+    if own < limits.RLIM_INFINITY:
         limit = own if limit is None else min(limit, own)
     return limit
 
@@ -194,7 +200,8 @@ def sys_vfork(proc: Task) -> int:
 def sys_clone(proc: Task, flags: int, stack: int, parent_tid: int, child_tid: int, tls: int) -> int:
     """The x86-64 argument order: flags, stack, parent_tid, child_tid, tls (man 2 clone)."""
     flags &= 0xFFFF_FFFF
-    return clone(proc, CloneRequest(flags & ~CSIGNAL, flags & CSIGNAL, stack, parent_tid, child_tid, tls))
+    return clone(proc, CloneRequest(flags & ~CSIGNAL, flags & CSIGNAL, stack, parent_tid, child_tid, tls,
+                                    pidfd=parent_tid))
 
 
 @syscall("clone3", "cl_args size")
@@ -207,12 +214,13 @@ def sys_clone3(proc: Task, cl_args: int, size: int) -> int:
     raw = copy_in(proc.space, cl_args, size)
     if any(raw[CLONE_ARGS.size:]):
         raise SyscallError(errno.E2BIG, "clone_args fields this kernel does not know")
-    (flags, _pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size,
+    (flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size,
      cgroup) = CLONE_ARGS.unpack(raw.ljust(CLONE_ARGS.size, b"\0"))
     if flags & CSIGNAL or (flags & ~CLONE_CLEAR_SIGHAND) >> 32 or set_tid or set_tid_size or cgroup \
             or bool(stack) != bool(stack_size) or stack + stack_size >= 1 << 64:
         raise SyscallError(errno.EINVAL, "clone3 arguments")
-    request = CloneRequest(flags, exit_signal, stack + stack_size if stack else 0, parent_tid, child_tid, tls, True)
+    request = CloneRequest(flags, exit_signal, stack + stack_size if stack else 0, parent_tid, child_tid, tls, True,
+                           pidfd)
     return clone(proc, request)
 
 
@@ -270,6 +278,7 @@ def sys_execveat(proc: Task, dirfd: int, path: int, argv: int, envp: int, flags:
 @syscall("exit", "status")
 def sys_exit(proc: Task, status: int) -> int:
     """End the calling thread; the process ends with its last one (man 2 exit)."""
+    limits.note_memory(proc.group, always=True)  # its peak size, before its memory goes
     proc.kernel.exit_task(proc, status & 0xFF)
     return 0
 
@@ -277,6 +286,7 @@ def sys_exit(proc: Task, status: int) -> int:
 @syscall("exit_group", "status")
 def sys_exit_group(proc: Task, status: int) -> int:
     """End every thread of the process (man 2 exit_group)."""
+    limits.note_memory(proc.group, always=True)
     proc.kernel.terminate(proc.group, code=status & 0xFF)
     return 0
 
@@ -312,16 +322,24 @@ def sys_wait4(proc: Task, pid: int, wstatus: int, options: int, rusage: int) -> 
     if wstatus:
         copy_out(proc.space, wstatus, struct.pack("<i", zombie.wait_status))
     if rusage:
-        copy_out(proc.space, rusage, bytes(RUSAGE_SIZE))
-    proc.kernel.reap(zombie)
+        copy_out(proc.space, rusage, limits.pack_rusage(zombie.usage, zombie.children_usage))
+    _reap(proc, zombie)
     return zombie.pid
+
+
+def _reap(proc: Task, zombie: ThreadGroup) -> None:
+    """Collect `zombie`: its usage becomes its parent's children's, and it is gone."""
+    limits.reap_child(proc.group, zombie)
+    proc.kernel.reap(zombie)
 
 
 @syscall("waitid", "idtype id infop options rusage")
 def sys_waitid(proc: Task, idtype: int, ident: int, infop: int, options: int, rusage: int) -> int:
     idtype, ident, options = to_int32(idtype), to_int32(ident), to_int32(options)
-    if idtype not in (P_ALL, P_PID, P_PGID) or not options & WEXITED:
-        raise SyscallError(errno.EINVAL, "waitid needs P_ALL/P_PID/P_PGID and WEXITED")
+    if idtype not in (P_ALL, P_PID, P_PGID, P_PIDFD) or not options & WEXITED:
+        raise SyscallError(errno.EINVAL, "waitid needs P_ALL/P_PID/P_PGID/P_PIDFD and WEXITED")
+    if idtype == P_PIDFD:  # the process a pidfd names (EBADF if `ident` is none)
+        idtype, ident = P_PID, pidfd_group(proc, ident).pid
     pid = -1 if idtype == P_ALL else ident if idtype == P_PID else -ident if ident else 0
     zombie = _exited_child(proc, pid)
     if zombie is None:
@@ -332,10 +350,14 @@ def sys_waitid(proc: Task, idtype: int, ident: int, infop: int, options: int, ru
         raise WouldBlock("waitid: no child has exited yet")
     if infop:
         code, status = (CLD_KILLED, zombie.death.signo) if zombie.death else (CLD_EXITED, zombie.exit_code)
+        if zombie.core_dumped:
+            code = CLD_DUMPED
         info = struct.pack("<iii4xiIi", signal.SIGCHLD, 0, code, zombie.pid, 0, status)
         copy_out(proc.space, infop, info.ljust(SIGINFO_SIZE, b"\0"))
+    if rusage:
+        copy_out(proc.space, rusage, limits.pack_rusage(zombie.usage, zombie.children_usage))
     if not options & WNOWAIT:
-        proc.kernel.reap(zombie)
+        _reap(proc, zombie)
     return 0
 
 
@@ -347,11 +369,13 @@ def sys_kill(proc: Task, pid: int, sig: int) -> int:
     pid, sig = to_int32(pid), to_int32(sig)
     _check_signal(sig)
     kernel = proc.kernel
+    if pid == INIT_PID:  # the sandbox's init has no handlers: the signal is dropped (pid namespaces)
+        return 0
     alive = [g for g in kernel.processes.values() if g.state is not State.REAPED]
     if pid > 0:
         targets = [g for g in alive if g.pid == pid]
-    elif pid == -1:
-        targets = [g for g in alive if g.pid != 1]
+    elif pid == -1:  # everyone but init and the caller (kill_something_info)
+        targets = [g for g in alive if g is not proc.group]
     else:
         group = proc.pgid if pid == 0 else -pid
         targets = [g for g in alive if g.pgid == group]

@@ -18,7 +18,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from sandbox import engine as X
+from sandbox.kernel.limits import Usage
 from sandbox.kernel.process import State, ThreadGroup
+from sandbox.kernel.signals import PendingSignals
 from sandbox.kernel.syscalls import MASK64
 
 if TYPE_CHECKING:
@@ -94,7 +96,7 @@ class Task:
         self.state = State.RUNNING  # RUNNING, BLOCKED, or ZOMBIE once it ended
         self.sig_mask = 0
         #: Thread-directed pending signals (tgkill, faults, SIGPIPE), one instance per number.
-        self.pending: dict[int, bytes] = {}
+        self.pending = PendingSignals()  # thread-directed
         self.altstack: tuple[int, int, int] = (0, 2, 0)  # sigaltstack: sp, flags (SS_DISABLE), size
         self.sigreturn_pending = False
         self.saved_mask: int | None = None  # rt_sigsuspend's mask to restore after the handler
@@ -103,6 +105,7 @@ class Task:
         self.robust_list = 0  # set_robust_list's head
         self.comm = ""  # the thread's name (prctl PR_SET_NAME, /proc/self/comm)
         self.affinity = (1 << group.kernel.options.cpus) - 1  # sched_setaffinity's CPUs
+        self.usage = Usage()  # the thread's own CPU time (getrusage RUSAGE_THREAD)
         #: The saved CPU (a Unicorn context) while off the CPU; None before the first switch.
         self.context: Any = None
         #: (rip, rsp) of a fresh program image (spawn, execve): entered through the trampoline.

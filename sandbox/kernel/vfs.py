@@ -25,7 +25,7 @@ import errno
 import os
 import stat
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from sandbox.errors import SandboxError, SyscallError
 
@@ -37,21 +37,66 @@ NAME_MAX = 255
 _DIR_FLAGS = os.O_PATH | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC
 
 
+#: Per-mount flags of mount(2) the view keeps (include/uapi/linux/mount.h), shown in
+#: /proc/self/mounts in this order (fs/proc_namespace.c, show_mnt_opts).
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_NOEXEC = 0x8
+MOUNT_FLAG_NAMES = ((MS_NOSUID, "nosuid"), (MS_NODEV, "nodev"), (MS_NOEXEC, "noexec"))
+
+
 class Mount(NamedTuple):
     """A host file or directory grafted into the guest tree at `guest`. `host` is the host
-    path the user named, kept for messages only: the view reaches it by descriptor."""
+    path the user named, kept for messages only: the view reaches it by descriptor. The
+    rest is what a guest's mount(2) chose (sys_mount.py) and /proc/self/mounts shows."""
 
     guest: str
     host: str
     writable: bool
+    flags: int = 0  # MS_NOSUID, MS_NODEV, MS_NOEXEC
+    fstype: str = "tmpfs"
+    source: str = "sandbox"
+    data: str = ""  # the file system's own options as Linux shows them ("size=1024k")
+
+    def options(self) -> str:
+        """The per-mount options of /proc/self/mounts before "relatime": "rw,nosuid"."""
+        names = [name for bit, name in MOUNT_FLAG_NAMES if self.flags & bit]
+        return ",".join(["rw" if self.writable else "ro", *names])
+
+
+class Layer(NamedTuple):
+    """A mount a guest made (mount(2)), with what it hid when it was grafted: the mounts,
+    anchors and placed nodes at or below its path, given back when it goes (umount2).
+    `backing` is the sandbox's own state of the mount (sys_mount's tmpfs), opaque here."""
+
+    mount: Mount
+    anchor: Anchor
+    hidden: tuple[list[Mount], dict[str, Anchor], dict[str, Synthetic]]
+    backing: object = None
 
 
 class Synthetic(NamedTuple):
-    """A node the sandbox makes up: a device, a /proc file, a directory or a symlink."""
+    """A node the sandbox makes up: a device, a /proc file, a directory or a symlink, or
+    (kind "fd", reached only by following /proc/<pid>/fd/N) an open file itself."""
 
-    kind: str  # "dir", "file", "link", "device"
-    name: str  # device name, /proc generator name, or link target
+    kind: str  # "dir", "file", "link", "device", "fd"
+    name: str  # device name, /proc file's canonical path, link target, or "<pid>/<fd>"
     mode: int = 0o444
+
+
+class MadeUpTree(Protocol):
+    """What serves /proc and /sys (sandbox.kernel.procfs.ProcTree). `parts` are a path's
+    components, the first "proc" or "sys"."""
+
+    def node(self, parts: list[str]) -> Synthetic:
+        """The node at that path; SyscallError(ENOENT) if there is none."""
+
+    def listing(self, parts: list[str]) -> list[tuple[str, str]] | None:
+        """(name, kind) entries of the directory there, or None if it is none."""
+
+    def magic(self, guest: str, node: Synthetic) -> Synthetic | None:
+        """For a symlink being followed: the node it leads to if it is a "magic" link
+        (/proc/<pid>/fd/N of a pipe), else None (its target is resolved as a path)."""
 
 
 class HostDir:
@@ -112,9 +157,15 @@ class Node:
         return f"Node({self.guest!r})"
 
 
-SYNTHETIC_TOP = ("dev", "proc")
-TASK_ENTRIES = ("comm", "stat", "status")  # /proc/<pid>/task/<tid>/  # the made-up directories at the root
+SYNTHETIC_TOP = ("dev", "proc", "sys")  # the made-up directories at the root
+MADE_UP_TREES = ("proc", "sys")  # those the kernel's MadeUpTree serves
 DEVICES = {"null": 0o666, "zero": 0o666, "full": 0o666, "urandom": 0o444, "random": 0o444, "tty": 0o666}
+#: /dev/pts: an empty directory, as in a container that mounts no devpts; /dev/ptmx is
+#: absent with it (open: ENOENT), so programs fall back as they do there.
+DEV_PTS = "pts"
+#: The symlinks every Linux system has in /dev (made by udev or systemd: fd, stdin...).
+DEV_LINKS = {"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1",
+             "stderr": "/proc/self/fd/2"}
 
 
 def _host_error(error: OSError, guest: str) -> SyscallError:
@@ -138,16 +189,16 @@ def open_anchor(host: str, mount: Mount) -> Anchor:
 
 
 class FileSystemView:
-    """The guest's tree. `current_pid()` is the process asking (for /proc/self);
-    `proc_entries()` names the /proc/<pid> files the kernel serves for it."""
+    """The guest's tree. `made_up` serves /proc and /sys (without one they are empty)."""
 
-    def __init__(self, root: str, mounts: list[Mount], current_pid: Callable[[], int],
-                 proc_entries: Callable[[], dict[str, Synthetic]], root_writable: bool = True,
-                 system: list[Mount | tuple[str, Synthetic]] = ()) -> None:
+    def __init__(self, root: str, mounts: list[Mount], made_up: MadeUpTree | None = None,
+                 root_writable: bool = True, system: list[Mount | tuple[str, Synthetic]] = ()) -> None:
         if not os.path.isdir(root):
             raise SandboxError(f"--root {root}: not a directory")
         self.mounts: list[Mount] = []
         self.anchors: dict[str, Anchor] = {}
+        #: The mounts guests made, oldest first (some may be hidden by later ones).
+        self.layers: list[Layer] = []
         #: Nodes placed at fixed guest paths (the system view's symlinks and /etc files).
         self.placed: dict[str, Synthetic] = {}
         self.add_mount(Mount("/", root, root_writable))
@@ -158,10 +209,7 @@ class FileSystemView:
                 self.place(*graft)
         for mount in mounts:
             self.add_mount(mount)
-        self.proc_entries = proc_entries
-        self.current_pid = current_pid
-        #: The tids of the asking process's threads (/proc/<pid>/task); the kernel sets it.
-        self.current_threads: Callable[[], list[int]] = lambda: [current_pid()]
+        self.made_up = made_up
 
     # -- the mount table ------------------------------------------------------------------
 
@@ -173,12 +221,105 @@ class FileSystemView:
         anchor = open_anchor(mount.host, mount)
         if mount.guest == "/" and anchor.root is None:
             raise SandboxError(f"{mount.host}: the root must be a directory")
+        self._graft(mount, anchor)
+
+    def _graft(self, mount: Mount, anchor: Anchor) -> tuple[list[Mount], dict[str, Anchor], dict[str, Synthetic]]:
+        """Put `mount` (opened as `anchor`) in the table; what it hides, taken out."""
         covered = self._covered_by(mount.guest)
+        hidden = ([m for m in self.mounts if covered(m.guest)],
+                  {g: a for g, a in self.anchors.items() if covered(g)},
+                  {g: n for g, n in self.placed.items() if covered(g)})
         self.mounts = [m for m in self.mounts if not covered(m.guest)] + [mount]
         self.mounts.sort(key=lambda m: len(m.guest), reverse=True)
         self.anchors = {g: a for g, a in self.anchors.items() if not covered(g)}
         self.anchors[mount.guest] = anchor
         self.placed = {g: n for g, n in self.placed.items() if not covered(g)}
+        return hidden
+
+    # -- the mounts guests make (sys_mount.py) --------------------------------------------
+
+    def attach(self, mount: Mount, anchor: Anchor, backing: object = None) -> None:
+        """A guest's mount(2): graft `mount`, opened as `anchor` (`anchor_at` or
+        `open_anchor`), remembering what it hides for `detach`."""
+        self.layers.append(Layer(mount, anchor, self._graft(mount, anchor), backing))
+
+    def layer_at(self, guest: str) -> Layer:
+        """The guest's mount seen at `guest`; EINVAL if that is no mount point, or one the
+        sandbox made (locked, as the mounts a user namespace inherits: mount_namespaces(7))."""
+        anchor = self.anchors.get(guest)
+        for layer in reversed(self.layers):
+            if anchor is not None and layer.anchor is anchor:
+                return layer
+        raise SyscallError(errno.EINVAL, f"{guest} is not a mount point the guest made")
+
+    def layers_below(self, layer: Layer) -> list[Layer]:
+        """The guest's mounts made after `layer` below its mount point (its children)."""
+        inside = self._covered_by(layer.mount.guest)
+        return [later for later in self.layers[self.layers.index(layer) + 1:] if inside(later.mount.guest)]
+
+    def detach(self, layer: Layer) -> list[Layer]:
+        """umount2: take `layer` and the mounts below it out, newest first, each giving
+        back what it hid. Returns the layers removed (their backing is the caller's)."""
+        gone = [layer, *self.layers_below(layer)]
+        for each in reversed(gone):
+            self.layers.remove(each)
+            hidden_mounts, hidden_anchors, hidden_placed = each.hidden
+            self.mounts = [m for m in self.mounts if m is not each.mount] + hidden_mounts
+            self.mounts.sort(key=lambda m: len(m.guest), reverse=True)
+            if self.anchors.get(each.mount.guest) is each.anchor:
+                del self.anchors[each.mount.guest]
+            self.anchors.update(hidden_anchors)
+            self.placed.update(hidden_placed)
+        return gone
+
+    def remount(self, guest: str, writable: bool, flags: int, data: str | None = None) -> None:
+        """MS_REMOUNT: the mount at mount point `guest` becomes read-only or writable, with
+        new per-mount flags (and file system options, if `data`). Walks after this see it;
+        descriptors already open keep what they were opened with."""
+        anchor = self.anchors[guest]
+        old = anchor.parent.mount if anchor.root is None else anchor.root.mount
+        changes = {"writable": writable, "flags": flags} | ({"data": data} if data is not None else {})
+        new = old._replace(**changes)
+        self.mounts = [new if m is old else m for m in self.mounts]
+        self.layers = [layer._replace(mount=new) if layer.mount is old else layer for layer in self.layers]
+        for held in (anchor.parent, anchor.root):
+            if held is not None:
+                held.mount = new
+
+    def anchor_at(self, node: Node, mount: Mount) -> Anchor:
+        """An anchor for a bind mount of the existing host node `node` (by descriptor: the
+        directory holding it, and the node itself if it is a directory)."""
+        if node.parent is None:
+            raise SyscallError(errno.EINVAL, f"{node.guest} is made up by the sandbox")
+        try:
+            parent = HostDir(os.dup(node.dirfd), mount)
+            if node.name == ".":
+                return Anchor(parent, ".", HostDir(os.dup(node.dirfd), mount))
+            if self.kind_of(node) != "dir":
+                return Anchor(parent, node.name, None)
+            return Anchor(parent, node.name, HostDir(os.open(node.name, _DIR_FLAGS, dir_fd=node.dirfd), mount))
+        except OSError as error:
+            raise _host_error(error, node.guest) from None
+
+    def holds_locked_mounts(self, guest: str) -> bool:
+        """Whether mounts or nodes the sandbox placed (or its made-up trees, under /) lie
+        below `guest`: a bind of it would show what they cover (has_locked_children)."""
+        prefix = guest.rstrip("/") + "/"
+        made_by_guest = {id(layer.anchor) for layer in self.layers}
+        return (guest == "/" or any(g.startswith(prefix) for g in self.placed)
+                or any(g.startswith(prefix) and id(a) not in made_by_guest for g, a in self.anchors.items()))
+
+    def quota_of(self, node: Node | None, default: object) -> object:
+        """What writes to `node` are charged to: the quota of the guest's tmpfs it lies in
+        (its backing's, for a size=), else `default` (the sandbox's disk quota)."""
+        for layer in self.layers:
+            if node is not None and layer.mount is node.mount:
+                return getattr(layer.backing, "quota", default)
+        return default
+
+    def is_noexec(self, node: Node) -> bool:
+        """Whether `node` lies on a mount made with MS_NOEXEC (execve: EACCES)."""
+        return node.mount is not None and bool(node.mount.flags & MS_NOEXEC)
 
     @staticmethod
     def _covered_by(guest: str) -> Callable[[str], bool]:
@@ -251,8 +392,8 @@ class FileSystemView:
     # -- synthetic nodes ------------------------------------------------------------------
 
     def _synthetic(self, guest: str) -> Synthetic | None:
-        """The made-up node at `guest`, if any: a placed one, /dev/*, /proc, /proc/self,
-        /proc/<pid>/*."""
+        """The made-up node at `guest`, if any: a placed one, /dev/*, or what the kernel's
+        tree serves under /proc and /sys (ENOENT there for what it does not)."""
         placed = self.placed.get(guest)
         if placed is not None:
             return placed
@@ -262,53 +403,38 @@ class FileSystemView:
                 return Synthetic("dir", "dev", 0o755)
             if len(parts) == 2 and parts[1] in DEVICES:
                 return Synthetic("device", parts[1], DEVICES[parts[1]])
+            if len(parts) == 2 and parts[1] in DEV_LINKS:
+                return Synthetic("link", DEV_LINKS[parts[1]], 0o777)
+            if parts[1:] == [DEV_PTS] and guest not in self.anchors:
+                return Synthetic("dir", DEV_PTS, 0o755)
             return None
-        if parts[0] != "proc":
+        if parts[0] not in MADE_UP_TREES:
             return None
-        if len(parts) == 1:
-            return Synthetic("dir", "proc", 0o555)
-        if parts[1] == "self":
-            parts[1] = str(self.current_pid())
-            if len(parts) == 2:
-                return Synthetic("link", parts[1], 0o777)
-        if parts[1] != str(self.current_pid()):
+        if self.made_up is None:
+            if len(parts) == 1:
+                return Synthetic("dir", parts[0], 0o555)
             raise SyscallError(errno.ENOENT, guest)
-        if len(parts) == 2:
-            return Synthetic("dir", "pid", 0o555)
-        if parts[2] == "task":
-            return self._task_node(guest, parts[3:])
-        entry = self.proc_entries().get(parts[2]) if len(parts) == 3 else None
-        if entry is None:
-            raise SyscallError(errno.ENOENT, guest)
-        return entry
-
-    def _task_node(self, guest: str, parts: list[str]) -> Synthetic:
-        """/proc/<pid>/task, a directory per thread, and each thread's files."""
-        if not parts:
-            return Synthetic("dir", "task", 0o555)
-        if parts[0] not in {str(tid) for tid in self.current_threads()}:
-            raise SyscallError(errno.ENOENT, guest)
-        if len(parts) == 1:
-            return Synthetic("dir", "tid", 0o555)
-        if len(parts) == 2 and parts[1] in TASK_ENTRIES:
-            return Synthetic("file", f"task/{parts[0]}/{parts[1]}")
-        raise SyscallError(errno.ENOENT, guest)
+        return self.made_up.node(parts)
 
     def list_synthetic(self, guest: str) -> list[tuple[str, str]] | None:
         """(name, kind) entries of a synthetic directory, or None if `guest` is not one."""
-        if guest == "/proc":
-            return [("self", "link"), (str(self.current_pid()), "dir")]
         if guest == "/dev":
-            return sorted([(name, "device") for name in DEVICES] + self.mount_points_under(guest))
-        pid = self.current_pid()
-        if guest in ("/proc/self", f"/proc/{pid}"):
-            return sorted([*((name, node.kind) for name, node in self.proc_entries().items()), ("task", "dir")])
-        if guest in ("/proc/self/task", f"/proc/{pid}/task"):
-            return [(str(tid), "dir") for tid in self.current_threads()]
-        head, _, tid = guest.rpartition("/")
-        if head in ("/proc/self/task", f"/proc/{pid}/task") and tid in {str(t) for t in self.current_threads()}:
-            return [(name, "file") for name in TASK_ENTRIES]
-        return None
+            devices = [(name, "device") for name in DEVICES] + [(name, "link") for name in DEV_LINKS]
+            return sorted(dict([*devices, (DEV_PTS, "dir"), *self.mount_points_under(guest)]).items())
+        if guest == "/dev/" + DEV_PTS:
+            return []  # no devpts: no pseudo-terminal of the guest's own (and no /dev/ptmx)
+        parts = guest.strip("/").split("/")
+        if parts[0] not in MADE_UP_TREES:
+            return None
+        if self.made_up is None:
+            return [] if len(parts) == 1 else None
+        return self.made_up.listing(parts)
+
+    def _magic(self, node: Node) -> Synthetic | None:
+        """The node a made-up "magic" symlink leads to (see MadeUpTree.magic), or None."""
+        if node.synthetic is None or self.made_up is None:
+            return None
+        return self.made_up.magic(node.guest, node.synthetic)
 
     # -- one step of a walk ---------------------------------------------------------------
 
@@ -372,27 +498,33 @@ class FileSystemView:
 
     # -- resolution -----------------------------------------------------------------------
 
-    def resolve(self, path: bytes, base: str, follow: bool = True, must_exist: bool = True) -> Node:
+    def resolve(self, path: bytes, base: str, follow: bool = True, must_exist: bool = True,
+                rules: ResolveRules | None = None) -> Node:
         """Resolve guest `path` relative to guest directory `base`, confined to the tree.
 
-        `follow`: follow a symlink in the last component. Raises SyscallError: ENOENT,
-        ENOTDIR, ELOOP, ENAMETOOLONG, as Linux would. The work is linear in the components
-        walked (`_Walk`), and bounded.
+        `follow`: follow a symlink in the last component. `rules`: openat2's RESOLVE_*
+        restrictions, relative to `base`. Raises SyscallError: ENOENT, ENOTDIR, ELOOP,
+        ENAMETOOLONG, EXDEV, as Linux would. The work is linear in the components walked
+        (`_Walk`), and bounded.
         """
         if not path:
             raise SyscallError(errno.ENOENT, "empty path")
         if len(path) >= PATH_MAX:
             raise SyscallError(errno.ENAMETOOLONG, "path too long")
         text = os.fsdecode(path)
-        pending = _Components(text.split("/") if text.startswith("/") else base.split("/") + text.split("/"))
+        rules = rules or NO_RULES
+        pending = _Components(rules.start(text, base))
         walk = _Walk(self)
         node: Node | None = None  # the node the last component named, if it was not . or ..
         links = 0
+        xdev = self._filesystem_of(base) if rules.no_xdev else None
         while pending:
             name = pending.pop()
             if name in ("", "."):
                 continue
             if name == "..":
+                if rules.at_top(walk.names, base):
+                    continue  # RESOLVE_IN_ROOT: .. of the root is the root
                 walk.up()
                 node = None
                 continue
@@ -404,14 +536,23 @@ class FileSystemView:
             node = self._step(walk.here(), walk.names, name)
             target = self._link_target(node)
             if target is not None and (not last or follow or directory):
+                magic = self._magic(node)
+                rules.check_link(node.guest, magic is not None, target)
+                if magic is not None:  # the open file itself: nothing to walk into
+                    if not last or directory:
+                        raise SyscallError(errno.ENOTDIR, node.guest)
+                    node = Node(node.guest, synthetic=magic)
+                    continue
                 links += 1
                 if links > MAX_SYMLINKS:
                     raise SyscallError(errno.ELOOP, node.guest)
                 if target.startswith("/"):
                     walk.restart()
-                pending.push(target.split("/"))
+                pending.push(rules.link_path(target, base))
                 node = None
                 continue
+            if xdev is not None and self._filesystem_of(node.guest) != xdev:
+                raise SyscallError(errno.EXDEV, f"{node.guest} is on another mount (RESOLVE_NO_XDEV)")
             if not last or directory:
                 walk.enter(name, self._enter(node, must_exist or not last))
         if node is None:
@@ -422,6 +563,16 @@ class FileSystemView:
         elif must_exist:
             self.kind_of(node)
         return node
+
+    def _filesystem_of(self, guest: str) -> str:
+        """Which mount (or made-up tree) `guest` lies on, for RESOLVE_NO_XDEV."""
+        top = guest.strip("/").split("/")[0]
+        if top in SYNTHETIC_TOP or guest in self.placed:
+            return f"made-up {top}" if top in SYNTHETIC_TOP else f"placed {guest}"
+        try:
+            return self.mount_of(guest).guest
+        except SyscallError:
+            return "made-up"
 
     def lookup(self, guest: str) -> Node:
         """The node at an absolute guest path, the last component not followed."""
@@ -460,7 +611,7 @@ class FileSystemView:
             return "dir"
         return "link" if stat.S_ISLNK(st.st_mode) else "file"
 
-    def parent_of(self, path: bytes, base: str) -> tuple[Node, Node]:
+    def parent_of(self, path: bytes, base: str, rules: ResolveRules | None = None) -> tuple[Node, Node]:
         """For creating or removing: the resolved parent directory and the (unresolved)
         entry the last component names in it."""
         text = os.fsdecode(path).rstrip("/") or "/"
@@ -469,18 +620,19 @@ class FileSystemView:
             raise SyscallError(errno.EEXIST if name == "" else errno.EINVAL, text)
         if len(os.fsencode(name)) > NAME_MAX:
             raise SyscallError(errno.ENAMETOOLONG, name)
-        parent = self.resolve(os.fsencode(head or ("/" if text.startswith("/") else ".")), base)
+        parent = self.resolve(os.fsencode(head or ("/" if text.startswith("/") else ".")), base, rules=rules)
         here = self._enter(parent)
         names = [p for p in parent.guest.split("/") if p]
         return parent, self._step(here, names, name)
 
-    def writable_entry(self, path: bytes, base: str, creating: bool = False) -> Node:
+    def writable_entry(self, path: bytes, base: str, creating: bool = False,
+                       rules: ResolveRules | None = None) -> Node:
         """The entry `path` names in its (resolved, existing) parent directory, for a call
         that creates, removes or renames it: EROFS unless it is on a writable mount; a
         mount point or a directory made up above one exists already (EEXIST when
         `creating`) and cannot go (EBUSY). The entry itself is not resolved (it may not
         exist, or be a symlink to act on)."""
-        _, node = self.parent_of(path, base)
+        _, node = self.parent_of(path, base, rules)
         if self.is_mount_point(node) or self.is_mount_ancestor(node.guest) or node.synthetic is not None:
             if creating:
                 raise SyscallError(errno.EEXIST, node.guest)
@@ -503,6 +655,50 @@ class FileSystemView:
             return os.open(node.name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=node.dirfd)
         except OSError as error:
             raise _host_error(error, node.guest) from None
+
+
+class ResolveRules(NamedTuple):
+    """openat2's restrictions on a walk (man 2 openat2, RESOLVE_*), relative to the
+    directory the walk starts from (`base`)."""
+
+    beneath: bool = False  # RESOLVE_BENEATH: never leave base (EXDEV)
+    in_root: bool = False  # RESOLVE_IN_ROOT: base is the root for /, .. and absolute links
+    no_symlinks: bool = False  # RESOLVE_NO_SYMLINKS: no symlink is followed (ELOOP)
+    no_magiclinks: bool = False  # RESOLVE_NO_MAGICLINKS: no /proc/PID/fd-style link (ELOOP)
+    no_xdev: bool = False  # RESOLVE_NO_XDEV: no mount crossed (EXDEV)
+
+    def start(self, text: str, base: str) -> list[str]:
+        """The components to walk: from the root, or from `base` (always, in its root)."""
+        if text.startswith("/"):
+            if self.beneath:
+                raise SyscallError(errno.EXDEV, f"{text} is absolute (RESOLVE_BENEATH)")
+            if not self.in_root:
+                return text.split("/")
+        return base.split("/") + text.split("/")
+
+    def at_top(self, names: list[str], base: str) -> bool:
+        """A `..` at `base`: EXDEV beneath it, ignored in its root, else walked."""
+        if not (self.beneath or self.in_root) or len(names) > len([p for p in base.split("/") if p]):
+            return False
+        if self.beneath:
+            raise SyscallError(errno.EXDEV, f".. leaves {base} (RESOLVE_BENEATH)")
+        return True
+
+    def check_link(self, guest: str, magic: bool, target: str) -> None:
+        if self.no_symlinks or (magic and self.no_magiclinks):
+            raise SyscallError(errno.ELOOP, f"{guest} is a symlink (RESOLVE_NO_SYMLINKS/MAGICLINKS)")
+        if self.beneath and target.startswith("/"):
+            raise SyscallError(errno.EXDEV, f"{guest} points at {target} (RESOLVE_BENEATH)")
+
+    def link_path(self, target: str, base: str) -> list[str]:
+        """The components a symlink's target adds: an absolute one starts again from the
+        root, which in RESOLVE_IN_ROOT is `base`."""
+        if self.in_root and target.startswith("/"):
+            return base.split("/") + target.split("/")
+        return target.split("/")
+
+
+NO_RULES = ResolveRules()
 
 
 class _Components:
