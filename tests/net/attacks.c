@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -169,9 +170,22 @@ static int loops(void) {
     return 0;
 }
 
+/* MSG_WAITALL with MSG_DONTWAIT, or cut short by SO_RCVTIMEO: what is there, as a count. */
+static int waitall(void) {
+    int sv[2]; socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    write(sv[0], "abc", 3);
+    char buf[16];
+    printf("waitall|dontwait: %zd\n", recv(sv[1], buf, 10, MSG_WAITALL | MSG_DONTWAIT));
+    struct timeval tv = {0, 20000}; setsockopt(sv[1], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    write(sv[0], "de", 2);
+    printf("waitall past the timeout: %zd\n", recv(sv[1], buf, 10, MSG_WAITALL));
+    return 0;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IONBF, 0);
     const char *m = argc > 1 ? argv[1] : "";
+    if (!strcmp(m, "waitall")) return waitall();
     if (!strcmp(m, "huge")) return huge();
     if (!strcmp(m, "many")) return many();
     if (!strcmp(m, "backlog")) return backlog();

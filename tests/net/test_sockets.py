@@ -17,7 +17,7 @@ from tests.conftest import ROOT, require_tool, run_native, run_sandbox
 
 SOURCES = ROOT / "tests" / "net"
 SAME = ["net pingpong", "net rights", "net path", "net abstract", "net boundaries", "net tcp4", "net tcp6",
-        "net udp", "net nonblocking", "atk huge", "atk many", "atk backlog", "atk midway", "atk loops"]
+        "net udp", "net nonblocking", "atk huge", "atk many", "atk backlog", "atk midway", "atk loops", "atk waitall"]
 
 
 @pytest.fixture(scope="module")

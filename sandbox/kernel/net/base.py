@@ -364,13 +364,17 @@ class Socket(File):
     # -- blocking -------------------------------------------------------------------------
 
     def blocking(self, attempt: Callable[[], object], flags: int, sending: bool, why: str,
-                 partial: Callable[[], int | None] | None = None, timeout_errno: int = errno.EAGAIN):
+                 partial: Callable[[], int | None] | None = None, timeout_errno: int = errno.EAGAIN,
+                 as_result: Callable[[int], object] = int):
         """`attempt()`'s result, sleeping while it raises Again: not at all when the call is
-        non-blocking (EAGAIN, or `partial()`'s count of what was done if any), up to
-        SO_RCVTIMEO / SO_SNDTIMEO (the same), or until woken. A call that slept on a socket
-        since closed ends with EBADF."""
+        non-blocking (EAGAIN, or `partial()`'s count of what was done if any, made the
+        call's result by `as_result`: a receive's is a `Received`), up to SO_RCVTIMEO /
+        SO_SNDTIMEO (the same), or until woken (by the host, for a socket with a `host_fd`).
+        A signal ends the sleep with the bare count (or EINTR if none). A call that slept on
+        a socket since closed ends with EBADF."""
         nonblocking = self.nonblocking(flags)
         timeout = self.timeouts[sending]
+        waits = () if self.host_fd is None else ((self.host_fd, POLLOUT if sending else POLLIN),)
 
         def step():
             if self.closed:
@@ -378,7 +382,7 @@ class Socket(File):
             try:
                 result = attempt()
             except Again:
-                pass
+                self.found_nothing()
             else:
                 self.deadlines[sending] = None
                 return result
@@ -387,11 +391,14 @@ class Socket(File):
                 self.deadlines[sending] = None
                 done = partial() if partial is not None else None
                 if done:
-                    return done
+                    return as_result(done)
                 raise SyscallError(timeout_errno, why)
-            raise WouldBlock(why, retry=step, deadline=deadline, every_pass=True, on_interrupt=partial,
-                             restart=False if deadline is not None else None)
+            raise WouldBlock(why, retry=step, deadline=deadline, host_waits=waits, every_pass=True,
+                             on_interrupt=partial, restart=False if deadline is not None else None)
         return step()
+
+    def found_nothing(self) -> None:
+        """A call found nothing to take or no room (a host socket counts it: wakeups)."""
 
     def _deadline(self, sending: bool, timeout: int | None) -> float | None:
         """When a sleep that starts now (or started earlier in this call) times out."""
@@ -550,4 +557,4 @@ def recv_stream(sock: Socket, n: int, flags: int, sink: Sink, with_creds: bool) 
         if sock.shut & RCV_SHUTDOWN:
             return Received(got, None, creds if with_creds else None)
         raise Again
-    return sock.blocking(attempt, flags, False, "no data yet", partial=lambda: got or None)
+    return sock.blocking(attempt, flags, False, "no data yet", partial=lambda: got or None, as_result=Received)
