@@ -47,7 +47,7 @@ RUN_DEFAULTS: dict[str, object] = {
     **{name: getattr(Options, name) for name in (
         "memory", "trace_faults", "trace_syscalls", "root", "cwd", "inherit_env", "deterministic", "seed",
         "file_fault_around", "max_resident", "timeout", "max_instructions", "max_processes", "max_open_files",
-        "max_map_count", "disk", "uid", "gid", "system", "sysroot", "cpus")},
+        "max_map_count", "disk", "uid", "gid", "system", "sysroot", "cpus", "net")},
     "mounts": (), "env": (), "fault_log": None,  # given to the kernel as lists and a file, in execute
     "stats": False, "stats_json": None, "dump_pagetables": False, "fault_around": None,
 }

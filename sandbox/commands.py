@@ -106,6 +106,9 @@ def _run_options(f):
                      help="Regions per process (Linux's vm.max_map_count; ENOMEM beyond)."),
         click.option("--disk", default=f"{default['disk'] >> 20}M", show_default=True, callback=_disk_size,
                      metavar="SIZE", help="Host disk the guest may fill: files, memfds (ENOSPC beyond)."),
+        click.option("--net", type=click.Choice(["loopback", "host"]), default=default["net"], show_default=True,
+                     help="Guest TCP/UDP: a loopback network inside the sandbox, or the host's network "
+                          "through host sockets (host: the guest reaches whatever the host reaches)."),
         click.option("--uid", type=click.IntRange(min=0, max=(1 << 32) - 2), default=default["uid"],
                      show_default="the invoking user's", help="The guest's user id (never host privilege)."),
         click.option("--gid", type=click.IntRange(min=0, max=(1 << 32) - 2), default=default["gid"],

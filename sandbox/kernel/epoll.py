@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from sandbox.errors import SyscallError
 from sandbox.kernel.eventfiles import AnonFile
-from sandbox.kernel.files import POLLERR, POLLHUP, POLLIN, File, HostStream
+from sandbox.kernel.files import POLLERR, POLLHUP, POLLIN, File
 
 if TYPE_CHECKING:
     from sandbox.kernel.accounting import Budget
@@ -163,7 +163,7 @@ class Epoll(AnonFile):
 
     def host_waits(self) -> tuple[tuple[int, int], ...]:
         """The host streams among the items, for the scheduler's idle wait."""
-        return tuple((i.file.fd, i.events & 0xFFFF) for i in self._live_items() if isinstance(i.file, HostStream))
+        return tuple((i.file.host_fd, i.events & 0xFFFF) for i in self._live_items() if i.file.host_fd is not None)
 
     def next_event(self) -> float | None:
         """The earliest time an item may become ready by itself (a timer's expiry)."""

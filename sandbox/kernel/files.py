@@ -156,6 +156,10 @@ class File:
         """FIONREAD: the bytes a read would find now; ENOTTY for files that cannot say."""
         raise SyscallError(errno.ENOTTY, f"{self.name}: FIONREAD")
 
+    #: The host descriptor whose readiness is this file's (a host stream or socket): poll,
+    #: select and epoll give it to the scheduler, so an idle sandbox wakes when it is ready.
+    host_fd: int | None = None
+
     def wakeups(self) -> int | None:
         """A count of the events that changed the file's readiness (data in, room made, an
         end closed), which edge-triggered epoll reports; None if the file keeps none."""
@@ -428,6 +432,7 @@ class HostStream(HostFd):
         except OSError:
             self._may_block = self._regular = False
         self._poller: select.poll | None = None
+        self.drained = 0  # reads that found nothing, writes that found no room (wakeups)
 
     @property
     def readable(self) -> bool:
@@ -441,6 +446,17 @@ class HostStream(HostFd):
     def pollable(self) -> bool:
         return not self._regular  # a stream redirected from or to a regular file has no poll
 
+    @property
+    def host_fd(self) -> int:  # type: ignore[override]
+        return self.fd
+
+    def wakeups(self) -> int:
+        """How often a call found the stream drained or full: edge-triggered epoll reports
+        it again once it is ready, when Linux's wake-up would have come (the host's data
+        moves no counter of the sandbox's, but an edge-triggered reader drains to EAGAIN
+        before it waits again)."""
+        return self.drained
+
     def poll(self, events: int) -> int:
         """The host's readiness of the stream now (poll(2) with no wait)."""
         if self._poller is None:  # one poll set per stream: a write polls every PIPE_BUF
@@ -453,6 +469,7 @@ class HostStream(HostFd):
         """Never blocks the sandbox: if nothing is ready the process sleeps on the host fd
         (EAGAIN under O_NONBLOCK)."""
         if not self.poll(POLLIN):
+            self.drained += 1
             if self.flags & O_NONBLOCK:
                 raise SyscallError(errno.EAGAIN, f"{self.name} has no input yet")
             raise WouldBlock(f"{self.name} has no input yet", host_waits=((self.fd, POLLIN),))
@@ -487,6 +504,7 @@ class HostStream(HostFd):
                     break
                 raise _oserror(error) from None
             if n is None:
+                self.drained += 1
                 if self.flags & O_NONBLOCK:
                     if done:
                         return done

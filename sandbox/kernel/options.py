@@ -47,6 +47,9 @@ class Options:
     max_open_files: int = 1024
     max_map_count: int = 65530  # Linux's vm.max_map_count
     cpus: int = len(os.sched_getaffinity(0))  # CPUs the guest is told of (sched_getaffinity)
+    # Guest AF_INET/AF_INET6 sockets: "loopback", a network inside the sandbox that reaches
+    # nothing else (net/inet.py); "host", host sockets in the host's network namespace (net/host.py).
+    net: str = "loopback"
     disk: int = 1 << 30  # bytes of host disk the guest may fill (quota.py); ENOSPC beyond
     # The guest's identity (identity.py): what getuid() answers; never host privilege.
     uid: int = os.getuid()

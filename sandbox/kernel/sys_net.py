@@ -45,6 +45,7 @@ from sandbox.kernel.net.base import (
     Socket,
     network_of,
 )
+from sandbox.kernel.net.host import open_host_socket
 from sandbox.kernel.net.inet import IPPROTO_TCP, IPPROTO_UDP, InetSocket
 from sandbox.kernel.net.unix import UnixSocket, socketpair
 from sandbox.kernel.sigframe import pack_siginfo
@@ -215,6 +216,8 @@ def _make(proc: Task, domain: int, kind: int, protocol: int, flags: int) -> Sock
             raise SyscallError(errno.ESOCKTNOSUPPORT, f"inet socket type {kind}")
         if protocol not in (0, wanted):
             raise SyscallError(errno.EPROTONOSUPPORT, f"protocol {protocol} for type {kind}")
+        if proc.kernel.options.net == "host":  # --net host: a host socket (net/host.py)
+            return open_host_socket(net, domain, kind, wanted, flags)
         return InetSocket(net, domain, kind, wanted, flags)
     raise SyscallError(errno.EAFNOSUPPORT, f"address family {domain} is not in the sandbox")
 

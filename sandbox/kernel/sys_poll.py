@@ -30,7 +30,6 @@ from sandbox.kernel.files import (
     POLLWRBAND,
     POLLWRNORM,
     File,
-    HostStream,
 )
 from sandbox.kernel.sched import wait_ready
 from sandbox.kernel.signal_delivery import UNBLOCKABLE
@@ -89,7 +88,7 @@ def _file_at(proc: Task, fd: int) -> File | None:
 
 
 def _host_waits(files: list[tuple[File | None, int]]) -> tuple[tuple[int, int], ...]:
-    return tuple((f.fd, events) for f, events in files if isinstance(f, HostStream))
+    return tuple((f.host_fd, events) for f, events in files if f is not None and f.host_fd is not None)
 
 
 def _next_event(files: list[File | None]) -> Callable[[], float | None]:
