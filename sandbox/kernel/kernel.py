@@ -46,6 +46,7 @@ from sandbox.kernel import (  # noqa: F401 - importing registers the handlers
 )
 from sandbox.kernel.accounting import HostBudgets
 from sandbox.kernel.exec import is_script, load_program, resolve_program
+from sandbox.kernel.files import PipeEnd
 from sandbox.kernel.identity import Identity
 from sandbox.kernel.options import Options
 from sandbox.kernel.process import Death, State, ThreadGroup
@@ -109,6 +110,16 @@ SCRATCH_DIRS = ("tmp", "dev/shm")
 
 #: The --stats key of every number that is no Linux system call.
 UNKNOWN_SYSCALL = "(not a system call)"
+
+def _reader_left(task: Task, call: str, args: tuple[int, ...]) -> bool:
+    """Whether a write that made progress stopped because the pipe's last reader went:
+    Linux's pipe_write sends SIGPIPE then too, and returns the count written."""
+    fd = args[0] & 0xFFFF_FFFF
+    if call not in ("write", "writev") or fd not in task.files:
+        return False
+    file = task.files.get(fd)
+    return isinstance(file, PipeEnd) and file.writing and file.pipe.readers == 0
+
 
 #: Calls whose EPIPE comes with SIGPIPE (a write to a pipe nobody reads).
 WRITE_CALLS = {"write", "writev", "pwrite64", "pwritev", "pwritev2", "sendfile", "splice", "tee", "vmsplice"}
@@ -670,7 +681,8 @@ class Kernel:
         if isinstance(nr, str):
             entry = TABLE.get(SYSCALL_NUMBERS.get(nr, -1))
             nr = entry.nr if entry is not None else -1
-        if result == -errno.EPIPE and entry is not None and entry.name in WRITE_CALLS and task.alive:
+        if entry is not None and entry.name in WRITE_CALLS and task.alive and \
+                (result == -errno.EPIPE or (result > 0 and _reader_left(task, entry.name, args))):
             info = pack_siginfo(signal.SIGPIPE, abi.SI_USER, pid=task.pid, uid=self.identity.uid)
             signal_delivery.send_to_task(self, task, signal.SIGPIPE, info)  # pipe_write: send_sig(current)
         if task.saved_mask is not None and result != -errno.EINTR:

@@ -12,9 +12,13 @@
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
+#include <sys/wait.h>
 
 /* The call first, then its errno (arguments are evaluated in no fixed order). */
 #define SAY(what, expr) do { long r_ = (long)(expr); printf("%s: %ld %s\n", what, r_, r_ < 0 ? strerrorname_np(errno) : ""); } while (0)
+
+static volatile int pipe_signals;
+static void on_pipe(int s) { (void)s; pipe_signals++; }
 
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IONBF, 0);
@@ -70,6 +74,18 @@ int main(int argc, char **argv) {
     SAY("read 2^47 bytes", read(p[0], buf, 1UL << 47));
     SAY("read 3 of them", read(p[0], buf, 3));
     SAY("write 2^47 bytes", write(p[1], buf, 1UL << 47));
+    return 0;
+  }
+  if (!strcmp(m, "partialpipe")) {  /* a write that made progress, then lost its reader: count and SIGPIPE */
+    signal(SIGPIPE, on_pipe);
+    int p[2]; pipe(p);
+    pid_t c = fork();
+    if (c == 0) { close(p[1]); usleep(50000); static char b[4096]; read(p[0], b, sizeof b); _exit(0); }
+    close(p[0]);
+    static char big[200000];
+    ssize_t n = write(p[1], big, sizeof big);
+    printf("wrote %zd of %zu, SIGPIPE %d\n", n, sizeof big, pipe_signals);
+    waitpid(c, 0, 0);
     return 0;
   }
   if (!strcmp(m, "forever")) {  /* nobody can ever wake it: a deadlock, not a hang */
