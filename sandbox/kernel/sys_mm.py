@@ -197,6 +197,12 @@ def sys_mprotect(proc: Task, addr: int, length: int, prot: int) -> int:
 MREMAP_MAYMOVE, MREMAP_FIXED, MREMAP_DONTUNMAP = 1, 2, 4
 MS_ASYNC, MS_INVALIDATE, MS_SYNC = 1, 2, 4
 MADV_DONTNEED, MADV_FREE, MADV_REMOVE = 4, 8, 9
+MADV_DONTFORK, MADV_DOFORK, MADV_WIPEONFORK, MADV_KEEPONFORK = 10, 11, 18, 19
+#: What each fork advice adds to and removes from the regions' flags.
+_FORK_ADVICE = {MADV_DONTFORK: (RegionFlag.DONTFORK, RegionFlag.NONE),
+                MADV_DOFORK: (RegionFlag.NONE, RegionFlag.DONTFORK),
+                MADV_WIPEONFORK: (RegionFlag.WIPEONFORK, RegionFlag.NONE),
+                MADV_KEEPONFORK: (RegionFlag.NONE, RegionFlag.WIPEONFORK)}
 _KNOWN_ADVICE = {0, 1, 2, 3, 4, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25}
 
 
@@ -261,13 +267,16 @@ def _move(space, old: int, old_size: int, new: int, new_size: int) -> int:
 
 @syscall("madvise", "addr length advice")
 def sys_madvise(proc: Task, addr: int, length: int, advice: int) -> int:
-    """MADV_DONTNEED/FREE/REMOVE drop pages (zero or file contents on next touch); other
-    advice is accepted and changes nothing, as hints may."""
+    """MADV_DONTNEED/FREE/REMOVE drop pages (zero or file contents on next touch);
+    DONTFORK/DOFORK/WIPEONFORK/KEEPONFORK decide what a fork's child gets; other advice is
+    accepted and changes nothing, as hints may."""
     advice = to_int32(advice)
     if addr % PAGE_SIZE or advice not in _KNOWN_ADVICE or addr + page_up(length) > USER_END:
         raise SyscallError(errno.EINVAL, "madvise arguments")
     if length and advice in (MADV_DONTNEED, MADV_FREE, MADV_REMOVE):
         proc.space.discard_pages(addr, length)
+    elif length and advice in _FORK_ADVICE:
+        proc.space.set_fork_advice(addr, length, *_FORK_ADVICE[advice])
     return 0
 
 

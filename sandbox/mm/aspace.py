@@ -353,6 +353,21 @@ class AddressSpace:
         if self._unmap_pages(addr, end):
             self.flush_tlb()
 
+    def set_fork_advice(self, addr: int, length: int, add: RegionFlag, remove: RegionFlag) -> None:
+        """MADV_DONTFORK/DOFORK/WIPEONFORK/KEEPONFORK: what a fork's child gets of
+        `[addr, addr + length)`. ENOMEM if part of it is unmapped; EINVAL for WIPEONFORK on
+        anything but private anonymous memory (madvise_behavior_valid, as Linux's)."""
+        end = addr + page_up(length)
+        self.require_covered(addr, end)
+        if add & RegionFlag.WIPEONFORK and any(r.shared or r.file is not None
+                                               for r in self.regions.overlapping(addr, end)):
+            raise SyscallError(errno.EINVAL, "MADV_WIPEONFORK needs private anonymous memory")
+        self.regions.split_at(addr)
+        self.regions.split_at(end)
+        for region in self.regions.overlapping(addr, end):
+            self.regions.replace(region, region.replaced(flags=(region.flags | add) & ~remove))
+        self.regions.coalesce(addr, end)
+
     def move_range(self, old: int, old_size: int, new: int, new_size: int) -> None:
         """Move the mapping at `[old, old + old_size)` to `new` (mremap): the region piece
         and its present pages, frames untouched. Precondition: the target range is free and
@@ -419,6 +434,11 @@ class AddressSpace:
         self.frames.get_many((entry & PTE_ADDR_MASK) >> PAGE_SHIFT for entry in leaves)
         child.pages_shared_at_fork = len(leaves)
         self.flush_tlb()
+        for region in [r for r in self.regions if r.flags & (RegionFlag.DONTFORK | RegionFlag.WIPEONFORK)]:
+            if region.flags & RegionFlag.DONTFORK:
+                child.unmap_range(region.start, region.size)  # (dup_mmap skips VM_DONTCOPY)
+            else:
+                child.discard_pages(region.start, region.size)  # (VM_WIPEONFORK: empty in the child)
         return child
 
     def _strip_on_fork(self, lo: int, hi: int) -> bool | None:

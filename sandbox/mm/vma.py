@@ -52,6 +52,8 @@ class RegionFlag(enum.IntFlag):
     SHARED = 1  # writes are seen by every mapping of the same memory (MAP_SHARED)
     GROWSDOWN = 2  # a stack: faults just below it extend it (VM_GROWSDOWN)
     FIXED = 4  # placed at an address the caller chose (MAP_FIXED)
+    DONTFORK = 8  # a fork's child does not get it (MADV_DONTFORK, VM_DONTCOPY)
+    WIPEONFORK = 16  # a fork's child gets it empty: zeros on touch (MADV_WIPEONFORK, VM_WIPEONFORK)
 
 
 class RegionKind(enum.Enum):
