@@ -515,27 +515,53 @@ def sys_recvmsg(proc: Task, fd: int, msg: int, flags: int) -> int:
 
 @syscall("sendmmsg", "fd msgvec vlen flags")
 def sys_sendmmsg(proc: Task, fd: int, msgvec: int, vlen: int, flags: int) -> int:
-    """Send up to `vlen` messages: the first may sleep, the rest go while they can
-    without sleeping; the count sent (an error only if none was)."""
+    """Send up to `vlen` messages, each as sendmsg would (sleeping if it must); the count
+    sent, an error only if none was (__sys_sendmmsg)."""
     sock = _socket(proc, fd)
     flags &= 0xFFFF_FFFF
     vlen = min(vlen & 0xFFFF_FFFF, UIO_MAXIOV)
-    if vlen == 0:
-        return 0
 
-    def one(i: int, flags: int) -> int:
+    def one(i: int) -> int:
         data, dest, rights, creds = _prepare_send(proc, sock, _Header(proc, msgvec + i * MMSGHDR_SIZE))
         return _complete(lambda: sock.send(data, flags, dest, rights, creds),
                          lambda n: _store_len(proc, msgvec, i, n), _sigpipe(proc, flags))
+    return _each_message(0, vlen, one, lambda: False)
 
-    def rest(_n: int) -> int:
-        for i in range(1, vlen):
-            try:
-                one(i, flags | MSG_DONTWAIT)
-            except SyscallError:
-                return i
-        return vlen
-    return _complete(lambda: one(0, flags), rest)
+
+def _each_message(i: int, vlen: int, one: Callable[[int], int], done: Callable[[], bool]) -> int:
+    """Messages i.. of a sendmmsg or recvmmsg, each through `one(i)`, which may sleep;
+    `done()` ends the call early (a timeout). After the first message, an error or a
+    signal during a sleep ends the call with the count so far (do_recvmmsg, __sys_sendmmsg)."""
+    if i == vlen or (i and done()):
+        return i
+    try:
+        return _complete(lambda: one(i), lambda _n: _each_message(i + 1, vlen, one, done))
+    except SyscallError:
+        if i == 0:
+            raise
+        return i
+    except WouldBlock as sleeping:
+        if i:
+            _ends_with_count(sleeping, i)
+        raise
+
+
+def _ends_with_count(sleeping: WouldBlock, count: int) -> None:
+    """Make a sleep for message `count` end the call with `count` if it fails or a signal
+    cuts it short (the innermost sleep names the count; outer ones leave it)."""
+    if sleeping.on_interrupt is None:
+        sleeping.on_interrupt = lambda: count
+    retry = sleeping.retry
+
+    def retried() -> int:
+        try:
+            return retry()
+        except SyscallError:
+            return count
+        except WouldBlock as again:
+            _ends_with_count(again, count)
+            raise
+    sleeping.retry = retried
 
 
 def _store_len(proc: Task, msgvec: int, i: int, n: int) -> int:
@@ -545,30 +571,23 @@ def _store_len(proc: Task, msgvec: int, i: int, n: int) -> int:
 
 @syscall("recvmmsg", "fd msgvec vlen flags timeout")
 def sys_recvmmsg(proc: Task, fd: int, msgvec: int, vlen: int, flags: int, timeout: int) -> int:
-    """Receive up to `vlen` messages: the first may sleep, the rest are those already
-    there (Linux would sleep for them too unless MSG_WAITFORONE)."""
+    """Receive up to `vlen` messages, each as recvmsg would (sleeping if it must), the rest
+    without sleeping once one came under MSG_WAITFORONE. The timeout is looked at after
+    each message only, as Linux does (man 2 recvmmsg, BUGS)."""
     sock = _socket(proc, fd)
     flags &= 0xFFFF_FFFF
+    deadline = None
     if timeout:
-        read_timespec(proc.space, timeout)
+        deadline = proc.kernel.monotonic() + read_timespec(proc.space, timeout) / 1e9
     vlen = min(vlen & 0xFFFF_FFFF, UIO_MAXIOV)
-    if vlen == 0:
-        return 0
 
-    def one(i: int, flags: int) -> int:
+    def one(i: int) -> int:
         header = _Header(proc, msgvec + i * MMSGHDR_SIZE)
         n = sum(length for _, length in header.vectors)
-        return _complete(lambda: sock.recv(n, flags, _scatter(proc, header.vectors)),
-                         lambda got: _store_len(proc, msgvec, i, _finish_recv(proc, header, flags, got)))
-
-    def rest(_n: int) -> int:
-        for i in range(1, vlen):
-            try:
-                one(i, (flags & ~MSG_WAITFORONE) | MSG_DONTWAIT)
-            except SyscallError:
-                return i
-        return vlen
-    return _complete(lambda: one(0, flags & ~MSG_WAITFORONE), rest)
+        now = (flags & ~MSG_WAITFORONE) | (MSG_DONTWAIT if i and flags & MSG_WAITFORONE else 0)
+        return _complete(lambda: sock.recv(n, now, _scatter(proc, header.vectors)),
+                         lambda got: _store_len(proc, msgvec, i, _finish_recv(proc, header, now, got)))
+    return _each_message(0, vlen, one, lambda: deadline is not None and proc.kernel.monotonic() >= deadline)
 
 
 # -- options ------------------------------------------------------------------------------
