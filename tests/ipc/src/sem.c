@@ -83,7 +83,8 @@ static void pingpong(void) {
         check(op(id, 1, -1, 0) == 0, "wait");
         turns++;
     }
-    printf("turns %d child %d values %d %d\n", turns, wait_child(pid), val(id, 0), val(id, 1));
+    int child_status = wait_child(pid);  /* first: C leaves the order of arguments open */
+    printf("turns %d child %d values %d %d\n", turns, child_status, val(id, 0), val(id, 1));
     printf("last pid is the child's: %d\n", semctl(id, 0, GETPID) == pid);
     cleanup();
 }
@@ -134,7 +135,8 @@ static void undo_exec(const char *self) {
         execl(self, self, "undo-exec-child", arg, (char *)NULL);
         _exit(127);
     }
-    printf("child %d value %d\n", wait_child(pid), val(id, 0));
+    int child_status = wait_child(pid);  /* first: C leaves the order of arguments open */
+    printf("child %d value %d\n", child_status, val(id, 0));
     cleanup();
 }
 
@@ -182,7 +184,8 @@ static void blocking(void) {
     printf("ncnt %d %d zcnt %d values %d %d\n", semctl(id, 0, GETNCNT), semctl(id, 1, GETNCNT),
            semctl(id, 0, GETZCNT), val(id, 0), val(id, 1));
     check(op(id, 0, 1, 0) == 0, "post");
-    printf("child %d ncnt %d\n", wait_child(pid), semctl(id, 0, GETNCNT));
+    int child_status = wait_child(pid);  /* first: C leaves the order of arguments open */
+    printf("child %d ncnt %d\n", child_status, semctl(id, 0, GETNCNT));
 
     check(semctl(id, 1, SETVAL, (union semun){.val = 3}) == 0, "setval");
     pid = fork();

@@ -101,7 +101,8 @@ static void persist(void) {
         printf("child reads '%s'\n", q + 8192);
         _exit(0); /* exits attached: the attach goes with it */
     }
-    printf("child status %d nattch %lu\n", wait_child(pid), nattch(id));
+    int child_status = wait_child(pid);  /* first: C leaves the order of arguments open */
+    printf("child status %d nattch %lu\n", child_status, nattch(id));
     p = shmat(id, NULL, 0);
     printf("again '%s'\n", p + 8192);
     shmdt(p);
@@ -161,7 +162,8 @@ static void exec_drops(const char *self) {
         execl(self, self, "exec-child", arg, (char *)NULL);
         _exit(127);
     }
-    printf("status %d nattch %lu\n", wait_child(pid), nattch(id));
+    int status = wait_child(pid);  /* before nattch: C leaves the order of arguments open */
+    printf("status %d nattch %lu\n", status, nattch(id));
     shmdt(p);
     cleanup();
 }
