@@ -46,7 +46,11 @@ def test_waiting_for_ever_without_a_timeout_keeps_waiting(mode: str) -> None:
             with pytest.raises(subprocess.TimeoutExpired):
                 child.wait(timeout=3)
         finally:
-            child.kill()
+            child.terminate()  # SIGTERM: the sandbox ends its guest and removes its private root
+            try:
+                child.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                child.kill()
         assert b"internal error" not in child.stderr.read()
 
 
