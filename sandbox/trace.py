@@ -1,4 +1,12 @@
-"""Human-readable traces: system calls (strace-like), page faults, and guest instructions.
+"""Human-readable traces: system calls in strace's format, page faults, guest instructions.
+
+The system-call trace is what `strace -f -s 32` prints: one line per call with its
+arguments decoded (`sandbox.syscall_decode`), `<unfinished ...>` / `<... read resumed>`
+when another task's line comes between a call's entry and its end, `--- SIGSEGV {...} ---`
+for a delivered signal and `+++ exited with 0 +++` for a task's end. Lines carry the task
+id as `[pid N]` when more than one task lives (strace -f), or as a leading column on every
+line when the trace goes to a file other than stderr (strace -f -o FILE). Nothing is
+decoded unless a tracer exists: the kernel calls it only under --trace-syscalls.
 
 Capstone is imported only when an instruction is first disassembled, so start-up does not
 pay for it.
@@ -6,12 +14,15 @@ pay for it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TextIO
+import sys
+from collections.abc import Callable, Collection
+from typing import TYPE_CHECKING, NamedTuple, TextIO
 
-from sandbox.kernel.syscalls import SyscallEntry, syscall_name, to_signed
+from sandbox.kernel.syscalls import SyscallEntry, syscall_name
 from sandbox.mm.vma import PROT_EXEC, PROT_READ, PROT_WRITE, Region
 
 if TYPE_CHECKING:
+    from sandbox.kernel.process import ThreadGroup
     from sandbox.mm.aspace import AddressSpace
     from sandbox.mm.fault import FaultRecord
 
@@ -60,52 +71,154 @@ def describe_region(region: Region | None) -> str:
     return f"region {region.start:#x}-{region.end:#x} {prot_string(region.prot)} {region.kind.value}{name}"
 
 
-def format_arg(name: str, value: int) -> str:
-    """Pointers and flags in hex, counts and descriptors in decimal."""
-    if name in ("fd", "dirfd", "status", "clockid", "code", "iovcnt", "count", "length", "buflen"):
-        return str(to_signed(value)) if value >> 63 else str(value)
-    return hex(value)
+RESULT_COLUMN = 40  # strace's default -a: results start in this column
 
 
-def format_result(result: int) -> str:
-    """'3', '0x7ffff7ff8000', or '-1 ENOSYS (Function not implemented)' like strace."""
-    import errno
-    import os
+class _Pending(NamedTuple):
+    """A call between entry and exit: its name, raw arguments, the line's start (prefix,
+    name and the arguments shown at entry),
+    the first argument left for exit (None: none) and the caller's address space."""
 
-    if -4096 < result < 0:
-        return f"-1 {errno.errorcode.get(-result, '?')} ({os.strerror(-result)})"
-    return hex(result) if result > 0xFFFF else str(result)
+    name: str
+    args: tuple[int, ...]
+    head: str
+    start: int | None
+    space: AddressSpace | None
 
 
 class Tracer:
-    """Writes one line per traced event to `out`, prefixed with the process id."""
+    """Writes one line per traced event to `out`.
 
-    def __init__(self, out: TextIO, syscalls: bool, faults: bool) -> None:
+    `syscalls` is True for every call, a collection of names for those only (strace's
+    -e trace=), or False; `live` counts the live tasks (for the `[pid N]` prefix);
+    `pid_column` prefixes every line with the task id (default: when `out` is not stderr).
+    """
+
+    def __init__(self, out: TextIO, syscalls: bool | Collection[str], faults: bool,
+                 live: Callable[[], int] | None = None, pid_column: bool | None = None) -> None:
         self.out = out
-        self.syscalls = syscalls
+        self.syscalls = bool(syscalls)
+        self.chosen = None if isinstance(syscalls, bool) else frozenset(syscalls)
         self.faults = faults
+        # The decoders are imported only by a tracer: a run without one never loads them.
+        from sandbox import strace_flags, strace_format, syscall_decode
 
-    def syscall(self, pid: int, nr: int, entry: SyscallEntry | None, raw: tuple[int, ...], result: int) -> None:
-        if entry is None:
-            args = ", ".join(hex(a) for a in raw)
-            line = f"{syscall_name(nr)}({args}) = {format_result(result)} [not implemented]"
+        self._flags, self._format, self._decode = strace_flags, strace_format, syscall_decode
+        self.live = live or (lambda: 1)
+        self.pid_column = out is not sys.stderr if pid_column is None else pid_column
+        self._pending: dict[int, _Pending] = {}  # by tid: calls entered, not yet ended
+        self._open: tuple[int, str] | None = None  # (tid, text) of a line written up to its end
+        self._unfinished: set[int] = set()  # tids whose pending line was cut '<unfinished ...>'
+
+    # -- system calls ----------------------------------------------------------------------------
+
+    def enter(self, tid: int, space: AddressSpace | None, nr: int, entry: SyscallEntry | None,
+              args: tuple[int, ...]) -> None:
+        """A call begins: decode what it reads (strace's syscall-entry stop)."""
+        name = entry.name if entry is not None else syscall_name(nr)
+        if self.chosen is not None and name not in self.chosen:
+            return
+        texts, start = self._decode.decode_entry(space, name, args, entry.args if entry is not None else None)
+        # The prefix is chosen at entry, as strace starts the line then: clone's own line
+        # has none while its caller is the only task.
+        head = self._prefix(tid) + f"{name}(" + ", ".join(texts) + (", " if texts and start is not None else "")
+        if name in self._decode.NO_RETURN:  # the process ends inside the call: its line comes first
+            self._line(tid, self._with_result(head + ")", "?"))
+            return
+        self._pending[tid] = _Pending(name, args, head, start, space)
+
+    def blocked(self, tid: int, entry: SyscallEntry, raw: tuple[int, ...], why: str) -> None:
+        """The call sleeps: its line stays open until another task writes one."""
+        pending = self._pending.get(tid)
+        if pending is None:
+            return
+        self._close_open()
+        self._open = (tid, pending.head)
+        self.out.write(self._open[1])
+
+    def syscall(self, tid: int, nr: int, entry: SyscallEntry | None, raw: tuple[int, ...], result: int,
+                space: AddressSpace | None = None) -> None:
+        """The call ended with `result`: decode what it wrote, and the result."""
+        pending = self._pending.pop(tid, None)
+        if pending is None:
+            return
+        space = space if space is not None else pending.space
+        tail = ", ".join(self._decode.decode_exit(space, pending.name, pending.args, result, pending.start)) + ")"
+        shown = self._decode.result_text(space, pending.name, pending.args, result)
+        shown += " [not implemented]" if entry is None else ""  # no handler: the sandbox's ENOSYS
+        if self._open is not None and self._open[0] == tid:
+            text, self._open = self._open[1] + tail, None
+            self.out.write(self._with_result(text, shown)[len(text) - len(tail):] + "\n")
+            self.out.flush()
+            return
+        if tid in self._unfinished:
+            self._unfinished.discard(tid)
+            self._line(tid, self._with_result(f"{self._prefix(tid)}<... {pending.name} resumed>{tail}", shown))
+            return
+        self._line(tid, self._with_result(pending.head + tail, shown))
+
+    def signal(self, tid: int, info: bytes) -> None:
+        """A signal is delivered (or kills): '--- SIGSEGV {si_signo=...} ---'."""
+        if self.syscalls:
+            signo = int.from_bytes(info[:4], "little")
+            name = self._flags.signal_name(signo)
+            self._line(tid, f"{self._prefix(tid)}--- {name} {self._format.siginfo(info)} ---")
+
+    def ended(self, group: ThreadGroup) -> None:
+        """Process `group` ends: '+++ exited with 0 +++' or '+++ killed by SIGSEGV +++' for
+        each of its live threads; a call one of them slept in ends with '= ?'."""
+        death = group.death
+        if death is None:
+            what = f"exited with {group.exit_code & 0xFF}"
         else:
-            args = ", ".join(format_arg(n, v) for n, v in zip(entry.args, raw, strict=False))
-            line = f"{entry.name}({args}) = {format_result(result)}"
-        self.out.write(f"[pid {pid}] {line}\n")
+            what = f"killed by {self._flags.signal_name(death.signo)}"
+            what += " (core dumped)" if group.core_dumped else ""
+        for task in group.tasks:
+            if task.alive:
+                self.thread_ended(task.tid, what)
+
+    def thread_ended(self, tid: int, what: str) -> None:
+        """One thread ends (`what`: 'exited with 0')."""
+        if not self.syscalls:
+            return
+        pending = self._pending.pop(tid, None)
+        if pending is not None and (tid in self._unfinished or (self._open and self._open[0] == tid)):
+            self._unfinished.add(tid)
+            self._close_open()
+            self._line(tid, self._with_result(f"{self._prefix(tid)}<... {pending.name} resumed>)", "?"))
+        self._unfinished.discard(tid)
+        self._line(tid, f"{self._prefix(tid)}+++ {what} +++")
+
+    # -- lines ------------------------------------------------------------------------------------------
+
+    def _prefix(self, tid: int) -> str:
+        if self.pid_column:
+            return f"{tid:<5} "
+        return f"[pid {tid:>5}] " if self.live() > 1 else ""
+
+    @staticmethod
+    def _with_result(text: str, shown: str) -> str:
+        """`text` and ' = result', the result in RESULT_COLUMN when there is room (strace's tabto)."""
+        return (text + " ").ljust(RESULT_COLUMN) + "= " + shown
+
+    def _close_open(self) -> None:
+        """Cut the open line of a sleeping call: ' <unfinished ...>'."""
+        if self._open is not None:
+            self.out.write(" <unfinished ...>\n")
+            self._unfinished.add(self._open[0])
+            self._open = None
+
+    def _line(self, tid: int, text: str) -> None:
+        self._close_open()
+        self.out.write(text + "\n")
         self.out.flush()
 
-    def blocked(self, pid: int, entry: SyscallEntry, raw: tuple[int, ...], why: str) -> None:
-        args = ", ".join(format_arg(n, v) for n, v in zip(entry.args, raw, strict=False))
-        self.out.write(f"[pid {pid}] {entry.name}({args}) <blocked: {why}>\n")
-        self.out.flush()
+    # -- faults -----------------------------------------------------------------------------------------
 
     def fault(self, pid: int, space: AddressSpace, record: FaultRecord, rip: int | None) -> None:
         """One line per fault (a kernel fault listener)."""
         where = f"rip {rip:#x} {disassemble(space, rip)}" if rip is not None else "by the kernel"
         grown = " (stack grown)" if record.stack_grown else ""
-        self.out.write(
-            f"[pid {pid}] fault {record.kind} {record.access_name} at {record.va:#x}{grown}: "
-            f"{where}; frame {record.pfn:#x}, {record.tables_created} table(s) created; "
-            f"{describe_region(record.region)}\n")
-        self.out.flush()
+        self._line(pid, f"[pid {pid}] fault {record.kind} {record.access_name} at {record.va:#x}{grown}: "
+                        f"{where}; frame {record.pfn:#x}, {record.tables_created} table(s) created; "
+                        f"{describe_region(record.region)}")

@@ -125,6 +125,8 @@ def force_fault(kernel: Kernel, task: Task, signo: int, code: int, addr: int, me
     fault cannot be survived)."""
     action = action_of(task, signo)
     if action.handler in (SIG_DFL, SIG_IGN) or blocked(task, signo):
+        if kernel.tracer is not None:
+            kernel.tracer.signal(task.tid, pack_siginfo(signo, code, addr))
         kernel.kill(task.group, signo, message)
         return
     task.pending[signo] = pack_siginfo(signo, code, addr)
@@ -171,6 +173,8 @@ def deliver(kernel: Kernel, task: Task) -> None:
             return
         signo = ready[0]
         info = task.pending.pop(signo) if signo in task.pending else task.group.pending.pop(signo)
+        if kernel.tracer is not None:
+            kernel.tracer.signal(task.tid, info)
         action = action_of(task, signo)
         if action.handler == SIG_DFL:
             origin = _origin(info)
