@@ -128,6 +128,17 @@ class Sandbox:
             self.machine.pending_error = stop  # Machine.run raises it once the hook returned
         self.machine.stop()
 
+    def listen_for_signals(self) -> None:
+        """Host signals will be forwarded (`forward_signal`): a guest that waits for one
+        (in an interactive run; else in pause, sigsuspend or sigtimedwait with a host
+        signal handled) is then not a deadlock (sandbox/kernel/tty.py, `may_wake`)."""
+        self.kernel.terminal.listen()
+
+    def forward_signal(self, signo: int) -> None:
+        """From a host signal handler: give `signo` to the guest's foreground process group
+        (the kernel delivers it at its next safe point, see sandbox/kernel/tty.py)."""
+        self.kernel.terminal.post(signo)
+
     def add_fault_policy(self, policy) -> None:
         """Consult `policy(FaultContext)` on every not-present fault (see sandbox.mm.policy)."""
         self.kernel.fault_policies.append(policy)
@@ -191,7 +202,7 @@ class Sandbox:
         """Tear the last process down, remove the private root and free the machine: every
         step runs even if one before it failed (the first error is raised after them all;
         a root that could not be removed is a sandbox.hostfs.CleanupError)."""
-        _run_all((self.release, self._remove_root, self.machine.close))
+        _run_all((self.release, self.kernel.terminal.close, self._remove_root, self.machine.close))
 
     def __enter__(self) -> Sandbox:
         return self

@@ -3,8 +3,9 @@
 The guest gets no terminal of its own (no devpts: /dev/pts is empty, /dev/ptmx absent). When
 the sandbox runs on a terminal -- its stdin is one, and it is the sandbox's controlling
 terminal -- /dev/tty opens that terminal, shared with the guest as fds 0-2 are (a host
-stream: reads and writes never block the sandbox, terminal ioctls answered by the host's
-terminal). Otherwise opening /dev/tty fails with ENXIO, as it does natively for a process
+stream: reads and writes never block the sandbox, terminal ioctls those of sandbox/kernel/tty.py)
+to the processes of the session that owns it (the first process's, unless it gave the
+terminal up). Otherwise opening /dev/tty fails with ENXIO, as it does natively for a process
 without a controlling terminal (drivers/tty/tty_io.c, tty_open_current_tty).
 """
 
@@ -46,7 +47,7 @@ class TerminalStream(HostStream):
 def open_tty(proc: Task, flags: int) -> TerminalStream:
     """open("/dev/tty"): the sandbox's terminal if it runs on one, else ENXIO; ENFILE past
     the sandbox's host-file budget."""
-    if not os.isatty(0):
+    if not os.isatty(0) or proc.kernel.terminal.sid != proc.group.sid:  # (after setsid, TIOCNOTTY)
         raise SyscallError(errno.ENXIO, "no controlling terminal")
     budget = proc.kernel.budgets.host_files
     budget.charge(1)

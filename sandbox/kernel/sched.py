@@ -171,13 +171,14 @@ class Scheduler:
             self.kernel.clock_offset = max(self.kernel.clock_offset, int(min(clock) * 1e9) + 1)
             return True
         deadlines += [g.itimer[0] for g in timed]
-        if not fds and not deadlines:  # (a --timeout alone never wakes anyone: a deadlock)
+        if not fds and not deadlines and not self.kernel.terminal.may_wake(self.kernel):  # (nor --timeout)
             for group in groups:
                 why = next(t.blocked.why for t in blocked if t.group is group)
                 self.kernel.kill(group, signal.SIGKILL, f"deadlock: {why}, and no other process can act")
             return True
         if limit is not None:
             deadlines.append(limit)
+        fds += self.kernel.terminal.wake_waits()  # a host signal ends the wait
         timeout = min(deadlines) - time.monotonic() if deadlines else IDLE_WAIT_MAX
         host_ready(fds, int(min(max(timeout, 0.0), IDLE_WAIT_MAX) * 1000) + 1)
         return True

@@ -1,0 +1,373 @@
+"""The guest's terminal: the host's own, seen through a line of the sandbox's (Linux
+drivers/tty/tty_io.c, tty_jobctrl.c, n_tty.c, tty_ioctl.c).
+
+The guest has no terminal of its own: a host stream that is a terminal (fds 0-2, /dev/tty)
+is the host's. What belongs to the terminal *device* -- its modes (struct termios), what is
+queued in it, its size -- is the host's, read and set there (raw mode for a line editor),
+and every termios the guest changed is put back when the run ends, however it ends. What
+belongs to the *session* -- which guest session owns the terminal and which of its process
+groups is in the foreground -- is the sandbox's own: the host's foreground group is never
+changed (TIOCSPGRP names guest process groups).
+
+The sandbox is the host's job: signals the host's terminal (or anyone) sends to the sandbox
+process -- SIGINT, SIGQUIT, SIGTERM, SIGHUP, SIGWINCH, SIGTSTP, SIGCONT -- are posted here
+from a Python signal handler (which only records them and wakes the scheduler's idle wait
+through a pipe: the handler may run inside a system call), and the run loop delivers them
+to the guest's foreground process group, as the tty driver does (kill_pgrp, si_code
+SI_KERNEL for what the terminal generates; a sender outside the sandbox has no pid in it).
+A SIGTSTP whose default action a foreground process keeps stops the whole sandbox (its
+terminal modes given back meanwhile) until SIGCONT, as a shell's job stops: the guest has no
+job control of its own (no stopped state, so no Ctrl-Z and `fg` inside a guest shell).
+
+Invariant: `saved` holds, for each host terminal the guest changed, a descriptor of it and
+its modes from before the first change; `restore` empties it.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import signal
+import struct
+from select import POLLIN
+from typing import TYPE_CHECKING
+
+from sandbox.abi import SI_KERNEL, SIG_DFL, SIG_IGN
+from sandbox.errors import SyscallError
+from sandbox.kernel import signal_delivery
+from sandbox.kernel.sigframe import pack_siginfo
+from sandbox.mm.uaccess import copy_in, copy_out
+
+if TYPE_CHECKING:
+    from sandbox.kernel.files import HostStream
+    from sandbox.kernel.kernel import Kernel
+    from sandbox.kernel.process import ThreadGroup
+    from sandbox.kernel.task import Task
+
+# include/uapi/asm-generic/ioctls.h (x86-64 uses the generic numbers).
+TCGETS, TCSETS, TCSETSW, TCSETSF = 0x5401, 0x5402, 0x5403, 0x5404
+TCSBRK, TCXONC, TCFLSH = 0x5409, 0x540A, 0x540B
+TIOCEXCL, TIOCNXCL, TIOCSCTTY = 0x540C, 0x540D, 0x540E
+TIOCGPGRP, TIOCSPGRP, TIOCOUTQ, TIOCSTI = 0x540F, 0x5410, 0x5411, 0x5412
+TIOCGWINSZ, TIOCSWINSZ = 0x5413, 0x5414
+FIONREAD = 0x541B  # TIOCINQ
+TIOCNOTTY, TIOCGETD, TCSBRKP, TIOCGSID = 0x5422, 0x5424, 0x5425, 0x5429
+#: struct termios of the kernel (include/uapi/asm-generic/termbits.h): c_iflag, c_oflag,
+#: c_cflag, c_lflag (tcflag_t, u32), c_line, c_cc[NCCS = 19] -- 36 bytes, not glibc's 60.
+TERMIOS_SIZE = 36
+C_LINE = 16  # offset of c_line
+WINSIZE = struct.Struct("<HHHH")  # struct winsize { ws_row, ws_col, ws_xpixel, ws_ypixel }
+PID = struct.Struct("<i")
+N_TTY = 0  # the line discipline every terminal here has (TIOCGETD)
+TCIFLUSH, TCOFLUSH, TCIOFLUSH = 0, 1, 2  # TCFLSH's queues
+TCOOFF, TCION = 0, 3  # TCXONC's range
+#: Signals to the sandbox process that go to the guest's foreground process group.
+HOST_SIGNALS = (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP, signal.SIGWINCH,
+                signal.SIGTSTP, signal.SIGCONT)
+#: The calls that wait for a signal and nothing else.
+SIGNAL_WAITS = ("pause", "rt_sigsuspend", "rt_sigtimedwait")
+
+
+class Terminal:
+    """The sandbox's side of the host terminal: owning session, foreground group, the
+    guest's window size (if it set one), the host modes to give back, host signals.
+    (A plain class: dataclasses' import is a measurable share of a short run's start-up.)"""
+
+    def __init__(self) -> None:
+        self.sid: int | None = None  # the guest session whose controlling terminal it is
+        self.fg_pgrp = 0
+        self.winsize: bytes | None = None  # TIOCSWINSZ's, until the host's terminal is resized
+        self.saved: dict[int, tuple[int, bytes]] = {}  # st_rdev -> (a descriptor, termios before)
+        self.posted: list[int] = []  # host signals not yet delivered
+        self.forwarded: set[int] = set()  # host signals the guest was sent
+        self.listening = False  # a host handler posts signals here (the CLI installs one)
+        self._wake: tuple[int, int] | None = None  # the pipe a posted signal writes a byte to
+
+    # -- the run --------------------------------------------------------------------------
+
+    def start(self, init: ThreadGroup) -> None:
+        """A run begins: `init`'s session owns the terminal, its group in the foreground."""
+        self.sid, self.fg_pgrp, self.winsize = init.sid, init.pgid, None
+        self.posted.clear()
+        self.forwarded.clear()
+
+    def listen(self) -> None:
+        """Host signals will be posted (called before the handlers are installed)."""
+        if self._wake is None:
+            read_end, write_end = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+            self._wake = (read_end, write_end)
+        self.listening = True
+
+    def close(self) -> None:
+        """Give back the host's modes; close the wake-up pipe."""
+        self.restore()
+        self.listening = False
+        if self._wake is not None:
+            for fd in self._wake:
+                os.close(fd)
+            self._wake = None
+
+    # -- host signals ---------------------------------------------------------------------
+
+    def post(self, signo: int) -> None:
+        """From a host signal handler: record `signo` and wake an idle scheduler. Touches
+        no kernel state (the handler may have interrupted any of it)."""
+        self.posted.append(signo)
+        if self._wake is not None:
+            try:
+                os.write(self._wake[1], b"\0")
+            except BlockingIOError:  # the pipe is full of wake-ups already
+                pass
+
+    def wake_waits(self) -> list[tuple[int, int]]:
+        """What the scheduler's idle wait also polls, so that a host signal ends it: the
+        wake-up pipe, emptied first (and refilled if a signal came since the run loop
+        last delivered them, so that the wait ends at once)."""
+        if self._wake is None or not self.listening:
+            return []
+        try:
+            while os.read(self._wake[0], 256):
+                pass
+        except BlockingIOError:
+            pass
+        if self.posted:
+            os.write(self._wake[1], b"\0")
+        return [(self._wake[0], POLLIN)]
+
+    def may_wake(self, kernel: Kernel) -> bool:
+        """Whether a host signal may still wake a guest that nothing else will: in an
+        interactive run (stdin a terminal) always; otherwise only a guest that waits for a
+        signal (pause, sigsuspend, sigtimedwait) and would take a host one -- a daemon's
+        wait for SIGTERM. Any other wait is a deadlock, as the scheduler says (a handler
+        alone is not enough: Python and shells all handle SIGINT)."""
+        if not self.listening:
+            return False
+        if os.isatty(0):
+            return True
+        return any(task.alive and task.blocked is not None and task.blocked.call in SIGNAL_WAITS
+                   and (task.blocked.call == "rt_sigtimedwait" or any(_handles(task, s) for s in HOST_SIGNALS))
+                   for task in kernel.tasks.values())
+
+    def deliver_posted(self, kernel: Kernel) -> None:
+        """In the run loop, where kernel state is whole: send each posted host signal to the
+        foreground process group (every live process if that group has none left)."""
+        while self.posted:
+            self._deliver(kernel, self.posted.pop(0))
+
+    def _deliver(self, kernel: Kernel, signo: int) -> None:
+        alive = [g for g in kernel.processes.values() if g.alive]
+        targets = [g for g in alive if g.pgid == self.fg_pgrp] or alive
+        if signo == signal.SIGWINCH:
+            self.winsize = None  # the host's terminal was resized: its size is the truth
+        self.forwarded.add(signo)
+        info = pack_siginfo(signo, SI_KERNEL)
+        for group in targets:
+            signal_delivery.send(kernel, group, signo, info)
+        if signo == signal.SIGTSTP and any(signal_delivery.action_of(g, signo).handler == SIG_DFL for g in targets):
+            self._suspend_host()  # its default action: stop (handlers run once it continues)
+
+    def _suspend_host(self) -> None:
+        """SIGTSTP's default action for the whole sandbox: the host's modes back, stop,
+        and on SIGCONT the guest's modes again (as a shell does for a stopped job)."""
+        guest_modes = [(fd, _host_ioctl(fd, TCGETS, bytes(TERMIOS_SIZE))) for fd, _ in self.saved.values()]
+        for fd, modes in self.saved.values():
+            _host_ioctl(fd, TCSETS, modes)
+        os.kill(os.getpid(), signal.SIGSTOP)
+        for fd, modes in guest_modes:
+            _host_ioctl(fd, TCSETS, modes)
+
+    # -- ioctl ------------------------------------------------------------------------------
+
+    def remember(self, stream: HostStream) -> None:
+        """Before the guest first changes a host terminal's modes: keep them (and a
+        descriptor of it, the guest's may be closed by then) to give back at the end."""
+        modes = stream.ioctl(TCGETS, bytes(TERMIOS_SIZE))
+        rdev = stream.host(os.fstat).st_rdev
+        if rdev not in self.saved:
+            self.saved[rdev] = (stream.host(os.dup), modes)  # os.dup's is not inheritable
+
+    def restore(self) -> None:
+        """Give every host terminal the guest changed its modes from before the run."""
+        saved, self.saved = self.saved, {}
+        for fd, modes in saved.values():
+            _host_ioctl(fd, TCSETS, modes)
+            os.close(fd)
+
+
+def _handles(task: Task, signo: int) -> bool:
+    return signal_delivery.action_of(task, signo).handler not in (SIG_DFL, SIG_IGN)
+
+
+def _host_ioctl(fd: int, request: int, arg: bytes) -> bytes:
+    """An ioctl on a host terminal the sandbox keeps; a terminal gone (hung up) is left."""
+    try:
+        return fcntl.ioctl(fd, request, arg)
+    except OSError:
+        return arg
+
+
+# -- the ioctl requests -------------------------------------------------------------------------
+
+
+def ioctl(proc: Task, stream: HostStream, request: int, arg: int) -> int:
+    """ioctl(2) on a host stream that is a terminal (tty_ioctl, n_tty_ioctl); ENOTTY for
+    requests a terminal does not take."""
+    handler = _REQUESTS.get(request)
+    if handler is None:
+        raise SyscallError(errno.ENOTTY, f"terminal ioctl {request:#x}")
+    return handler(proc, stream, request, arg)
+
+
+def _terminal(proc: Task) -> Terminal:
+    return proc.kernel.terminal
+
+
+def _get_modes(proc: Task, stream: HostStream, _request: int, arg: int) -> int:
+    copy_out(proc.space, arg, stream.ioctl(TCGETS, bytes(TERMIOS_SIZE)))
+    return 0
+
+
+def _set_modes(proc: Task, stream: HostStream, request: int, arg: int) -> int:
+    """TCSETS, TCSETSW, TCSETSF: the host terminal's modes. TCSETSW's and TCSETSF's wait
+    for the output to drain is not taken (a terminal nobody reads would hold the sandbox);
+    TCSETSF still discards pending input. The line discipline stays (c_line: TIOCSETD's)."""
+    modes = bytearray(copy_in(proc.space, arg, TERMIOS_SIZE))
+    _terminal(proc).remember(stream)
+    modes[C_LINE] = stream.ioctl(TCGETS, bytes(TERMIOS_SIZE))[C_LINE]
+    if request == TCSETSF:
+        stream.ioctl(TCFLSH, TCIFLUSH)
+    stream.ioctl(TCSETS, bytes(modes))
+    return 0
+
+
+def _get_winsize(proc: Task, stream: HostStream, _request: int, arg: int) -> int:
+    size = _terminal(proc).winsize or stream.ioctl(TIOCGWINSZ, bytes(WINSIZE.size))
+    copy_out(proc.space, arg, size)
+    return 0
+
+
+def _set_winsize(proc: Task, stream: HostStream, _request: int, arg: int) -> int:
+    """TIOCSWINSZ: the guest's view of the size (the host's terminal keeps its own); a
+    change sends SIGWINCH to the foreground group, as tty_do_resize."""
+    size = copy_in(proc.space, arg, WINSIZE.size)
+    terminal = _terminal(proc)
+    changed = size != (terminal.winsize or stream.ioctl(TIOCGWINSZ, bytes(WINSIZE.size)))
+    terminal.winsize = size
+    if changed:
+        for group in _foreground(proc):
+            signal_delivery.send(proc.kernel, group, signal.SIGWINCH, pack_siginfo(signal.SIGWINCH, SI_KERNEL))
+    return 0
+
+
+def _foreground(proc: Task) -> list[ThreadGroup]:
+    fg = _terminal(proc).fg_pgrp
+    return [g for g in proc.kernel.processes.values() if g.alive and g.pgid == fg]
+
+
+def _own_session(proc: Task) -> Terminal:
+    """The terminal, if it is `proc`'s controlling terminal; else ENOTTY (tiocgpgrp)."""
+    terminal = _terminal(proc)
+    if terminal.sid is None or proc.group.sid != terminal.sid:
+        raise SyscallError(errno.ENOTTY, "not the caller's controlling terminal")
+    return terminal
+
+
+def _get_pgrp(proc: Task, _stream: HostStream, request: int, arg: int) -> int:
+    terminal = _own_session(proc)
+    copy_out(proc.space, arg, PID.pack(terminal.fg_pgrp if request == TIOCGPGRP else terminal.sid))
+    return 0
+
+
+def _set_pgrp(proc: Task, _stream: HostStream, _request: int, arg: int) -> int:
+    """TIOCSPGRP: a guest process group of the caller's session into the foreground
+    (tiocspgrp: EINVAL negative, ESRCH no such group, EPERM another session's)."""
+    terminal = _own_session(proc)
+    pgrp = PID.unpack(copy_in(proc.space, arg, PID.size))[0]
+    if pgrp < 0:
+        raise SyscallError(errno.EINVAL, f"process group {pgrp}")
+    members = [g for g in proc.kernel.processes.values() if g.alive and g.pgid == pgrp]
+    if not members:
+        raise SyscallError(errno.ESRCH, f"no process group {pgrp}")
+    if members[0].sid != terminal.sid:
+        raise SyscallError(errno.EPERM, f"process group {pgrp} is in another session")
+    terminal.fg_pgrp = pgrp
+    return 0
+
+
+def _set_ctty(proc: Task, _stream: HostStream, _request: int, _arg: int) -> int:
+    """TIOCSCTTY: already the caller's; or a session leader takes a terminal whose session
+    has no process left (tiocsctty: EPERM otherwise)."""
+    terminal, group = _terminal(proc), proc.group
+    if terminal.sid == group.sid:
+        return 0
+    owners = [g for g in proc.kernel.processes.values() if g.alive and g.sid == terminal.sid]
+    if group.pid != group.sid or owners:
+        raise SyscallError(errno.EPERM, "the terminal is another session's")
+    terminal.sid, terminal.fg_pgrp = group.sid, group.pgid
+    return 0
+
+
+def _no_ctty(proc: Task, _stream: HostStream, _request: int, _arg: int) -> int:
+    """TIOCNOTTY: a session leader gives its terminal up (its foreground group gets SIGHUP
+    and SIGCONT, disassociate_ctty); anyone else just stops being attached."""
+    terminal, group = _own_session(proc), proc.group
+    if group.pid == group.sid:
+        for target in _foreground(proc):
+            for signo in (signal.SIGHUP, signal.SIGCONT):
+                signal_delivery.send(proc.kernel, target, signo, pack_siginfo(signo, SI_KERNEL))
+        terminal.sid = None
+    return 0
+
+
+def _queued(proc: Task, stream: HostStream, request: int, arg: int) -> int:
+    """FIONREAD (input queued) and TIOCOUTQ (output not yet sent), as the host counts."""
+    copy_out(proc.space, arg, stream.ioctl(request, bytes(PID.size)))
+    return 0
+
+
+def _flush(proc: Task, stream: HostStream, _request: int, arg: int) -> int:
+    """TCFLSH: discard the host terminal's queued input, output or both."""
+    queue = arg & 0xFFFF_FFFF
+    if queue not in (TCIFLUSH, TCOFLUSH, TCIOFLUSH):
+        raise SyscallError(errno.EINVAL, f"TCFLSH queue {queue}")
+    stream.ioctl(TCFLSH, queue)
+    return 0
+
+
+def _flow(_proc: Task, _stream: HostStream, _request: int, arg: int) -> int:
+    """TCXONC: checked and accepted; the host terminal's flow is not suspended (its output
+    stopped by a guest would outlive the run)."""
+    if not TCOOFF <= arg & 0xFFFF_FFFF <= TCION:
+        raise SyscallError(errno.EINVAL, f"TCXONC action {arg}")
+    return 0
+
+
+def _accept(_proc: Task, _stream: HostStream, _request: int, _arg: int) -> int:
+    """Requests with nothing to do here: TCSBRK/TCSBRKP (tcdrain, tcsendbreak: the
+    sandbox's writes are already the host's), TIOCEXCL/TIOCNXCL."""
+    return 0
+
+
+def _line_discipline(proc: Task, _stream: HostStream, _request: int, arg: int) -> int:
+    copy_out(proc.space, arg, PID.pack(N_TTY))
+    return 0
+
+
+def _refuse_sti(_proc: Task, _stream: HostStream, _request: int, _arg: int) -> int:
+    """TIOCSTI: faking input is refused, as Linux with dev.tty.legacy_tiocsti=0 (EIO)."""
+    raise SyscallError(errno.EIO, "TIOCSTI is disabled (dev.tty.legacy_tiocsti=0)")
+
+
+_REQUESTS = {
+    TCGETS: _get_modes, TCSETS: _set_modes, TCSETSW: _set_modes, TCSETSF: _set_modes,
+    TIOCGWINSZ: _get_winsize, TIOCSWINSZ: _set_winsize,
+    TIOCGPGRP: _get_pgrp, TIOCGSID: _get_pgrp, TIOCSPGRP: _set_pgrp,
+    TIOCSCTTY: _set_ctty, TIOCNOTTY: _no_ctty,
+    FIONREAD: _queued, TIOCOUTQ: _queued, TCFLSH: _flush, TCXONC: _flow,
+    TCSBRK: _accept, TCSBRKP: _accept, TIOCEXCL: _accept, TIOCNXCL: _accept,
+    TIOCGETD: _line_discipline, TIOCSTI: _refuse_sti,
+}
+
+#: The requests HostStream.ioctl passes to the host terminal itself.
+HOST_REQUESTS = frozenset({TCGETS, TCSETS, TIOCGWINSZ, FIONREAD, TIOCOUTQ, TCFLSH})
