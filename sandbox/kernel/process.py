@@ -35,12 +35,13 @@ class Death(NamedTuple):
 
 
 class FsContext:
-    """A working directory and umask, as one object so that CLONE_FS can share it."""
+    """A working directory, root directory (chroot) and umask, as one object so that
+    CLONE_FS can share it."""
 
-    __slots__ = ("cwd", "umask")
+    __slots__ = ("cwd", "umask", "root")
 
-    def __init__(self, cwd: str = "/", umask: int = 0o022) -> None:
-        self.cwd, self.umask = cwd, umask
+    def __init__(self, cwd: str = "/", umask: int = 0o022, root: str = "/") -> None:
+        self.cwd, self.umask, self.root = cwd, umask, root
 
 
 class ThreadGroup:
@@ -89,7 +90,7 @@ class ThreadGroup:
     def inherit(self, parent: ThreadGroup) -> None:
         """What a fork child takes from its parent besides memory and descriptors (man 2 fork)."""
         self.brk_start, self.brk, self.exe_guest = parent.brk_start, parent.brk, parent.exe_guest
-        self.fs = FsContext(parent.cwd, parent.umask)
+        self.fs = FsContext(parent.cwd, parent.umask, parent.fs.root)
         self.sig_actions = dict(parent.sig_actions)
         self.rlimits, self.prctl = dict(parent.rlimits), dict(parent.prctl)
         self.attrs = parent.attrs.for_child()

@@ -16,6 +16,7 @@ from sandbox.kernel.structs import RLIMIT, SYSINFO, TIMESPEC, TIMEVAL
 from sandbox.kernel.sys_proc import clock_source
 from sandbox.kernel.syscalls import syscall, to_int32
 from sandbox.kernel.task import Task
+from sandbox.kernel.vfs import PATH_MAX
 from sandbox.mm.uaccess import copy_in, copy_out, read_cstring
 
 TIMER_ABSTIME = 1
@@ -214,12 +215,18 @@ def sys_personality(proc: Task, persona: int) -> int:
 
 @syscall("chroot", "path")
 def sys_chroot(proc: Task, path: int) -> int:
-    """The path is looked up and must be a directory (ENOENT, ENOTDIR...), then the call
-    fails with EPERM: the guest has no CAP_SYS_CHROOT (fs/open.c ksys_chroot's order)."""
-    node = proc.kernel.fs.resolve(read_cstring(proc.space, path, 4096), proc.cwd)
+    """The directory becomes the process's "/" for every path it resolves (and its
+    children's; the cwd stays where it is, as Linux leaves it). The path is looked up and
+    must be a directory (ENOENT, ENOTDIR...); then EPERM unless the guest is root, which in
+    the sandbox has what root has in a user namespace of its own (CAP_SYS_CHROOT), as for
+    mount (fs/open.c ksys_chroot's order)."""
+    node = proc.kernel.fs.resolve(read_cstring(proc.space, path, PATH_MAX - 1), proc.cwd)
     if proc.kernel.fs.kind_of(node) != "dir":
         raise SyscallError(errno.ENOTDIR, node.guest)
-    raise SyscallError(errno.EPERM, "chroot needs CAP_SYS_CHROOT")
+    if proc.kernel.identity.uid != 0:
+        raise SyscallError(errno.EPERM, "chroot needs CAP_SYS_CHROOT")
+    proc.group.fs.root = node.guest
+    return 0
 
 
 @syscall("sysinfo", "info")

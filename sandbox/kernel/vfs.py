@@ -210,6 +210,8 @@ class FileSystemView:
         for mount in mounts:
             self.add_mount(mount)
         self.made_up = made_up
+        #: The root directory of the process asking (chroot); the kernel sets it.
+        self.current_root: Callable[[], str] = lambda: "/"
 
     # -- the mount table ------------------------------------------------------------------
 
@@ -513,6 +515,9 @@ class FileSystemView:
             raise SyscallError(errno.ENAMETOOLONG, "path too long")
         text = os.fsdecode(path)
         rules = rules or NO_RULES
+        if rules.jail is None:  # a guest's path: inside its chroot, if it made one
+            jail = self.current_root()
+            rules = rules if jail == "/" else rules._replace(jail=jail)
         pending = _Components(rules.start(text, base))
         walk = _Walk(self)
         node: Node | None = None  # the node the last component named, if it was not . or ..
@@ -548,7 +553,7 @@ class FileSystemView:
                     raise SyscallError(errno.ELOOP, node.guest)
                 if target.startswith("/"):
                     walk.restart()
-                pending.push(rules.link_path(target, base))
+                pending.push(rules.link_path(target))
                 node = None
                 continue
             if xdev is not None and self._filesystem_of(node.guest) != xdev:
@@ -576,7 +581,7 @@ class FileSystemView:
 
     def lookup(self, guest: str) -> Node:
         """The node at an absolute guest path, the last component not followed."""
-        return self.resolve(os.fsencode(guest), "/", follow=False, must_exist=False)
+        return self.resolve(os.fsencode(guest), "/", follow=False, must_exist=False, rules=VIEW_ROOT)
 
     def lstat(self, node: Node) -> os.stat_result | None:
         """The host's lstat of a host node (None for a made-up directory); ENOENT if missing."""
@@ -658,31 +663,31 @@ class FileSystemView:
 
 
 class ResolveRules(NamedTuple):
-    """openat2's restrictions on a walk (man 2 openat2, RESOLVE_*), relative to the
-    directory the walk starts from (`base`)."""
+    """Restrictions on a walk: openat2's RESOLVE_* (man 2 openat2), relative to the
+    directory the walk starts from (`base`), and chroot's root (`jail`)."""
 
     beneath: bool = False  # RESOLVE_BENEATH: never leave base (EXDEV)
-    in_root: bool = False  # RESOLVE_IN_ROOT: base is the root for /, .. and absolute links
+    #: The directory that is "/" for absolute paths, absolute symlinks and `..` at the top
+    #: (RESOLVE_IN_ROOT: base; chroot(2): the process's root); None: the view's own root.
+    jail: str | None = None
     no_symlinks: bool = False  # RESOLVE_NO_SYMLINKS: no symlink is followed (ELOOP)
     no_magiclinks: bool = False  # RESOLVE_NO_MAGICLINKS: no /proc/PID/fd-style link (ELOOP)
     no_xdev: bool = False  # RESOLVE_NO_XDEV: no mount crossed (EXDEV)
 
     def start(self, text: str, base: str) -> list[str]:
-        """The components to walk: from the root, or from `base` (always, in its root)."""
+        """The components to walk: from the root (the jail's, if any), or from `base`."""
         if text.startswith("/"):
             if self.beneath:
                 raise SyscallError(errno.EXDEV, f"{text} is absolute (RESOLVE_BENEATH)")
-            if not self.in_root:
-                return text.split("/")
+            return (self.jail.split("/") if self.jail else []) + text.split("/")
         return base.split("/") + text.split("/")
 
     def at_top(self, names: list[str], base: str) -> bool:
-        """A `..` at `base`: EXDEV beneath it, ignored in its root, else walked."""
-        if not (self.beneath or self.in_root) or len(names) > len([p for p in base.split("/") if p]):
-            return False
-        if self.beneath:
+        """A `..` where the walk stands (`names`): EXDEV at `base` beneath it, ignored at
+        the jail's top (a chroot's cwd outside its root walks on, as Linux lets it)."""
+        if self.beneath and len(names) <= len(_parts(base)):
             raise SyscallError(errno.EXDEV, f".. leaves {base} (RESOLVE_BENEATH)")
-        return True
+        return self.jail is not None and names == _parts(self.jail)
 
     def check_link(self, guest: str, magic: bool, target: str) -> None:
         if self.no_symlinks or (magic and self.no_magiclinks):
@@ -690,15 +695,21 @@ class ResolveRules(NamedTuple):
         if self.beneath and target.startswith("/"):
             raise SyscallError(errno.EXDEV, f"{guest} points at {target} (RESOLVE_BENEATH)")
 
-    def link_path(self, target: str, base: str) -> list[str]:
+    def link_path(self, target: str) -> list[str]:
         """The components a symlink's target adds: an absolute one starts again from the
-        root, which in RESOLVE_IN_ROOT is `base`."""
-        if self.in_root and target.startswith("/"):
-            return base.split("/") + target.split("/")
+        root, the jail's if there is one."""
+        if self.jail and target.startswith("/"):
+            return self.jail.split("/") + target.split("/")
         return target.split("/")
 
 
+def _parts(guest: str) -> list[str]:
+    return [p for p in guest.split("/") if p]
+
+
 NO_RULES = ResolveRules()
+#: For the kernel's own lookups of full guest paths: the view's root, whoever asks.
+VIEW_ROOT = ResolveRules(jail="/")
 
 
 class _Components:
