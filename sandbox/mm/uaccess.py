@@ -83,12 +83,15 @@ def copy_out(space: AddressSpace, va: int, data: bytes | bytearray | memoryview)
 
 
 def read_cstring(space: AddressSpace, va: int, limit: int = 4096) -> bytes:
-    """A NUL-terminated string at `va` (without the NUL); ENAMETOOLONG past `limit` bytes."""
+    """A NUL-terminated string at `va` (without the NUL); ENAMETOOLONG past `limit` bytes.
+    No byte past the string's `limit + 1` is read (strncpy_from_user): a string that runs
+    on into an unmapped page is too long, not a fault, when its bytes up to there are."""
     _check_span(va, 1)
     mem = space.mem.bytes
     out = bytearray()
     while len(out) <= limit:
         pa, room = user_pa(space, va, Access.READ)
+        room = min(room, limit + 1 - len(out))
         chunk = mem[pa : pa + room]
         end = bytes(chunk).find(b"\0")
         if end >= 0:

@@ -1,12 +1,14 @@
 /* Attacks on the readiness calls: each mode prints what it observes; compared with native. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/eventfd.h>
 #include <sys/select.h>
 #include <sys/syscall.h>
@@ -86,6 +88,26 @@ int main(int argc, char **argv) {
     ssize_t n = write(p[1], big, sizeof big);
     printf("wrote %zd of %zu, SIGPIPE %d\n", n, sizeof big, pipe_signals);
     waitpid(c, 0, 0);
+    return 0;
+  }
+  if (!strcmp(m, "getfl")) {  /* F_GETFL: no open-time flags, O_LARGEFILE for files opened by path */
+    char path[64]; snprintf(path, sizeof path, "/tmp/getfl-%d", getpid());
+    int a = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600), b = open(path, O_RDWR | O_APPEND | O_NOCTTY);
+    int p[2]; pipe2(p, O_NONBLOCK);
+    int e = eventfd(0, EFD_NONBLOCK), d = open("/tmp", O_RDONLY | O_DIRECTORY);
+    int flags[6] = {fcntl(a, F_GETFL), fcntl(b, F_GETFL), fcntl(p[0], F_GETFL), fcntl(p[1], F_GETFL),
+                    fcntl(e, F_GETFL), fcntl(d, F_GETFL)};
+    for (int i = 0; i < 6; i++) printf("%#x ", flags[i]);
+    printf("\n"); unlink(path);
+    SAY("lseek of a closed fd with a bad whence", lseek(99, 0, 7));
+    return 0;
+  }
+  if (!strcmp(m, "longpath")) {  /* a path read stops at PATH_MAX bytes: too long, not a fault */
+    char *two = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    munmap(two + 4096, 4096);
+    memset(two, 'a', 4096);
+    SAY("4096 bytes, no NUL, then a hole", open(two, O_RDONLY));
+    SAY("96 bytes, then a hole", open(two + 4000, O_RDONLY));
     return 0;
   }
   if (!strcmp(m, "forever")) {  /* nobody can ever wake it: a deadlock, not a hang */

@@ -15,7 +15,7 @@ from tests.conftest import ROOT, require_tool, run_native, run_sandbox
 
 SOURCES = ROOT / "tests" / "events"
 MODES = ["eventfd", "timerfd", "signalfd", "epoll", "select", "rtqueue", "ioctls", "anon"]
-ATTACKS = ["nest", "reuse", "faults", "fasttimer", "hugecount", "partialpipe"]
+ATTACKS = ["nest", "reuse", "faults", "fasttimer", "hugecount", "partialpipe", "getfl", "longpath"]
 
 
 @pytest.fixture(scope="module")
