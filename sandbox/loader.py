@@ -180,9 +180,27 @@ def _check_ident(path: str, data: bytes) -> None:
     if len(data) < ELF64_EHDR_SIZE:
         raise ElfError(f"{path}: truncated ELF header ({len(data)} bytes)")
     if data[4] != 2:
-        raise ElfError(f"{path}: ELF class {data[4]} is not ELFCLASS64; only x86-64 runs here")
+        raise ElfError(f"{path}: {_architecture(data)}: only x86-64 runs here")
     if data[5] != 1:
         raise ElfError(f"{path}: ELF data encoding {data[5]} is not little-endian")
+
+
+#: The names users know for the e_machine values they meet (gABI; pyelftools names the rest).
+ARCHITECTURES = {3: "x86", 8: "MIPS", 20: "PowerPC", 21: "PowerPC", 22: "s390", 40: "ARM", 62: "x86-64",
+                 183: "ARM (AArch64)", 243: "RISC-V", 258: "LoongArch"}
+
+
+def _architecture(ident: bytes) -> str:
+    """What the header says the program is, as 'a 32-bit x86 program': e_ident's class
+    and e_machine, which is at offset 18 in both classes, in e_ident's byte order."""
+    bits = {1: "32-bit", 2: "64-bit"}.get(ident[4], f"ELF class {ident[4]}")
+    if len(ident) < 20:
+        return f"a {bits} program"
+    machine = struct.unpack_from(">H" if ident[5] == 2 else "<H", ident, 18)[0]
+    name = ARCHITECTURES.get(machine) or f"e_machine {_enum_name('ENUM_E_MACHINE', machine)}"
+    if machine == EM_X86_64 and ident[4] == 1:
+        name = "x86-64 x32-ABI"
+    return f"a {bits} {name} program"
 
 
 def _enum_name(table: str, value: int) -> str:
@@ -198,8 +216,7 @@ def _parse(fd: int, path: str, header: bytes, size: int) -> ElfImage:
     (e_type, e_machine, _version, e_entry, e_phoff, _shoff, _flags, _ehsize, e_phentsize,
      e_phnum) = ELF64_EHDR.unpack_from(header, 16)
     if e_machine != EM_X86_64:
-        raise ElfError(f"{path}: wrong architecture {_enum_name('ENUM_E_MACHINE', e_machine)}; "
-                       "only EM_X86_64 runs here")
+        raise ElfError(f"{path}: {_architecture(header)}: only x86-64 runs here")
     if e_type not in (ET_EXEC, ET_DYN):
         raise ElfError(f"{path}: ELF type {_enum_name('ENUM_E_TYPE', e_type)} is not an executable")
     if e_phnum and e_phentsize != ELF64_PHDR_SIZE:
