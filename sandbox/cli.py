@@ -2,10 +2,16 @@
 
 Exit status: the guest's own; 128 + N if signal N killed it; 127 if PROG does not exist and
 126 if it cannot be run (not an ELF, wrong architecture, ...), as shells report. SIGTERM,
-SIGHUP or SIGINT sent to the sandbox itself stop the run in order (every guest process
-ends, the private root is removed) and the status is 128 + that signal, as a shell reports.
-The private root is removed on every way out, internal errors (70) included; a root that
-could not be removed is said in one line on stderr and never changes the status.
+SIGHUP, SIGINT or SIGQUIT sent to the sandbox itself go to the guest's foreground process
+group, as a terminal's signals do (with SIGWINCH, SIGTSTP and SIGCONT; sandbox/kernel/tty.py):
+a guest that handles them runs on; one that dies of one is said as "stopped by SIGTERM sent
+to the sandbox", every guest process ends, the private root is removed and the status is 128
++ that signal, as a shell reports. Before the run begins, they stop it at once.
+A usage mistake is one line and status 2 (`sandbox.commands`), found before the guest runs.
+The private root is removed on every way out, internal errors (70) included, unless
+--keep-root keeps it (its path is said); files the guest left there are counted in one line
+when stderr is a terminal. A root that could not be removed is said in one line on stderr
+and never changes the status.
 
 The commands and their options are click's, in `sandbox.commands`. The one exception is a
 plain `sandbox run PROG [ARGS]...`, with no option before PROG: there is nothing to parse,
@@ -32,11 +38,15 @@ from sandbox.kernel.options import Options
 EXIT_NOT_FOUND = 127
 EXIT_CANNOT_EXECUTE = 126
 EXIT_INTERNAL = 70  # EX_SOFTWARE, sysexits.h
+EXIT_USAGE = 2  # a usage mistake, as click (and most commands) report it
 EXIT_INTERRUPTED = 128 + 2  # SIGINT, as a shell reports a job it interrupted
 EXIT_SIGNALLED = 128  # + the signal's number, as a shell reports a job a signal ended
-#: Signals to the sandbox process that stop the run in order (unless they were ignored when
-#: the sandbox started, as `nohup` leaves SIGHUP).
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+#: Signals to the sandbox process that stop the run in order if they come before it begins,
+#: and go to the guest once it runs (unless they were ignored when the sandbox started, as
+#: `nohup` leaves SIGHUP).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGQUIT)
+#: Signals only a running guest is given (their default is the sandbox's own otherwise).
+RUN_SIGNALS = (signal.SIGWINCH, signal.SIGTSTP, signal.SIGCONT)
 
 if TYPE_CHECKING:
     from sandbox.api import RunResult, Sandbox
@@ -49,7 +59,8 @@ RUN_DEFAULTS: dict[str, object] = {
         "file_fault_around", "max_resident", "timeout", "max_instructions", "max_processes", "max_open_files",
         "max_map_count", "disk", "uid", "gid", "system", "sysroot", "cpus", "net")},
     "mounts": (), "env": (), "fault_log": None,  # given to the kernel as lists and a file, in execute
-    "stats": False, "stats_json": None, "dump_pagetables": False, "fault_around": None,
+    "stats": False, "stats_json": None, "dump_pagetables": False, "fault_around": None, "keep_root": False,
+    "trace_filter": None, "trace_out": None,  # strace's -e trace= (a set of names) and -o FILE
 }
 
 
@@ -124,92 +135,166 @@ def _write_patiently(fd: int, data: bytes, patience: float) -> None:
 
 
 class StopSignals:
-    """SIGTERM, SIGHUP and SIGINT to the sandbox process, made an orderly stop while it is
-    installed (a `with` block): the first one is recorded, and during the run it stops the
-    guest at a safe point (`Sandbox.interrupt`); the sandbox is then closed as on any other
-    way out. Later signals, and signals after the run, change nothing: cleanup goes on."""
+    """Host signals to the sandbox process while it is installed (a `with` block). Before
+    the run, the first stop signal is recorded and stops the run as it begins; during the
+    run, each goes to the guest's foreground process group (`Sandbox.forward_signal`: the
+    handler only posts it, the kernel delivers it at a safe point); after the run they
+    change nothing: cleanup goes on."""
 
     def __init__(self) -> None:
         self.signo: int | None = None
+        self.forwarded: set[int] = set()
         self._sandbox: Sandbox | None = None
         self._over = False
         self._saved: dict[int, object] = {}
 
     def __enter__(self) -> StopSignals:
-        for signo in STOP_SIGNALS:
-            if signal.getsignal(signo) is not signal.SIG_IGN:
-                self._saved[signo] = signal.signal(signo, self._on_signal)
+        self._install(STOP_SIGNALS)
         return self
 
     def __exit__(self, *exc: object) -> None:
         for signo, handler in self._saved.items():
             signal.signal(signo, handler)
 
+    def _install(self, signals: tuple[int, ...]) -> None:
+        for signo in signals:
+            if signal.getsignal(signo) is not signal.SIG_IGN:
+                self._saved[signo] = signal.signal(signo, self._on_signal)
+
     @contextmanager
     def running(self, sandbox: Sandbox) -> Iterator[None]:
-        """The run itself: a stop signal interrupts `sandbox` (one that came before it
-        began stops it at once)."""
+        """The run itself: host signals go to `sandbox`'s guest (a stop signal that came
+        before it began stops it at once)."""
         from sandbox.api import Stopped
 
         if self.signo is not None:
             raise Stopped(self.signo)
+        sandbox.listen_for_signals()
         self._sandbox = sandbox
+        self._install(RUN_SIGNALS)
         try:
             yield
         finally:
             self._sandbox, self._over = None, True
+            for signo in RUN_SIGNALS:
+                if signo in self._saved:
+                    signal.signal(signo, self._saved.pop(signo))
 
-    def _on_signal(self, signo: int, frame: FrameType | None) -> None:
-        if self.signo is not None or self._over:
-            return
-        self.signo = signo
+    def _on_signal(self, signo: int, _frame: FrameType | None) -> None:
         if self._sandbox is not None:
-            self._sandbox.interrupt(signo, frame)
+            self.forwarded.add(signo)
+            self._sandbox.forward_signal(signo)
+        elif self.signo is None and not self._over and signo in STOP_SIGNALS:
+            self.signo = signo
+
+    def death_message(self, result: RunResult) -> str | None:
+        """The one line for how the guest ended: a death by a signal the sandbox was sent
+        says so."""
+        if result.signal in self.forwarded and result.message == f"killed by {signal.Signals(result.signal).name}":
+            return f"stopped by {signal.Signals(result.signal).name} sent to the sandbox"
+        return result.message
 
 
 def execute(prog: str, args: tuple[str, ...], memory: int, trace_faults: bool, trace_syscalls: bool,
             stats: bool, stats_json: str | None, show_maps: bool, mounts: tuple[str, ...], env: tuple[str, ...],
-            fault_log: str | None, dump_pagetables: bool, fault_around: int | None, **options) -> int:
-    """Run one guest; report; return the exit status for the host."""
+            fault_log: str | None, dump_pagetables: bool, fault_around: int | None, keep_root: bool,
+            report_to_stdout: bool = False, **options) -> int:
+    """Run one guest; report; return the exit status for the host.
+
+    The reports (--maps, the page tables, --stats) go to stderr, since the guest owns
+    stdout, unless `report_to_stdout` (`sandbox maps` and `sandbox pagetable`, which exist
+    to print them): then the guest's stdout is the host's stderr during the run.
+    """
     if fault_around:
         from sandbox.mm.policy import fault_around as fault_around_policy
 
         options["fault_policies"] = [fault_around_policy(fault_around)]
-    log = open(fault_log, "w") if fault_log else None  # noqa: SIM115 - closed below
+    trace_out = options.pop("trace_out")  # alone, it means --trace-syscalls, as strace -o FILE
+    trace_syscalls = _traced_calls(trace_syscalls or bool(trace_out and not trace_faults), options.pop("trace_filter"))
     try:
-        with StopSignals() as stop:
-            result, tables, status = _run(prog, args, stop, dump_pagetables, memory, trace_syscalls, trace_faults,
-                                          mounts=list(mounts), env=list(env), fault_log=log, **options)
+        options["trace_out"] = open(trace_out, "w") if trace_out else None  # noqa: SIM115 - closed below
+    except OSError as error:
+        _say(f"sandbox: --trace-out {trace_out}: {error.strerror}")
+        return EXIT_USAGE
+    try:
+        log = open(fault_log, "w") if fault_log else None  # noqa: SIM115 - closed below
+    except OSError as error:
+        _say(f"sandbox: --fault-log {fault_log}: {error.strerror}")
+        return EXIT_USAGE
+    try:
+        with StopSignals() as stop, _guest_stdout_to_stderr(report_to_stdout):
+            result, tables, status = _run(prog, args, stop, dump_pagetables, keep_root, memory, trace_syscalls,
+                                          trace_faults, mounts=list(mounts), env=list(env), fault_log=log, **options)
     finally:
         if log is not None:
             log.close()
+        if options["trace_out"] is not None:
+            options["trace_out"].close()
     if stop.signo is not None:
         _say(f"sandbox: {prog}: stopped by {signal.Signals(stop.signo).name} sent to the sandbox")
         return EXIT_SIGNALLED + stop.signo
     if result is None:
         return status
     sys.stdout.flush()
-    if result.message:
-        _say(f"sandbox: {prog}: {result.message}")
+    message = stop.death_message(result)
+    if message:
+        _say(f"sandbox: {prog}: {message}")
+    report = sys.stdout.write if report_to_stdout else lambda text: _say(text, end="")
     if show_maps:
-        _say(result.maps, end="")
+        report(result.maps)
     if tables:
-        _say(tables, end="")
+        report(tables)
     if stats:
         _say(format_stats(result.stats))
-    if stats_json:
-        import json  # only here: json's import is a measurable share of start-up
-
-        with open(stats_json, "w") as f:
-            json.dump(result.stats, f, indent=2, sort_keys=True)
+    if stats_json and not _write_stats(stats_json, result.stats):
+        return EXIT_USAGE
     return result.status
 
 
-def _run(prog: str, args: tuple[str, ...], stop: StopSignals, dump_pagetables: bool, *sandbox_args: object,
-         **sandbox_options: object) -> tuple[RunResult | None, str, int]:
+def _traced_calls(trace_syscalls: bool, trace_filter: frozenset[str] | None) -> bool | frozenset[str]:
+    """What the tracer traces: every call (True), none (False), or the calls --trace-filter
+    named (which implies --trace-syscalls)."""
+    if trace_filter is None:
+        return trace_syscalls
+    return trace_filter or False
+
+
+def _write_stats(path: str, stats: dict) -> bool:
+    """--stats-json (its path was checked before the run); False, said, if it failed."""
+    import json  # only here: json's import is a measurable share of start-up
+
+    try:
+        with open(path, "w") as f:
+            json.dump(stats, f, indent=2, sort_keys=True)
+    except OSError as error:
+        _say(f"sandbox: --stats-json {path}: {error.strerror}")
+        return False
+    return True
+
+
+@contextmanager
+def _guest_stdout_to_stderr(active: bool) -> Iterator[None]:
+    """While `active`, the host's fd 1 is its stderr (the guest's fd 1 is the host's fd 1),
+    so that stdout carries only what the command prints after the run."""
+    if not active:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _run(prog: str, args: tuple[str, ...], stop: StopSignals, dump_pagetables: bool, keep_root: bool,
+         *sandbox_args: object, **sandbox_options: object) -> tuple[RunResult | None, str, int]:
     """Make a sandbox, run PROG in it (unless a stop signal came first) and close it, which
-    removes its private root, however the run ended. (result, page tables, 0) after a run,
-    (None, "", exit status) when PROG could not run or the sandbox failed."""
+    removes its private root (unless `keep_root`), however the run ended. (result, page
+    tables, 0) after a run, (None, "", exit status) when PROG could not run or the sandbox
+    failed."""
     from sandbox.api import Sandbox, Stopped
 
     try:
@@ -219,7 +304,7 @@ def _run(prog: str, args: tuple[str, ...], stop: StopSignals, dump_pagetables: b
                 result = sandbox.run(prog, [prog, *args])
                 tables = sandbox.pagetables() if dump_pagetables else ""
         finally:
-            _close(sandbox)
+            _close(sandbox, keep_root)
     except Stopped:
         return None, "", EXIT_SIGNALLED + stop.signo
     except SandboxError as error:
@@ -235,13 +320,64 @@ def _run(prog: str, args: tuple[str, ...], stop: StopSignals, dump_pagetables: b
     return result, tables, 0
 
 
-def _close(sandbox: Sandbox) -> None:
+def _close(sandbox: Sandbox, keep_root: bool) -> None:
     """Close the sandbox; a private root that could not be removed is said, not fatal
-    (the guest's status stands)."""
+    (the guest's status stands). With `keep_root` the private root stays and its path is
+    said; without, files the guest wrote there are counted in one line on a terminal
+    (a user who wrote results to /tmp learns they are gone; scripts see nothing)."""
+    if keep_root:
+        kept = sandbox.kernel.keep_private_root()
+        if kept is not None:
+            _say(f"sandbox: the guest's private root (its / and /tmp) is kept at {kept}")
+    elif sandbox.kernel.private_root is not None and _on_terminal(sys.stderr):
+        _say_files_lost(sandbox.kernel.private_root)
     try:
         sandbox.close()
     except CleanupError as error:
         _say(f"sandbox: cleanup: {error}")
+
+
+#: The most entries the count of files left in a private root looks at: the guest shaped
+#: that tree, and the note must not take longer than the run.
+COUNT_FILES_MOST = 10_000
+
+
+def _say_files_lost(root: str) -> None:
+    """One line if the guest left files in its private root, which is about to go."""
+    count, complete = count_files(root, COUNT_FILES_MOST)
+    if count:
+        many = f"{count}{'' if complete else '+'} file{'s' if count != 1 else ''}"
+        _say(f"sandbox: the guest wrote {many} in its private root (its / and /tmp), removed at exit; "
+             "--keep-root keeps it, --mount HOST:GUEST shows a host directory")
+
+
+def count_files(root: str, most: int) -> tuple[int, bool]:
+    """Entries other than directories under `root`, without following links, and whether
+    they were all counted: the walk stops at `most` entries looked at. Unreadable
+    directories are skipped."""
+    count, seen, pending = 0, 0, [root]
+    while pending and seen < most:
+        try:
+            with os.scandir(pending.pop()) as entries:
+                for entry in entries:
+                    seen += 1
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append(entry.path)
+                    else:
+                        count += 1
+                    if seen >= most:
+                        break
+        except OSError:
+            continue
+    return count, seen < most
+
+
+def _on_terminal(stream: object) -> bool:
+    """True if `stream` is a host terminal."""
+    try:
+        return os.isatty(stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        return False
 
 
 def _where(error: BaseException) -> str:

@@ -1,21 +1,35 @@
 """The click commands behind `sandbox`: run, maps, pagetable, demo, plot (and --help, --version).
 
 `sandbox.cli.main` comes here for everything but a plain `sandbox run PROG [ARGS]...`.
+A usage mistake (a bad option value, an unknown demo, an output file that cannot be
+written) is one line on stderr and exit status 2, found before any guest runs.
 """
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 
-from sandbox.cli import EXIT_CANNOT_EXECUTE, RUN_DEFAULTS, execute
+from sandbox.cli import EXIT_CANNOT_EXECUTE, EXIT_USAGE, RUN_DEFAULTS, execute
 from sandbox.errors import SandboxError
 
 MIN_MEMORY = 4 << 20
+#: The largest --memory: the frame allocator keeps 5 bytes per 4 KiB frame (80 MiB here).
+MAX_MEMORY = 64 << 30
 _SIZE = re.compile(r"^(\d+)([KMG]?)(i?B)?$", re.IGNORECASE)
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+def usage_error(message: str) -> None:
+    """A user's mistake: one line on stderr, exit status 2."""
+    click.echo(f"sandbox: {message}", err=True)
+    sys.exit(EXIT_USAGE)
 
 
 def _bytes(text: str, example: str) -> int:
@@ -27,10 +41,19 @@ def _bytes(text: str, example: str) -> int:
 
 
 def parse_size(_ctx: click.Context | None, _param: click.Parameter | None, text: str) -> int:
-    """Guest RAM: a page multiple of at least 4 MiB."""
+    """Guest RAM: a page multiple of at least 4 MiB and at most MAX_MEMORY, that the host
+    agrees to reserve (an untouched anonymous mapping costs nothing, and the host's
+    overcommit check refuses one larger than its memory)."""
     size = _bytes(text, "64M")
-    if size < MIN_MEMORY or size % 4096:
-        raise click.BadParameter(f"{text!r}: need a multiple of 4 KiB, at least 4M")
+    if size < MIN_MEMORY or size % 4096 or size > MAX_MEMORY:
+        raise click.BadParameter(f"{text!r}: need a multiple of 4 KiB, at least 4M and at most "
+                                 f"{MAX_MEMORY >> 30}G")
+    import mmap
+
+    try:
+        mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS).close()
+    except OSError as error:
+        raise click.BadParameter(f"{text!r}: the host will not reserve that much ({error.strerror})") from None
     return size
 
 
@@ -44,10 +67,89 @@ def _optional_size(ctx: click.Context, param: click.Parameter, text: str | None)
     return None if text is None else _bytes(text, "16M")
 
 
-@click.group()
+def _mounts(_ctx: click.Context, _param: click.Parameter, specs: tuple[str, ...]) -> tuple[str, ...]:
+    """--mount: each HOST:GUEST[:ro|rw] checked now (the host path must exist), so that a
+    bad one is a usage error before anything runs; the kernel parses them again."""
+    from sandbox.kernel.vfs import parse_mount
+
+    for spec in specs:
+        try:
+            parse_mount(spec)
+        except SandboxError as error:
+            raise click.BadParameter(str(error).removeprefix(f"--mount {spec}: ")) from None
+    return specs
+
+
+def output_path(_ctx: click.Context | None, _param: click.Parameter | None, path: str | None) -> str | None:
+    """An output file the command writes after the run: checked before it (an existing
+    writable file, or a new name in an existing writable directory)."""
+    if path is None:
+        return None
+    if os.path.isdir(path):
+        raise click.BadParameter(f"{path}: is a directory")
+    target = path if os.path.exists(path) else os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+        raise click.BadParameter(f"{path}: no such directory {os.path.dirname(path)}")
+    if not os.access(target, os.W_OK):
+        raise click.BadParameter(f"{path}: {os.strerror(errno.EACCES)}")
+    return path
+
+
+class OneLineError(click.ClickException):
+    """A click error (a usage error, mostly) shown as one line: `sandbox run: Invalid
+    value for '--memory': ...`, with the original's exit status (2 for usage)."""
+
+    def __init__(self, error: click.ClickException) -> None:
+        super().__init__(error.format_message())
+        self.exit_code = error.exit_code
+        self.where = getattr(getattr(error, "ctx", None), "command_path", "sandbox")
+
+    def show(self, file: object = None) -> None:
+        click.echo(f"{self.where}: {self.format_message()}", err=True)
+
+
+class OneLineErrors(click.Group):
+    """click's group, its errors and its commands' said in one line (OneLineError) rather
+    than a usage block; everything else (--help, Ctrl-C, a closed pipe) is click's."""
+
+    def make_context(self, *args, **kwargs) -> click.Context:  # noqa: ANN002, ANN003 - click's
+        """click's, with a parse error made one line."""
+        with _one_line():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: click.Context) -> object:
+        """click's, with a subcommand's parse or usage error made one line."""
+        with _one_line():
+            return super().invoke(ctx)
+
+
+@contextmanager
+def _one_line() -> Iterator[None]:
+    """Turn a ClickException into a OneLineError (help for no arguments stays help)."""
+    try:
+        yield
+    except (click.exceptions.NoArgsIsHelpError, OneLineError):
+        raise
+    except click.ClickException as error:
+        raise OneLineError(error) from None
+
+
+@click.group(cls=OneLineErrors)
 @click.version_option(package_name="sandbox")
 def cli() -> None:
     """Run x86-64 Linux programs in Unicorn under a small kernel's memory manager."""
+
+
+def _trace_filter(_ctx: click.Context, _param: click.Parameter, text: str | None) -> frozenset[str] | None:
+    """--trace-filter: the names of the calls to trace, or None when not given."""
+    if text is None:
+        return None
+    from sandbox.syscall_decode import parse_trace_filter
+
+    try:
+        return parse_trace_filter(text)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
 
 
 def _run_options(f):
@@ -55,15 +157,25 @@ def _run_options(f):
     default = RUN_DEFAULTS
     for option in reversed([
         click.option("--memory", default=f"{default['memory'] >> 20}M", show_default=True, callback=parse_size,
-                     help="Guest-physical RAM (e.g. 64M, 1G)."),
+                     metavar="SIZE", help=f"Guest-physical RAM (e.g. 64M, 1G; at most {MAX_MEMORY >> 30}G)."),
         click.option("--trace-faults", is_flag=True, help="One line per page fault on stderr."),
-        click.option("--trace-syscalls", is_flag=True, help="strace-like system-call trace on stderr."),
+        click.option("--trace-syscalls", is_flag=True,
+                     help="System-call trace in strace's format (strace -f -s 32) on stderr."),
+        click.option("--trace-filter", callback=_trace_filter, metavar="EXPR",
+                     help="Trace only these calls, as strace -e trace=EXPR: names, %file, %desc, "
+                          "%process, %memory, %network, %signal, %ipc, /regex, a leading ! for the "
+                          "others (e.g. 'openat,close' or '%file,%desc'); implies --trace-syscalls."),
+        click.option("--trace-out", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
+                     help="Write the traces to FILE, each line led by the task id, as strace -f -o FILE "
+                          "(alone, it implies --trace-syscalls)."),
         click.option("--stats", is_flag=True, help="Print faults, frames and syscalls at exit (stderr)."),
-        click.option("--stats-json", type=click.Path(dir_okay=False, writable=True),
+        click.option("--stats-json", callback=output_path, metavar="FILE",
                      help="Write the statistics as JSON to this file."),
         click.option("--root", type=click.Path(exists=True, file_okay=False),
                      help="Host directory the guest sees as / (default: a fresh private one with /tmp)."),
-        click.option("--mount", "mounts", multiple=True, metavar="HOST:GUEST[:ro|rw]",
+        click.option("--keep-root", is_flag=True,
+                     help="Keep the private root at exit and say where (files the guest wrote there)."),
+        click.option("--mount", "mounts", multiple=True, metavar="HOST:GUEST[:ro|rw]", callback=_mounts,
                      help="Expose a host file or directory at GUEST (repeatable)."),
         click.option("--sysroot", default=default["sysroot"], show_default=True,
                      type=click.Path(exists=True, file_okay=False),
@@ -71,14 +183,15 @@ def _run_options(f):
                           "sees, read-only (like qemu-user's -L)."),
         click.option("--no-system", "system", flag_value=False, default=default["system"],
                      help="No system trees: the bare private root (for static programs)."),
-        click.option("--cwd", default=default["cwd"], show_default=True, help="The guest's working directory."),
+        click.option("--cwd", default=default["cwd"], show_default=True, metavar="DIR",
+                     help="The guest's working directory."),
         click.option("--env", "env", multiple=True, metavar="K=V", help="Set a guest environment variable."),
         click.option("--inherit-env", is_flag=True, help="Start from the host's environment, not a fixed one."),
         click.option("--deterministic", is_flag=True,
                      help="Fixed clock and seeded randomness: two runs give identical traces."),
-        click.option("--seed", default=default["seed"], show_default=True,
-                     help="Seed for --deterministic randomness."),
-        click.option("--fault-log", type=click.Path(dir_okay=False, writable=True),
+        click.option("--seed", default=default["seed"], show_default=True, type=int, metavar="N",
+                     help="Seed for --deterministic randomness (giving it implies --deterministic)."),
+        click.option("--fault-log", callback=output_path, metavar="FILE",
                      help="Write every page fault as a JSON line (see `sandbox plot`)."),
         click.option("--dump-pagetables", is_flag=True, help="Print the live page-table tree at exit (stderr)."),
         click.option("--fault-around", type=click.IntRange(min=1, max=511), metavar="N",
@@ -100,6 +213,7 @@ def _run_options(f):
                      default=default["max_open_files"], show_default=True, metavar="N",
                      help="Descriptors per process (EMFILE beyond)."),
         click.option("--cpus", type=click.IntRange(min=1, max=1024), default=default["cpus"], show_default=True,
+                     metavar="N",
                      help="CPUs the guest is told it has (sched_getaffinity); it runs on one."),
         click.option("--max-map-count", type=click.IntRange(min=8), default=default["max_map_count"],
                      show_default=True, metavar="N",
@@ -110,55 +224,95 @@ def _run_options(f):
                      help="Guest TCP/UDP: a loopback network inside the sandbox, or the host's network "
                           "through host sockets (host: the guest reaches whatever the host reaches)."),
         click.option("--uid", type=click.IntRange(min=0, max=(1 << 32) - 2), default=default["uid"],
-                     show_default="the invoking user's", help="The guest's user id (never host privilege)."),
+                     show_default="the invoking user's", metavar="UID",
+                     help="The guest's user id (never host privilege)."),
         click.option("--gid", type=click.IntRange(min=0, max=(1 << 32) - 2), default=default["gid"],
-                     show_default="the invoking user's", help="The guest's group id."),
+                     show_default="the invoking user's", metavar="GID", help="The guest's group id."),
     ]):
         f = option(f)
     return f
 
 
-@cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+RUN_EPILOG = """\b
+Examples:
+  sandbox run /bin/busybox echo hi        # a static program
+  sandbox run /bin/ls -l /usr             # dynamic: the host's /usr, /lib read-only
+  sandbox run --trace-faults --stats ./prog
+  sandbox run --mount "$PWD:/work" --cwd /work ./prog   # the current directory
+  sandbox run --keep-root ./prog          # keep what the guest wrote in its /
+
+\b
+The guest's / is a fresh private directory (with /tmp), removed at exit; --mount
+and --root show it host files, --keep-root keeps it. The guest owns stdin, stdout
+and stderr; the sandbox's own reports (--stats, --maps, traces) go to stderr.
+
+\b
+Exit status: the guest's own; 128+N if signal N killed it (137 at --timeout or
+--max-instructions); 127 if PROG does not exist; 126 if it cannot run (not an
+ELF, not x86-64...); 2 for a usage mistake; 70 for a sandbox bug.
+"""
+
+_RUN_SETTINGS = {"ignore_unknown_options": True, "allow_interspersed_args": False}
+
+
+def _execute(prog: str, args: tuple[str, ...], options: dict, **how: object) -> None:
+    """Run the guest with the command's options and exit with its status; a --seed given
+    on the command line implies --deterministic (a seed means nothing without it)."""
+    source = click.get_current_context().get_parameter_source("seed")
+    if source is click.core.ParameterSource.COMMANDLINE:
+        options["deterministic"] = True
+    sys.exit(execute(prog, args, **options, **how))
+
+
+@cli.command(context_settings=_RUN_SETTINGS, epilog=RUN_EPILOG, short_help="Run PROG with ARGS inside the sandbox.")
 @_run_options
-@click.option("--maps", is_flag=True, help="Print the address space at exit (/proc/PID/maps format).")
+@click.option("--maps", is_flag=True, help="Print the address space at exit (/proc/PID/maps format, stderr).")
 @click.argument("prog")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def run(prog: str, args: tuple[str, ...], maps: bool, **options) -> None:
-    """Run PROG with ARGS inside the sandbox."""
-    sys.exit(execute(prog, args, show_maps=maps, **options))
+    """Run PROG with ARGS inside the sandbox, as the shell would run it natively."""
+    _execute(prog, args, options, show_maps=maps)
 
 
-@cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@cli.command(context_settings=_RUN_SETTINGS, short_help="Run PROG; print its address space at exit.")
 @_run_options
 @click.argument("prog")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def maps(prog: str, args: tuple[str, ...], **options) -> None:
-    """Run PROG and print its address space at exit, like /proc/PID/maps."""
-    sys.exit(execute(prog, args, show_maps=True, **options))
+    """Run PROG and print its address space at exit, like /proc/PID/maps, on stdout
+    (`sandbox maps PROG > f`); the guest's own stdout goes to stderr."""
+    _execute(prog, args, options, show_maps=True, report_to_stdout=True)
 
 
-@cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@cli.command(context_settings=_RUN_SETTINGS, short_help="Run PROG; print its page-table tree at exit.")
 @_run_options
 @click.argument("prog")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def pagetable(prog: str, args: tuple[str, ...], **options) -> None:
-    """Run PROG and print its live page-table tree (PML4 down to the pages) at exit."""
+    """Run PROG and print its live page-table tree (PML4 down to the pages) at exit, on
+    stdout (`sandbox pagetable PROG > f`); the guest's own stdout goes to stderr."""
     options["dump_pagetables"] = True
-    sys.exit(execute(prog, args, show_maps=False, **options))
+    _execute(prog, args, options, show_maps=False, report_to_stdout=True)
 
 
-@cli.command()
+@cli.command(short_help="Run a fault-handling demo (`--list` names them).")
 @click.argument("name", required=False)
 @click.option("--list", "show_list", is_flag=True, help="List the demos.")
 def demo(name: str | None, show_list: bool) -> None:
-    """Run a fault-handling demo and tell what happened (`--list` names them)."""
+    """Run a fault-handling demo and tell what happened. NAME is a demo's name or its
+    number in `sandbox demo --list`."""
     from sandbox.demos import DEMOS, run_demo
 
     if show_list or not name:
-        width = max(len(entry.name) for entry in DEMOS.values())
+        width, digits = max(len(entry.name) for entry in DEMOS.values()), len(str(len(DEMOS)))
         for index, entry in enumerate(DEMOS.values(), 1):
-            click.echo(f"{index}. {entry.name:<{width}}  {entry.title}")
+            click.echo(f"{index:>{digits}}. {entry.name:<{width}}  {entry.title}")
         return
+    names = list(DEMOS)
+    if name.isdigit() and 1 <= int(name) <= len(names):
+        name = names[int(name) - 1]
+    if name not in DEMOS:
+        usage_error(f"no demo {name!r}; `sandbox demo --list` names them (1 to {len(names)})")
     try:
         run_demo(name)
     except SandboxError as error:
@@ -166,9 +320,25 @@ def demo(name: str | None, show_list: bool) -> None:
         sys.exit(EXIT_CANNOT_EXECUTE)
 
 
-@cli.command()
+def _picture_path(ctx: click.Context, param: click.Parameter, path: str) -> str:
+    """plot -o: a writable file whose extension is a format matplotlib writes."""
+    output_path(ctx, param, path)
+    try:
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError:  # plot_fault_log says how to install it
+        return path
+    formats = FigureCanvasBase.get_supported_filetypes()
+    extension = os.path.splitext(path)[1].removeprefix(".").lower()
+    if extension not in formats:
+        raise click.BadParameter(f"{path}: {'.' + extension if extension else 'no extension'} is not "
+                                 f"a picture format; use one of {', '.join(sorted(formats))}")
+    return path
+
+
+@cli.command(short_help="Draw a --fault-log: the program's working set.")
 @click.argument("log", type=click.Path(exists=True, dir_okay=False))
-@click.option("-o", "--output", default="faults.png", show_default=True, help="The picture to write.")
+@click.option("-o", "--output", default="faults.png", show_default=True, callback=_picture_path, metavar="FILE",
+              help="The picture to write; its extension names the format (png, svg, pdf...).")
 def plot(log: str, output: str) -> None:
     """Draw a --fault-log as address against time: the program's working set."""
     from sandbox.plot import plot_fault_log
@@ -177,5 +347,8 @@ def plot(log: str, output: str) -> None:
         count = plot_fault_log(log, output)
     except SandboxError as error:
         click.echo(f"sandbox: {error}", err=True)
+        sys.exit(EXIT_CANNOT_EXECUTE)
+    except OSError as error:  # the output went away or filled the disk after the check
+        click.echo(f"sandbox: {output}: {error.strerror}", err=True)
         sys.exit(EXIT_CANNOT_EXECUTE)
     click.echo(f"{output}: {count} faults")

@@ -15,7 +15,6 @@ import itertools
 import os
 import select
 import stat
-import termios
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -524,9 +523,17 @@ class HostStream(HostFd):
         return WouldBlock(f"{self.name} is full (nobody reads it)", host_waits=((self.fd, POLLOUT),),
                           retry=lambda: self._write_from(view, done), on_interrupt=(lambda: done) if done else None)
 
-    def ioctl(self, request: int, arg: bytes) -> bytes:
-        """Terminal queries answered by the host's terminal, if the stream is one."""
-        if request not in (termios.TCGETS, termios.TIOCGWINSZ, termios.TIOCGPGRP) or not os.isatty(self.fd):
+    @property
+    def is_terminal(self) -> bool:
+        """Whether the host stream is a terminal (its ioctls are sandbox/kernel/tty.py's)."""
+        return os.isatty(self.fd)
+
+    def ioctl(self, request: int, arg: bytes | int) -> bytes | int:
+        """One of the host terminal's own requests (tty.HOST_REQUESTS: its modes, size,
+        queues), made on the host stream if it is a terminal; ENOTTY otherwise."""
+        from sandbox.kernel.tty import HOST_REQUESTS  # tty.py builds on this module
+
+        if request not in HOST_REQUESTS or not self.is_terminal:
             raise SyscallError(errno.ENOTTY, f"{self.name} is not a terminal")
         return self.host(fcntl.ioctl, request, arg)
 

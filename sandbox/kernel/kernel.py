@@ -59,6 +59,7 @@ from sandbox.kernel.syscall_names import SYSCALL_NAMES, SYSCALL_NUMBERS
 from sandbox.kernel.syscalls import TABLE, SyscallEntry
 from sandbox.kernel.sysview import system_grafts
 from sandbox.kernel.task import Task
+from sandbox.kernel.tty import Terminal
 from sandbox.kernel.vfs import FileSystemView, Mount
 from sandbox.loader import open_elf, read_elf
 from sandbox.machine import (
@@ -161,7 +162,8 @@ class Kernel:
         self.fault_policies: list = list(options.fault_policies)
         self.fault_listeners: list = []
         if options.trace_syscalls or options.trace_faults:
-            self.tracer = Tracer(options.trace_out, options.trace_syscalls, options.trace_faults)
+            self.tracer = Tracer(options.trace_out, options.trace_syscalls, options.trace_faults,
+                                 live=lambda: len(self.tasks))
             if options.trace_faults:
                 self.fault_listeners.append(self.tracer.fault)
         if options.fault_log is not None:
@@ -189,6 +191,7 @@ class Kernel:
         try:
             self.proc_tree = procfs.ProcTree(self)  # /proc and /sys
             self.fs = FileSystemView(root, options.mounts, self.proc_tree, system=self._system_grafts())
+            self.fs.current_root = lambda: self.current.group.fs.root if self.current is not None else "/"
         except BaseException:
             self.close()  # a mount the view cannot open: the root made above goes too
             raise
@@ -204,6 +207,7 @@ class Kernel:
         self.page_cache.holder = self.quota
         self.budgets = HostBudgets(options)  # pipe buffers, /proc snapshots
         self.sched = Scheduler(self)
+        self.terminal = Terminal()  # the host terminal's session state, host signals (tty.py)
         if options.max_resident is not None:
             machine.frames.limit = machine.frames.used + options.max_resident // 4096
         if options.max_instructions is not None:
@@ -248,6 +252,13 @@ class Kernel:
         fd, path = tempfile.mkstemp(prefix="sandbox-memfd-")
         os.unlink(path)
         return fd
+
+    def keep_private_root(self) -> str | None:
+        """Leave the private root on the host at close (--keep-root); its path, or None
+        if there is none (--root)."""
+        if self.private_root is not None:
+            self._made = [made for made in self._made if made[1] != self.private_root]
+        return self.private_root
 
     def close(self) -> None:
         """Remove the directories this kernel made: the private root, if it made one, and
@@ -415,10 +426,19 @@ class Kernel:
     def run(self, init: ThreadGroup) -> ThreadGroup:
         """Run every task until all processes have ended (as a shell waits for its
         pipeline's output); return `init`, whose status is the sandbox's."""
+        self.terminal.start(init)
+        try:
+            return self._run_all(init)
+        finally:  # a guest's raw mode never outlives its run, however the run ended
+            self.terminal.restore()
+
+    def _run_all(self, init: ThreadGroup) -> ThreadGroup:
+        """Kernel.run's loop: host signals to the guest, the next task on the CPU."""
         started = time.monotonic()
         while True:
             if self.options.timeout is not None and time.monotonic() - started > self.options.timeout:
                 self.limit_reached(f"time limit of {self.options.timeout:g} s reached")
+            self.terminal.deliver_posted(self)
             task = self.sched.pick()
             if task is None:
                 limit = started + self.options.timeout if self.options.timeout is not None else None
@@ -513,6 +533,8 @@ class Kernel:
         if sum(1 for t in task.group.tasks if t.alive) <= 1:
             self.terminate(task.group, code=code)
             return
+        if self.tracer is not None:
+            self.tracer.thread_ended(task.tid, f"exited with {code & 0xFF}")
         self._end_task(task)
         task.group.tasks.remove(task)
         if task is self.current:
@@ -550,6 +572,8 @@ class Kernel:
         if not group.alive:
             return
         group.exit_code, group.death = code, death
+        if self.tracer is not None:
+            self.tracer.ended(group)
         for task in group.tasks:
             if task.alive:
                 self._end_task(task)
@@ -655,6 +679,8 @@ class Kernel:
         # Linux's name even for a call not implemented here; numbers Linux does not have
         # share one key, so a guest cannot grow this table with every number it tries.
         self.syscall_counts[entry.name if entry else SYSCALL_NAMES.get(nr, UNKNOWN_SYSCALL)] += 1
+        if self.tracer is not None and self.tracer.syscalls:
+            self.tracer.enter(task.tid, task.space, nr, entry, args)
         if entry is None:
             self.complete(task, nr, None, args, -errno.ENOSYS)
             return

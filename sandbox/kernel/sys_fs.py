@@ -37,7 +37,7 @@ from sandbox.kernel.quota import ENTRY_COST
 from sandbox.kernel.structs import pack_dirent
 from sandbox.kernel.syscalls import syscall, to_int32
 from sandbox.kernel.task import Task
-from sandbox.kernel.vfs import Node, ResolveRules
+from sandbox.kernel.vfs import PATH_MAX, Node, ResolveRules
 from sandbox.mm import PAGE_SIZE
 from sandbox.mm.uaccess import copy_in, copy_out, read_cstring
 
@@ -60,7 +60,7 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 
 def read_path(proc: Task, addr: int) -> bytes:
-    return read_cstring(proc.space, addr, 4096)
+    return read_cstring(proc.space, addr, PATH_MAX - 1)  # getname: PATH_MAX bytes with the NUL
 
 
 def base_dir(proc: Task, dirfd: int) -> str:
@@ -185,7 +185,8 @@ def sys_openat2(proc: Task, dirfd: int, path: int, how: int, size: int) -> int:
         raise SyscallError(errno.E2BIG, "open_how has unknown nonzero fields")
     flags, mode, resolve = OPEN_HOW.unpack(raw[: OPEN_HOW.size])
     _check_open_how(flags, mode, resolve)
-    rules = ResolveRules(beneath=bool(resolve & RESOLVE_BENEATH), in_root=bool(resolve & RESOLVE_IN_ROOT),
+    jail = base_dir(proc, dirfd) if resolve & RESOLVE_IN_ROOT else None
+    rules = ResolveRules(beneath=bool(resolve & RESOLVE_BENEATH), jail=jail,
                          no_symlinks=bool(resolve & RESOLVE_NO_SYMLINKS),
                          no_magiclinks=bool(resolve & (RESOLVE_NO_MAGICLINKS | RESOLVE_BENEATH | RESOLVE_IN_ROOT)),
                          no_xdev=bool(resolve & RESOLVE_NO_XDEV))
@@ -479,7 +480,13 @@ def sys_rmdir(proc: Task, path: int) -> int:
 
 @syscall("getcwd", "buf size")
 def sys_getcwd(proc: Task, buf: int, size: int) -> int:
-    data = os.fsencode(proc.cwd) + b"\0"
+    """The cwd as the caller's root sees it; one outside a chroot is "(unreachable)"
+    followed by its path (d_path's answer for a path not under the root)."""
+    cwd, root = proc.cwd, proc.group.fs.root
+    if root != "/":
+        inside = cwd == root or cwd.startswith(root.rstrip("/") + "/")
+        cwd = (cwd[len(root):] or "/") if inside else "(unreachable)" + cwd
+    data = os.fsencode(cwd) + b"\0"
     if size < len(data):
         raise SyscallError(errno.ERANGE, "buffer too small")
     copy_out(proc.space, buf, data)

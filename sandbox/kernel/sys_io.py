@@ -9,9 +9,10 @@ import struct
 from typing import NamedTuple
 
 from sandbox.errors import SyscallError, WouldBlock
+from sandbox.kernel import tty
 from sandbox.kernel.checked import LOFF, verify_area
 from sandbox.kernel.eventfiles import AnonFile
-from sandbox.kernel.files import O_APPEND, O_NONBLOCK, O_PATH, File, HostStream, Pipe, PipeEnd
+from sandbox.kernel.files import O_APPEND, O_NONBLOCK, O_PATH, File, HostFile, HostStream, Pipe, PipeEnd
 from sandbox.kernel.locks import (
     F_RDLCK,
     F_UNLCK,
@@ -39,12 +40,11 @@ F_GETLK, F_SETLK, F_SETLKW, F_DUPFD_CLOEXEC = 5, 6, 7, 1030
 F_SETPIPE_SZ, F_GETPIPE_SZ = 1031, 1032  # F_LINUX_SPECIFIC_BASE + 7, + 8
 FD_CLOEXEC = 1
 O_CLOEXEC = 0o2000000
-TCGETS, TIOCGWINSZ, TIOCGPGRP = 0x5401, 0x5413, 0x540F
+O_LARGEFILE = 0o100000
+#: Flags that act at open and are not kept in the open file's status (O_CREAT, O_EXCL,
+#: O_NOCTTY, O_TRUNC, and O_CLOEXEC, which is the descriptor's).
+OPEN_TIME_FLAGS = 0o100 | 0o200 | 0o400 | 0o1000 | O_CLOEXEC
 FIONREAD, FIONBIO, FIONCLEX, FIOCLEX, FIOASYNC = 0x541B, 0x5421, 0x5450, 0x5451, 0x5452
-#: What each answer copies out: the kernel's struct termios (include/uapi/asm-generic/
-#: termbits.h: four tcflag_t, c_line, c_cc[19]: 36 bytes, not glibc's 60-byte one), struct
-#: winsize, pid_t.
-_IOCTL_SIZES = {TCGETS: 36, TIOCGWINSZ: 8, TIOCGPGRP: 4}
 F_OFD_GETLK, F_OFD_SETLK, F_OFD_SETLKW = 36, 37, 38  # include/uapi/asm-generic/fcntl.h
 #: struct flock { short l_type, l_whence; off_t l_start, l_len; pid_t l_pid; } (x86-64, 32 bytes).
 FLOCK = struct.Struct("<hh4xqqi4x")
@@ -163,10 +163,10 @@ def sys_readv(proc: Task, fd: int, iov: int, iovcnt: int) -> int:
 
 @syscall("lseek", "fd offset whence")
 def sys_lseek(proc: Task, fd: int, offset: int, whence: int) -> int:
-    whence = to_int32(whence)
+    file, whence = proc.files.get(to_int32(fd)), to_int32(whence)  # EBADF before EINVAL
     if whence not in (0, 1, 2, 3, 4):
         raise SyscallError(errno.EINVAL, f"whence {whence}")
-    return proc.files.get(to_int32(fd)).seek(to_signed(offset), whence)
+    return file.seek(to_signed(offset), whence)
 
 
 @syscall("close", "fd")
@@ -212,8 +212,9 @@ def sys_fcntl(proc: Task, fd: int, cmd: int, arg: int) -> int:
     if cmd == F_SETFD:
         entry.cloexec = bool(arg & FD_CLOEXEC)
         return 0
-    if cmd == F_GETFL:
-        return entry.file.flags
+    if cmd == F_GETFL:  # open-time flags are gone; a file opened by path is O_LARGEFILE (do_dentry_open)
+        largefile = O_LARGEFILE if isinstance(entry.file, HostFile) else 0
+        return entry.file.flags & ~OPEN_TIME_FLAGS | largefile
     if cmd == F_SETFL:  # only O_APPEND and O_NONBLOCK may change (man 2 fcntl)
         changeable = O_APPEND | O_NONBLOCK
         entry.file.set_status_flags((entry.file.flags & ~changeable) | (to_int32(arg) & changeable))
@@ -368,9 +369,9 @@ def sys_flock(proc: Task, fd: int, operation: int) -> int:
 
 @syscall("ioctl", "fd request arg")
 def sys_ioctl(proc: Task, fd: int, request: int, arg: int) -> int:
-    """The requests every descriptor takes (FIOCLEX, FIONCLEX, FIONBIO, FIOASYNC,
-    FIONREAD), then terminal queries (TCGETS, TIOCGWINSZ, TIOCGPGRP) on streams that are
-    terminals."""
+    """The requests every descriptor takes (FIOCLEX, FIONCLEX, FIONBIO, FIOASYNC), then a
+    terminal's (sandbox/kernel/tty.py) on host streams that are terminals, then FIONREAD;
+    anything else is ENOTTY."""
     file = proc.files.get(to_int32(fd))
     request &= 0xFFFF_FFFF
     if request in (FIOCLEX, FIONCLEX):  # do_vfs_ioctl
@@ -383,17 +384,12 @@ def sys_ioctl(proc: Task, fd: int, request: int, arg: int) -> int:
         elif on:
             raise SyscallError(errno.EINVAL, "FIOASYNC: the sandbox sends no SIGIO, so it refuses to promise one")
         return 0
+    if isinstance(file, HostStream) and file.is_terminal:
+        return tty.ioctl(proc, file, request, arg)
     if request == FIONREAD:
         copy_out(proc.space, arg, struct.pack("<i", min(file.queued_bytes(), 0x7FFF_FFFF)))
         return 0
-    size = _IOCTL_SIZES.get(request)
-    if size is None or not isinstance(file, HostStream):
-        raise SyscallError(errno.ENOTTY, f"ioctl {request:#x}")
-    answer = file.ioctl(request, bytes(size))  # ENOTTY unless the stream is a terminal
-    if request == TIOCGPGRP:  # the guest's own foreground group, never the host's
-        answer = struct.pack("<i", proc.pgid)
-    copy_out(proc.space, arg, answer)
-    return 0
+    raise SyscallError(errno.ENOTTY, f"ioctl {request:#x}")
 
 
 @syscall("ftruncate", "fd length")
