@@ -50,6 +50,18 @@ def run_native(argv: list[str], stdin: bytes = b"", env: dict | None = None, cwd
     return subprocess.run(argv, input=stdin, capture_output=True, env=env, cwd=cwd, timeout=600)
 
 
+def build_c(source: Path, out_dir: Path, *flags: str) -> Path:
+    """A test's C program, built statically with gcc into `out_dir` (gcc is required)."""
+    program = out_dir / source.stem
+    subprocess.run([require_tool("gcc"), "-static", "-O2", "-w", *flags, "-o", str(program), str(source)], check=True)
+    return program
+
+
+def assert_as_natively(native: subprocess.CompletedProcess, boxed: subprocess.CompletedProcess) -> None:
+    """The sandbox's run printed, wrote to stderr and exited as the native one did."""
+    assert (boxed.stdout, boxed.stderr, boxed.returncode) == (native.stdout, native.stderr, native.returncode)
+
+
 def descend(parent: Path, name: str, levels: int) -> int:
     """Make parent/name/name/... `levels` deep by descriptors (far past PATH_MAX if need
     be); an open descriptor of the bottom directory, for the caller to fill and close."""

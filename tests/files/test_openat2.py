@@ -4,20 +4,16 @@ tree the program makes, natively and in the sandbox with the same output."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
-from tests.conftest import ROOT, require_tool, run_native, run_sandbox
+from tests.conftest import ROOT, assert_as_natively, build_c, run_native, run_sandbox
 
 
 def test_openat2_as_natively(tmp_path: Path) -> None:
-    gcc = require_tool("gcc")
-    program = tmp_path / "openat2"
-    subprocess.run([gcc, "-static", "-O2", "-w", "-o", str(program), str(ROOT / "tests" / "files" / "openat2.c")],
-                   check=True)
+    program = build_c(ROOT / "tests" / "files" / "openat2.c", tmp_path)
     (tmp_path / "native").mkdir()
     (tmp_path / "boxed").mkdir()
     native = run_native([str(program), str(tmp_path / "native")])
-    boxed = run_sandbox(["run", "--timeout", "60", "--mount", f"{tmp_path / 'boxed'}:/w", str(program), "/w"])
     assert native.returncode == 0 and b"EXDEV" in native.stdout
-    assert (boxed.stdout.decode(), boxed.stderr.decode(), boxed.returncode) == (native.stdout.decode(), "", 0)
+    assert_as_natively(native, run_sandbox(["run", "--timeout", "60", "--mount", f"{tmp_path / 'boxed'}:/w",
+                                            str(program), "/w"]))

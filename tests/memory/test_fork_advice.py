@@ -5,17 +5,14 @@ the sandbox, the same output."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
-from tests.conftest import ROOT, require_tool, run_native, run_sandbox
+from tests.conftest import ROOT, assert_as_natively, build_c, run_native, run_sandbox
 
 
 def test_fork_advice_as_natively(tmp_path: Path) -> None:
-    program = tmp_path / "forkadvice"
-    subprocess.run([require_tool("gcc"), "-static", "-O2", "-w", "-o", str(program),
-                    str(ROOT / "tests" / "memory" / "forkadvice.c")], check=True)
+    program = build_c(ROOT / "tests" / "memory" / "forkadvice.c", tmp_path)
     native = run_native([str(program)])
-    boxed = run_sandbox(["run", "--timeout", "60", "--mount", f"{tmp_path}:{tmp_path}:ro", str(program)])
     assert b"child: dontfork page -1, wiped page 0, dofork page 7" in native.stdout
-    assert (boxed.stdout, boxed.stderr, boxed.returncode) == (native.stdout, native.stderr, native.returncode)
+    assert_as_natively(native, run_sandbox(["run", "--timeout", "60", "--mount", f"{tmp_path}:{tmp_path}:ro",
+                                            str(program)]))
