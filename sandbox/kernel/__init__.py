@@ -8,7 +8,8 @@
 - `signals.py`, `signal_delivery.py`, `sigframe.py`  signal facts, queues, delivery, frames
 - `futex.py`, `limits.py`, `identity.py`, `accounting.py`, `quota.py`  futexes, resource
                  limits, the guest's identity, host budgets, the disk quota
-- `files.py`     descriptor tables and the files behind them; `locks.py` record locks and flock
+- `files.py`     descriptor tables and the files behind them; `pipe.py` pipes and FIFOs;
+                 `locks.py` record locks and flock
 - `eventfiles.py`, `epoll.py`, `inotify.py`  eventfd/timerfd/signalfd, epoll, inotify
 - `net/`         sockets: AF_UNIX and the sandbox-internal loopback network
 - `ipc*.py`      System V shared memory, semaphores and message queues

@@ -46,9 +46,9 @@ from sandbox.kernel import (  # noqa: F401 - importing registers the handlers
 )
 from sandbox.kernel.accounting import HostBudgets
 from sandbox.kernel.exec import is_script, load_program, resolve_program
-from sandbox.kernel.files import PipeEnd
 from sandbox.kernel.identity import Identity
 from sandbox.kernel.options import Options
+from sandbox.kernel.pipe import PipeEnd
 from sandbox.kernel.process import Death, State, ThreadGroup
 from sandbox.kernel.quota import DiskQuota
 from sandbox.kernel.sched import Scheduler

@@ -27,12 +27,11 @@ from sandbox.kernel.files import (
     DeviceFile,
     File,
     HostFile,
-    Pipe,
-    PipeEnd,
     Stat,
     SyntheticDir,
 )
 from sandbox.kernel.identity import HOST_MODE_MASK
+from sandbox.kernel.pipe import Pipe, PipeEnd
 from sandbox.kernel.quota import ENTRY_COST
 from sandbox.kernel.structs import pack_dirent
 from sandbox.kernel.syscalls import syscall, to_int32

@@ -12,7 +12,7 @@ from sandbox.errors import SyscallError, WouldBlock
 from sandbox.kernel import tty
 from sandbox.kernel.checked import LOFF, verify_area
 from sandbox.kernel.eventfiles import AnonFile
-from sandbox.kernel.files import O_APPEND, O_NONBLOCK, O_PATH, File, HostFile, HostStream, Pipe, PipeEnd
+from sandbox.kernel.files import O_APPEND, O_NONBLOCK, O_PATH, File, HostFile, HostStream
 from sandbox.kernel.locks import (
     F_RDLCK,
     F_UNLCK,
@@ -26,6 +26,7 @@ from sandbox.kernel.locks import (
     lock_key,
     locks_of,
 )
+from sandbox.kernel.pipe import Pipe, PipeEnd
 from sandbox.kernel.syscalls import syscall, to_int32, to_signed
 from sandbox.kernel.task import Task
 from sandbox.mm.uaccess import access_ok, copy_in, copy_out
