@@ -11,7 +11,7 @@ import pytest
 
 from sandbox.errors import SyscallError
 from sandbox.hostfs import remove_tree
-from sandbox.kernel import vfs
+from sandbox.kernel import vfs_walk
 from sandbox.kernel.vfs import FileSystemView
 from tests.conftest import descend
 
@@ -43,13 +43,13 @@ def view(root: Path) -> FileSystemView:
 
 def counting(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     steps = [0]
-    count = vfs._Walk._count
+    count = vfs_walk.Walk._count
 
     def counted(walk) -> None:
         steps[0] += 1
         count(walk)
 
-    monkeypatch.setattr(vfs._Walk, "_count", counted)
+    monkeypatch.setattr(vfs_walk.Walk, "_count", counted)
     return steps
 
 
@@ -64,14 +64,14 @@ def test_dotdot_and_symlinks_walk_linearly(deep_root: Path, monkeypatch: pytest.
 
 
 def test_a_walk_has_a_bound(deep_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(vfs, "MAX_WALK_STEPS", 1000)
+    monkeypatch.setattr(vfs_walk, "MAX_WALK_STEPS", 1000)
     with pytest.raises(SyscallError) as error:
         view(deep_root).resolve(b"l0", "/" + "/".join(["c"] * DEPTH))
     assert error.value.errno == errno.ELOOP
 
 
 def test_a_path_too_deep_is_enametoolong(deep_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(vfs, "MAX_GUEST_PATH", 100)
+    monkeypatch.setattr(vfs_walk, "MAX_GUEST_PATH", 100)
     with pytest.raises(SyscallError) as error:
         view(deep_root).resolve(os.fsencode("/".join(["c"] * 60)), "/")
     assert error.value.errno == errno.ENAMETOOLONG
