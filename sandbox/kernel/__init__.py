@@ -13,7 +13,7 @@
 - `eventfiles.py`, `epoll.py`, `inotify.py`  eventfd/timerfd/signalfd, epoll, inotify
 - `net/`         sockets: AF_UNIX and the sandbox-internal loopback network
 - `ipc*.py`      System V shared memory, semaphores and message queues
-- `vfs.py`, `vfs_walk.py`, `sysview.py`, `procfs*.py`, `devtty.py`  the guest's file view and its path walk, the system
-                 trees, the generated /proc and /sys, /dev/tty
+- `vfs.py`, `vfs_walk.py`, `sysview.py`, `procfs*.py`, `devtty.py`  the guest's file view
+                 and its path walk, the system trees, the generated /proc and /sys, /dev/tty
 - `syscalls.py`  the system-call table; `sys_*.py` handlers grouped by topic
 """
