@@ -134,6 +134,7 @@ def probe_code(write_addr: int, read_addr: int) -> bytes:
 _INTR_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
 _SYSCALL_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
 _BLOCK_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_void_p)
+UC_HOOK_CODE = 4  # unicorn.h, uc_hook_type: before each instruction (callback as UC_HOOK_BLOCK's)
 #: Registers carrying a system call's number and six arguments (x86-64 syscall ABI, man 2 syscall).
 SYSCALL_REGS = (X.UC_X86_REG_RAX, X.UC_X86_REG_RDI, X.UC_X86_REG_RSI, X.UC_X86_REG_RDX,
                 X.UC_X86_REG_R10, X.UC_X86_REG_R8, X.UC_X86_REG_R9)
@@ -405,6 +406,29 @@ class Machine:
     def stop(self) -> None:
         """Ask the CPU to stop after the current instruction."""
         self.uc.emu_stop()
+
+    def hook_code(self, begin: int, end: int, callback: Callable[[int, int], None]) -> tuple[int, object]:
+        """Call `callback(address, size)` before each instruction at a virtual address in
+        [begin, end), in every process (Unicorn's UC_HOOK_CODE with a range: only code there
+        is instrumented, code elsewhere runs as before). An exception it raises ends the run
+        (re-raised by `run`). Returns the handle for `unhook_code`."""
+        def entry(_uc: object, address: int, size: int, _data: object) -> None:
+            try:
+                callback(address, size)
+            except BaseException as error:  # noqa: BLE001 - re-raised by run(), never lost
+                self.pending_error = error
+                self.uc.emu_stop()
+
+        hook = _BLOCK_CB(entry)
+        handle = ctypes.c_size_t()
+        X.check(X.lib.uc_hook_add(self.uc.handle, ctypes.byref(handle), UC_HOOK_CODE, hook, None, begin, end - 1))
+        self.tb_flush_pending = True  # code translated before has no call to the hook
+        return handle.value, hook
+
+    def unhook_code(self, handle: tuple[int, object]) -> None:
+        """Remove a hook `hook_code` added."""
+        X.check(X.lib.uc_hook_del(self.uc.handle, handle[0]))
+        self.tb_flush_pending = True
 
     def _intr_entry(self, _handle, intno: int, _data) -> None:
         try:

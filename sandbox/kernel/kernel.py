@@ -147,6 +147,9 @@ class FaultLog:
 class Kernel:
     """Runs guest processes on one `Machine`."""
 
+    #: System-call number -> hook (sandbox.api.Sandbox.hook_syscall); None costs one test per call.
+    syscall_hooks: dict | None = None
+
     def __init__(self, machine: Machine, options: Options) -> None:
         self.machine = machine
         self.options = options
@@ -679,10 +682,13 @@ class Kernel:
         # Linux's name even for a call not implemented here; numbers Linux does not have
         # share one key, so a guest cannot grow this table with every number it tries.
         self.syscall_counts[entry.name if entry else SYSCALL_NAMES.get(nr, UNKNOWN_SYSCALL)] += 1
+        hook, early = (self.syscall_hooks.get(nr) if self.syscall_hooks else None), None  # sandbox.api
+        if hook is not None:
+            args, early = hook.enter(task, nr, args)  # arguments changed; a result given skips the handler
         if self.tracer is not None and self.tracer.syscalls:
             self.tracer.enter(task.tid, task.space, nr, entry, args)
-        if entry is None:
-            self.complete(task, nr, None, args, -errno.ENOSYS)
+        if entry is None or early is not None:
+            self.complete(task, nr, entry, args, -errno.ENOSYS if early is None else early)
             return
         call_args = args[: len(entry.args)]
         try:
@@ -707,6 +713,8 @@ class Kernel:
         if isinstance(nr, str):
             entry = TABLE.get(SYSCALL_NUMBERS.get(nr, -1))
             nr = entry.nr if entry is not None else -1
+        if self.syscall_hooks and nr in self.syscall_hooks:  # sandbox.api hook_syscall: on_exit
+            result = self.syscall_hooks[nr].exit(task, nr, args, result)
         if entry is not None and entry.name in WRITE_CALLS and task.alive and \
                 (result == -errno.EPIPE or (result > 0 and _reader_left(task, entry.name, args))):
             info = pack_siginfo(signal.SIGPIPE, abi.SI_USER, pid=task.pid, uid=self.identity.uid)
