@@ -61,6 +61,7 @@ RUN_DEFAULTS: dict[str, object] = {
     "mounts": (), "env": (), "fault_log": None,  # given to the kernel as lists and a file, in execute
     "stats": False, "stats_json": None, "dump_pagetables": False, "fault_around": None, "keep_root": False,
     "trace_filter": None, "trace_out": None,  # strace's -e trace= (a set of names) and -o FILE
+    "translate": (),  # --translate VA: addresses to walk through the page tables at exit
 }
 
 
@@ -198,7 +199,7 @@ class StopSignals:
 def execute(prog: str, args: tuple[str, ...], memory: int, trace_faults: bool, trace_syscalls: bool,
             stats: bool, stats_json: str | None, show_maps: bool, mounts: tuple[str, ...], env: tuple[str, ...],
             fault_log: str | None, dump_pagetables: bool, fault_around: int | None, keep_root: bool,
-            report_to_stdout: bool = False, **options) -> int:
+            report_to_stdout: bool = False, translate: tuple[str, ...] = (), **options) -> int:
     """Run one guest; report; return the exit status for the host.
 
     The reports (--maps, the page tables, --stats) go to stderr, since the guest owns
@@ -224,7 +225,8 @@ def execute(prog: str, args: tuple[str, ...], memory: int, trace_faults: bool, t
     try:
         with StopSignals() as stop, _guest_stdout_to_stderr(report_to_stdout):
             result, tables, status = _run(prog, args, stop, dump_pagetables, keep_root, memory, trace_syscalls,
-                                          trace_faults, mounts=list(mounts), env=list(env), fault_log=log, **options)
+                                          trace_faults, mounts=list(mounts), env=list(env), fault_log=log,
+                                          translate=translate, **options)
     finally:
         if log is not None:
             log.close()
@@ -290,7 +292,8 @@ def _guest_stdout_to_stderr(active: bool) -> Iterator[None]:
 
 
 def _run(prog: str, args: tuple[str, ...], stop: StopSignals, dump_pagetables: bool, keep_root: bool,
-         *sandbox_args: object, **sandbox_options: object) -> tuple[RunResult | None, str, int]:
+         *sandbox_args: object, translate: tuple[str, ...] = (),
+         **sandbox_options: object) -> tuple[RunResult | None, str, int]:
     """Make a sandbox, run PROG in it (unless a stop signal came first) and close it, which
     removes its private root (unless `keep_root`), however the run ended. (result, page
     tables, 0) after a run, (None, "", exit status) when PROG could not run or the sandbox
@@ -303,6 +306,7 @@ def _run(prog: str, args: tuple[str, ...], stop: StopSignals, dump_pagetables: b
             with stop.running(sandbox):
                 result = sandbox.run(prog, [prog, *args])
                 tables = sandbox.pagetables() if dump_pagetables else ""
+                tables += "".join(translate_report(sandbox, prog, va) for va in translate)
         finally:
             _close(sandbox, keep_root)
     except Stopped:
@@ -318,6 +322,22 @@ def _run(prog: str, args: tuple[str, ...], stop: StopSignals, dump_pagetables: b
              f"{error} at {_where(error)}; SANDBOX_DEBUG=1 shows the traceback")
         return None, "", EXIT_INTERNAL
     return result, tables, 0
+
+
+def translate_report(sandbox: Sandbox, prog: str, text: str) -> str:
+    """--translate VA at exit: the walk of VA (checked by the command before the run; a
+    symbol of a position-independent PROG moves by its load address, known only now)
+    through the last process's tables, with the CPU's own answer beside it."""
+    from sandbox.engine import UC_PROT_READ
+    from sandbox.mm.translate import format_translation, parse_va, symbol_va, translate_va
+
+    space = sandbox.process.space
+    try:
+        va = parse_va(text, lambda name: symbol_va(space, prog, name))
+    except ValueError as error:
+        return f"sandbox: --translate: {error}\n"
+    space.switch_to()  # the CPU's answer must come from the same tables
+    return format_translation(translate_va(space, va, lambda v: sandbox.machine.uc.vmem_translate(v, UC_PROT_READ)))
 
 
 def _close(sandbox: Sandbox, keep_root: bool) -> None:

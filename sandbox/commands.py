@@ -194,6 +194,9 @@ def _run_options(f):
         click.option("--fault-log", callback=output_path, metavar="FILE",
                      help="Write every page fault as a JSON line (see `sandbox plot`)."),
         click.option("--dump-pagetables", is_flag=True, help="Print the live page-table tree at exit (stderr)."),
+        click.option("--translate", "translate", multiple=True, metavar="VA",
+                     help="At exit, walk VA (0x-hex, decimal or a symbol of PROG) through the page "
+                          "tables, each entry's bits named, beside the CPU's own answer (stderr; repeatable)."),
         click.option("--fault-around", type=click.IntRange(min=1, max=511), metavar="N",
                      help="Map up to N neighbouring pages on each demand fault (fewer faults)."),
         click.option("--file-fault-around", type=click.IntRange(min=1, max=512),
@@ -271,6 +274,7 @@ def _execute(prog: str, args: tuple[str, ...], options: dict, **how: object) -> 
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def run(prog: str, args: tuple[str, ...], maps: bool, **options) -> None:
     """Run PROG with ARGS inside the sandbox, as the shell would run it natively."""
+    _check_addresses(prog, options["translate"])
     _execute(prog, args, options, show_maps=maps)
 
 
@@ -281,6 +285,7 @@ def run(prog: str, args: tuple[str, ...], maps: bool, **options) -> None:
 def maps(prog: str, args: tuple[str, ...], **options) -> None:
     """Run PROG and print its address space at exit, like /proc/PID/maps, on stdout
     (`sandbox maps PROG > f`); the guest's own stdout goes to stderr."""
+    _check_addresses(prog, options["translate"])
     _execute(prog, args, options, show_maps=True, report_to_stdout=True)
 
 
@@ -291,7 +296,36 @@ def maps(prog: str, args: tuple[str, ...], **options) -> None:
 def pagetable(prog: str, args: tuple[str, ...], **options) -> None:
     """Run PROG and print its live page-table tree (PML4 down to the pages) at exit, on
     stdout (`sandbox pagetable PROG > f`); the guest's own stdout goes to stderr."""
+    _check_addresses(prog, options["translate"])
     options["dump_pagetables"] = True
+    _execute(prog, args, options, show_maps=False, report_to_stdout=True)
+
+
+def _check_addresses(prog: str, addresses: tuple[str, ...]) -> None:
+    """--translate's addresses, checked before the run: a usage error (one line, status 2)
+    for one that is not a number, not canonical, or not a symbol of PROG's ELF file."""
+    from sandbox.mm.translate import elf_symbol, parse_va
+
+    for text in addresses:
+        try:
+            parse_va(text, lambda name: elf_symbol(prog, name))
+        except ValueError as error:
+            usage_error(f"translate: {error}")
+
+
+@cli.command(context_settings=_RUN_SETTINGS, short_help="Run PROG; walk VA through its page tables at exit.")
+@_run_options
+@click.argument("prog")
+@click.argument("va")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def translate(prog: str, va: str, args: tuple[str, ...], **options) -> None:
+    """Run PROG with ARGS and, at exit, translate VA as the MMU does: its PML4, PDPT, PD and
+    PT indices and offset, each entry read from guest RAM with its bits named, the physical
+    address, the CPU's own answer beside it, and the region VA lies in. VA is 0x-hex,
+    decimal, or a symbol of PROG (e.g. main). Printed on stdout; the guest's stdout goes to
+    stderr."""
+    options["translate"] = (va, *options["translate"])
+    _check_addresses(prog, options["translate"])
     _execute(prog, args, options, show_maps=False, report_to_stdout=True)
 
 
