@@ -39,7 +39,12 @@ def time_ns(sec: int, frac: int, per_sec: int, what: str) -> int:
 
 def read_timespec(space, addr: int) -> int:
     """The struct timespec at `addr` as nanoseconds (EFAULT, EINVAL; saturated)."""
-    sec, nsec = TIMESPEC.unpack(copy_in(space, addr, TIMESPEC.size))
+    return timespec_ns(copy_in(space, addr, TIMESPEC.size))
+
+
+def timespec_ns(raw: bytes) -> int:
+    """A struct timespec already copied in, as nanoseconds (EINVAL; saturated)."""
+    sec, nsec = TIMESPEC.unpack(raw)
     return time_ns(sec, nsec, NSEC_PER_SEC, "timespec")
 
 

@@ -14,7 +14,7 @@ import struct
 from collections.abc import Callable
 
 from sandbox.errors import SyscallError
-from sandbox.kernel.checked import KTIME_MAX, NSEC_PER_SEC, read_timespec, time_ns, timespec_bytes
+from sandbox.kernel.checked import KTIME_MAX, NSEC_PER_SEC, read_timespec, time_ns, timespec_bytes, timespec_ns
 from sandbox.kernel.epoll import EP_MAX_EVENTS, EPOLL_EVENT, Epoll
 from sandbox.kernel.eventfiles import EventFd, SignalFd, TimerFd
 from sandbox.kernel.files import (
@@ -360,29 +360,20 @@ def sys_timerfd_settime(proc: Task, fd: int, flags: int, new_value: int, old_val
     flags = to_int32(flags)
     if flags & ~(TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET):
         raise SyscallError(errno.EINVAL, f"timerfd_settime flags {flags:#x}")
-    raw = copy_in(proc.space, new_value, ITIMERSPEC.size)
-    interval_ns, value_ns = (read_timespec_bytes(raw[i:i + TIMESPEC.size]) for i in (0, TIMESPEC.size))
+    raw = copy_in(proc.space, new_value, ITIMERSPEC.size)  # all of it first: EFAULT before EINVAL
+    interval_ns, value_ns = timespec_ns(raw[:TIMESPEC.size]), timespec_ns(raw[TIMESPEC.size:])
     timer = _timerfd(proc, fd)
     expiry = None
     if value_ns:
         now = proc.kernel.monotonic()
         if flags & TFD_TIMER_ABSTIME:
-            expiry = now + (value_ns - _clock_now_ns(proc, timer.clockid)) / NSEC_PER_SEC
+            expiry = now + (value_ns - clock_source(proc, timer.clockid)()) / NSEC_PER_SEC
         else:
             expiry = now + value_ns / NSEC_PER_SEC
     old = timer.arm(expiry, interval_ns / NSEC_PER_SEC)
     if old_value:
         copy_out(proc.space, old_value, _itimerspec(*old))
     return 0
-
-
-def read_timespec_bytes(raw: bytes) -> int:
-    sec, nsec = TIMESPEC.unpack(raw)
-    return time_ns(sec, nsec, NSEC_PER_SEC, "itimerspec")
-
-
-def _clock_now_ns(proc: Task, clockid: int) -> int:
-    return clock_source(proc, clockid)()
 
 
 @syscall("timerfd_gettime", "fd curr_value")

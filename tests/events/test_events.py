@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, require_tool, run_native, run_sandbox
+from tests.conftest import ROOT, build_c, require_tool, run_native, run_sandbox
 
 SOURCES = ROOT / "tests" / "events"
 MODES = ["eventfd", "timerfd", "signalfd", "epoll", "select", "rtqueue", "ioctls", "anon"]
@@ -20,10 +20,9 @@ ATTACKS = ["nest", "reuse", "faults", "fasttimer", "hugecount", "partialpipe", "
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    gcc = require_tool("gcc")
     out = tmp_path_factory.mktemp("events")
     for name in ("ev", "attacks"):
-        subprocess.run([gcc, "-static", "-O2", "-w", "-o", str(out / name), str(SOURCES / f"{name}.c")], check=True)
+        build_c(SOURCES / f"{name}.c", out)
     return out
 
 

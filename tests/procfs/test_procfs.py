@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.kernel import procfs_sys
-from tests.conftest import ROOT, require_tool, run_native, run_sandbox
+from tests.conftest import ROOT, build_c, require_tool, run_native, run_sandbox
 
 HERE = ROOT / "tests" / "procfs"
 BUSYBOX = "/bin/busybox"
@@ -24,10 +24,9 @@ BUSYBOX = "/bin/busybox"
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    gcc = require_tool("gcc")
     out = tmp_path_factory.mktemp("procfs")
     for name in ("probe", "cpuid"):
-        subprocess.run([gcc, "-static", "-O2", "-w", "-o", str(out / name), str(HERE / f"{name}.c")], check=True)
+        build_c(HERE / f"{name}.c", out)
     return out
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, require_tool
+from tests.conftest import ROOT, build_c, require_tool
 from tests.terminal.pty_session import PtySession
 
 SOURCES = ROOT / "tests" / "terminal"
@@ -31,10 +31,9 @@ SANDBOX = [sys.executable, "-m", "sandbox", "run", "--timeout", "60"]
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    gcc = require_tool("gcc")
     out = tmp_path_factory.mktemp("terminal")
     for name in ("termprobe", "hostsig"):
-        subprocess.run([gcc, "-static", "-O2", "-w", "-o", str(out / name), str(SOURCES / f"{name}.c")], check=True)
+        build_c(SOURCES / f"{name}.c", out)
     return out
 
 
