@@ -6,9 +6,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # Debian packages: gcc, g++ and musl-tools build the guests; busybox-static, dash and python3
-# are guests (Debian's own dynamic programs, run through the system view); qemu-user is the
-# benchmark's peer.
-DEBIAN_PACKAGES := gcc g++ libc6-dev musl-tools busybox-static dash python3 make util-linux
+# are guests (Debian's own dynamic programs, run through the system view); golang-go builds the
+# Go guest; gdb, strace and chromium are what tests compare with or drive (the gdb stub, the
+# trace, the report page); qemu-user is the benchmark's peer. No recommends: chromium's would
+# pull in avahi-daemon, whose set-up fails in a container.
+DEBIAN_PACKAGES := gcc g++ libc6-dev musl-tools busybox-static dash python3 make util-linux chromium golang-go gdb strace
 # Tools that may come from elsewhere (rustup's rustc): installed from Debian only if absent.
 DEBIAN_TOOLS := rustc:rustc
 BENCH_PACKAGES := qemu-user
@@ -37,7 +39,7 @@ system-deps:
 	  command -v $${t#*:} >/dev/null 2>&1 || missing="$$missing $${t%%:*}"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
-	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; fi
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; fi
 
 guests: $(STAMP) system-deps compile
 	$(PY) guests/build.py

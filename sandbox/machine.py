@@ -78,8 +78,12 @@ TRAMPOLINE_VA = KERNEL_TEXT + PAGE_SIZE
 KSTACK_VA = KERNEL_TEXT + 2 * PAGE_SIZE
 
 #: How often the watchdog takes the CPU back, so that the run loop can notice Ctrl-C and
-#: limits even while the guest computes without system calls.
-WATCHDOG_SECONDS = 0.2
+#: limits even while the guest computes without system calls, and hands the CPU to the next
+#: runnable task: the time slice. Linux on one CPU lets a woken task preempt within a few
+#: milliseconds (CFS's wakeup granularity), and runtimes that spin until another thread acts
+#: depend on it: Go's runtime.GC() yields in a loop until a sweeper on another thread
+#: finishes, and three collections took over 50 s with 200 ms slices, under 1 s with 10 ms.
+WATCHDOG_SECONDS = 0.01
 
 #: The block hook the watchdog stops the CPU through (built by `make` from stopper.c).
 STOPPER_LIBRARY = Path(__file__).resolve().parent / "native" / "libstopper.so"

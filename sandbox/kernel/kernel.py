@@ -105,6 +105,9 @@ MAX_REGIONS_TOTAL = 4 * 65530
 #: Instructions a task runs before another's turn under --deterministic (Unicorn counts
 #: them exactly; about 10 ms of guest time at native speed).
 DETERMINISTIC_QUANTUM = 1_000_000
+#: Under SANDBOX_CHECK_INVARIANTS, a check that took t seconds lets the switches of the next
+#: 4t seconds go unchecked: checking costs at most a fifth of a run.
+CHECK_COST_FACTOR = 5
 #: Writable, sticky scratch directories of the private root: /tmp, and the host directory
 #: behind /dev/shm (POSIX shared memory; /dev itself is made up).
 SCRATCH_DIRS = ("tmp", "dev/shm")
@@ -219,6 +222,7 @@ class Kernel:
         self.limit_hit: str | None = None
         #: SANDBOX_CHECK_INVARIANTS=1: check every invariant at every switch and at the end.
         self.check_every_switch = os.environ.get("SANDBOX_CHECK_INVARIANTS") == "1"
+        self._next_check = 0.0  # when the next switch may check (see _check_at_switch)
         machine.on_syscall = self._on_syscall
         machine.on_exception = self._on_exception
 
@@ -352,6 +356,7 @@ class Kernel:
         self.processes[pid] = group
         self.tasks[pid] = task
         self.proc_tree.born(pid, parent.pid if parent is not None else None)
+        self._requantize()
         return task
 
     def new_thread(self, parent: Task) -> Task:
@@ -361,7 +366,15 @@ class Kernel:
         task.sig_mask, task.comm, task.affinity = parent.sig_mask, parent.comm, parent.affinity
         self.tasks[task.tid] = task
         self.stats["threads"] += 1
+        self._requantize()
         return task
+
+    def _requantize(self) -> None:
+        """A task was born: under --deterministic the running one may be on an unbounded
+        quantum (it was alone), which only the watchdog's tick -- at no fixed instruction --
+        would end. Stop the CPU after this call, so the next quantum is counted."""
+        if self.options.deterministic:
+            self.machine.stop()
 
     def _allocate_id(self) -> int:
         """The next pid or tid (one number space, as Linux's)."""
@@ -451,7 +464,7 @@ class Kernel:
             if not self.sched.switch_to(task):
                 continue
             if self.check_every_switch:
-                self.check_invariants()
+                self._check_at_switch()
             try:
                 self.machine.run(self._quantum())
             except EngineError as error:
@@ -463,11 +476,21 @@ class Kernel:
                     self.kill(victim, signal.SIGINT, "interrupted")
             self.sched.switch_out(task)
 
+    def _check_at_switch(self) -> None:
+        """check_invariants at a switch, unless checking would take more than a fifth of the
+        run: a big address space costs milliseconds a check, and a program that switches
+        every time slice (Go's runtime) would spend nearly all its time checking."""
+        now = time.monotonic()
+        if now < self._next_check:
+            return
+        self.check_invariants()
+        self._next_check = now + CHECK_COST_FACTOR * (time.monotonic() - now)
+
     def _quantum(self) -> int:
         """Instructions the next task may run before the next one's turn: unbounded (the
-        watchdog preempts every 200 ms of host time), or under --deterministic while more
-        than one task lives, an exact count, so that tasks interleave at the same
-        instructions on every run."""
+        watchdog preempts every WATCHDOG_SECONDS, 10 ms of host time), or under
+        --deterministic while more than one task lives, an exact count, so that tasks
+        interleave at the same instructions on every run."""
         if self.options.deterministic and len(self.tasks) > 1:
             return DETERMINISTIC_QUANTUM
         return 0

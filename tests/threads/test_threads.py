@@ -6,6 +6,7 @@ the same on every run (counts, sums, yes/no), so stdout, stderr and status must 
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -63,6 +64,18 @@ def test_rust_threads(tmp_path: Path) -> None:
     program = tmp_path / "rust_threads"
     subprocess.run([rustc, "-O", "-o", str(program), str(ROOT / "guests/threads/rust_threads.rs")], check=True,
                    capture_output=True)
+    same([str(program)], ("--mount", f"{tmp_path}:{tmp_path}:ro"))
+
+
+def test_go_goroutines_channels_timers_json_and_gc(tmp_path: Path) -> None:
+    """A static Go program (CGO off, as `go build` makes by default without a C compiler):
+    goroutines on the runtime's OS threads, channels, WaitGroup, a ticker, JSON, and
+    runtime.GC() under load, whose stop-the-world needs a woken thread to run promptly."""
+    go = require_tool("go")
+    program = tmp_path / "go_threads"
+    env = {**os.environ, "CGO_ENABLED": "0", "GOCACHE": str(tmp_path / "cache"), "HOME": str(tmp_path)}
+    subprocess.run([go, "build", "-o", str(program), str(ROOT / "guests/threads/go_threads.go")], check=True,
+                   capture_output=True, env=env, cwd=tmp_path)
     same([str(program)], ("--mount", f"{tmp_path}:{tmp_path}:ro"))
 
 
