@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from sandbox.mm.pagecache import CachedFile, PageCache
 
 MAX_FDS = 1024  # RLIMIT_NOFILE's usual soft limit
+NR_OPEN_DEFAULT = 64  # a new descriptor table's slots: BITS_PER_LONG (include/linux/fdtable.h)
+FDTABLE_GROWTH_SLOTS = 128  # a grown table has a power of two times 1024 / sizeof(struct file *)
 PIPE_BUF = 4096  # writes up to this size are atomic (man 7 pipe)
 O_ACCMODE, O_RDONLY, O_WRONLY, O_RDWR = 0o3, 0o0, 0o1, 0o2
 O_APPEND, O_NONBLOCK = 0o2000, 0o4000
@@ -669,12 +671,25 @@ class FdEntry:
         self.cloexec = cloexec
 
 
+def fdtable_size(fd: int) -> int:
+    """The size Linux gives a descriptor table that must hold `fd` (fs/file.c
+    alloc_fdtable): NR_OPEN_DEFAULT slots at first, then a power of two times 128."""
+    if fd < NR_OPEN_DEFAULT:
+        return NR_OPEN_DEFAULT
+    blocks = fd // FDTABLE_GROWTH_SLOTS + 1
+    return (1 << (blocks - 1).bit_length()) * FDTABLE_GROWTH_SLOTS  # roundup_pow_of_two(blocks)
+
+
 class FdTable:
-    """A process's descriptors: small integers naming open files, each with FD_CLOEXEC."""
+    """A process's descriptors: small integers naming open files, each with FD_CLOEXEC.
+
+    `max_fds` is the size Linux's table would have (it only grows, and a fork's copy is
+    sized by the highest descriptor open): select looks no further (core_sys_select)."""
 
     def __init__(self, limit: int = MAX_FDS) -> None:
         self._fds: dict[int, FdEntry] = {}
         self.limit = limit
+        self.max_fds = NR_OPEN_DEFAULT
 
     @classmethod
     def with_stdio(cls) -> FdTable:
@@ -689,6 +704,9 @@ class FdTable:
         table = FdTable(self.limit)
         for fd, entry in self._fds.items():
             table.replace(fd, entry.file, entry.cloexec)
+        # dup_fd sizes the copy by count_open_files: whole 64-bit words of open descriptors
+        open_words = max(self._fds, default=0) // NR_OPEN_DEFAULT + 1
+        table.max_fds = fdtable_size(open_words * NR_OPEN_DEFAULT - 1)
         return table
 
     def __contains__(self, fd: int) -> bool:
@@ -714,7 +732,13 @@ class FdTable:
             raise SyscallError(errno.EMFILE, "too many open files")
         file.attach()
         self._fds[fd] = FdEntry(file, cloexec)
+        self._grow(fd)
         return fd
+
+    def _grow(self, fd: int) -> None:
+        """expand_files: the table grows to hold `fd` and never shrinks."""
+        if fd >= self.max_fds:
+            self.max_fds = fdtable_size(fd)
 
     def replace(self, fd: int, file: File, cloexec: bool = False) -> None:
         """dup2/dup3: make `fd` name `file`, closing what it named before."""
@@ -723,6 +747,7 @@ class FdTable:
         file.attach()
         old = self._fds.get(fd)
         self._fds[fd] = FdEntry(file, cloexec)
+        self._grow(fd)
         if old is not None:
             self._release(old.file)
 

@@ -172,7 +172,7 @@ def do_select(proc: Task, nfds: int, sets: tuple[int, int, int], timeout_ns: int
     nfds = to_int32(nfds)
     if nfds < 0:
         raise SyscallError(errno.EINVAL, f"nfds {nfds}")
-    nfds = min(nfds, proc.files.limit)  # core_sys_select: no descriptor lies past the table
+    nfds = min(nfds, proc.files.max_fds)  # core_sys_select: it looks no further than the table
     wanted = [_read_fd_set(proc, addr, nfds) for addr in sets]
     everyone = sorted(set().union(*wanted))
     files = {fd: _file_at(proc, fd) for fd in everyone}

@@ -82,7 +82,9 @@ int main(int argc, char **argv) {
     signal(SIGPIPE, on_pipe);
     int p[2]; pipe(p);
     pid_t c = fork();
-    if (c == 0) { close(p[1]); usleep(50000); static char b[4096]; read(p[0], b, sizeof b); _exit(0); }
+    /* The reader only waits and leaves: a read before leaving would race the writer's next
+       chunk against the reader's exit, natively as here. */
+    if (c == 0) { close(p[1]); usleep(50000); _exit(0); }
     close(p[0]);
     static char big[200000];
     ssize_t n = write(p[1], big, sizeof big);

@@ -28,8 +28,10 @@ int main(void) {
   recv_n(sv[0], 3, 0);
   waitpid(c, 0, 0);
   c = fork();
-  if (c == 0) { usleep(20000); send(sv[1], "x", 1, 0); send(sv[1], "y", 1, 0); usleep(20000); send(sv[1], "z", 1, 0); _exit(0); }
-  usleep(5000);
+  /* x and y are queued before the call (a wait for the first would race the child's second
+     send, natively too); MSG_WAITFORONE takes them and does not wait for z. */
+  if (c == 0) { send(sv[1], "x", 1, 0); send(sv[1], "y", 1, 0); usleep(100000); send(sv[1], "z", 1, 0); _exit(0); }
+  usleep(50000);
   recv_n(sv[0], 3, MSG_WAITFORONE);
   waitpid(c, 0, 0); recv_n(sv[0], 3, MSG_DONTWAIT);
   struct sigaction sa = {0}; sa.sa_handler = h; sigaction(SIGUSR1, &sa, 0);
