@@ -179,6 +179,13 @@ def table(rows: list[dict], ops: dict[str, float], names: list[str]) -> str:
     return "\n".join(lines)
 
 
+def engine_in_use() -> str:
+    """Which libunicorn the sandbox runs on (`sandbox --version`: the project's build or the
+    PyPI wheel's; $SANDBOX_ENGINE=wheel measures the wheel)."""
+    done = subprocess.run([sys.executable, "-m", "sandbox", "--version"], capture_output=True, text=True)
+    return done.stdout.strip().splitlines()[-1].removeprefix("engine: ") if done.returncode == 0 else "unknown"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
@@ -191,10 +198,12 @@ def main() -> None:
     make_data()
     rows = [measure(w, args.repeat, cmds) for w in WORKLOADS]
     ops = per_op(rows, cmds)
+    engine = engine_in_use()
     print(table(rows, ops, list(cmds)))
+    print(f"engine: {engine}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / time.strftime("bench-%Y%m%d-%H%M%S.json")
-    out.write_text(json.dumps({"rows": rows, "per_op_us": ops, "repeat": args.repeat}, indent=2))
+    out.write_text(json.dumps({"rows": rows, "per_op_us": ops, "repeat": args.repeat, "engine": engine}, indent=2))
     print(f"results: {out.relative_to(ROOT)}")
 
 

@@ -30,6 +30,7 @@ from types import FrameType
 from typing import Any, NamedTuple, TextIO
 
 from sandbox.engine import Engine
+from sandbox.engine import describe as engine_description
 from sandbox.errors import InvariantError, OutOfMemory, SyscallError
 from sandbox.kernel import procfs
 from sandbox.kernel.files import O_RDONLY, O_WRONLY, POLLIN, POLLOUT, File, Stat
@@ -400,6 +401,7 @@ class Sandbox:
             "context_switches": self.kernel.sched.switches,
             "syscalls": dict(self.kernel.syscall_counts),
             "syscalls_total": sum(self.kernel.syscall_counts.values()),
+            "engine": engine_description(),
         }
 
     def release(self) -> None:

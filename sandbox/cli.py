@@ -419,5 +419,6 @@ def format_stats(stats: dict) -> str:
              ("pages shared at fork", stats["pages_shared_at_fork"]),
              ("context switches", stats["context_switches"]), ("system calls", stats["syscalls_total"])]
     rows += [(f"  {name}", n) for name, n in sorted(stats["syscalls"].items(), key=lambda kv: (-kv[1], kv[0]))]
+    rows.append(("engine", stats.get("engine", "?")))  # which libunicorn ran (sandbox/engine.py)
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)

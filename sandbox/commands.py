@@ -134,8 +134,22 @@ def _one_line() -> Iterator[None]:
         raise OneLineError(error) from None
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """--version: the package's version, then which libunicorn runs (the project's build or
+    the PyPI wheel's, sandbox/engine.py), so a report names the engine it came from."""
+    if not value or ctx.resilient_parsing:
+        return
+    from importlib.metadata import version
+
+    from sandbox import engine
+
+    click.echo(f"sandbox, version {version('sandbox')}\nengine: {engine.describe()}")
+    ctx.exit()
+
+
 @click.group(cls=OneLineErrors)
-@click.version_option(package_name="sandbox")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+              help="Show the version and the engine, and exit.")
 def cli() -> None:
     """Run x86-64 Linux programs in Unicorn under a small kernel's memory manager."""
 

@@ -1,7 +1,12 @@
 """A lean ctypes binding to libunicorn: the dozen calls the machine makes, nothing else.
 
-The library is the one the `unicorn` package ships (`unicorn/lib/libunicorn.so.2`); only
-its Python module is bypassed. Importing that module costs about 45 ms on the benchmark
+The library is the project's own build when there is one (`build/engine/libunicorn.so.2`,
+made by engine/build.py from the pinned Unicorn sdist with engine/patches/ applied: x86
+only, faster translated code), else the one the `unicorn` package ships
+(`unicorn/lib/libunicorn.so.2`); $SANDBOX_ENGINE=wheel or =built forces one, and
+$LIBUNICORN_PATH, as Unicorn's own module honours it, names a directory to use instead.
+`describe()` says which loaded (`sandbox --version`, the stats). Only Unicorn's Python
+module is bypassed. Importing that module costs about 45 ms on the benchmark
 machine, most of `sandbox run hello` beyond the interpreter itself (it imports typing,
 inspect, importlib.resources, pathlib and every architecture's constants to load the same
 file). Loading the library through ctypes costs about 7 ms. See bench/RESULTS.md.
@@ -16,6 +21,7 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
+from pathlib import Path
 
 # unicorn/unicorn.h
 UC_ARCH_X86 = 4
@@ -117,9 +123,68 @@ def find_library() -> str:
     raise ImportError(f"{LIBRARY_NAME} not found: is the unicorn package installed?")
 
 
+#: The project's own build (engine/build.py; `make compile` runs it), beside its engine.json.
+BUILT_DIR = Path(__file__).resolve().parent.parent / "build" / "engine"
+#: $SANDBOX_ENGINE: "built" or "wheel" forces that library; unset (or "auto"), the built one
+#: is preferred when it exists and loads, unless $LIBUNICORN_PATH names a directory.
+ENGINE_VARIABLE = "SANDBOX_ENGINE"
+#: The Unicorn API the binding is written against: uc_version's major and minor must match.
+API_VERSION = (2, 1)
+
+
+def find_built_library() -> str | None:
+    """The project's own libunicorn, if it has been built."""
+    path = BUILT_DIR / LIBRARY_NAME
+    return str(path) if path.exists() else None
+
+
+def unicorn_version(lib: ctypes.CDLL) -> tuple[int, int, int]:
+    """uc_version's (major, minor, patch): (major << 24) | (minor << 16) | (patch << 8) | extra."""
+    lib.uc_version.restype = ctypes.c_uint32
+    lib.uc_version.argtypes = (ctypes.POINTER(ctypes.c_uint), ctypes.POINTER(ctypes.c_uint))
+    combined = lib.uc_version(None, None)
+    return combined >> 24, (combined >> 16) & 0xFF, (combined >> 8) & 0xFF
+
+
+def _open(path: str) -> ctypes.CDLL:
+    """Load one libunicorn and check its API version; ImportError if it cannot serve."""
+    try:
+        lib = ctypes.CDLL(path)
+    except OSError as error:
+        raise ImportError(f"{path}: {error}") from None
+    version = unicorn_version(lib)
+    if version[:2] != API_VERSION:
+        raise ImportError(f"{path} is Unicorn {'.'.join(map(str, version))}; the sandbox needs "
+                          f"{'.'.join(map(str, API_VERSION))}.x")
+    return lib
+
+
+def _choose() -> tuple[ctypes.CDLL, str, str]:
+    """The library to use: (library, kind, note). `kind` is "built", "wheel" or "path"
+    ($LIBUNICORN_PATH's); `note` says why a built library present was not used."""
+    wanted = os.environ.get(ENGINE_VARIABLE, "auto")
+    if wanted not in ("auto", "built", "wheel"):
+        raise ImportError(f"${ENGINE_VARIABLE} is {wanted!r}: use built, wheel or leave it unset")
+    built = find_built_library()
+    if wanted == "built":
+        if built is None:
+            raise ImportError(f"${ENGINE_VARIABLE}=built but {BUILT_DIR / LIBRARY_NAME} does not exist "
+                              "(`make compile` builds it)")
+        return _open(built), "built", ""
+    note = ""
+    if wanted == "auto" and built is not None and not os.environ.get("LIBUNICORN_PATH"):
+        try:
+            return _open(built), "built", ""
+        except ImportError as error:
+            note = f"project build not loadable: {error}"
+    kind = "path" if os.environ.get("LIBUNICORN_PATH") else "wheel"
+    return _open(find_library()), kind, note
+
+
 def _load() -> ctypes.CDLL:
     """Load the library and declare the prototypes used here (unicorn/unicorn.h)."""
-    lib = ctypes.CDLL(find_library())
+    global engine_kind, engine_note
+    lib, engine_kind, engine_note = _choose()
     err, h, ctx, ptr, i32, u32, size = ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, \
         ctypes.c_int32, ctypes.c_uint32, ctypes.c_size_t
     prototypes = {
@@ -149,15 +214,37 @@ def _load() -> ctypes.CDLL:
     for name, (restype, *argtypes) in prototypes.items():
         function = getattr(lib, name)
         function.restype, function.argtypes = restype, argtypes
-    major = lib.uc_version(None, None) >> 24  # (major << 24) | (minor << 16) | (patch << 8) | extra
-    if major != 2:
-        raise ImportError(f"{LIBRARY_NAME} is Unicorn {major}; the sandbox needs Unicorn 2")
     return lib
+
+
+#: Which library loaded: "built" (the project's), "wheel" (the unicorn package's) or "path"
+#: ($LIBUNICORN_PATH's); and why a built library present was passed over ("" if it was not).
+engine_kind, engine_note = "", ""
 
 
 _lib = _load()
 #: The raw library, for hot paths that call it directly (one ctypes call, no wrapper).
 lib = _lib
+
+
+def describe() -> str:
+    """Which engine runs, for `sandbox --version` and the stats: e.g. "unicorn 2.1.4
+    (project build, 3 patches)" or "unicorn 2.1.4 (PyPI wheel)"."""
+    version = ".".join(map(str, unicorn_version(_lib)))
+    if engine_kind == "built":
+        return f"unicorn {version} (project build, {_built_patch_count()} patches)"
+    where = "PyPI wheel" if engine_kind == "wheel" else f"LIBUNICORN_PATH={os.environ.get('LIBUNICORN_PATH', '')}"
+    return f"unicorn {version} ({where}{'; ' + engine_note if engine_note else ''})"
+
+
+def _built_patch_count() -> int | str:
+    """How many patches engine/build.py applied (its engine.json), or "?" if unreadable."""
+    import json  # only here: json stays off the start-up path
+
+    try:
+        return len(json.loads((BUILT_DIR / "engine.json").read_text())["patches"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return "?"
 
 
 def check(status: int) -> None:
