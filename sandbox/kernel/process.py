@@ -86,6 +86,14 @@ class ThreadGroup:
         self.exit_signal = signal.SIGCHLD  # what the parent is sent at the end (clone's CSIGNAL)
         self.exit_code = 0
         self.death: Death | None = None
+        #: Job control (kernel/signal.c group stop): the signal that stopped every thread
+        #: (0 while the process runs; a stopped one stays `alive` but is never scheduled),
+        #: and the wait status its parent has yet to collect with WUNTRACED (W_STOPCODE)
+        #: or WCONTINUED (0xffff), once; 0 if none. `stop_watched`: a shell of the session
+        #: could continue it when it stopped (its group was not orphaned then).
+        self.stop_signal = 0
+        self.job_status = 0
+        self.stop_watched = False
 
     def inherit(self, parent: ThreadGroup) -> None:
         """What a fork child takes from its parent besides memory and descriptors (man 2 fork)."""

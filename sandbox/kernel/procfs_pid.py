@@ -72,6 +72,8 @@ def state_of(task: Task) -> tuple[str, str]:
     """The state letter and word (fs/proc/array.c task_state_array)."""
     if not task.group.alive or task.state is State.ZOMBIE:
         return "Z", "zombie"
+    if task.group.stop_signal:  # job control: every thread of a stopped process
+        return "T", "stopped"
     if task.blocked is not None:
         return "S", "sleeping"
     return "R", "running"

@@ -21,6 +21,7 @@ from sandbox.errors import SyscallError, WouldBlock
 from sandbox.kernel import limits, signal_delivery
 from sandbox.kernel.checked import KTIME_MAX
 from sandbox.kernel.process import State, ThreadGroup
+from sandbox.kernel.signals import signal_name
 from sandbox.kernel.task import Task
 
 if TYPE_CHECKING:
@@ -104,9 +105,13 @@ class Scheduler:
     def pick(self) -> Task | None:
         """The next task that can run, round-robin after the last one picked."""
         self.fire_timers([g for g in self.kernel.processes.values() if g.alive])
-        alive = [t for t in self.kernel.tasks.values() if t.alive]
+        signal_delivery.hang_up_orphans(self.kernel)  # job control: stopped jobs whose shell ended
+        # Job control: stop signals are taken first, so that a parent's wait sees the stops.
+        alive = [t for t in self.kernel.tasks.values() if t.alive and not signal_delivery.take_stop(self.kernel, t)]
         alive.sort(key=lambda t: (t.tid <= self._last_tid, t.tid))
         for task in alive:
+            if signal_delivery.take_stop(self.kernel, task):  # stopped by a signal sent during this pass
+                continue
             if task.state is State.BLOCKED and not signal_delivery.interrupt(self.kernel, task) \
                     and not self.try_wake(task):
                 continue
@@ -158,9 +163,13 @@ class Scheduler:
     def idle(self, limit: float | None = None) -> bool:
         """Nothing can run: sleep until a deadline, host input, or the time `limit` (the run's
         --timeout, as time.monotonic). False if nothing ever can."""
-        blocked = [t for t in self.kernel.tasks.values() if t.state is State.BLOCKED and t.alive]
-        if not blocked:
+        blocked = [t for t in self.kernel.tasks.values() if t.state is State.BLOCKED and t.alive
+                   and not t.group.stop_signal]  # a stopped task's call waits for SIGCONT first
+        stopped = {t.group for t in self.kernel.tasks.values() if t.alive and t.group.stop_signal}
+        if not blocked and not stopped:
             return False
+        if any(signal_delivery.take_stop(self.kernel, t) for t in blocked):
+            return True  # a stop signal sent during the last pass: a parent's wait may end now
         groups = {t.group for t in blocked}
         timed = [g for g in groups if g.itimer is not None]
         fds = [wait for t in blocked for wait in t.blocked.host_waits]
@@ -175,6 +184,9 @@ class Scheduler:
             for group in groups:
                 why = next(t.blocked.why for t in blocked if t.group is group)
                 self.kernel.kill(group, signal.SIGKILL, f"deadlock: {why}, and no other process can act")
+            for group in stopped:
+                why = f"stopped by {signal_name(group.stop_signal)}"
+                self.kernel.kill(group, signal.SIGKILL, f"deadlock: {why}, and no other process can continue it")
             return True
         if limit is not None:
             deadlines.append(limit)

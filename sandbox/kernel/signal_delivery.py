@@ -13,6 +13,16 @@
 - `deliver` runs when the process is about to get the CPU: default actions, or a frame on
   the (alternate) stack and the registers set for the handler. `sigreturn` undoes a frame.
   Both change registers only while the CPU is stopped, never inside a Unicorn hook.
+- Job control (do_signal_stop, prepare_signal): a stop signal whose action is the default
+  stops every thread of the process when one thread takes it (`take_stop`, from the
+  scheduler before it picks a task; a task asleep in a call stays asleep, its call
+  unharmed); the parent gets SIGCHLD (CLD_STOPPED, unless SA_NOCLDSTOP) and wait4 a
+  W_STOPCODE. SIGCONT, at generation and even if blocked or ignored, continues it
+  (CLD_CONTINUED) and discards pending stop signals; a stop signal discards a pending
+  SIGCONT. SIGTSTP, SIGTTIN and SIGTTOU are discarded in an orphaned process group, whose
+  stop no shell of the session could undo (is_current_pgrp_orphaned), and a group that
+  becomes orphaned while stopped is sent SIGHUP and SIGCONT (kill_orphaned_pgrp).
+  SIGKILL ends a stopped process at once.
 """
 
 from __future__ import annotations
@@ -21,7 +31,7 @@ import errno
 import signal
 from typing import TYPE_CHECKING
 
-from sandbox.abi import SI_TKILL, SI_USER, SIG_DFL, SIG_IGN, SYSCALL_INSN_LEN
+from sandbox.abi import SI_KERNEL, SI_TKILL, SI_USER, SIG_DFL, SIG_IGN, SYSCALL_INSN_LEN
 from sandbox.errors import SyscallError
 from sandbox.kernel.process import State, ThreadGroup
 from sandbox.kernel.sigframe import (
@@ -44,13 +54,22 @@ from sandbox.kernel.task import Task
 from sandbox.mm.uaccess import copy_in, copy_out
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from sandbox.kernel.kernel import Kernel
 
 SA_SIGINFO, SA_ONSTACK, SA_RESTART = 0x4, 0x0800_0000, 0x1000_0000
 SA_NODEFER, SA_RESETHAND, SA_RESTORER = 0x4000_0000, 0x8000_0000, 0x0400_0000
-#: Default action "ignore" (man 7 signal). Stop signals too: there is no job control here.
-IGNORED_BY_DEFAULT = {signal.SIGCHLD, signal.SIGURG, signal.SIGWINCH, signal.SIGCONT,
-                      signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU}
+#: Default action "ignore" (man 7 signal).
+IGNORED_BY_DEFAULT = {signal.SIGCHLD, signal.SIGURG, signal.SIGWINCH, signal.SIGCONT}
+#: Default action "stop" (man 7 signal): taken by `take_stop`, never by `deliver`.
+STOP_SIGNALS = frozenset({signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU})
+#: The stop signals a terminal (or a job-control shell) sends; SIGSTOP is not one.
+TERMINAL_STOPS = STOP_SIGNALS - {signal.SIGSTOP}
+SA_NOCLDSTOP = 0x1  # no SIGCHLD when a child stops or continues (man 2 sigaction)
+CLD_STOPPED, CLD_CONTINUED = 5, 6  # SIGCHLD's si_code (include/uapi/asm-generic/siginfo.h)
+#: The wait status of a continued child (WIFCONTINUED; include/uapi/linux/wait.h __W_CONTINUED).
+W_CONTINUED = 0xFFFF
 SYNCHRONOUS = (signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE, signal.SIGTRAP)
 UNBLOCKABLE = (1 << (signal.SIGKILL - 1)) | (1 << (signal.SIGSTOP - 1))
 #: Calls Linux never restarts after a handler (ERESTARTNOHAND, or restart blocks we do not keep).
@@ -63,9 +82,23 @@ def action_of(proc: Task | ThreadGroup, signo: int) -> SigAction:
 
 
 def acts_on(proc: Task | ThreadGroup, signo: int) -> bool:
-    """True if delivering `signo` would do something (a handler, or a fatal default)."""
+    """True if delivering `signo` would do something (a handler, or a fatal default); a
+    stop's default action is `take_stop`'s, which leaves a sleeping call asleep."""
     handler = action_of(proc, signo).handler
-    return handler not in (SIG_DFL, SIG_IGN) or (handler == SIG_DFL and signo not in IGNORED_BY_DEFAULT)
+    return handler not in (SIG_DFL, SIG_IGN) or (
+        handler == SIG_DFL and signo not in IGNORED_BY_DEFAULT and signo not in STOP_SIGNALS)
+
+
+def ignored_at_send(proc: Task | ThreadGroup, takers: list[Task], signo: int) -> bool:
+    """Whether `signo` is dropped as it is sent, never pending (Linux's sig_ignored): its
+    handler is SIG_IGN, or SIG_DFL with "ignore" as the default action while none of the
+    threads that could take it blocks it (sigwaitinfo and signalfd still see it then).
+    Linux keeps a blocked SIG_IGN signal pending too; here it is dropped, as it would be
+    once unblocked."""
+    handler = action_of(proc, signo).handler
+    if handler == SIG_IGN:
+        return True
+    return handler == SIG_DFL and signo in IGNORED_BY_DEFAULT and not any(blocked(t, signo) for t in takers)
 
 
 def blocked(task: Task, signo: int) -> bool:
@@ -97,7 +130,8 @@ def send(kernel: Kernel, target: ThreadGroup, signo: int, info: bytes | None = N
     if signo == signal.SIGKILL:
         kernel.kill(target, signo, "killed by SIGKILL")
         return
-    if action_of(target, signo).handler == SIG_IGN:
+    _prepare(kernel, target, signo)
+    if ignored_at_send(target, [t for t in target.tasks if t.alive], signo):
         return
     target.pending.add(signo, info or pack_siginfo(signo, SI_USER))
     if kernel.current is not None and kernel.current.group is target:
@@ -112,7 +146,8 @@ def send_to_task(kernel: Kernel, target: Task, signo: int, info: bytes | None = 
     if signo == signal.SIGKILL:
         kernel.kill(target.group, signo, "killed by SIGKILL")
         return
-    if action_of(target, signo).handler == SIG_IGN:
+    _prepare(kernel, target.group, signo)
+    if ignored_at_send(target, [target], signo):
         return
     target.pending.add(signo, info or pack_siginfo(signo, SI_TKILL))
     if target is kernel.current:
@@ -132,6 +167,115 @@ def force_fault(kernel: Kernel, task: Task, signo: int, code: int, addr: int, me
     task.pending[signo] = pack_siginfo(signo, code, addr)
     task.fault_cr2 = addr
     kernel.machine.stop()
+
+
+def _prepare(kernel: Kernel, group: ThreadGroup, signo: int) -> None:
+    """What generating `signo` does before it is queued, blocked or ignored as it may be
+    (prepare_signal): a stop signal discards a pending SIGCONT; SIGCONT discards pending
+    stop signals and continues a stopped process."""
+    if signo in STOP_SIGNALS:
+        _discard(group, (signal.SIGCONT,))
+    elif signo == signal.SIGCONT:
+        _discard(group, STOP_SIGNALS)
+        if group.stop_signal:
+            continue_group(kernel, group)
+
+
+def _discard(group: ThreadGroup, signals: Iterable[int]) -> None:
+    """Drop every pending instance of `signals`, the process's and each thread's."""
+    for holder in (group, *group.tasks):
+        for signo in signals:
+            holder.pending.discard(signo)
+
+
+# -- job control: group stop and continue -----------------------------------------------------
+
+def take_stop(kernel: Kernel, task: Task) -> bool:
+    """True if `task` must not run now: its process is stopped, or a stop signal it takes
+    (pending, not blocked, its action the default) stops it now (get_signal's
+    do_signal_stop). A terminal's stop signal to an orphaned process group is discarded."""
+    group = task.group
+    if group.stop_signal:
+        return True
+    if not (task.pending or group.pending):
+        return False
+    for holder in (task, group):
+        for signo in sorted(STOP_SIGNALS.intersection(holder.pending)):
+            if blocked(task, signo) or action_of(task, signo).handler != SIG_DFL:
+                continue
+            info = holder.pending.pop(signo)
+            if kernel.tracer is not None:
+                kernel.tracer.signal(task.tid, info)
+            if signo in TERMINAL_STOPS and orphaned_pgrp(kernel, group.pgid):
+                continue
+            stop_group(kernel, group, signo)
+            return True
+    return False
+
+
+def stop_group(kernel: Kernel, group: ThreadGroup, signo: int) -> None:
+    """Stop every thread of `group` (a sleeping one keeps its call for later); the parent
+    may collect W_STOPCODE(signo) once and is sent SIGCHLD (do_notify_parent_cldstop)."""
+    group.stop_signal = signo
+    group.job_status = 0x7F | signo << 8
+    group.stop_watched = not orphaned_pgrp(kernel, group.pgid)
+    _notify_parent(kernel, group, CLD_STOPPED, signo)
+    if kernel.current is not None and kernel.current.group is group:
+        kernel.machine.stop()
+
+
+def continue_group(kernel: Kernel, group: ThreadGroup) -> None:
+    """SIGCONT for stopped `group`: its threads run again (sleeping ones sleep on); the
+    parent may collect WIFCONTINUED once and is sent SIGCHLD with CLD_CONTINUED."""
+    group.stop_signal = 0
+    group.job_status = W_CONTINUED
+    _notify_parent(kernel, group, CLD_CONTINUED, signal.SIGCONT)
+
+
+def _notify_parent(kernel: Kernel, group: ThreadGroup, code: int, status: int) -> None:
+    """SIGCHLD to `group`'s parent for a stop or continue, unless it asked for none
+    (SA_NOCLDSTOP) or ignores SIGCHLD; the exit signal of clone plays no part here."""
+    parent = kernel.processes.get(group.ppid)
+    if parent is None or not parent.alive or action_of(parent, signal.SIGCHLD).flags & SA_NOCLDSTOP:
+        return
+    info = pack_siginfo(signal.SIGCHLD, code, pid=group.pid, uid=kernel.identity.uid, status=status)
+    send(kernel, parent, signal.SIGCHLD, info)
+
+
+def hang_up_orphans(kernel: Kernel) -> None:
+    """A process group with stopped members that has become orphaned (its shell ended)
+    is sent SIGHUP, then SIGCONT, so that it does not stay stopped for ever
+    (kill_orphaned_pgrp at exit; here on the scheduler's next pass). A group that was
+    orphaned when it stopped is left as it is."""
+    watched = {g.pgid for g in kernel.processes.values() if g.alive and g.stop_signal and g.stop_watched}
+    if not watched:
+        return
+    orphans = orphaned_pgrps(kernel, watched)
+    members = [g for g in kernel.processes.values() if g.alive and g.pgid in orphans]
+    for group in members:
+        group.stop_watched = False
+    for signo in (signal.SIGHUP, signal.SIGCONT):
+        for group in members:
+            send(kernel, group, signo, pack_siginfo(signo, SI_KERNEL))
+
+
+def orphaned_pgrp(kernel: Kernel, pgid: int) -> bool:
+    """Whether process group `pgid` is orphaned: no live member has a parent in another
+    group of the same session, the shell that could continue it (will_become_orphaned_pgrp).
+    The sandbox's first process has no parent inside: its group is orphaned unless a
+    job-control shell moved a child of its own into it."""
+    return pgid in orphaned_pgrps(kernel, {pgid})
+
+
+def orphaned_pgrps(kernel: Kernel, pgids: set[int]) -> set[int]:
+    """Those of `pgids` that are orphaned (see orphaned_pgrp), in one pass over the processes."""
+    processes, held = kernel.processes, set()
+    for member in processes.values():
+        if member.alive and member.pgid in pgids:
+            parent = processes.get(member.ppid)
+            if parent is not None and parent.alive and parent.pgid != member.pgid and parent.sid == member.sid:
+                held.add(member.pgid)
+    return pgids - held
 
 
 # -- interruption of a blocked call -------------------------------------------------------------

@@ -58,6 +58,8 @@ def _readable(proc: Task, fd: int):
     file = proc.files.get(to_int32(fd))
     if not file.readable:
         raise SyscallError(errno.EBADF, f"fd {to_int32(fd)} is not open for reading")
+    if isinstance(file, HostStream):  # job control: SIGTTIN for a background reader of the terminal
+        tty.check_read(proc, file)
     return file
 
 
@@ -65,6 +67,8 @@ def _writable(proc: Task, fd: int):
     file = proc.files.get(to_int32(fd))
     if not file.writable:
         raise SyscallError(errno.EBADF, f"fd {to_int32(fd)} is not open for writing")
+    if isinstance(file, HostStream):  # job control: SIGTTOU for a background writer (TOSTOP)
+        tty.check_write(proc, file)
     return file
 
 

@@ -13,7 +13,7 @@ from sandbox.kernel import limits, signal_delivery
 from sandbox.kernel.exec import exec_error, load_program, resolve_program
 from sandbox.kernel.process import State, ThreadGroup
 from sandbox.kernel.sigframe import pack_siginfo
-from sandbox.kernel.signal_delivery import action_of
+from sandbox.kernel.signal_delivery import CLD_CONTINUED, CLD_STOPPED, W_CONTINUED, action_of
 from sandbox.kernel.sys_pidfd import open_pidfd, pidfd_group, require_pidfd_room
 from sandbox.kernel.syscalls import syscall, to_int32
 from sandbox.kernel.task import Task
@@ -26,6 +26,9 @@ CLONE_VM, CLONE_FS, CLONE_FILES, CLONE_SIGHAND = 0x100, 0x200, 0x400, 0x800
 CLONE_VFORK, CLONE_PARENT, CLONE_THREAD, CLONE_SETTLS = 0x4000, 0x8000, 0x10000, 0x80000
 CLONE_PARENT_SETTID, CLONE_CHILD_CLEARTID, CLONE_CHILD_SETTID = 0x100000, 0x200000, 0x1000000
 WNOHANG, WUNTRACED, WCONTINUED, WEXITED, WNOWAIT = 1, 2, 8, 4, 0x1000000
+WSTOPPED = WUNTRACED  # waitid's name for it
+#: What waitid takes: the above, and __WNOTHREAD, __WALL, __WCLONE (include/uapi/linux/wait.h).
+WAITID_OPTIONS = WNOHANG | WSTOPPED | WEXITED | WCONTINUED | WNOWAIT | 0x20000000 | 0x40000000 | 0x80000000
 P_ALL, P_PID, P_PGID, P_PIDFD = 0, 1, 2, 3
 SIGINFO_SIZE = 128
 MAX_ARGS = 32768  # a bound on argv/envp entries read from the guest
@@ -300,31 +303,70 @@ def _matches(proc: Task, child: ThreadGroup, pid: int) -> bool:
     return child.pgid == (proc.pgid if pid == 0 else -pid)
 
 
-def _exited_child(proc: Task, pid: int) -> ThreadGroup | None:
-    """A zombie child matching `pid` (wait4's encoding), None if they all still run; ECHILD
-    if no child matches at all."""
+def _waitable_child(proc: Task, pid: int, options: int) -> tuple[ThreadGroup, int] | None:
+    """The first child matching `pid` (wait4's encoding) with something `options` asks
+    for: an end (WEXITED) as CLD_* code, a stop not yet collected (WSTOPPED), a continue
+    not yet collected (WCONTINUED), as Linux's wait_consider_task tries them. None if no
+    such child has news; ECHILD if no child matches at all."""
     candidates = [c for c in proc.children if _matches(proc, c, pid)]
     if not candidates:
         raise SyscallError(errno.ECHILD, "no such child")
-    return next((c for c in candidates if c.state is State.ZOMBIE), None)
+    for child in candidates:
+        if child.state is State.ZOMBIE:
+            if options & WEXITED:
+                return child, _exit_code(child)
+        elif child.job_status == W_CONTINUED:
+            if options & WCONTINUED:
+                return child, CLD_CONTINUED
+        elif child.job_status and child.stop_signal and options & WSTOPPED:
+            return child, CLD_STOPPED
+    return None
+
+
+def _exit_code(zombie: ThreadGroup) -> int:
+    """waitid's si_code for an ended child."""
+    if zombie.death is None:
+        return CLD_EXITED
+    return CLD_DUMPED if zombie.core_dumped else CLD_KILLED
+
+
+def _no_news(call: str, options: int) -> str:
+    """Why a wait sleeps, for --trace and the deadlock message."""
+    what = [word for bit, word in ((WEXITED, "exited"), (WSTOPPED, "stopped"), (WCONTINUED, "continued"))
+            if options & bit]
+    return f"{call}: no child has {' or '.join(what)} yet"
 
 
 @syscall("wait4", "pid wstatus options rusage")
 def sys_wait4(proc: Task, pid: int, wstatus: int, options: int, rusage: int) -> int:
+    """Collect a child that ended, or with WUNTRACED one that stopped and with WCONTINUED
+    one that continued since the last wait (man 2 wait4); only an ended one is reaped."""
     pid, options = to_int32(pid), to_int32(options)
-    if options & ~(WNOHANG | WUNTRACED | WCONTINUED | 0x40000000 | 0x80000000 | 0x20000000):
+    if options & 0xFFFF_FFFF & ~(WNOHANG | WUNTRACED | WCONTINUED | 0x40000000 | 0x80000000 | 0x20000000):
         raise SyscallError(errno.EINVAL, f"options {options:#x}")
-    zombie = _exited_child(proc, pid)
-    if zombie is None:
+    found = _waitable_child(proc, pid, options | WEXITED)
+    if found is None:
         if options & WNOHANG:
             return 0
-        raise WouldBlock("wait4: no child has exited yet")
+        raise WouldBlock(_no_news("wait4", options | WEXITED))
+    child, code = found
+    status = child.wait_status if code not in (CLD_STOPPED, CLD_CONTINUED) else child.job_status
+    usage = limits.pack_rusage(child.usage, child.children_usage)
+    _collect(proc, child, code)  # collected even if the copies fault, as kernel_wait4's put_user
     if wstatus:
-        copy_out(proc.space, wstatus, struct.pack("<i", zombie.wait_status))
+        copy_out(proc.space, wstatus, struct.pack("<i", status))
     if rusage:
-        copy_out(proc.space, rusage, limits.pack_rusage(zombie.usage, zombie.children_usage))
-    _reap(proc, zombie)
-    return zombie.pid
+        copy_out(proc.space, rusage, usage)
+    return child.pid
+
+
+def _collect(proc: Task, child: ThreadGroup, code: int) -> None:
+    """What was reported is gone: a stop or continue is reported once, an ended child
+    is reaped."""
+    if code in (CLD_STOPPED, CLD_CONTINUED):
+        child.job_status = 0
+    else:
+        _reap(proc, child)
 
 
 def _reap(proc: Task, zombie: ThreadGroup) -> None:
@@ -335,30 +377,45 @@ def _reap(proc: Task, zombie: ThreadGroup) -> None:
 
 @syscall("waitid", "idtype id infop options rusage")
 def sys_waitid(proc: Task, idtype: int, ident: int, infop: int, options: int, rusage: int) -> int:
+    """wait4 with a siginfo_t and a choice of events: WEXITED, WSTOPPED, WCONTINUED, and
+    WNOWAIT to leave what it reports to be reported again (man 2 waitid)."""
     idtype, ident, options = to_int32(idtype), to_int32(ident), to_int32(options)
-    if idtype not in (P_ALL, P_PID, P_PGID, P_PIDFD) or not options & WEXITED:
-        raise SyscallError(errno.EINVAL, "waitid needs P_ALL/P_PID/P_PGID/P_PIDFD and WEXITED")
+    if options & 0xFFFF_FFFF & ~WAITID_OPTIONS or not options & (WEXITED | WSTOPPED | WCONTINUED):
+        raise SyscallError(errno.EINVAL, f"waitid options {options:#x}")
+    if idtype not in (P_ALL, P_PID, P_PGID, P_PIDFD):
+        raise SyscallError(errno.EINVAL, f"waitid idtype {idtype}")
     if idtype == P_PIDFD:  # the process a pidfd names (EBADF if `ident` is none)
         idtype, ident = P_PID, pidfd_group(proc, ident).pid
     pid = -1 if idtype == P_ALL else ident if idtype == P_PID else -ident if ident else 0
-    zombie = _exited_child(proc, pid)
-    if zombie is None:
+    found = _waitable_child(proc, pid, options)
+    if found is None:
         if options & WNOHANG:
             if infop:
                 copy_out(proc.space, infop, bytes(SIGINFO_SIZE))
             return 0
-        raise WouldBlock("waitid: no child has exited yet")
-    if infop:
-        code, status = (CLD_KILLED, zombie.death.signo) if zombie.death else (CLD_EXITED, zombie.exit_code)
-        if zombie.core_dumped:
-            code = CLD_DUMPED
-        info = struct.pack("<iii4xiIi", signal.SIGCHLD, 0, code, zombie.pid, 0, status)
-        copy_out(proc.space, infop, info.ljust(SIGINFO_SIZE, b"\0"))
-    if rusage:
-        copy_out(proc.space, rusage, limits.pack_rusage(zombie.usage, zombie.children_usage))
+        raise WouldBlock(_no_news("waitid", options))
+    child, code = found
+    info, usage = _child_info(child, code), limits.pack_rusage(child.usage, child.children_usage)
     if not options & WNOWAIT:
-        _reap(proc, zombie)
+        _collect(proc, child, code)  # even if the copies fault (kernel_waitid)
+    if infop:
+        copy_out(proc.space, infop, info)
+    if rusage:
+        copy_out(proc.space, rusage, usage)
     return 0
+
+
+def _child_info(child: ThreadGroup, code: int) -> bytes:
+    """waitid's siginfo_t: SIGCHLD, the CLD_* code, the pid and the status (an exit code
+    or the signal that killed, stopped or continued the child)."""
+    if code == CLD_EXITED:
+        status = child.exit_code
+    elif code in (CLD_KILLED, CLD_DUMPED):
+        status = child.death.signo
+    else:
+        status = child.stop_signal if code == CLD_STOPPED else signal.SIGCONT
+    info = struct.pack("<iii4xiIi", signal.SIGCHLD, 0, code, child.pid, 0, status)
+    return info.ljust(SIGINFO_SIZE, b"\0")
 
 
 # -- signals between processes --------------------------------------------------------------

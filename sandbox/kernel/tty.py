@@ -15,9 +15,22 @@ from a Python signal handler (which only records them and wakes the scheduler's 
 through a pipe: the handler may run inside a system call), and the run loop delivers them
 to the guest's foreground process group, as the tty driver does (kill_pgrp, si_code
 SI_KERNEL for what the terminal generates; a sender outside the sandbox has no pid in it).
-A SIGTSTP whose default action a foreground process keeps stops the whole sandbox (its
-terminal modes given back meanwhile) until SIGCONT, as a shell's job stops: the guest has no
-job control of its own (no stopped state, so no Ctrl-Z and `fg` inside a guest shell).
+
+Job control (tty_jobctrl.c): the guest's processes stop and continue (signal_delivery's
+group stop), so a job-control shell inside works as on a terminal of its own. The host's
+Ctrl-Z (SIGTSTP to the sandbox) goes to the guest's foreground group; whether that stops
+part of the guest or the whole sandbox follows one rule: if a foreground process keeps
+SIGTSTP's default action and its group is orphaned -- no process of the guest's session
+outside the group is its parent, so no guest shell could continue it; the first process's
+group is, its parent being outside the guest -- the whole sandbox stops (its
+terminal modes given back meanwhile) until SIGCONT, as a shell's job stops, since the host's
+shell is the only one that can continue it (Linux would discard the signal there). Otherwise
+the guest's own job control takes it: the job stops and the guest's shell, which waits
+with WUNTRACED, gets the terminal back. A process of a background group of the session
+that reads the terminal gets SIGTTIN, one that writes it with TOSTOP set or changes its
+modes or foreground group gets SIGTTOU, and the call is retried once it continues; EIO
+instead if the signal is ignored or blocked (a read) or the group orphaned, and an ignored
+or blocked SIGTTOU lets the call go on (which is how a shell takes the terminal back).
 
 Invariant: `saved` holds, for each host terminal the guest changed, a descriptor of it and
 its modes from before the first change; `restore` empties it.
@@ -34,9 +47,10 @@ from select import POLLIN
 from typing import TYPE_CHECKING
 
 from sandbox.abi import SI_KERNEL, SIG_DFL, SIG_IGN
-from sandbox.errors import SyscallError
+from sandbox.errors import SyscallError, WouldBlock
 from sandbox.kernel import signal_delivery
 from sandbox.kernel.sigframe import pack_siginfo
+from sandbox.kernel.signals import signal_name
 from sandbox.mm.uaccess import copy_in, copy_out
 
 if TYPE_CHECKING:
@@ -57,6 +71,8 @@ TIOCNOTTY, TIOCGETD, TCSBRKP, TIOCGSID = 0x5422, 0x5424, 0x5425, 0x5429
 #: c_cflag, c_lflag (tcflag_t, u32), c_line, c_cc[NCCS = 19] -- 36 bytes, not glibc's 60.
 TERMIOS_SIZE = 36
 C_LINE = 16  # offset of c_line
+C_LFLAG = 12  # offset of c_lflag
+TOSTOP = 0o400  # c_lflag: a background process's write sends it SIGTTOU
 WINSIZE = struct.Struct("<HHHH")  # struct winsize { ws_row, ws_col, ws_xpixel, ws_ypixel }
 PID = struct.Struct("<i")
 N_TTY = 0  # the line discipline every terminal here has (TIOCGETD)
@@ -65,6 +81,9 @@ TCOOFF, TCION = 0, 3  # TCXONC's range
 #: Signals to the sandbox process that go to the guest's foreground process group.
 HOST_SIGNALS = (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP, signal.SIGWINCH,
                 signal.SIGTSTP, signal.SIGCONT)
+#: The requests that change the terminal: SIGTTOU from a background process (tty_check_change
+#: in set_termios, n_tty_ioctl_helper, tty_ioctl); TIOCSPGRP's own check is in _set_pgrp.
+CHANGES = frozenset({TCSETS, TCSETSW, TCSETSF, TCFLSH, TCXONC, TCSBRK, TCSBRKP})
 #: The calls that wait for a signal and nothing else.
 SIGNAL_WAITS = ("pause", "rt_sigsuspend", "rt_sigtimedwait")
 
@@ -164,7 +183,7 @@ class Terminal:
         info = pack_siginfo(signo, SI_KERNEL)
         for group in targets:
             signal_delivery.send(kernel, group, signo, info)
-        if signo == signal.SIGTSTP and any(signal_delivery.action_of(g, signo).handler == SIG_DFL for g in targets):
+        if signo == signal.SIGTSTP and _stops_sandbox(kernel, targets):
             self._suspend_host()  # its default action: stop (handlers run once it continues)
 
     def _suspend_host(self) -> None:
@@ -195,6 +214,60 @@ class Terminal:
             os.close(fd)
 
 
+def _stops_sandbox(kernel: Kernel, targets: list[ThreadGroup]) -> bool:
+    """Whether the host's SIGTSTP stops the whole sandbox: a target keeps its default
+    action and no guest shell could continue it (its group orphaned; see the module's
+    docstring). Any other target's stop is the guest's own."""
+    return any(signal_delivery.action_of(g, signal.SIGTSTP).handler == SIG_DFL
+               and signal_delivery.orphaned_pgrp(kernel, g.pgid) for g in targets)
+
+
+# -- job control: background process groups -----------------------------------------------------
+
+
+def check_read(proc: Task, stream: HostStream) -> None:
+    """Before a read of a host stream: SIGTTIN for a background process of the terminal's
+    session (n_tty_read's job_control)."""
+    if _in_background(proc, stream):
+        _check_change(proc, signal.SIGTTIN)
+
+
+def check_write(proc: Task, stream: HostStream) -> None:
+    """Before a write to a host stream: SIGTTOU for a background process of the terminal's
+    session if the terminal's TOSTOP is set (n_tty_write)."""
+    if _in_background(proc, stream) and _local_modes(stream) & TOSTOP:
+        _check_change(proc, signal.SIGTTOU)
+
+
+def _in_background(proc: Task, stream: HostStream) -> bool:
+    """Whether `stream` is the caller's controlling terminal and the caller's process
+    group is not the foreground one."""
+    terminal, group = proc.kernel.terminal, proc.group
+    return terminal.sid is not None and group.sid == terminal.sid and group.pgid != terminal.fg_pgrp \
+        and stream.is_terminal
+
+
+def _local_modes(stream: HostStream) -> int:
+    return int.from_bytes(stream.ioctl(TCGETS, bytes(TERMIOS_SIZE))[C_LFLAG:C_LFLAG + 4], "little")
+
+
+def _check_change(proc: Task, signo: int) -> None:
+    """A background process touches its terminal (tty_check_change): an ignored or
+    blocked `signo` lets it (EIO for SIGTTIN); an orphaned group gets EIO; otherwise the
+    group is sent `signo` and the call runs again once it is delivered (-ERESTARTSYS:
+    after a stop and SIGCONT, or a handler with SA_RESTART; else EINTR)."""
+    kernel = proc.kernel
+    if signal_delivery.action_of(proc, signo).handler == SIG_IGN or signal_delivery.blocked(proc, signo):
+        if signo == signal.SIGTTIN:
+            raise SyscallError(errno.EIO, "a background read of the terminal, SIGTTIN ignored or blocked")
+        return
+    if signal_delivery.orphaned_pgrp(kernel, proc.pgid):
+        raise SyscallError(errno.EIO, f"the terminal, from an orphaned background process group ({proc.pgid})")
+    for group in [g for g in kernel.processes.values() if g.alive and g.pgid == proc.pgid]:
+        signal_delivery.send(kernel, group, signo, pack_siginfo(signo, SI_KERNEL))
+    raise WouldBlock(f"the terminal, from background process group {proc.pgid}: {signal_name(signo)}")
+
+
 def _handles(task: Task, signo: int) -> bool:
     return signal_delivery.action_of(task, signo).handler not in (SIG_DFL, SIG_IGN)
 
@@ -216,6 +289,8 @@ def ioctl(proc: Task, stream: HostStream, request: int, arg: int) -> int:
     handler = _REQUESTS.get(request)
     if handler is None:
         raise SyscallError(errno.ENOTTY, f"terminal ioctl {request:#x}")
+    if request in CHANGES and _in_background(proc, stream):
+        _check_change(proc, signal.SIGTTOU)
     return handler(proc, stream, request, arg)
 
 
@@ -279,10 +354,16 @@ def _get_pgrp(proc: Task, _stream: HostStream, request: int, arg: int) -> int:
     return 0
 
 
-def _set_pgrp(proc: Task, _stream: HostStream, _request: int, arg: int) -> int:
+def _set_pgrp(proc: Task, stream: HostStream, _request: int, arg: int) -> int:
     """TIOCSPGRP: a guest process group of the caller's session into the foreground
-    (tiocspgrp: EINVAL negative, ESRCH no such group, EPERM another session's)."""
+    (tiocspgrp: EINVAL negative, ESRCH no such group, EPERM another session's); from a
+    background group, SIGTTOU first unless it is blocked or ignored."""
     terminal = _own_session(proc)
+    if _in_background(proc, stream):
+        try:
+            _check_change(proc, signal.SIGTTOU)
+        except SyscallError as error:  # tiocspgrp: an orphaned group's EIO is ENOTTY
+            raise SyscallError(errno.ENOTTY, error.why) from None
     pgrp = PID.unpack(copy_in(proc.space, arg, PID.size))[0]
     if pgrp < 0:
         raise SyscallError(errno.EINVAL, f"process group {pgrp}")
