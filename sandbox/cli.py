@@ -62,6 +62,7 @@ RUN_DEFAULTS: dict[str, object] = {
     "stats": False, "stats_json": None, "dump_pagetables": False, "fault_around": None, "keep_root": False,
     "trace_filter": None, "trace_out": None,  # strace's -e trace= (a set of names) and -o FILE
     "translate": (),  # --translate VA: addresses to walk through the page tables at exit
+    "step_faults": False,  # --step-faults: a panel per fault, pausing on a terminal (sandbox.stepper)
 }
 
 
@@ -210,6 +211,7 @@ def execute(prog: str, args: tuple[str, ...], memory: int, trace_faults: bool, t
         from sandbox.mm.policy import fault_around as fault_around_policy
 
         options["fault_policies"] = [fault_around_policy(fault_around)]
+    step_faults = options.pop("step_faults", False)
     trace_out = options.pop("trace_out")  # alone, it means --trace-syscalls, as strace -o FILE
     trace_syscalls = _traced_calls(trace_syscalls or bool(trace_out and not trace_faults), options.pop("trace_filter"))
     try:
@@ -226,7 +228,7 @@ def execute(prog: str, args: tuple[str, ...], memory: int, trace_faults: bool, t
         with StopSignals() as stop, _guest_stdout_to_stderr(report_to_stdout):
             result, tables, status = _run(prog, args, stop, dump_pagetables, keep_root, memory, trace_syscalls,
                                           trace_faults, mounts=list(mounts), env=list(env), fault_log=log,
-                                          translate=translate, **options)
+                                          translate=translate, step_faults=step_faults, **options)
     finally:
         if log is not None:
             log.close()
@@ -292,7 +294,7 @@ def _guest_stdout_to_stderr(active: bool) -> Iterator[None]:
 
 
 def _run(prog: str, args: tuple[str, ...], stop: StopSignals, dump_pagetables: bool, keep_root: bool,
-         *sandbox_args: object, translate: tuple[str, ...] = (),
+         *sandbox_args: object, translate: tuple[str, ...] = (), step_faults: bool = False,
          **sandbox_options: object) -> tuple[RunResult | None, str, int]:
     """Make a sandbox, run PROG in it (unless a stop signal came first) and close it, which
     removes its private root (unless `keep_root`), however the run ended. (result, page
@@ -303,6 +305,10 @@ def _run(prog: str, args: tuple[str, ...], stop: StopSignals, dump_pagetables: b
     try:
         sandbox = Sandbox(*sandbox_args, **sandbox_options)
         try:
+            if step_faults:  # a panel per fault, pausing on a terminal (sandbox.stepper)
+                from sandbox.stepper import FaultStepper
+
+                sandbox.add_fault_listener(FaultStepper(sandbox))
             with stop.running(sandbox):
                 result = sandbox.run(prog, [prog, *args])
                 tables = sandbox.pagetables() if dump_pagetables else ""

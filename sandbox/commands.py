@@ -12,7 +12,7 @@ import os
 import re
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import click
 
@@ -166,6 +166,14 @@ def _trace_filter(_ctx: click.Context, _param: click.Parameter, text: str | None
         raise click.BadParameter(str(error)) from None
 
 
+STEP_FAULTS_HELP = (
+    "Stop at each page fault and show it on stderr: address and access, kind, region, rip, the "
+    "page-table entry before and after (bits named), the frame (pfn). Enter: next fault; c Enter: run "
+    "on, no more stops or panels; q Enter: end the run as Ctrl-C would (status 130). Answers are read "
+    "from /dev/tty, not the guest's stdin. When stderr is not a terminal, every fault is shown without "
+    "stopping.")
+
+
 def _run_options(f):
     """The options `run`, `maps` and `pagetable` share; their defaults are `RUN_DEFAULTS`."""
     default = RUN_DEFAULTS
@@ -173,6 +181,7 @@ def _run_options(f):
         click.option("--memory", default=f"{default['memory'] >> 20}M", show_default=True, callback=parse_size,
                      metavar="SIZE", help=f"Guest-physical RAM (e.g. 64M, 1G; at most {MAX_MEMORY >> 30}G)."),
         click.option("--trace-faults", is_flag=True, help="One line per page fault on stderr."),
+        click.option("--step-faults", is_flag=True, help=STEP_FAULTS_HELP),
         click.option("--trace-syscalls", is_flag=True,
                      help="System-call trace in strace's format (strace -f -s 32) on stderr."),
         click.option("--trace-filter", callback=_trace_filter, metavar="EXPR",
@@ -343,13 +352,55 @@ def translate(prog: str, va: str, args: tuple[str, ...], **options) -> None:
     _execute(prog, args, options, show_maps=False, report_to_stdout=True)
 
 
+@cli.command(context_settings=_RUN_SETTINGS, short_help="Run PROG; write an address-space explorer page.")
+@_run_options
+@click.option("-o", "--output", default="report.html", show_default=True, callback=output_path, metavar="FILE",
+              help="The HTML page to write (one self-contained file).")
+@click.argument("prog")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def report(prog: str, args: tuple[str, ...], output: str, **options) -> None:
+    """Run PROG with ARGS and write one self-contained HTML page exploring its address
+    spaces: for each process (forks too) its regions, its page-table tree (expandable,
+    each entry decoded), the fault timeline, and the frames shared copy-on-write between
+    processes. The guest's stdout goes to stderr; stdout gets one line saying what the
+    page holds. (The options that report on the run, such as --stats or --translate, are
+    `sandbox run`'s.)"""
+    from sandbox.report import REPORT_OPTIONS, run_report
+
+    ctx = click.get_current_context()
+    for name in [name for name in options if name not in REPORT_OPTIONS]:
+        if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT:
+            usage_error(f"report: --{name.replace('_', '-')} is for `sandbox run`")
+        del options[name]
+    if ctx.get_parameter_source("seed") is click.core.ParameterSource.COMMANDLINE:
+        options["deterministic"] = True
+    sys.exit(run_report(prog, args, output, **options))
+
+
+#: The run options a demo takes, parsed exactly as `run` parses them.
+DEMO_RUN_OPTIONS = ("memory", "trace_faults", "fault_log", "step_faults")
+
+
+def _some_run_options(names: tuple[str, ...]):  # noqa: ANN202 - a click decorator
+    """Add the run options called `names` (same flags, checks, help and defaults as `run`'s)."""
+    chosen = [p for p in _run_options(lambda: None).__click_params__ if p.name in names]
+
+    def add(f):  # noqa: ANN001, ANN202 - click's decorated function
+        f.__click_params__ = [*getattr(f, "__click_params__", []), *chosen]
+        return f
+    return add
+
+
 @cli.command(short_help="Run a fault-handling demo (`--list` names them).")
 @click.argument("name", required=False)
 @click.option("--list", "show_list", is_flag=True, help="List the demos.")
-def demo(name: str | None, show_list: bool) -> None:
-    """Run a fault-handling demo and tell what happened. NAME is a demo's name or its
-    number in `sandbox demo --list`."""
-    from sandbox.demos import DEMOS, run_demo
+@_some_run_options(DEMO_RUN_OPTIONS)
+def demo(name: str | None, show_list: bool, **options) -> None:
+    """Run a fault-handling demo and tell what happened, wrapped to the terminal's width
+    (COLUMNS). NAME is a demo's name or its number in `sandbox demo --list`. The run options
+    below work as for `sandbox run`; the guest's exit status is the command's when it does
+    not finish (137 out of memory, 130 after q at --step-faults)."""
+    from sandbox.demos import DEMOS
 
     if show_list or not name:
         width, digits = max(len(entry.name) for entry in DEMOS.values()), len(str(len(DEMOS)))
@@ -361,11 +412,28 @@ def demo(name: str | None, show_list: bool) -> None:
         name = names[int(name) - 1]
     if name not in DEMOS:
         usage_error(f"no demo {name!r}; `sandbox demo --list` names them (1 to {len(names)})")
+    _run_demo(name, **options)
+
+
+def _run_demo(name: str, fault_log: str | None, **options) -> None:
+    """Run demo `name` with the run options, its story wrapped to the terminal; a guest that
+    did not finish ends the command with its status and its one line, as `run` says it."""
+    import shutil
+
+    from sandbox.demos import DemoStopped, run_demo
+
     try:
-        run_demo(name)
+        with open(fault_log, "w") if fault_log else nullcontext() as log:
+            run_demo(name, width=shutil.get_terminal_size().columns, fault_log=log, **options)
+    except DemoStopped as error:
+        click.echo(f"sandbox: {error}", err=True)
+        sys.exit(error.status)
     except SandboxError as error:
         click.echo(f"sandbox: {error}", err=True)
         sys.exit(EXIT_CANNOT_EXECUTE)
+    except OSError as error:  # the --fault-log went away after the check
+        click.echo(f"sandbox: --fault-log {fault_log}: {error.strerror}", err=True)
+        sys.exit(EXIT_USAGE)
 
 
 def _picture_path(ctx: click.Context, param: click.Parameter, path: str) -> str:
@@ -387,16 +455,20 @@ def _picture_path(ctx: click.Context, param: click.Parameter, path: str) -> str:
 @click.argument("log", type=click.Path(exists=True, dir_okay=False))
 @click.option("-o", "--output", default="faults.png", show_default=True, callback=_picture_path, metavar="FILE",
               help="The picture to write; its extension names the format (png, svg, pdf...).")
-def plot(log: str, output: str) -> None:
-    """Draw a --fault-log as address against time: the program's working set."""
-    from sandbox.plot import plot_fault_log
+@click.option("--time", "by_time", is_flag=True, help="x is the wall time of each fault, not its number.")
+@click.option("--title", metavar="TEXT", help="Put TEXT before the counts in the picture's title.")
+def plot(log: str, output: str, by_time: bool, title: str | None) -> None:
+    """Draw a --fault-log: every fault by number (or time) against the region it hit, one
+    band per region as `sandbox maps` names it, one colour per process, one marker per
+    fault kind; below, each process's resident pages."""
+    from sandbox.plot import plot_fault_log, summary_line
 
     try:
-        count = plot_fault_log(log, output)
+        summary = plot_fault_log(log, output, time=by_time, title=title)
     except SandboxError as error:
         click.echo(f"sandbox: {error}", err=True)
         sys.exit(EXIT_CANNOT_EXECUTE)
     except OSError as error:  # the output went away or filled the disk after the check
         click.echo(f"sandbox: {output}: {error.strerror}", err=True)
         sys.exit(EXIT_CANNOT_EXECUTE)
-    click.echo(f"{output}: {count} faults")
+    click.echo(summary_line(output, summary))

@@ -3,8 +3,14 @@
 
 Each demo runs its guest through the Python API with a fault recorder, then tells what
 happened with the figures it measured: faults by kind, page-table entries before and after a
-fault, the frames involved. `run_demo` returns those figures, so the tests assert the story
-rather than just print it.
+fault, the frames involved, each figure explained where it is first shown. `run_demo` returns
+those figures, so the tests assert the story rather than just print it.
+
+A demo takes the run options a learner wants beside it (`sandbox demo NAME --trace-faults
+--fault-log FILE --memory SIZE --step-faults`): they go to the guest's `Sandbox`. The story
+is wrapped to the terminal's width (COLUMNS, else the terminal's, else 80); the indented lines
+that show page-table entries are never wrapped. Frames are said as `pfn 0x...`, entries as
+sandbox/mm/dump.py says them.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import textwrap
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,10 +26,50 @@ from pathlib import Path
 from typing import TextIO
 
 from sandbox.errors import SandboxError
+from sandbox.mm.dump import describe_pte, entry_pfn, name_bits, pte_bits
 from sandbox.mm.fault import FaultRecord
-from sandbox.mm.pagetable import PTE_HUGE, format_pte
+from sandbox.mm.pagetable import PTE_HUGE, PTE_PRESENT
 
-GUESTS = Path(__file__).resolve().parent.parent / "guests" / "build"
+ROOT = Path(__file__).resolve().parent.parent
+GUESTS = ROOT / "guests" / "build"
+#: Memory a demo's guest gets unless --memory says otherwise.
+DEMO_MEMORY = 128 << 20
+#: Lines that start with this are shown as they are (page-table entries), never wrapped.
+VERBATIM = "    "
+
+
+class DemoStopped(SandboxError):
+    """The demo's guest did not finish (killed: out of memory, `q` at --step-faults...), so
+    there is no story to tell; `status` is the run's exit status."""
+
+    def __init__(self, guest: str, status: int, message: str | None) -> None:
+        super().__init__(f"{guest}: {message or f'exited with status {status}'}")
+        self.status = status
+
+
+class Story:
+    """Where a demo tells its story (wrapped to `width` columns, unless None) and how its
+    guest runs (`options`: Sandbox options from the command line, such as memory,
+    trace_faults, fault_log, step_faults)."""
+
+    def __init__(self, out: TextIO, width: int | None = None, options: dict | None = None) -> None:
+        self.out = out
+        self.width = width
+        self.options = dict(options or {})
+
+    def write(self, text: str) -> None:
+        """Write `text`, each line wrapped to the width unless it is VERBATIM."""
+        if self.width is None:
+            self.out.write(text)
+            return
+        lines = text.split("\n")
+        wrapped = [line if line.startswith(VERBATIM) or not line else
+                   textwrap.fill(line, self.width, break_on_hyphens=False, break_long_words=False)
+                   for line in lines]
+        self.out.write("\n".join(wrapped))
+
+    def flush(self) -> None:
+        self.out.flush()
 
 
 @dataclass
@@ -50,7 +97,7 @@ class Recorder:
 class Demo:
     name: str
     title: str
-    run: Callable[[Demo, TextIO], dict]
+    run: Callable[[Demo, Story], dict]
 
     @property
     def guest(self) -> str:
@@ -59,32 +106,61 @@ class Demo:
             raise SandboxError(f"{path} is not built: run `make guests`")
         return str(path)
 
+    @property
+    def source(self) -> str:
+        """The guest's C source, from the repository's top: examples/demand_paging.c."""
+        return f"examples/{self.name.replace('-', '_')}.c"
+
 
 def _entry_change(seen: Seen) -> str:
+    """The leaf entry a fault changed, before -> after, on a verbatim line; then what its
+    figures mean."""
     r = seen.record
-    return f"{format_pte(r.old_entry)}  ->  {format_pte(r.new_entry)}"
+    names = {name for entry in (r.old_entry, r.new_entry) if entry & PTE_PRESENT for name in pte_bits(entry).split()}
+    return (f"{VERBATIM}{describe_pte(r.old_entry)}  ->  {describe_pte(r.new_entry)}\n"
+            f"(An entry is shown as the frame it points at -- pfn, the page frame number: the frame's "
+            f"physical address divided by 4096 -- then its set bits: {name_bits(sorted(names))}.)\n")
 
 
-def _run(demo: Demo, out: TextIO, argv: list[str] | None = None, **options):
-    """Run the demo's guest with a recorder; returns (result, recorder, sandbox's stats)."""
+def _run(demo: Demo, story: Story, argv: list[str] | None = None, **options):
+    """Run the demo's guest with a recorder and the story's run options; returns (result,
+    recorder, the sandbox's stats, the last process's regions). Raises DemoStopped if the
+    guest did not exit with status 0."""
     from sandbox.api import Sandbox
 
     recorder = Recorder()
-    policies = options.pop("fault_policies", [])
     listeners = options.pop("listeners", [])
-    with Sandbox(memory=options.pop("memory", 128 << 20), fault_policies=policies, **options) as sb:
+    options = {"memory": DEMO_MEMORY, **story.options, **options}
+    step = options.pop("step_faults", False)
+    with Sandbox(**options) as sb:
         sb.add_fault_listener(recorder)
         for listener in listeners:
             sb.add_fault_listener(listener)
-        out.flush()
-        result = sb.run(demo.guest, argv or [demo.guest])
+        stepper = _stepper(sb) if step else None
+        story.flush()
+        try:
+            result = sb.run(demo.guest, argv or [demo.guest])
+        finally:
+            if stepper is not None:
+                stepper.close()
         sys.stdout.flush()
         stats = dict(sb.kernel.stats)
         regions = list(sb.process.space.regions) if sb.process.space else []
+    if result.status != 0:
+        raise DemoStopped(demo.guest, result.status, result.message)
     return result, recorder, stats, regions
 
 
-def demand_paging(demo: Demo, out: TextIO) -> dict:
+def _stepper(sb):  # noqa: ANN001, ANN202 - a Sandbox; a FaultStepper
+    """--step-faults: a panel per fault on stderr, pausing on a terminal."""
+    from sandbox.stepper import FaultStepper
+
+    stepper = FaultStepper(sb)
+    sb.add_fault_listener(stepper)
+    return stepper
+
+
+def demand_paging(demo: Demo, out: Story) -> dict:
     result, rec, _, regions = _run(demo, out)
     heap = next(r for r in regions if r.size == 64 << 20)
     bss = max((r for r in regions if r.kind.value == "bss"), key=lambda r: r.size)
@@ -92,18 +168,20 @@ def demand_paging(demo: Demo, out: TextIO) -> dict:
     in_bss = rec.where("demand-zero", bss.start, bss.end)
     loop_rip = Counter(s.rip for s in in_bss).most_common(1)[0][0]  # the array's store instruction
     bss_faults = [s for s in in_bss if s.rip == loop_rip]
-    out.write(f"The guest reserved {heap.size >> 20} MiB with mmap and has {bss.size >> 20} MiB of bss: "
-              f"{(heap.size + bss.size) >> 12} pages, none of them backed by a frame yet.\n"
+    out.write(f"The guest reserved {heap.size >> 20} MiB with mmap and has {bss.size >> 20} MiB of bss (its "
+              f"zero-filled static data): {(heap.size + bss.size) >> 12} pages of 4 KiB, none of them backed "
+              f"by a frame (4 KiB of guest-physical RAM) yet.\n"
               f"It touched 1000 mmap pages and 200 pages of its bss array, and took exactly {len(heap_faults)} "
-              f"and {len(bss_faults)} demand-zero faults there (the latter all at rip {loop_rip:#x}, the loop's "
-              f"store): one per page touched, each mapping one fresh frame. The C library's own bss took "
+              f"and {len(bss_faults)} demand-zero faults there (the latter all at rip {loop_rip:#x}: rip is the "
+              f"address of the instruction that faulted, here the loop's store): one per page touched, each "
+              f"mapping one fresh, zeroed frame. The C library's own bss took "
               f"{len(in_bss) - len(bss_faults)} more.\n"
-              f"The first mmap fault, at {heap_faults[0].record.va:#x} (rip {heap_faults[0].rip:#x}), changed its "
-              f"page-table entry:\n    {_entry_change(heap_faults[0])}\n")
+              f"The first mmap fault, at {heap_faults[0].record.va:#x} (rip {heap_faults[0].rip:#x}), changed "
+              f"the page's page-table entry, before -> after:\n{_entry_change(heap_faults[0])}")
     return {"status": result.status, "mmap_faults": len(heap_faults), "bss_faults": len(bss_faults)}
 
 
-def cow_fork(demo: Demo, out: TextIO) -> dict:
+def cow_fork(demo: Demo, out: Story) -> dict:
     result, rec, stats, regions = _run(demo, out)
     data = next(r for r in regions if r.size == 64 * 4096)
     parent, child = min(s.pid for s in rec.faults), max(s.pid for s in rec.faults)
@@ -111,41 +189,49 @@ def cow_fork(demo: Demo, out: TextIO) -> dict:
     parent_copies = rec.where("copy-on-write", data.start, data.end, pid=parent)
     others = len(rec.where("copy-on-write")) - len(child_copies) - len(parent_copies)
     first = child_copies[0]
+    old_pfn, new_pfn = entry_pfn(first.record.old_entry), first.record.pfn
     out.write(f"fork shared {stats['pages_shared_at_fork']} pages between parent and child: both page tables "
-              f"point at the same frames, read-only, each frame's reference count raised to 2.\n"
+              f"point at the same frames, read-only (RW clear), each frame's reference count (the entries "
+              f"that map it) raised to 2.\n"
               f"The child (pid {child}) wrote 16 pages of the 64-page buffer: {len(child_copies)} copy-on-write "
-              f"faults there, each copying a shared frame to a new one. The parent wrote 8 other pages while "
-              f"the child still lived: {len(parent_copies)} more copies. (The C library's own data, stdio "
-              f"buffers and the stacks took {others} copies besides.)\n"
-              f"The child's first write, at {first.record.va:#x}:\n    {_entry_change(first)}\n"
-              f"The old frame stays the parent's; the page it wrote is now private to the child.\n")
+              f"faults there, each copying a shared frame to a new one. The parent (pid {parent}) wrote 8 "
+              f"other pages while the child still lived: {len(parent_copies)} more copies. (The C library's "
+              f"own data, stdio buffers and the stacks took {others} copies besides.)\n"
+              f"The child's first write, at {first.record.va:#x}, before -> after:\n{_entry_change(first)}"
+              f"The entry now points at a new frame (pfn {new_pfn:#x} instead of pfn {old_pfn:#x}) and is "
+              f"writable; the old frame stays the parent's, "
+              f"and the page the child wrote is private to it.\n")
     return {"status": result.status, "child_copies": len(child_copies), "parent_copies": len(parent_copies),
             "shared_at_fork": stats["pages_shared_at_fork"]}
 
 
-def stack_growth(demo: Demo, out: TextIO) -> dict:
+def stack_growth(demo: Demo, out: Story) -> dict:
     result, rec, stats, _ = _run(demo, out)
     grown = [s for s in rec.faults if s.record.stack_grown]
     lowest = min(s.record.va for s in grown)
+    signals = stats.get("signals_delivered", 0)
     out.write(f"Each recursion level uses about 1 KiB of stack. Touching the page just below the stack "
-              f"region grows it (Linux's expand_stack): {len(grown)} faults grew the stack, down to "
-              f"{lowest:#x}.\nAt the 8 MiB limit the next fault was refused: SIGSEGV, delivered on the "
-              f"alternate stack ({stats.get('signals_delivered', 0)} signal delivered), whose handler exited.\n")
-    return {"status": result.status, "growth_faults": len(grown), "signals": stats.get("signals_delivered", 0),
+              f"region grows it (Linux's expand_stack): {len(grown)} faults grew the stack, one page each, "
+              f"down to {lowest:#x} ({(0x7FFF_FFFF_F000 - (lowest & ~0xFFF)) >> 10} KiB below its top).\n"
+              f"At the 8 MiB limit (RLIMIT_STACK) the next fault was refused: SIGSEGV, delivered on the "
+              f"alternate stack ({signals} signal{'s' if signals != 1 else ''} delivered), whose handler "
+              f"exited.\n")
+    return {"status": result.status, "growth_faults": len(grown), "signals": signals,
             "stack_bytes": 0x7FFF_FFFF_F000 - (lowest & ~0xFFF)}
 
 
-def write_barrier(demo: Demo, out: TextIO) -> dict:
+def write_barrier(demo: Demo, out: Story) -> dict:
     result, rec, stats, _ = _run(demo, out)
     signals = stats.get("signals_delivered", 0)
     out.write(f"The heap was filled, then made read-only with mprotect. Each first write to a page "
-              f"faulted (a protection fault on a present page), became a SIGSEGV with si_addr, and the "
-              f"handler recorded the page and made it writable again: {signals} signals for the 4 distinct "
-              f"pages written (6 writes). Later writes to a dirty page cost nothing.\n")
+              f"faulted (a protection fault on a present page), became a SIGSEGV whose si_addr is the "
+              f"address written, and the handler recorded the page and made it writable again: {signals} "
+              f"signals for the 4 distinct pages written (6 writes). Later writes to a dirty page cost "
+              f"nothing.\n")
     return {"status": result.status, "signals": signals}
 
 
-def shared_memory(demo: Demo, out: TextIO) -> dict:
+def shared_memory(demo: Demo, out: Story) -> dict:
     result, rec, _, _ = _run(demo, out)
     shared = [s for s in rec.faults if s.record.region.shared]
     frames = {}
@@ -154,21 +240,22 @@ def shared_memory(demo: Demo, out: TextIO) -> dict:
     both = [pfn for pfn, pids in frames.items() if len(pids) > 1]
     out.write(f"The shared anonymous page and the memfd page are backed by page-cache frames. The child "
               f"faulted them in and wrote; when the parent touched them, its faults mapped the very same "
-              f"frames ({', '.join(hex(p) for p in both)}): no copy, so it read what the child wrote.\n")
+              f"frames ({', '.join(f'pfn {p:#x}' for p in both)}; a pfn, page frame number, is the frame's "
+              f"physical address divided by 4096): no copy, so it read what the child wrote.\n")
     return {"status": result.status, "frames_mapped_by_both": len(both)}
 
 
-def huge_pages(demo: Demo, out: TextIO) -> dict:
+def huge_pages(demo: Demo, out: Story) -> dict:
     result, rec, _, _ = _run(demo, out)
     huge = [s for s in rec.faults if s.record.region.page_size == 2 << 20]
     out.write(f"The guest wrote one byte in each of 1024 small pages of a 4 MiB MAP_HUGETLB region, "
-              f"and took {len(huge)} faults: each mapped a whole 2 MiB frame (an order-9 buddy block) with "
-              f"one page-directory entry, PS set:\n    {_entry_change(huge[0])}\n")
+              f"and took {len(huge)} faults: each mapped a whole 2 MiB frame (512 frames of 4 KiB in a row, "
+              f"an order-9 buddy block) with one page-directory entry, PS set:\n{_entry_change(huge[0])}")
     return {"status": result.status, "huge_faults": len(huge),
             "ps_set": all(s.record.new_entry & PTE_HUGE for s in huge)}
 
 
-def lazy_file(demo: Demo, out: TextIO) -> dict:
+def lazy_file(demo: Demo, out: Story) -> dict:
     with tempfile.TemporaryDirectory() as root:
         data = os.urandom(4 << 20)
         Path(root, "data.bin").write_bytes(data)
@@ -184,7 +271,7 @@ def lazy_file(demo: Demo, out: TextIO) -> dict:
     return {"status": result.status, "file_faults": len(file_faults), "pages_read": cached}
 
 
-def python_pager(demo: Demo, out: TextIO) -> dict:
+def python_pager(demo: Demo, out: Story) -> dict:
     from sandbox.mm.policy import FaultContext, Supply
 
     trace: list[int] = []
@@ -201,12 +288,12 @@ def python_pager(demo: Demo, out: TextIO) -> dict:
     result, rec, _, _ = _run(demo, out, fault_policies=[pager])
     supplied = rec.where("supplied")
     out.write(f"A Python function served the pages: the first touch of each page asked it for the "
-              f"contents. Access trace (page indices in fault order): {trace}. "
+              f"contents. Access trace (page indices, 0 to 63, in fault order): {trace}. "
               f"{len(supplied)} pages supplied; page 5 was read twice but faulted once.\n")
     return {"status": result.status, "supplied": len(supplied), "trace": trace}
 
 
-def shared_libraries(demo: Demo, out: TextIO) -> dict:
+def shared_libraries(demo: Demo, out: Story) -> dict:
     result, rec, _, _ = _run(demo, out)
     libc = [s for s in rec.faults if s.record.region.name.endswith("/libc.so.6")]
     parent = min(s.pid for s in rec.faults)  # the program (pids grow)
@@ -225,9 +312,9 @@ def shared_libraries(demo: Demo, out: TextIO) -> dict:
               f"libc.so.6 from the file.\n"
               f"Child A (pid {a}) faulted {len(read[a])} libc pages in from the file, child B (pid {b}) "
               f"{len(read[b])}. Of the {len(both)} pages both touched, {len(same)} mapped the very same "
-              f"physical frame in both (the page at {example & ~0xFFF:#x} is frame {read[a].get(example, 0):#x} in "
-              f"each): the page cache read each page once, and {with_parent} of A's frames were the "
-              f"parent's too.\n"
+              f"physical frame in both (the page at {example & ~0xFFF:#x} is in frame pfn "
+              f"{read[a].get(example, 0):#x} in each; a pfn is a frame's physical address divided by 4096): "
+              f"the page cache read each page once, and {with_parent} of A's frames were the parent's too.\n"
               f"Writes are private: ld.so's relocations and libc's own data wrote {len(copied[a])} libc pages "
               f"in A and {len(copied[b])} in B, and each write copied its page to a frame of its own "
               f"(copy-on-write; {len(copied[a] & copied[b])} frames in common).\n")
@@ -236,7 +323,7 @@ def shared_libraries(demo: Demo, out: TextIO) -> dict:
             "copies_in_common": len(copied[a] & copied[b])}
 
 
-def threads_share(demo: Demo, out: TextIO) -> dict:
+def threads_share(demo: Demo, out: Story) -> dict:
     spaces: dict[int, set[int]] = {}
     cr3s: set[int] = set()
 
@@ -253,9 +340,11 @@ def threads_share(demo: Demo, out: TextIO) -> dict:
         own = Counter(s.record.region.start for s in rec.where(pid=tid) if s.record.region.size >= 1 << 20
                       and s.record.region.kind.value == "mmap")
         stacks[tid] = next(r for r in regions if r.start == own.most_common(1)[0][0]) if own else None
+    roots = ", ".join(f"{c:#x}, the PML4 in pfn {c >> 12:#x}" for c in cr3s)
     out.write(f"Two threads ran in one process (tids {', '.join(map(str, threads))}). Every fault of every "
-              f"thread was handled in the same address space: one CR3 ({', '.join(hex(c) for c in cr3s)}), "
-              f"so the scheduler switched between them without reloading CR3 or flushing the TLB.\n"
+              f"thread was handled in the same address space: one CR3, the register that holds the top "
+              f"page table's physical address ({roots}), so the scheduler switched between them without "
+              f"reloading CR3 or flushing the TLB.\n"
               f"Each thread's first writes to the shared buffer took the faults there ("
               f"{', '.join(f'tid {tid}: {n}' for tid, n in in_shared.items())} demand-zero faults), attributed "
               f"to the thread that took them.\nEach ran on a stack of its own, an mmap region glibc made for "
@@ -279,10 +368,14 @@ DEMOS = {demo.name: demo for demo in (
 )}
 
 
-def run_demo(name: str, out: TextIO = sys.stdout) -> dict:
-    """Run demo `name`, tell its story on `out`, return its figures."""
+def run_demo(name: str, out: TextIO = sys.stdout, width: int | None = None, **options) -> dict:
+    """Run demo `name`, tell its story on `out` (wrapped to `width` columns if given; the
+    command gives the terminal's), return its figures. `options` are Sandbox options for
+    its guest (memory, trace_faults, fault_log: an open file, step_faults). Raises
+    DemoStopped if the guest did not finish."""
     demo = DEMOS.get(name)
     if demo is None:
         raise SandboxError(f"no demo {name!r}; `sandbox demo --list` names them")
-    out.write(f"== {demo.name}: {demo.title}\n")
-    return demo.run(demo, out)
+    story = Story(out, width, options)
+    story.write(f"== {demo.name}: {demo.title}\nguest: {demo.source} (built as guests/build/demo-{demo.name})\n")
+    return demo.run(demo, story)

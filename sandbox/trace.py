@@ -220,5 +220,5 @@ class Tracer:
         where = f"rip {rip:#x} {disassemble(space, rip)}" if rip is not None else "by the kernel"
         grown = " (stack grown)" if record.stack_grown else ""
         self._line(pid, f"[pid {pid}] fault {record.kind} {record.access_name} at {record.va:#x}{grown}: "
-                        f"{where}; frame {record.pfn:#x}, {record.tables_created} table(s) created; "
+                        f"{where}; pfn {record.pfn:#x}, {record.tables_created} table(s) created; "
                         f"{describe_region(record.region)}")

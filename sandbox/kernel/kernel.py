@@ -15,7 +15,6 @@ import signal
 import tempfile
 import time
 from collections import Counter
-from typing import TextIO
 
 from sandbox import abi
 from sandbox.engine import UC_ERR_INSN_INVALID, EngineError
@@ -130,23 +129,6 @@ WRITE_CALLS = {"write", "writev", "pwrite64", "pwritev", "pwritev2", "sendfile",
 
 
 
-class FaultLog:
-    """--fault-log: every fault as a JSON line (time, pid, address, kind, access, rip, frame)."""
-
-    def __init__(self, out: TextIO) -> None:
-        import json  # only with --fault-log: json's import is a measurable share of start-up
-
-        self.out = out
-        self.start = time.monotonic()
-        self.dumps = json.dumps
-
-    def __call__(self, pid: int, space: AddressSpace, record: FaultRecord, rip: int | None) -> None:
-        self.out.write(self.dumps({
-            "t": round(time.monotonic() - self.start, 6), "pid": pid, "address": record.va,
-            "kind": record.kind, "access": record.access_name, "rip": rip, "frame": record.pfn,
-        }) + "\n")
-
-
 class Kernel:
     """Runs guest processes on one `Machine`."""
 
@@ -167,12 +149,17 @@ class Kernel:
         self.tracer = None
         self.fault_policies: list = list(options.fault_policies)
         self.fault_listeners: list = []
+        #: Callables `listener(group, space)` told just before `space` is freed (its process
+        #: ended or exec'd); `sandbox report` snapshots the space there.
+        self.space_listeners: list = []
         if options.trace_syscalls or options.trace_faults:
             self.tracer = Tracer(options.trace_out, options.trace_syscalls, options.trace_faults,
                                  live=lambda: len(self.tasks))
             if options.trace_faults:
                 self.fault_listeners.append(self.tracer.fault)
         if options.fault_log is not None:
+            from sandbox.kernel.faultlog import FaultLog  # only with --fault-log
+
             self.fault_listeners.append(FaultLog(options.fault_log))
         self._fault_rip: int | None = None
         self._next_pid = abi.INIT_PID + 1  # pid 1 is the sandbox's init (abi.INIT_PID)
@@ -664,6 +651,8 @@ class Kernel:
             return
         if self._held_elsewhere(group, "space", space):
             return
+        for listener in self.space_listeners:
+            listener(group, space)
         for region in space.regions:
             sys_mm.writeback(space, region, region.start, region.end)
         self.fault_counts.update(space.fault_counts)
