@@ -62,6 +62,7 @@ RUN_DEFAULTS: dict[str, object] = {
     "stats": False, "stats_json": None, "dump_pagetables": False, "fault_around": None, "keep_root": False,
     "trace_filter": None, "trace_out": None,  # strace's -e trace= (a set of names) and -o FILE
     "translate": (),  # --translate VA: addresses to walk through the page tables at exit
+    "gdb": None, "gdb_wait": False,  # --gdb PORT: a gdb remote stub (sandbox.gdbstub)
     "step_faults": False,  # --step-faults: a panel per fault, pausing on a terminal (sandbox.stepper)
 }
 
@@ -212,6 +213,7 @@ def execute(prog: str, args: tuple[str, ...], memory: int, trace_faults: bool, t
 
         options["fault_policies"] = [fault_around_policy(fault_around)]
     step_faults = options.pop("step_faults", False)
+    gdb = (options.pop("gdb", None), options.pop("gdb_wait", False))
     trace_out = options.pop("trace_out")  # alone, it means --trace-syscalls, as strace -o FILE
     trace_syscalls = _traced_calls(trace_syscalls or bool(trace_out and not trace_faults), options.pop("trace_filter"))
     try:
@@ -228,7 +230,7 @@ def execute(prog: str, args: tuple[str, ...], memory: int, trace_faults: bool, t
         with StopSignals() as stop, _guest_stdout_to_stderr(report_to_stdout):
             result, tables, status = _run(prog, args, stop, dump_pagetables, keep_root, memory, trace_syscalls,
                                           trace_faults, mounts=list(mounts), env=list(env), fault_log=log,
-                                          translate=translate, step_faults=step_faults, **options)
+                                          translate=translate, step_faults=step_faults, gdb=gdb, **options)
     finally:
         if log is not None:
             log.close()
@@ -295,6 +297,7 @@ def _guest_stdout_to_stderr(active: bool) -> Iterator[None]:
 
 def _run(prog: str, args: tuple[str, ...], stop: StopSignals, dump_pagetables: bool, keep_root: bool,
          *sandbox_args: object, translate: tuple[str, ...] = (), step_faults: bool = False,
+         gdb: tuple[int | None, bool] = (None, False),
          **sandbox_options: object) -> tuple[RunResult | None, str, int]:
     """Make a sandbox, run PROG in it (unless a stop signal came first) and close it, which
     removes its private root (unless `keep_root`), however the run ended. (result, page
@@ -309,8 +312,11 @@ def _run(prog: str, args: tuple[str, ...], stop: StopSignals, dump_pagetables: b
                 from sandbox.stepper import FaultStepper
 
                 sandbox.add_fault_listener(FaultStepper(sandbox))
+            stub = _listen_for_gdb(sandbox, *gdb) if gdb[0] is not None else None
             with stop.running(sandbox):
                 result = sandbox.run(prog, [prog, *args])
+                if stub is not None:
+                    stub.finish()  # gdb hears how the process ended
                 tables = sandbox.pagetables() if dump_pagetables else ""
                 tables += "".join(translate_report(sandbox, prog, va) for va in translate)
         finally:
@@ -328,6 +334,19 @@ def _run(prog: str, args: tuple[str, ...], stop: StopSignals, dump_pagetables: b
              f"{error} at {_where(error)}; SANDBOX_DEBUG=1 shows the traceback")
         return None, "", EXIT_INTERNAL
     return result, tables, 0
+
+
+def _listen_for_gdb(sandbox: Sandbox, port: int, wait_again: bool) -> object:
+    """--gdb PORT: the stub the run will wait for before its first instruction; the port
+    (PORT 0: a free one) is said on stderr. SandboxError if it cannot be had."""
+    from sandbox.gdbstub import attach
+
+    try:
+        stub, port = attach(sandbox, port, wait_again)
+    except OSError as error:
+        raise SandboxError(f"--gdb {port}: {error.strerror}") from None
+    _say(f"sandbox: gdb: listening on 127.0.0.1:{port}")
+    return stub
 
 
 def translate_report(sandbox: Sandbox, prog: str, text: str) -> str:

@@ -249,6 +249,12 @@ def _run_options(f):
         click.option("--net", type=click.Choice(["loopback", "host"]), default=default["net"], show_default=True,
                      help="Guest TCP/UDP: a loopback network inside the sandbox, or the host's network "
                           "through host sockets (host: the guest reaches whatever the host reaches)."),
+        click.option("--gdb", type=click.IntRange(min=0, max=65535), metavar="PORT",
+                     help="Wait for gdb on 127.0.0.1:PORT (0: a free port, said on stderr), stopped "
+                          "before the first instruction: `gdb PROG -ex 'target remote :PORT'`."),
+        click.option("--gdb-wait", is_flag=True,
+                     help="With --gdb: when gdb detaches or drops, stop and wait for the next one "
+                          "(without it the guest runs on)."),
         click.option("--uid", type=click.IntRange(min=0, max=(1 << 32) - 2), default=default["uid"],
                      show_default="the invoking user's", metavar="UID",
                      help="The guest's user id (never host privilege)."),

@@ -134,6 +134,8 @@ class Kernel:
 
     #: System-call number -> hook (sandbox.api.Sandbox.hook_syscall); None costs one test per call.
     syscall_hooks: dict | None = None
+    #: The gdb stub (sandbox.gdbstub, `run --gdb`); None costs one test per quantum and per fault.
+    debugger = None
 
     def __init__(self, machine: Machine, options: Options) -> None:
         self.machine = machine
@@ -450,6 +452,9 @@ class Kernel:
                 continue
             if not self.sched.switch_to(task):
                 continue
+            if self.debugger is not None and not self.debugger.resume(task):
+                self.sched.switch_out(task)  # gdb holds it (another thread steps) or killed it
+                continue
             if self.check_every_switch:
                 self._check_at_switch()
             try:
@@ -461,6 +466,8 @@ class Kernel:
             except KeyboardInterrupt:
                 for victim in [g for g in self.processes.values() if g.alive]:
                     self.kill(victim, signal.SIGINT, "interrupted")
+            if self.debugger is not None:
+                self.debugger.ran(task)  # a stop for gdb, served while the registers are live
             self.sched.switch_out(task)
 
     def _check_at_switch(self) -> None:
@@ -764,6 +771,8 @@ class Kernel:
 
     def _die_of_fault(self, task: Task, fault: GuestFault, rip: int, what: str) -> None:
         """A fault's signal: to the thread's handler, or death with a one-line account."""
+        if self.debugger is not None and self.debugger.catch_fault(task, fault, rip, what):
+            return  # gdb sees it first; it is delivered when gdb continues with it
         region = ""
         if fault.signo in (signal.SIGSEGV, signal.SIGBUS) and fault.addr:
             region = describe_region(task.space.find_region(fault.addr))

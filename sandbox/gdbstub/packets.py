@@ -1,0 +1,346 @@
+"""gdb's packets, one handler each (GDB manual, "Packets", "General Query Packets").
+
+`handle(stub, payload)` answers one packet: the reply's payload, or RESUME when the packet
+let the guest go on (c, s, C, S, vCont), DETACH for D (answered OK, then the stub lets go),
+or GONE when gdb killed it (no answer). Every
+argument is parsed defensively: a malformed packet is answered `E01`, an unknown one with
+the empty reply (what gdb takes as "not supported"), never an exception.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from sandbox.gdbstub.memory import read_memory, write_memory
+from sandbox.gdbstub.points import Watch
+from sandbox.gdbstub.protocol import MAX_PACKET, unescape
+from sandbox.gdbstub.registers import G_PACKET_SIZE, REGISTERS, TaskRegisters, target_xml
+from sandbox.gdbstub.xfer import libraries_svr4
+
+if TYPE_CHECKING:
+    from sandbox.gdbstub.stub import GdbStub, Stop
+    from sandbox.kernel.task import Task
+
+RESUME, GONE, DETACH = object(), object(), object()
+OK, ERROR, EMPTY = b"OK", b"E01", b""
+E_FAULT = b"E14"  # an unreadable address (EFAULT), as the issue asks
+#: Bytes one m packet may ask for: two hex digits each must fit in a packet.
+MAX_READ = (MAX_PACKET - 4) // 2
+
+SUPPORTED = (b"PacketSize=%x;qXfer:features:read+;qXfer:auxv:read+;qXfer:exec-file:read+;"
+             b"qXfer:libraries-svr4:read+;swbreak+;vContSupported+" % MAX_PACKET)
+
+#: gdb's own signal numbers (gdb/signals.def) differ from Linux's past 6.
+_GDB_SIGNALS = {"SIGHUP": 1, "SIGINT": 2, "SIGQUIT": 3, "SIGILL": 4, "SIGTRAP": 5, "SIGABRT": 6, "SIGFPE": 8,
+                "SIGKILL": 9, "SIGBUS": 10, "SIGSEGV": 11, "SIGSYS": 12, "SIGPIPE": 13, "SIGALRM": 14,
+                "SIGTERM": 15, "SIGURG": 16, "SIGSTOP": 17, "SIGTSTP": 18, "SIGCONT": 19, "SIGCHLD": 20,
+                "SIGTTIN": 21, "SIGTTOU": 22, "SIGIO": 23, "SIGXCPU": 24, "SIGXFSZ": 25, "SIGVTALRM": 26,
+                "SIGPROF": 27, "SIGWINCH": 28, "SIGUSR1": 30, "SIGUSR2": 31, "SIGPWR": 32}
+_LINUX_SIGNALS = {number: getattr(signal, name) for name, number in _GDB_SIGNALS.items()}
+GDB_SIGNAL_UNKNOWN = 143
+
+
+class BadPacket(Exception):
+    """A packet whose arguments do not parse."""
+
+
+def gdb_signal(signo: int) -> int:
+    """Linux signal `signo` as gdb numbers it."""
+    try:
+        return _GDB_SIGNALS.get(signal.Signals(signo).name, GDB_SIGNAL_UNKNOWN)
+    except ValueError:
+        return GDB_SIGNAL_UNKNOWN
+
+
+def linux_signal(number: int) -> int | None:
+    """gdb's signal `number` as Linux numbers it (None: none we know)."""
+    return _LINUX_SIGNALS.get(number)
+
+
+def stop_reply(stop: Stop) -> bytes:
+    """`T<sig>thread:<tid>;<extra>`."""
+    return b"T%02xthread:%x;%s" % (gdb_signal(stop.signo), stop.task.tid, stop.extra.encode())
+
+
+def _hex(text: bytes) -> int:
+    try:
+        value = int(text, 16)
+    except ValueError:
+        raise BadPacket(text) from None
+    if value < 0:
+        raise BadPacket(text)
+    return value
+
+
+def _addr_len(text: bytes) -> tuple[int, int]:
+    """`ADDR,LENGTH`, both hex."""
+    addr, sep, length = text.partition(b",")
+    if not sep:
+        raise BadPacket(text)
+    return _hex(addr), _hex(length)
+
+
+def _unhex(text: bytes) -> bytes:
+    try:
+        return bytes.fromhex(text.decode("ascii"))
+    except ValueError:
+        raise BadPacket(text) from None
+
+
+def _thread(stub: GdbStub, text: bytes) -> Task | None:
+    """A thread id (hex; 0 or -1: any) among the debugged process's live threads."""
+    tasks = [t for t in stub.group.tasks if t.alive]
+    if text in (b"0", b"-1", b""):
+        return stub.thread if stub.thread in tasks else (tasks[0] if tasks else None)
+    tid = _hex(text)
+    return next((t for t in tasks if t.tid == tid), None)
+
+
+# -- registers ------------------------------------------------------------------------------
+
+def _read_registers(stub: GdbStub, _args: bytes) -> bytes:
+    return TaskRegisters(stub.thread).read_all().hex().encode()
+
+
+def _write_registers(stub: GdbStub, args: bytes) -> bytes:
+    data = _unhex(args)
+    if len(data) != G_PACKET_SIZE:
+        return ERROR
+    TaskRegisters(stub.thread).write_all(data)
+    return OK
+
+
+def _read_register(stub: GdbStub, args: bytes) -> bytes:
+    number = _hex(args)
+    if number >= len(REGISTERS):
+        return ERROR
+    return TaskRegisters(stub.thread).read(REGISTERS[number]).hex().encode()
+
+
+def _write_register(stub: GdbStub, args: bytes) -> bytes:
+    number, sep, value = args.partition(b"=")
+    reg_number = _hex(number)
+    data = _unhex(value)
+    if not sep or reg_number >= len(REGISTERS) or len(data) != REGISTERS[reg_number].size:
+        return ERROR
+    TaskRegisters(stub.thread).write(REGISTERS[reg_number], data)
+    return OK
+
+
+# -- memory ---------------------------------------------------------------------------------
+
+def _read_mem(stub: GdbStub, args: bytes) -> bytes:
+    addr, length = _addr_len(args)
+    if length > MAX_READ:
+        return ERROR  # gdb never asks more than PacketSize allows; nothing is allocated for it
+    data = read_memory(stub.thread.space, addr, length)
+    return data.hex().encode() if data or not length else E_FAULT
+
+
+def _write_mem(stub: GdbStub, args: bytes) -> bytes:
+    where, sep, data = args.partition(b":")
+    addr, length = _addr_len(where)
+    payload = _unhex(data)
+    if not sep or len(payload) != length:
+        return ERROR
+    return OK if write_memory(stub.thread.space, addr, payload) else E_FAULT
+
+
+def _write_binary(stub: GdbStub, args: bytes) -> bytes:
+    where, sep, data = args.partition(b":")
+    addr, length = _addr_len(where)
+    payload = unescape(data)
+    if not sep or len(payload) != length:
+        return ERROR
+    return OK if write_memory(stub.thread.space, addr, payload) else E_FAULT
+
+
+# -- breakpoints and watchpoints ------------------------------------------------------------
+
+def _insert_point(stub: GdbStub, args: bytes) -> bytes:
+    return _point(stub, args, True)
+
+
+def _remove_point(stub: GdbStub, args: bytes) -> bytes:
+    return _point(stub, args, False)
+
+
+def _point(stub: GdbStub, args: bytes, insert: bool) -> bytes:
+    """Z/z TYPE,ADDR,KIND[;cond...]: 0 and 1 breakpoints, 2-4 watchpoints."""
+    kind, _, rest = args.partition(b",")
+    addr, length = _addr_len(rest.split(b";", 1)[0])
+    kind_number = _hex(kind)
+    if kind_number in (0, 1):
+        if insert:
+            return OK if stub.points.add_break(addr) else ERROR
+        stub.points.remove_break(addr)
+        return OK
+    if kind_number in (2, 3, 4):
+        watch = Watch(kind_number, addr, length)
+        if insert:
+            return OK if stub.points.add_watch(watch) else ERROR
+        stub.points.remove_watch(watch)
+        return OK
+    return EMPTY
+
+
+# -- running --------------------------------------------------------------------------------
+
+def _resume(stub: GdbStub, step: bool, signo: int | None, thread: Task | None = None) -> object:
+    task = thread or stub.thread
+    signals = {task: signo} if signo else {}
+    stub.go(task if step else None, signals)
+    return RESUME
+
+
+def _signal_arg(args: bytes) -> int | None:
+    """`C sig[;addr]`: the Linux signal (None for 0 or one we do not know)."""
+    number = _hex(args.split(b";", 1)[0][:2])
+    return linux_signal(number)
+
+
+def _continue(stub: GdbStub, args: bytes) -> object:
+    _set_pc(stub, args)
+    return _resume(stub, False, None)
+
+
+def _step(stub: GdbStub, args: bytes) -> object:
+    _set_pc(stub, args)
+    return _resume(stub, True, None)
+
+
+def _continue_signal(stub: GdbStub, args: bytes) -> object:
+    return _resume(stub, False, _signal_arg(args))
+
+
+def _step_signal(stub: GdbStub, args: bytes) -> object:
+    return _resume(stub, True, _signal_arg(args))
+
+
+def _set_pc(stub: GdbStub, args: bytes) -> None:
+    if args:
+        stub.thread.regs.rip = _hex(args)
+
+
+def _vcont(stub: GdbStub, args: bytes) -> object:
+    """vCont?  or  vCont;ACTION[:TID]...: the first action naming a thread, or the default."""
+    if args == b"?":
+        return b"vCont;c;C;s;S"
+    if not args.startswith(b";"):
+        return ERROR
+    step, signals = None, {}
+    actions = [action.partition(b":") for action in args[1:].split(b";")]
+    if not all(verb[:1] in (b"c", b"C", b"s", b"S") for verb, _, _ in actions):
+        return ERROR
+    others_run = any(tid in (b"", b"-1") for _, _, tid in actions)  # a default action: the rest go on
+    for verb, _, tid in actions:
+        task = _thread(stub, tid) if tid else stub.thread
+        if task is None:
+            continue
+        if verb[:1] in (b"s", b"S") and step is None:
+            step = task
+        if verb[:1] in (b"C", b"S"):
+            signo = linux_signal(_hex(verb[1:3]))
+            if signo:
+                signals.setdefault(task, signo)
+    stub.go(step, signals, others_run)
+    return RESUME
+
+
+def _detach(_stub: GdbStub, _args: bytes) -> object:
+    return DETACH
+
+
+def _kill(stub: GdbStub, _args: bytes) -> object:
+    stub.kill()
+    return GONE
+
+
+# -- queries --------------------------------------------------------------------------------
+
+def _set_thread(stub: GdbStub, args: bytes) -> bytes:
+    """Hg TID / Hc TID: the thread later packets mean (Hc is taken as Hg)."""
+    task = _thread(stub, args[1:])
+    if task is None:
+        return ERROR
+    stub.thread = task
+    return OK
+
+
+def _thread_alive(stub: GdbStub, args: bytes) -> bytes:
+    return OK if args not in (b"0", b"-1") and _thread(stub, args) is not None else ERROR
+
+
+def _query(stub: GdbStub, args: bytes) -> bytes:
+    """q packets: by name."""
+    name, _, rest = args.partition(b":")
+    if name == b"Supported":
+        return SUPPORTED
+    if name == b"Attached":
+        return b"0"  # the sandbox created the process: gdb kills it when it quits
+    if name == b"C":
+        return b"QC%x" % stub.last.task.tid
+    if name == b"fThreadInfo":
+        return b"m" + b",".join(b"%x" % t.tid for t in stub.group.tasks if t.alive)
+    if name == b"sThreadInfo":
+        return b"l"
+    if name == b"Symbol":
+        return OK
+    if name == b"Xfer":
+        return _xfer(stub, rest)
+    return EMPTY
+
+
+def _xfer(stub: GdbStub, args: bytes) -> bytes:
+    """qXfer:OBJECT:read:ANNEX:OFFSET,LENGTH."""
+    parts = args.split(b":")
+    if len(parts) != 4 or parts[1] != b"read":
+        return EMPTY
+    obj, annex = parts[0], parts[2]
+    offset, length = _addr_len(parts[3])
+    source = _XFER.get(obj)
+    if source is None:
+        return EMPTY
+    data = source(stub, annex)
+    if data is None:
+        return ERROR
+    chunk = data[offset : offset + min(length, MAX_READ)]
+    return (b"l" if offset + len(chunk) >= len(data) else b"m") + chunk
+
+
+_XFER: dict[bytes, Callable[[GdbStub, bytes], bytes | None]] = {
+    b"features": lambda _stub, annex: target_xml() if annex == b"target.xml" else None,
+    b"auxv": lambda stub, _annex: stub.auxv,
+    b"exec-file": lambda stub, _annex: stub.group.exe_guest.encode(),
+    b"libraries-svr4": lambda stub, _annex: libraries_svr4(stub.group.space, stub.auxv),
+}
+
+_HANDLERS: dict[bytes, Callable[[GdbStub, bytes], object]] = {
+    b"g": _read_registers, b"G": _write_registers, b"p": _read_register, b"P": _write_register,
+    b"m": _read_mem, b"M": _write_mem, b"X": _write_binary, b"Z": _insert_point, b"z": _remove_point,
+    b"c": _continue, b"s": _step, b"C": _continue_signal, b"S": _step_signal, b"D": _detach, b"k": _kill,
+    b"H": _set_thread, b"T": _thread_alive, b"q": _query,
+}
+
+
+def handle(stub: GdbStub, payload: bytes) -> object:
+    """One packet's answer (see the module doc)."""
+    if payload == b"?":
+        return stop_reply(stub.last)
+    if payload.startswith(b"vCont"):
+        return _vcont(stub, payload[5:])
+    if payload.startswith(b"vKill"):
+        return _kill(stub, b"")
+    handler = _HANDLERS.get(payload[:1])
+    if handler is None:
+        return EMPTY
+    if stub.thread is None or not stub.thread.alive or stub.thread.space is None:
+        stub.thread = _thread(stub, b"0")
+        if stub.thread is None:
+            return ERROR
+    try:
+        return handler(stub, payload[1:])
+    except BadPacket:
+        return ERROR
