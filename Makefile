@@ -63,6 +63,7 @@ bench: $(STAMP) compile
 	$(MAKE) system-deps EXTRA_PACKAGES="$(BENCH_PACKAGES)"
 	$(PY) guests/build.py
 	$(PY) bench/run.py
+	$(PY) bench/batch.py
 
 fuzz: guests
 	$(PY) -m pip install -q atheris

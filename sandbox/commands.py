@@ -1,4 +1,5 @@
-"""The click commands behind `sandbox`: run, maps, pagetable, demo, plot (and --help, --version).
+"""The click commands behind `sandbox`: run, maps, pagetable, translate, report, demo, plot, batch
+(and --help, --version).
 
 `sandbox.cli.main` comes here for everything but a plain `sandbox run PROG [ARGS]...`.
 A usage mistake (a bad option value, an unknown demo, an output file that cannot be
@@ -478,3 +479,45 @@ def plot(log: str, output: str, by_time: bool, title: str | None) -> None:
         click.echo(f"sandbox: {output}: {error.strerror}", err=True)
         sys.exit(EXIT_CANNOT_EXECUTE)
     click.echo(summary_line(output, summary))
+
+
+BATCH_EPILOG = """\b
+Examples:
+  sandbox batch runs.toml -o results.jsonl          # one run per core
+  sandbox batch runs.jsonl -o results.jsonl -j 8 --deterministic
+  sandbox batch runs.toml -o results.jsonl --dask tcp://scheduler:8786
+
+\b
+Each entry runs in its own `sandbox run` process, killed if it outlives its
+timeout by a margin. Records are appended as runs finish; rerunning skips the
+entries already recorded, so an interrupted batch resumes. With --dask, the
+program, stdin and `files` of each entry are shipped to the workers as bytes;
+`mounts` name paths every worker must see. Exit status: 0 if every run passed,
+1 if any failed, 2 for a bad manifest or option, 130 if interrupted.
+"""
+
+
+@cli.command(epilog=BATCH_EPILOG, short_help="Run a manifest's programs, each in its own sandbox, in parallel.")
+@click.argument("manifest", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", required=True, callback=output_path, metavar="FILE",
+              help="The records, one JSON line per run (appended; entries already there are skipped).")
+@click.option("-j", "--jobs", type=click.IntRange(min=1, max=4096), metavar="N",
+              help="Runs at once on this machine (default: one per core).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True,
+              metavar="SECONDS", help="Timeout of the entries that set none.")
+@click.option("--deterministic", is_flag=True,
+              help="Run the guests with --deterministic and write records in manifest order: two "
+                   "batches give the same lines, timing fields apart.")
+@click.option("--dask", metavar="ADDRESS",
+              help="Run on a Dask cluster (its scheduler's address, tcp://HOST:8786); programs and "
+                   "input files are shipped as bytes.")
+@click.option("--slowest", type=click.IntRange(min=0), default=5, show_default=True, metavar="N",
+              help="Slowest runs the summary lists.")
+def batch(manifest: str, output: str, jobs: int | None, timeout: float, deterministic: bool, dask: str | None,
+          slowest: int) -> None:
+    """Run every entry of MANIFEST (TOML or JSON Lines) in its own sandbox, in parallel;
+    write a record per run to --output and print a summary. The manifest's format is in
+    sandbox/batch/manifest.py and the README."""
+    from sandbox.batch.command import batch as run_batch
+
+    sys.exit(run_batch(manifest, output, jobs, timeout, deterministic, dask, slowest))
