@@ -57,7 +57,7 @@ demo: guests
 	$(VENV)/bin/sandbox run --stats guests/build/hello
 
 test: guests
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto
 
 bench: $(STAMP) compile
 	$(MAKE) system-deps EXTRA_PACKAGES="$(BENCH_PACKAGES)"
