@@ -140,18 +140,19 @@ def _read_mem(stub: GdbStub, args: bytes) -> bytes:
 
 
 def _write_mem(stub: GdbStub, args: bytes) -> bytes:
-    where, sep, data = args.partition(b":")
-    addr, length = _addr_len(where)
-    payload = _unhex(data)
-    if not sep or len(payload) != length:
-        return ERROR
-    return OK if write_memory(stub.thread.space, addr, payload) else E_FAULT
+    """M addr,length:XX...: the bytes in hex."""
+    return _write(stub, args, _unhex)
 
 
 def _write_binary(stub: GdbStub, args: bytes) -> bytes:
+    """X addr,length:data: the bytes binary, escaped as in packets."""
+    return _write(stub, args, unescape)
+
+
+def _write(stub: GdbStub, args: bytes, decode: Callable[[bytes], bytes]) -> bytes:
     where, sep, data = args.partition(b":")
     addr, length = _addr_len(where)
-    payload = unescape(data)
+    payload = decode(data)
     if not sep or len(payload) != length:
         return ERROR
     return OK if write_memory(stub.thread.space, addr, payload) else E_FAULT

@@ -84,14 +84,6 @@ BAD_JSONL = [
 ]
 
 
-@pytest.mark.parametrize(("text", "message"), BAD_JSONL)
-def test_bad_jsonl(tmp_path: Path, tool: Path, text: str, message: str) -> None:
-    (tmp_path / "m.jsonl").write_text(text.replace("TOOL", str(tool)))
-    with pytest.raises(ManifestError) as caught:
-        parse_manifest(str(tmp_path / "m.jsonl"))
-    assert message in str(caught.value) and "\n" not in str(caught.value)
-
-
 BAD_TOML = [
     ("[[run]]\nid = 'a'\nprogram = \n", "m.toml:3: not TOML"),
     ("[runs]\n", "m.toml:1: unknown top-level key 'runs'"),
@@ -100,12 +92,14 @@ BAD_TOML = [
 ]
 
 
-@pytest.mark.parametrize(("text", "message"), BAD_TOML)
-def test_bad_toml(tmp_path: Path, tool: Path, text: str, message: str) -> None:
-    (tmp_path / "m.toml").write_text(text.replace("TOOL", str(tool)))
+@pytest.mark.parametrize(("name", "text", "message"),
+                         [("m.jsonl", *case) for case in BAD_JSONL] + [("m.toml", *case) for case in BAD_TOML])
+def test_a_bad_manifest_is_one_line_naming_where(tmp_path: Path, tool: Path, name: str, text: str,
+                                                 message: str) -> None:
+    (tmp_path / name).write_text(text.replace("TOOL", str(tool)))
     with pytest.raises(ManifestError) as caught:
-        parse_manifest(str(tmp_path / "m.toml"))
-    assert message in str(caught.value)
+        parse_manifest(str(tmp_path / name))
+    assert message in str(caught.value) and "\n" not in str(caught.value)
 
 
 def test_cli_says_one_line_and_exits_2(tmp_path: Path, tool: Path) -> None:
