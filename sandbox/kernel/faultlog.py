@@ -10,8 +10,8 @@ import time
 import weakref
 from typing import TYPE_CHECKING, TextIO
 
-from sandbox.mm import HUGE_PAGE_SIZE, PAGE_SIZE
-from sandbox.mm.pagetable import PD_SHIFT, PT_SHIFT, PTE_PRESENT
+from sandbox.mm import PAGE_SIZE
+from sandbox.mm.pagetable import PTE_PRESENT
 
 if TYPE_CHECKING:
     from sandbox.mm.aspace import AddressSpace
@@ -62,25 +62,10 @@ class FaultLog:
         present (a copy-on-write replaces a page: none)."""
         state = self.resident.get(space)
         if state is None or state[1] * self.TABLES_PER_FAULT >= len(space.pagetable.live):
-            state = self.resident[space] = [self.count_resident(space.pagetable), 0]
+            state = self.resident[space] = [space.pagetable.resident_pages(), 0]
             return state[0]
         state[1] += 1
         if record.new_entry & PTE_PRESENT and not record.old_entry & PTE_PRESENT:
             state[0] += record.region.page_size // PAGE_SIZE
         state[0] += record.around
         return state[0]
-
-    def count_resident(self, tables) -> int:
-        """Resident pages of a page table, from its present-entry count per table (one pass
-        over the tables, not the pages): every PT entry is a 4 KiB page; a PD entry is a
-        2 MiB page unless it points at one of the PTs."""
-        shifts = tables.level
-        small = huge = leaf_tables = 0
-        for table, present in tables.live.items():
-            shift = shifts[table]
-            if shift == PT_SHIFT:
-                small += present
-                leaf_tables += 1
-            elif shift == PD_SHIFT:
-                huge += present
-        return small + (huge - leaf_tables) * (HUGE_PAGE_SIZE // PAGE_SIZE)

@@ -193,7 +193,7 @@ def resident_pages(space: AddressSpace | None) -> int:
     """The 4 KiB pages `space` maps now (a 2 MiB leaf counts 512)."""
     if space is None:
         return 0
-    return sum(m.size >> 12 for _, m in space.pagetable.iter_leaves())
+    return space.pagetable.resident_pages()
 
 
 def note_memory(group: ThreadGroup, always: bool = False) -> None:

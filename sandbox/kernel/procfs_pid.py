@@ -86,7 +86,7 @@ def _threads(group: ThreadGroup) -> int:
 def _resident_pages(group: ThreadGroup) -> int:
     if group.space is None:
         return 0
-    return sum(m.size for _, m in group.space.pagetable.iter_leaves()) >> 12
+    return group.space.pagetable.resident_pages()
 
 
 def _vsize(group: ThreadGroup) -> int:
