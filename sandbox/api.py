@@ -402,6 +402,8 @@ class Sandbox:
             "syscalls": dict(self.kernel.syscall_counts),
             "syscalls_total": sum(self.kernel.syscall_counts.values()),
             "engine": engine_description(),
+            # counted only under max_instructions (a block hook costs time): None otherwise
+            "instructions": self.kernel.instructions if self.kernel.options.max_instructions is not None else None,
         }
 
     def release(self) -> None:

@@ -78,6 +78,8 @@ def test_small_batch_record_contents(small: tuple) -> None:
     assert echo["stats"]["syscalls"]["write"] == 1 and echo["stats"]["frames"]["peak"] > 0
     assert echo["stats"]["faults_total"] > 0 and echo["stats"]["faults"]["demand-zero"] > 0
     assert echo["expected"] == {"status": 0, "stdout_sha256": hashlib.sha256(b"a b\n").hexdigest()}
+    assert echo["instructions"] is None  # counted only under an instruction limit
+    assert records["count"]["instructions"] > 200000
     assert echo["exit_code"] == 0 and echo["message"] is None and set(echo["timing"]) == {"wall_s", "cpu_s"}
     assert records["loop"]["message"] == "killed: time limit of 1 s reached"
     assert records["loop"]["timing"]["wall_s"] >= 1 and records["loop"]["exit_code"] is None
