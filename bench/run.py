@@ -46,20 +46,23 @@ WORKLOADS = [
     Workload("start-up (dynamic hello: ld.so + libc)", ["dyn-hello"]),
     Workload("python3 -c pass (dynamic, 60+ files)", ["/usr/bin/python3", "-c", "pass"]),
     Workload("200,000 getppid syscalls", ["getppid", "200000"], per_op="syscalls"),
-    Workload("touch 65,536 pages (256 MiB)", ["pagetouch", "65536"], per_op="faults"),
+    Workload("touch 65,536 pages (256 MiB), defaults", ["pagetouch", "65536"], per_op="faults"),
+    Workload("  the same, --memory 1G", ["pagetouch", "65536"], sandbox_options=["--memory", "1G"]),
     Workload("  the same, --fault-around 15", ["pagetouch", "65536"], sandbox_options=["--fault-around", "15"]),
     Workload("CPU-bound (sieve + hash)", ["cpu", "4000000", "12"]),
     Workload("busybox sha256sum, 10 MiB", ["/bin/busybox", "sha256sum", str(WORK / "10mib.bin")]),
     Workload("read a 64 MiB file mapping", ["mapread-musl", str(WORK / "64mib.bin")], per_op="pages"),
     Workload("200 fork+exit+wait, 16 MiB dirty", ["forkbench-musl", "200"], per_op="copy-on-write"),
     Workload("pthreads: 8 x 10,000 mutex increments and more", ["threads-glibc"]),
+    Workload("pthreads: 64 x 10,000 mutex increments", ["threads-glibc", "64", "10000"]),
 ]
 PEERS = ROOT / ".venv-peers" / "bin" / "python"
 #: The floor under any start-up on this engine: the interpreter with libunicorn loaded (the
 #: sandbox's own ctypes binding; Unicorn's Python module would add ~45 ms, bench/RESULTS.md).
 FLOOR = "python -c 'import sandbox.engine'"
-#: What every row but the plain start-up passes: RAM for the 256 MiB touch, the input files.
-SANDBOX_OPTIONS = ["--memory", "512M", "--mount", f"{WORK}:{WORK}:ro"]
+#: What every row but the plain start-up passes: the input files. No --memory: the default
+#: guest RAM (4 GiB, reserved lazily) holds the 256 MiB touch, as native runs and qemu's do.
+SANDBOX_OPTIONS = ["--mount", f"{WORK}:{WORK}:ro"]
 
 
 def runners() -> dict[str, list[str]]:
@@ -163,14 +166,15 @@ def per_op(rows: list[dict], cmds: dict[str, list[str]]) -> dict[str, float]:
 def table(rows: list[dict], ops: dict[str, float], names: list[str]) -> str:
     ratios = [f"sb/{peer}" for peer in ("qemu", "qiling", "native") if peer in names]
     head = f"{'workload (median)':<34}" + "".join(f"{n:>11}" for n in names) + "".join(f"{r:>10}" for r in ratios) \
-        + f"{'sb RSS':>9}"
+        + f"{'sb RSS':>9}{'RSS/qemu':>10}"
     lines = [head, "-" * len(head)]
     for row in rows:
         r = row["runners"]
         cells = "".join(f"{r[n]['median_s'] * 1000:>9.1f}ms" if r.get(n) else f"{'failed':>11}" for n in names)
         cells += "".join(f"{row.get('sandbox/' + x.split('/')[1], float('nan')):>10.2f}" for x in ratios)
         rss = r["sandbox"]["peak_rss_kib"] / 1024 if r.get("sandbox") else float("nan")
-        lines.append(f"{row['workload']:<34}{cells}{rss:>7.0f}MB")
+        rss_ratio = rss * 1024 / r["qemu"]["peak_rss_kib"] if r.get("qemu") else float("nan")
+        lines.append(f"{row['workload']:<34}{cells}{rss:>7.0f}MB{rss_ratio:>10.2f}")
     floor = rows[0]["runners"].get(FLOOR)
     if floor:
         share = f" = {rows[0]['floor/qiling']:.2f} x qiling" if "floor/qiling" in rows[0] else ""

@@ -18,10 +18,10 @@ if they cannot be found, start-up fails loudly rather than run wrongly.
 from __future__ import annotations
 
 import ctypes
+import os
 import struct
 import threading
 from collections.abc import Callable
-from pathlib import Path
 
 from sandbox import engine as X
 from sandbox.engine import UC_HOOK_BLOCK, UC_HOOK_INSN, UC_HOOK_INTR, UC_PROT_ALL, UC_PROT_EXEC, Engine
@@ -30,7 +30,7 @@ from sandbox.mm import PAGE_SHIFT, PAGE_SIZE
 from sandbox.mm.aspace import AddressSpace
 from sandbox.mm.frames import FrameAllocator
 from sandbox.mm.pagetable import PTE_NX, PTE_PRESENT, PTE_WRITABLE
-from sandbox.mm.physmem import PhysicalMemory
+from sandbox.mm.physmem import DEFAULT_MEMORY, PhysicalMemory
 from sandbox.mm.vma import PROT_EXEC, PROT_READ, PROT_WRITE, Access
 
 # Control-register and EFER bits, Intel SDM vol. 3 §2.5 and §2.2.1.
@@ -86,7 +86,7 @@ KSTACK_VA = KERNEL_TEXT + 2 * PAGE_SIZE
 WATCHDOG_SECONDS = 0.01
 
 #: The block hook the watchdog stops the CPU through (built by `make` from stopper.c).
-STOPPER_LIBRARY = Path(__file__).resolve().parent / "native" / "libstopper.so"
+STOPPER_LIBRARY = os.path.join(os.path.dirname(os.path.realpath(__file__)), "native", "libstopper.so")
 
 
 class _Stopper(ctypes.Structure):
@@ -99,7 +99,7 @@ def _install_stopper(uc: Engine) -> tuple[_Stopper, ctypes.CDLL]:
     """Hook every block with sandbox_block_hook; the stopper it reads, and its library
     (both kept alive as long as the engine). SandboxError if the library is not built."""
     try:
-        library = ctypes.CDLL(str(STOPPER_LIBRARY))
+        library = ctypes.CDLL(STOPPER_LIBRARY)
     except OSError:
         raise SandboxError(f"{STOPPER_LIBRARY} is not built: run `make compile`") from None
     stopper = _Stopper(0, 0, ctypes.cast(X.lib.uc_emu_stop, ctypes.c_void_p).value)
@@ -134,6 +134,10 @@ def probe_code(write_addr: int, read_addr: int) -> bytes:
     return (b"\xc6\x04\x25" + struct.pack("<I", write_addr) + b"\x01"
             + b"\x8a\x04\x25" + struct.pack("<I", read_addr))
 
+
+#: uc_ctl's UC_CTL_WRITE(UC_CTL_TLB_FLUSH, 1) (unicorn.h: bits 31-30 the I/O direction,
+#: 29-26 the argument count, then the control, 11): with engine/patches/0004, one page.
+_CTL_FLUSH_TLB_PAGE = (X.UC_CTL_IO_WRITE << 30) | (1 << 26) | 11
 
 _INTR_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
 _SYSCALL_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
@@ -193,7 +197,7 @@ class ExceptionState:
 class Machine:
     """One CPU and its RAM. `kernel` callbacks: `on_syscall()`, `on_exception(intno)`."""
 
-    def __init__(self, ram_size: int = 256 << 20) -> None:
+    def __init__(self, ram_size: int = DEFAULT_MEMORY) -> None:
         self.mem = PhysicalMemory(ram_size)
         self.frames = FrameAllocator(self.mem)
         self.uc = Engine()
@@ -289,6 +293,12 @@ class Machine:
     def flush_tlb(self) -> None:
         """Drop every cached translation (a CR3 rewrite, as a kernel without PCID does)."""
         self.uc.reg_write(X.UC_X86_REG_CR3, self._cr3)
+
+    def flush_tlb_page(self, va: int) -> None:
+        """Drop the cached translations of the page holding `va` (what INVLPG does) and the
+        jump-cache entries of code on it: uc_ctl(UC_CTL_TLB_FLUSH) with one argument, which
+        engine patch 0004 adds. An engine without it ignores the argument and flushes all."""
+        X.check(X.lib.uc_ctl(self.uc.handle, _CTL_FLUSH_TLB_PAGE, ctypes.c_uint64(va)))
 
     # -- running ----------------------------------------------------------------------------
 

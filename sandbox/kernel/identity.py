@@ -16,7 +16,6 @@ keyed hash of the host's (stable for the session, distinct, revealing nothing).
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import stat
 
@@ -53,6 +52,8 @@ class Identity:
 
     def ino(self, host_dev: int, host_ino: int) -> int:
         """The inode number the guest sees: a keyed hash, stable for the session."""
+        import hashlib  # here: its import loads OpenSSL, 2.5 ms of a start-up that may not stat
+
         digest = hashlib.blake2b(host_dev.to_bytes(8, "little") + host_ino.to_bytes(8, "little"),
                                  key=self._secret, digest_size=8).digest()
         return int.from_bytes(digest, "little") >> 2 or 1

@@ -11,6 +11,7 @@ import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
 from sandbox.mm import FILE_FAULT_AROUND_PAGES
+from sandbox.mm.physmem import DEFAULT_MEMORY
 
 if TYPE_CHECKING:
     from sandbox.kernel.vfs import Mount
@@ -22,7 +23,9 @@ class Options:
     """What a run may be told from the command line or the Python API: keyword arguments
     named as the attributes below, each defaulting to the value given there."""
 
-    memory: int = 256 << 20
+    # Guest-physical RAM. Reserved lazily (physmem.py): untouched RAM costs the host nothing,
+    # so the default is what programs that run natively in a few GiB need.
+    memory: int = DEFAULT_MEMORY
     trace_syscalls: bool = False
     trace_faults: bool = False
     trace_out: TextIO  # default: sys.stderr

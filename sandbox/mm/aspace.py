@@ -55,6 +55,9 @@ from sandbox.mm.vma import (  # noqa: F401 - Access and prot_allows re-exported
 DEFAULT_MMAP_BASE = 0x7FFF_F7FF_F000
 #: Lowest address mmap hands out without MAP_FIXED (Linux's default vm.mmap_min_addr).
 MMAP_MIN_ADDR = 0x10000
+#: Frames given back per call to the allocator when a range is unmapped: a 256 MiB region's
+#: 65,536 frames would otherwise be listed, and set, all at once (megabytes of peak memory).
+DROP_BATCH = 4096
 
 _asids = itertools.count(1)
 
@@ -304,9 +307,14 @@ class AddressSpace:
     def _drop_frames(self, entries: list[int]) -> None:
         """Drop the references the leaf `entries` held; if a frame that held code was freed,
         the CPU's translations of it are stale (see Mmu.code_changed)."""
-        pfns = [(entry & PTE_ADDR_MASK) >> PAGE_SHIFT for entry in entries]
-        freed = set(self.frames.put_many(pfns))
-        if any(pfn in freed and not entry & PTE_NX for entry, pfn in zip(entries, pfns, strict=True)):
+        code_freed = False
+        for first in range(0, len(entries), DROP_BATCH):  # in batches: no list of every frame
+            batch = entries[first:first + DROP_BATCH]
+            pfns = [(entry & PTE_ADDR_MASK) >> PAGE_SHIFT for entry in batch]
+            freed = set(self.frames.put_many(pfns))
+            code_freed = code_freed or any(pfn in freed and not entry & PTE_NX
+                                           for entry, pfn in zip(batch, pfns, strict=True))
+        if code_freed:
             self.mmu.code_changed()
 
     def protect_range(self, addr: int, length: int, prot: int) -> None:

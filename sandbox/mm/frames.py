@@ -15,18 +15,24 @@ Invariants (checked by `check_invariants`):
 
 Free frames are always zero: RAM starts zeroed (a fresh anonymous host mapping) and a block
 is zeroed when it is freed. So `alloc` hands out clean frames without touching them, and no
-process ever sees another's old data.
+process ever sees another's old data. After `stop_zeroing` (a teardown whose RAM is unmapped
+next) freed frames are left as they are.
+
+The per-frame tables (reference counts, block orders, kernel marks) are flat arrays indexed
+by pfn in anonymous host mappings, like the RAM itself: a 4 GiB guest has a million frames,
+and the host supplies a table's pages only as frames are used, so RAM that is never touched
+costs neither set-up time nor host memory.
 """
 
 from __future__ import annotations
 
-from array import array
+import mmap
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 from sandbox.errors import InvariantError, OutOfMemory
 from sandbox.mm import PAGE_SHIFT, PAGE_SIZE
-from sandbox.mm.physmem import PhysicalMemory
+from sandbox.mm.physmem import MADVISE_MIN, PhysicalMemory
 
 #: Largest block: 2**MAX_ORDER frames (4 MiB); order 9 is one 2 MiB huge frame.
 MAX_ORDER = 10
@@ -54,12 +60,15 @@ class FrameAllocator:
         self.limit = limit
         self._free: list[set[int]] = [set() for _ in range(MAX_ORDER + 1)]
         #: refcount[pfn] of a block's head frame; 0 for free, reserved and tail frames.
-        self._refcount = array("I", bytes(4 * self.nframes))
-        self._order: dict[int, int] = {}  # head pfn of each allocated block -> its order
+        self._refcount = memoryview(_zeroed_table(4 * self.nframes)).cast("I")
+        #: 1 + the order of the allocated block headed by pfn; 0 for any other frame.
+        self._order = _zeroed_table(self.nframes)
         #: 1 for a frame the sandbox itself uses (see `alloc_kernel`), 0 for any other.
-        self.kernel_use = bytearray(self.nframes)
+        self.kernel_use = _zeroed_table(self.nframes)
         self.used = 0
         self.peak_used = 0
+        #: Whether freed frames are zeroed (see `stop_zeroing`).
+        self.zero_freed = True
         self._add_free_range(first_pfn, self.nframes)
 
     def _add_free_range(self, lo: int, hi: int) -> None:
@@ -83,7 +92,7 @@ class FrameAllocator:
         exact = self._free[order]
         pfn = exact.pop() if exact else self._take_block(order)
         self._refcount[pfn] = 1
-        self._order[pfn] = order
+        self._order[pfn] = order + 1
         self.used += npages
         if self.used > self.peak_used:
             self.peak_used = self.used
@@ -100,15 +109,15 @@ class FrameAllocator:
         """True if any of frames [pfn, pfn + count) is the sandbox's own, or is not RAM."""
         if pfn < 0 or pfn + count > self.nframes:
             return True
-        return self.kernel_use.find(1, pfn, pfn + count) >= 0
+        return self.kernel_use.find(_MARK, pfn, pfn + count) >= 0
 
     def kernel_frames(self) -> set[int]:
         """Every frame marked by `alloc_kernel` and not freed since."""
         marks, found = self.kernel_use, set()
-        pfn = marks.find(1)
+        pfn = marks.find(_MARK)
         while pfn >= 0:
             found.add(pfn)
-            pfn = marks.find(1, pfn + 1)
+            pfn = marks.find(_MARK, pfn + 1)
         return found
 
     def _take_block(self, order: int) -> int:
@@ -145,7 +154,7 @@ class FrameAllocator:
         self._refcount[pfn] = count - 1
         if count > 1:
             return False
-        self._release(pfn, self._order.pop(pfn))
+        self._release(pfn, self._take_order(pfn))
         return True
 
     def put_many(self, pfns: Iterable[int]) -> list[int]:
@@ -163,9 +172,10 @@ class FrameAllocator:
             if count == 1:
                 freed.append(pfn)
         freed.sort()
+        orders = self._order  # cleared run by run, in _release_run
         run_start = run_end = -1
         for pfn in freed:
-            end = pfn + (1 << self._order.pop(pfn))
+            end = pfn + (1 << (orders[pfn] - 1))
             if pfn != run_end:
                 self._release_run(run_start, run_end)
                 run_start = pfn
@@ -173,19 +183,44 @@ class FrameAllocator:
         self._release_run(run_start, run_end)
         return freed
 
+    def stop_zeroing(self) -> None:
+        """From now on, freed frames are not scrubbed: for a teardown whose RAM is unmapped
+        next (the CLI's exit), where zeroing would be work for nobody. Runs of MADVISE_MIN
+        frames or more are still handed back to the host (`PhysicalMemory.discard`), which
+        costs what unmapping them would and keeps the teardown's peak host memory down.
+        Precondition: no guest runs again on this RAM (a frame allocated afterwards may hold
+        old data)."""
+        self.zero_freed = False
+
+    def _take_order(self, pfn: int) -> int:
+        """The order of the allocated block headed by `pfn`, forgotten (it is being freed)."""
+        order = self._order[pfn] - 1
+        self._order[pfn] = 0
+        return order
+
     def _release_run(self, lo: int, hi: int) -> None:
-        """Zero the freed frames [lo, hi) at once and hand them to the buddy lists."""
+        """Zero the freed blocks that cover frames [lo, hi) at once (see `stop_zeroing`),
+        forget their orders, and hand them to the buddy lists."""
         if lo >= hi:
             return
-        self.mem.zero(lo << PAGE_SHIFT, (hi - lo) << PAGE_SHIFT)
-        self.kernel_use[lo:hi] = bytes(hi - lo)
+        if self.zero_freed:
+            self.mem.zero(lo << PAGE_SHIFT, (hi - lo) << PAGE_SHIFT)
+        elif hi - lo >= MADVISE_MIN >> PAGE_SHIFT:
+            self.mem.discard(lo << PAGE_SHIFT, (hi - lo) << PAGE_SHIFT)
+        zeros = bytes(hi - lo)
+        self._order[lo:hi] = zeros  # the heads' orders (tail frames' are 0 already)
+        self.kernel_use[lo:hi] = zeros
         self.used -= hi - lo
         for pfn, order in _aligned_blocks(lo, hi):
             self._merge_free(pfn, order)
 
     def _release(self, pfn: int, order: int) -> None:
-        """Zero a block and return it to the free lists, merging with free buddies."""
-        self.mem.zero(pfn << PAGE_SHIFT, PAGE_SIZE << order)
+        """Zero a block (see `stop_zeroing`) and return it to the free lists, merging with
+        free buddies."""
+        if self.zero_freed:
+            self.mem.zero(pfn << PAGE_SHIFT, PAGE_SIZE << order)
+        elif PAGE_SIZE << order >= MADVISE_MIN:
+            self.mem.discard(pfn << PAGE_SHIFT, PAGE_SIZE << order)
         if order:
             self.kernel_use[pfn : pfn + (1 << order)] = bytes(1 << order)
         else:
@@ -211,12 +246,17 @@ class FrameAllocator:
         return self._refcount[pfn]
 
     def order_of(self, pfn: int) -> int:
-        """The order of the allocated block headed by `pfn`."""
-        return self._order[pfn]
+        """The order of the allocated block headed by `pfn`; KeyError if none is."""
+        order = self._order[pfn] - 1
+        if order < 0:
+            raise KeyError(pfn)
+        return order
 
     def allocated_heads(self) -> list[int]:
-        """The head pfn of every allocated block."""
-        return list(self._order)
+        """The head pfn of every allocated block, in ascending order."""
+        import re  # only invariant checks and reports ask
+
+        return [match.start() for match in re.finditer(rb"[^\x00]", self._order)]
 
     @property
     def free(self) -> int:
@@ -236,7 +276,8 @@ class FrameAllocator:
                 if order < MAX_ORDER and pfn ^ (1 << order) in blocks:
                     raise InvariantError(f"free buddies {pfn:#x} and {pfn ^ (1 << order):#x} unmerged")
         used = 0
-        for pfn, order in self._order.items():
+        for pfn in self.allocated_heads():
+            order = self.order_of(pfn)
             self._claim(owner, pfn, order, 2)
             if self._refcount[pfn] < 1:
                 raise InvariantError(f"allocated block {pfn:#x} has refcount 0")
@@ -256,6 +297,16 @@ class FrameAllocator:
         if owner[pfn : pfn + n].count(0) != n:
             raise InvariantError(f"block {pfn:#x} of order {order} overlaps another")
         owner[pfn : pfn + n] = bytes([kind]) * n
+
+
+#: What `kernel_use` holds for a marked frame, as `find` takes it.
+_MARK = b"\x01"
+
+
+def _zeroed_table(nbytes: int) -> mmap.mmap:
+    """A zero-filled table of `nbytes` in an anonymous host mapping: the host supplies its
+    pages on first write, so a table for frames never used costs no host memory."""
+    return mmap.mmap(-1, max(nbytes, 1), flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
 
 
 def _aligned_blocks(lo: int, hi: int) -> Iterator[tuple[int, int]]:
