@@ -29,6 +29,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any, NamedTuple, TextIO
 
+from sandbox import fastpath
 from sandbox.engine import Engine
 from sandbox.engine import describe as engine_description
 from sandbox.errors import InvariantError, OutOfMemory, SyscallError
@@ -402,6 +403,7 @@ class Sandbox:
             "syscalls": dict(self.kernel.syscall_counts),
             "syscalls_total": sum(self.kernel.syscall_counts.values()),
             "engine": engine_description(),
+            "fast_path": fastpath.state(),  # system calls entering through C (sandbox/fastpath.py)
             # counted only under max_instructions (a block hook costs time): None otherwise
             "instructions": self.kernel.instructions if self.kernel.options.max_instructions is not None else None,
         }

@@ -450,5 +450,6 @@ def format_stats(stats: dict) -> str:
              ("context switches", stats["context_switches"]), ("system calls", stats["syscalls_total"])]
     rows += [(f"  {name}", n) for name, n in sorted(stats["syscalls"].items(), key=lambda kv: (-kv[1], kv[0]))]
     rows.append(("engine", stats.get("engine", "?")))  # which libunicorn ran (sandbox/engine.py)
+    rows.append(("fast path", stats.get("fast_path", "?")))  # system calls through C (sandbox/fastpath.py)
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)

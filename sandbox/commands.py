@@ -142,9 +142,9 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
         return
     from importlib.metadata import version
 
-    from sandbox import engine
+    from sandbox import engine, fastpath
 
-    click.echo(f"sandbox, version {version('sandbox')}\nengine: {engine.describe()}")
+    click.echo(f"sandbox, version {version('sandbox')}\nengine: {engine.describe()}\nfast path: {fastpath.state()}")
     ctx.exit()
 
 

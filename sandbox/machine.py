@@ -24,7 +24,8 @@ import threading
 from collections.abc import Callable
 
 from sandbox import engine as X
-from sandbox.engine import UC_HOOK_BLOCK, UC_HOOK_INSN, UC_HOOK_INTR, UC_PROT_ALL, UC_PROT_EXEC, Engine
+from sandbox import fastpath
+from sandbox.engine import UC_HOOK_BLOCK, UC_HOOK_INTR, UC_PROT_ALL, UC_PROT_EXEC, Engine
 from sandbox.errors import InvariantError, SandboxError
 from sandbox.mm import PAGE_SHIFT, PAGE_SIZE
 from sandbox.mm.aspace import AddressSpace
@@ -140,12 +141,8 @@ def probe_code(write_addr: int, read_addr: int) -> bytes:
 _CTL_FLUSH_TLB_PAGE = (X.UC_CTL_IO_WRITE << 30) | (1 << 26) | 11
 
 _INTR_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
-_SYSCALL_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
 _BLOCK_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_void_p)
 UC_HOOK_CODE = 4  # unicorn.h, uc_hook_type: before each instruction (callback as UC_HOOK_BLOCK's)
-#: Registers carrying a system call's number and six arguments (x86-64 syscall ABI, man 2 syscall).
-SYSCALL_REGS = (X.UC_X86_REG_RAX, X.UC_X86_REG_RDI, X.UC_X86_REG_RSI, X.UC_X86_REG_RDX,
-                X.UC_X86_REG_R10, X.UC_X86_REG_R8, X.UC_X86_REG_R9)
 
 
 #: struct sigcontext's general registers, in its order (arch/x86/include/uapi/asm/sigcontext.h).
@@ -232,11 +229,7 @@ class Machine:
         self._counting = False  # a run of a counted quantum, which the watchdog leaves alone
         self._counted = False  # the last run was counted: Unicorn's counting hook is in place
         self.uc.hook_add(UC_HOOK_INTR, _INTR_CB(self._intr_entry))
-        self.uc.hook_add(UC_HOOK_INSN, _SYSCALL_CB(self._syscall_entry), X.UC_X86_INS_SYSCALL)
-        self._syscall_ids = (ctypes.c_int * 7)(*SYSCALL_REGS)
-        self._syscall_vals = (ctypes.c_uint64 * 7)()
-        self._syscall_ptrs = X.value_pointers(self._syscall_vals)
-        self._rax = ctypes.c_uint64()
+        self._hook_syscalls()
         self.exceptions = self._calibrate()
 
     # -- set-up -----------------------------------------------------------------------------
@@ -427,6 +420,7 @@ class Machine:
         is instrumented, code elsewhere runs as before). An exception it raises ends the run
         (re-raised by `run`). Returns the handle for `unhook_code`."""
         def entry(_uc: object, address: int, size: int, _data: object) -> None:
+            self._gate.forget()  # the callback may hook system calls: no answer in C goes unseen
             try:
                 callback(address, size)
             except BaseException as error:  # noqa: BLE001 - re-raised by run(), never lost
@@ -445,13 +439,24 @@ class Machine:
         self.tb_flush_pending = True
 
     def _intr_entry(self, _handle, intno: int, _data) -> None:
+        self._gate.forget()  # a fault's listeners and policies may hook system calls too
         try:
             self.on_exception(intno)
         except BaseException as error:  # noqa: BLE001 - re-raised by run(), never lost
             self.pending_error = error
             self.uc.emu_stop()
 
-    def _syscall_entry(self, _handle, _data) -> None:
+    # -- the system-call gate (sandbox/fastpath.py) --------------------------------------------
+
+    def _hook_syscalls(self) -> None:
+        """Hook the `syscall` instruction through the gate: C where it is built. Its own
+        methods serve as `syscall_args` and `set_return`, bound once here, so that the
+        kernel's entry reaches C without a Python frame in between."""
+        self._gate = fastpath.install(self.uc, self._syscall_entry)
+        self.syscall_args: Callable[[], tuple[int, ...]] = self._gate.args
+        self.set_return: Callable[[int], None] = self._gate.set_return
+
+    def _syscall_entry(self) -> None:
         try:
             self.on_syscall()
         except BaseException as error:  # noqa: BLE001 - re-raised by run(), never lost
@@ -459,14 +464,30 @@ class Machine:
             self.uc.emu_stop()
 
     def syscall_args(self) -> tuple[int, ...]:
-        """(number, arg0..arg5) in one batched register read."""
-        X.lib.uc_reg_read_batch(self.uc.handle, self._syscall_ids, self._syscall_ptrs, 7)
-        return tuple(self._syscall_vals)
+        """(number, arg0..arg5) of the call being handled (the gate's; see _hook_syscalls)."""
+        return self._gate.args()
 
     def set_return(self, value: int) -> None:
         """Put a system call's result in RAX (negative errno as two's complement)."""
-        self._rax.value = value & 0xFFFF_FFFF_FFFF_FFFF
-        X.lib.uc_reg_write(self.uc.handle, X.UC_X86_REG_RAX, ctypes.byref(self._rax))
+        self._gate.set_return(value)
+
+    def publish_answer(self, nr: int, answer: int) -> None:
+        """Getter `nr` (fastpath.GETTERS) answers `answer` without Python until Python
+        handles another call or `forget_answers`."""
+        self._gate.publish(nr, answer)
+
+    def forget_answers(self) -> None:
+        """Withdraw every published answer (another task gets the CPU)."""
+        self._gate.forget()
+
+    def report_answered_to(self, callback: Callable[[], None]) -> None:
+        """Call `callback()` before Python next runs (a call, a fault, a hook, a switch)
+        whenever getter calls answered in C wait to be taken (take_answered_counts)."""
+        self._gate.on_answered = callback
+
+    def take_answered_counts(self) -> tuple[int, ...]:
+        """Getter calls answered without Python since the last take, in GETTERS order."""
+        return self._gate.take_counts()
 
     # -- the CPU's registers and saved contexts (a task off the CPU keeps its context) --------
 
@@ -594,6 +615,7 @@ class Machine:
         """Stop the watchdog, free Unicorn and the RAM buffer."""
         if self._watchdog is not None:
             self._watchdog.set()
+        self._gate.close()  # the engine frees its hooks; the gate must not reach into it after
         self.uc = None
         self.mem.close()
 

@@ -19,6 +19,7 @@ from collections import Counter
 from sandbox import abi
 from sandbox.engine import UC_ERR_INSN_INVALID, EngineError
 from sandbox.errors import GuestFault, InvariantError, LoadError, OutOfMemory, SandboxError, SyscallError, WouldBlock
+from sandbox.fastpath import GETTERS
 from sandbox.hostfs import CleanupError, identity_of, remove_path
 from sandbox.kernel import (  # noqa: F401 - importing registers the handlers
     futex,
@@ -55,7 +56,7 @@ from sandbox.kernel.sigframe import pack_siginfo
 from sandbox.kernel.signals import code_name, signal_name
 from sandbox.kernel.sys_proc import DETERMINISTIC_EPOCH_NS
 from sandbox.kernel.syscall_names import SYSCALL_NAMES, SYSCALL_NUMBERS
-from sandbox.kernel.syscalls import TABLE, SyscallEntry
+from sandbox.kernel.syscalls import TABLE, SyscallEntry, to_int32
 from sandbox.kernel.sysview import system_grafts
 from sandbox.kernel.task import Task
 from sandbox.kernel.tty import Terminal
@@ -145,7 +146,7 @@ class Kernel:
         self.futexes = futex.Futexes()
         self.current: Task | None = None  # the task the CPU runs (or last ran)
         self.init: ThreadGroup | None = None
-        self.syscall_counts: Counter[str] = Counter()
+        self._syscall_counts: Counter[str] = Counter()  # read through syscall_counts
         self.fault_counts: Counter[str] = Counter()
         self.stats: Counter[str] = Counter()
         self.tracer = None
@@ -213,6 +214,7 @@ class Kernel:
         self.check_every_switch = os.environ.get("SANDBOX_CHECK_INVARIANTS") == "1"
         self._next_check = 0.0  # when the next switch may check (see _check_at_switch)
         machine.on_syscall = self._on_syscall
+        machine.report_answered_to(self._take_answered)
         machine.on_exception = self._on_exception
 
     def _make_dir(self, prefix: str, what: str) -> str:
@@ -693,14 +695,32 @@ class Kernel:
 
     # -- entries from the CPU ---------------------------------------------------------------
 
+    @property
+    def syscall_counts(self) -> Counter[str]:
+        """System calls by name, the getters the C gate answered included."""
+        self._take_answered()
+        return self._syscall_counts
+
+    def _take_answered(self) -> None:
+        """Fold in the getter calls the C gate answered (sandbox/fastpath.py); it calls
+        this itself before Python runs again, so the counts are exact wherever read."""
+        counts = self._syscall_counts
+        for name, n in zip(GETTERS.values(), self.machine.take_answered_counts(), strict=True):
+            if n:
+                counts[name] += n
+
     def _on_syscall(self) -> None:
         task = self.current
         raw = self.machine.syscall_args()
+        # Linux takes the number from EAX, as an int (arch/x86/entry/common.c, do_syscall_64):
+        # 1 << 32 | 39 is getpid, and -1 or any upper half set in EAX is ENOSYS.
         nr, args = raw[0], raw[1:]
+        if nr >> 31:  # rare: the conversion's cost only then
+            nr = to_int32(nr)
         entry = TABLE.get(nr)
         # Linux's name even for a call not implemented here; numbers Linux does not have
         # share one key, so a guest cannot grow this table with every number it tries.
-        self.syscall_counts[entry.name if entry else SYSCALL_NAMES.get(nr, UNKNOWN_SYSCALL)] += 1
+        self._syscall_counts[entry.name if entry else SYSCALL_NAMES.get(nr, UNKNOWN_SYSCALL)] += 1
         hook, early = (self.syscall_hooks.get(nr) if self.syscall_hooks else None), None  # sandbox.api
         if hook is not None:
             args, early = hook.enter(task, nr, args)  # arguments changed; a result given skips the handler
@@ -721,6 +741,17 @@ class Kernel:
                 self.tracer.blocked(task.tid, entry, args, would_block.why)
             return
         self.complete(task, nr, entry, args, result)
+        if nr in GETTERS:
+            self._publish(task, nr, result)
+
+    def _publish(self, task: Task, nr: int, answer: int) -> None:
+        """Let the machine's C gate answer getter `nr` itself (sandbox/fastpath.py) until
+        Python runs anything else, unless something must see each call: the syscall trace,
+        an api hook, the gdb stub, or a pending signal (delivered only as a call ends)."""
+        if (self.tracer is not None and self.tracer.syscalls) or self.syscall_hooks or self.debugger is not None \
+                or task.pending or task.group.pending or task is not self.sched.on_cpu or not task.alive:
+            return
+        self.machine.publish_answer(nr, answer)
 
     def complete(self, task: Task, nr: int | str, entry: SyscallEntry | None, args: tuple[int, ...],
                  result: int) -> None:
@@ -743,7 +774,10 @@ class Kernel:
         if self.tracer is not None and self.tracer.syscalls:
             self.tracer.syscall(task.tid, nr, entry, args, result)
         if task.alive and task.fresh_entry is None:
-            task.set_return(result)
+            if task is self.sched.on_cpu:
+                self.machine.set_return(result)  # one C call (Task.set_return: two through ctypes)
+            else:
+                task.set_return(result)
 
     def _on_exception(self, intno: int) -> None:
         cr2, error, rip = self.machine.exceptions.take()

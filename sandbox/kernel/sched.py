@@ -209,6 +209,7 @@ class Scheduler:
         """Give `task` the CPU (a fresh image through the trampoline, or its saved context),
         then deliver its signals. False if a signal ended it. A thread of the process that
         was on the CPU keeps CR3 and the TLB as they are."""
+        self.machine.forget_answers()  # the getters answered in C were the last task's
         self.kernel.current = task
         if task.fresh_entry is not None:
             self.machine.enter_user(task.space, *task.fresh_entry)
