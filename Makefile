@@ -74,6 +74,7 @@ bench: $(STAMP) compile
 	$(PY) guests/build.py
 	$(PY) bench/run.py
 	$(PY) bench/batch.py
+	$(PY) bench/snapshot.py
 
 fuzz: guests
 	$(PY) -m pip install -q atheris

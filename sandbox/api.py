@@ -27,7 +27,7 @@ import sys
 import weakref
 from collections.abc import Callable
 from types import FrameType
-from typing import Any, NamedTuple, TextIO
+from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
 from sandbox import fastpath
 from sandbox.engine import Engine
@@ -48,9 +48,14 @@ from sandbox.mm.dump import dump_pagetables
 from sandbox.mm.fault import faults_taken
 from sandbox.mm.uaccess import copy_in, copy_out
 
+if TYPE_CHECKING:
+    from sandbox.snapshot import Keeper, Snapshot
+
 #: Fault-policy types, part of this API; sandbox.mm.policy is imported on first use, since a
 #: run without policies never needs it.
 POLICY_NAMES = ("Deny", "FaultAround", "FaultContext", "HugePage", "Supply")
+#: Snapshot types, part of this API; sandbox.snapshot is imported on first use too.
+SNAPSHOT_NAMES = ("Snapshot", "SnapshotError")
 
 
 def __getattr__(name: str) -> Any:
@@ -59,6 +64,10 @@ def __getattr__(name: str) -> Any:
         from sandbox.mm import policy
 
         return getattr(policy, name)
+    if name in SNAPSHOT_NAMES:
+        from sandbox import snapshot
+
+        return getattr(snapshot, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -227,6 +236,8 @@ class Sandbox:
         self._last: ThreadGroup | None = None
         self._running = False
         self._code_hooks: list[tuple[int, object]] = []
+        self._keeper: Keeper | None = None  # snapshots (sandbox.snapshot), made on first use
+        self._in_syscall_hook = False
         #: The private root goes even if `close` is never called (at collection, or at exit).
         self._remove_root = weakref.finalize(self, self.kernel.close)
 
@@ -276,7 +287,7 @@ class Sandbox:
         nr = _syscall_number(call)
         if self.kernel.syscall_hooks is None:
             self.kernel.syscall_hooks = {}
-        self.kernel.syscall_hooks[nr] = SyscallHook(nr, on_enter, on_exit)
+        self.kernel.syscall_hooks[nr] = SyscallHook(nr, self._in_hook(on_enter), self._in_hook(on_exit))
 
     def unhook_syscall(self, call: str | int) -> None:
         """Remove the hook of `call` (KeyError if none)."""
@@ -416,14 +427,123 @@ class Sandbox:
             self.kernel.init = None
             if self.kernel.check_every_switch:
                 self.kernel.check_invariants()
-                if self.machine.frames.used != self.baseline_frames:
+                held = self._keeper is not None and self._keeper.snapshots  # snapshots hold frames
+                if self.machine.frames.used != self.baseline_frames and not held:
                     raise InvariantError(f"{self.machine.frames.used - self.baseline_frames} frames leaked")
 
     def close(self) -> None:
         """Tear the last process down, remove the private root and free the machine: every
         step runs even if one before it failed (the first error is raised after them all;
         a root that could not be removed is a sandbox.hostfs.CleanupError)."""
-        _run_all((self.release, self.kernel.terminal.close, self._remove_root, self.machine.close))
+        _run_all((self._release_snapshots, self.release, self.kernel.terminal.close, self._remove_root,
+                  self.machine.close))
+
+    # -- snapshots (sandbox/snapshot.py) ------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        """A copy-on-write snapshot of the whole machine, from a hook during a run. From a
+        code hook or fault listener it is taken now (the running task at the instruction
+        the hook is called for); from a system-call hook, once that call has finished and
+        the CPU stopped (`snap.taken` tells). SnapshotError outside a run."""
+        from sandbox.snapshot import Snapshot, SnapshotError, take
+
+        self._require_open()
+        if not self._running:
+            raise SnapshotError("a snapshot is taken during a run, from a hook (the processes have ended)")
+        keeper = self._snapshot_keeper()
+        snap = Snapshot(keeper)
+        if self._in_syscall_hook:
+            keeper.defer("take", snap)
+        else:
+            take(snap, self.kernel)
+            keeper.added(snap)
+        return snap
+
+    def restore(self, snap: Snapshot) -> None:
+        """Put the machine back as `snap` was taken; any number of times. From a hook
+        during a run, at the next safe point (the CPU stops; the run goes on from the
+        snapshot); between runs now, ready for `run_from`."""
+        from sandbox.snapshot import SnapshotError, restore
+
+        self._require_open()
+        if snap.owner is not self._keeper or self._keeper is None:
+            raise SnapshotError("this snapshot belongs to another Sandbox")
+        if snap.released:
+            raise SnapshotError("this snapshot was released")
+        if self._running:
+            self._keeper.defer("restore", snap)
+            return
+        if not snap.taken:
+            raise SnapshotError("this snapshot was never taken (its run ended before the safe point)")
+        restore(snap, self.kernel)
+        self._keeper.update_pins()
+        self._last = self.kernel.init
+        if self.kernel.check_every_switch:
+            self.kernel.check_invariants()
+
+    def run_from(self, snap: Snapshot) -> RunResult:
+        """Restore `snap` and run the machine on from there until every process ended (see
+        `resume`)."""
+        self.restore(snap)
+        return self.resume()
+
+    def resume(self) -> RunResult:
+        """Run the machine on as it is (after `restore`, say, and writes into its memory or
+        registers) until every process ended. Captured streams (run(capture=True)) hold
+        what was written before the snapshot too. A hook's exception ends it, as in run,
+        but leaves the processes as they are: a restore starts from the snapshot again."""
+        from sandbox.snapshot import SnapshotError
+
+        self._require_open()
+        proc = self.kernel.init
+        if proc is None or not proc.alive:
+            raise SnapshotError("no process to resume: restore a snapshot first")
+        streams = {fd: proc.files.get(fd) for fd in (1, 2) if fd in proc.files}
+        self._running = True
+        try:
+            self.kernel.run(proc)
+        finally:
+            self._running = False
+            self._keeper.cancel()  # a hook's exception ended the run: nothing waits for a safe point
+        self._last = proc
+        if self.kernel.check_every_switch:
+            self.kernel.check_invariants()
+        return RunResult(
+            status=proc.status, exit_code=None if proc.death else proc.exit_code,
+            signal=proc.death.signo if proc.death else None, message=proc.death.message if proc.death else None,
+            cr3=proc.space.cr3, pid=proc.pid, stats=self._stats(proc), maps=procfs.maps(proc).decode(),
+            stdout=_captured(streams.get(1)), stderr=_captured(streams.get(2)))
+
+    def _snapshot_keeper(self) -> Keeper:
+        from sandbox.snapshot import Keeper
+
+        if self._keeper is None:
+            self._keeper = Keeper(self.kernel)
+        return self._keeper
+
+    def _require_open(self) -> None:
+        from sandbox.snapshot import SnapshotError
+
+        if self.machine.uc is None:
+            raise SnapshotError("the sandbox is closed")
+
+    def _in_hook(self, callback: Callable[[SyscallCall], object] | None) -> Callable[[SyscallCall], object] | None:
+        """`callback`, marking while it runs that a system-call hook is running."""
+        if callback is None:
+            return None
+
+        def marked(call: SyscallCall) -> object:
+            self._in_syscall_hook = True
+            try:
+                return callback(call)
+            finally:
+                self._in_syscall_hook = False
+        return marked
+
+    def _release_snapshots(self) -> None:
+        if self._keeper is not None:
+            for snap in list(self._keeper.snapshots):
+                snap.release()
 
     def __enter__(self) -> Sandbox:
         return self

@@ -216,6 +216,7 @@ def execute(prog: str, args: tuple[str, ...], memory: int, trace_faults: bool, t
         options["fault_policies"] = [fault_around_policy(fault_around)]
     step_faults = options.pop("step_faults", False)
     gdb = (options.pop("gdb", None), options.pop("gdb_wait", False))
+    replay = options.pop("replay", None)  # --snapshot-at ADDR --replay N (sandbox.snapshot.Replay)
     trace_out = options.pop("trace_out")  # alone, it means --trace-syscalls, as strace -o FILE
     trace_syscalls = _traced_calls(trace_syscalls or bool(trace_out and not trace_faults), options.pop("trace_filter"))
     try:
@@ -232,7 +233,8 @@ def execute(prog: str, args: tuple[str, ...], memory: int, trace_faults: bool, t
         with StopSignals() as stop, _guest_stdout_to_stderr(report_to_stdout):
             result, tables, status = _run(prog, args, stop, dump_pagetables, keep_root, memory, trace_syscalls,
                                           trace_faults, mounts=list(mounts), env=list(env), fault_log=log,
-                                          translate=translate, step_faults=step_faults, gdb=gdb, **options)
+                                          translate=translate, step_faults=step_faults, gdb=gdb, replay=replay,
+                                          **options)
     finally:
         if log is not None:
             log.close()
@@ -299,7 +301,7 @@ def _guest_stdout_to_stderr(active: bool) -> Iterator[None]:
 
 def _run(prog: str, args: tuple[str, ...], stop: StopSignals, dump_pagetables: bool, keep_root: bool,
          *sandbox_args: object, translate: tuple[str, ...] = (), step_faults: bool = False,
-         gdb: tuple[int | None, bool] = (None, False),
+         gdb: tuple[int | None, bool] = (None, False), replay: tuple[int, int] | None = None,
          **sandbox_options: object) -> tuple[RunResult | None, str, int]:
     """Make a sandbox, run PROG in it (unless a stop signal came first) and close it, which
     removes its private root (unless `keep_root`), however the run ended. (result, page
@@ -318,7 +320,7 @@ def _run(prog: str, args: tuple[str, ...], stop: StopSignals, dump_pagetables: b
                 sandbox.add_fault_listener(FaultStepper(sandbox))
             stub = _listen_for_gdb(sandbox, *gdb) if gdb[0] is not None else None
             with stop.running(sandbox):
-                result = sandbox.run(prog, [prog, *args])
+                result = sandbox.run(prog, [prog, *args]) if replay is None else _replayed(sandbox, prog, args, replay)
                 if stub is not None:
                     stub.finish()  # gdb hears how the process ended
                 tables = sandbox.pagetables() if dump_pagetables else ""
@@ -338,6 +340,18 @@ def _run(prog: str, args: tuple[str, ...], stop: StopSignals, dump_pagetables: b
              f"{error} at {_where(error)}; SANDBOX_DEBUG=1 shows the traceback")
         return None, "", EXIT_INTERNAL
     return result, tables, 0
+
+
+def _replayed(sandbox: Sandbox, prog: str, args: tuple[str, ...], replay: tuple[int, int]) -> RunResult:
+    """--snapshot-at ADDR --replay N: the first run (its result is the command's), then the
+    replays from the snapshot, summed up in one line on stderr (sandbox.snapshot.Replay)."""
+    from sandbox.snapshot import Replay
+
+    plan = Replay(sandbox, *replay)
+    result = sandbox.run(prog, [prog, *args], on_stdout=plan.writer(1), on_stderr=plan.writer(2))
+    summary = plan.replay()
+    _say(summary)
+    return result
 
 
 def _listen_for_gdb(sandbox: Sandbox, port: int, wait_again: bool) -> object:

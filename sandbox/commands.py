@@ -300,12 +300,33 @@ def _execute(prog: str, args: tuple[str, ...], options: dict, **how: object) -> 
 @cli.command(context_settings=_RUN_SETTINGS, epilog=RUN_EPILOG, short_help="Run PROG with ARGS inside the sandbox.")
 @_run_options
 @click.option("--maps", is_flag=True, help="Print the address space at exit (/proc/PID/maps format, stderr).")
+@click.option("--snapshot-at", metavar="ADDR|SYMBOL",
+              help="Snapshot the machine the first time the CPU reaches ADDR (0x-hex or a symbol of PROG), "
+                   "then run the rest again from there --replay times; the first run's output is PROG's "
+                   "(through pipes), each replay's is kept and compared, one summary line on stderr.")
+@click.option("--replay", type=click.IntRange(min=0, max=1_000_000), default=None, metavar="N",
+              help="With --snapshot-at: how many times to run on from the snapshot (default 1).")
 @click.argument("prog")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def run(prog: str, args: tuple[str, ...], maps: bool, **options) -> None:
+def run(prog: str, args: tuple[str, ...], maps: bool, snapshot_at: str | None, replay: int | None,
+        **options) -> None:
     """Run PROG with ARGS inside the sandbox, as the shell would run it natively."""
     _check_addresses(prog, options["translate"])
-    _execute(prog, args, options, show_maps=maps)
+    _execute(prog, args, options, show_maps=maps, replay=_replay_plan(prog, snapshot_at, replay))
+
+
+def _replay_plan(prog: str, snapshot_at: str | None, replay: int | None) -> tuple[int, int] | None:
+    """--snapshot-at and --replay as (address, count); a usage error for a bad address."""
+    if snapshot_at is None:
+        if replay is not None:
+            usage_error("--replay needs --snapshot-at ADDR")
+        return None
+    from sandbox.snapshot import resolve_address
+
+    try:
+        return resolve_address(prog, snapshot_at), 1 if replay is None else replay
+    except ValueError as error:
+        usage_error(f"--snapshot-at: {error}")
 
 
 @cli.command(context_settings=_RUN_SETTINGS, short_help="Run PROG; print its address space at exit.")

@@ -15,6 +15,7 @@ import signal
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 
 from sandbox import abi
 from sandbox.engine import UC_ERR_INSN_INVALID, EngineError
@@ -155,6 +156,13 @@ class Kernel:
         #: Callables `listener(group, space)` told just before `space` is freed (its process
         #: ended or exec'd); `sandbox report` snapshots the space there.
         self.space_listeners: list = []
+        #: Callables run once, at the next point where the CPU has stopped and no system
+        #: call or fault is half done (whoever adds one calls machine.stop()); snapshots are
+        #: taken and restored there.
+        self.at_safe_point: list[Callable[[], object]] = []
+        #: Callables returning address spaces no process holds whose frames are still owned
+        #: (a snapshot's): check_invariants counts them, as the bound on regions does.
+        self.space_holders: list[Callable[[], list[AddressSpace]]] = []
         if options.trace_syscalls or options.trace_faults:
             self.tracer = Tracer(options.trace_out, options.trace_syscalls, options.trace_faults,
                                  live=lambda: len(self.tasks))
@@ -395,7 +403,10 @@ class Kernel:
 
     def _spaces(self) -> list[AddressSpace]:
         """Every address space a process holds, each once (CLONE_VM shares them)."""
-        return list({id(p.space): p.space for p in self.processes.values() if p.space is not None}.values())
+        spaces = list({id(p.space): p.space for p in self.processes.values() if p.space is not None}.values())
+        for holder in self.space_holders:
+            spaces += holder()
+        return spaces
 
     def add_fault_listener(self, listener) -> None:
         """Call `listener(pid, space, record, rip)` after every fault from now on."""
@@ -470,6 +481,8 @@ class Kernel:
                     self.kill(victim, signal.SIGINT, "interrupted")
             if self.debugger is not None:
                 self.debugger.ran(task)  # a stop for gdb, served while the registers are live
+            while self.at_safe_point:  # asked for with machine.stop(): the CPU is still now
+                self.at_safe_point.pop(0)()
             self.sched.switch_out(task)
 
     def _check_at_switch(self) -> None:

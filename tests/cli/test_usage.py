@@ -82,7 +82,7 @@ def test_bad_mount(writer: str, spec: str, needle: str) -> None:
     usage_error(["run", "--mount", spec, writer, "0"], "--mount", needle)
 
 
-@pytest.mark.parametrize("name", ["nonsense", "0", "11", "99999999999999999999"])
+@pytest.mark.parametrize("name", ["nonsense", "0", "12", "99999999999999999999"])
 def test_unknown_demo(name: str) -> None:
     usage_error(["demo", name], f"no demo {name!r}", "sandbox demo --list")
 
