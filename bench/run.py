@@ -187,7 +187,8 @@ def engine_in_use() -> str:
     """Which libunicorn the sandbox runs on (`sandbox --version`: the project's build or the
     PyPI wheel's; $SANDBOX_ENGINE=wheel measures the wheel)."""
     done = subprocess.run([sys.executable, "-m", "sandbox", "--version"], capture_output=True, text=True)
-    return done.stdout.strip().splitlines()[-1].removeprefix("engine: ") if done.returncode == 0 else "unknown"
+    said = dict(line.split(": ", 1) for line in done.stdout.splitlines() if ": " in line)
+    return f"{said.get('engine', 'unknown')}; fast path {said.get('fast path', 'unknown')}"
 
 
 def main() -> None:
