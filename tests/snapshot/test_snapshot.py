@@ -122,13 +122,19 @@ def test_a_snapshot_from_a_syscall_hook_waits_for_the_call(prog: str) -> None:
         assert sb.run_from(snaps[0]).stdout == first.stdout == b"wrote 1\ndone 1\n"
 
 
-def test_cli_replays_match_the_first_run(prog: str) -> None:
+def _replayed_as_natively(prog: str, mode: str, times: int) -> bytes:
+    """`run --snapshot-at checkpoint --replay TIMES PROG MODE`: the first run as natively;
+    the summary line on stderr."""
     folder = str(Path(prog).parent)
     boxed = run_sandbox(["run", "--timeout", "60", "--mount", f"{folder}:{folder}:ro", "--snapshot-at", "checkpoint",
-                         "--replay", "3", prog, "fork"])
-    native = run_native([prog, "fork"])
+                         "--replay", str(times), prog, mode])
+    native = run_native([prog, mode])
     assert (boxed.stdout, boxed.returncode) == (native.stdout, native.returncode)
-    assert b"output identical to the first run's in 3/3; exit statuses 0 x3" in boxed.stderr
+    return boxed.stderr
+
+
+def test_cli_replays_match_the_first_run(prog: str) -> None:
+    assert b"output identical to the first run's in 3/3; exit statuses 0 x3" in _replayed_as_natively(prog, "fork", 3)
 
 
 def test_cli_replays_a_dynamic_program(prog: str) -> None:
@@ -137,12 +143,7 @@ def test_cli_replays_a_dynamic_program(prog: str) -> None:
     gcc = require_tool("gcc")
     dynamic = str(Path(prog).parent / "snapdyn")
     subprocess.run([gcc, "-O2", "-w", "-pthread", "-o", dynamic, str(SOURCE)], check=True)
-    folder = str(Path(prog).parent)
-    boxed = run_sandbox(["run", "--timeout", "60", "--mount", f"{folder}:{folder}:ro", "--snapshot-at", "checkpoint",
-                         "--replay", "2", dynamic, "fork2"])
-    native = run_native([dynamic, "fork2"])
-    assert (boxed.stdout, boxed.returncode) == (native.stdout, native.returncode)
-    assert b"output identical to the first run's in 2/2" in boxed.stderr
+    assert b"output identical to the first run's in 2/2" in _replayed_as_natively(dynamic, "fork2", 2)
 
 
 def test_cli_refuses_a_bad_address(prog: str) -> None:
