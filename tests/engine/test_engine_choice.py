@@ -101,7 +101,7 @@ def test_version_and_stats_name_the_engine(kind: str | None, tmp_path: Path) -> 
     expected = "unicorn 2.1.4 (PyPI wheel)" if kind else f"unicorn 2.1.4 (project build, {len(PATCHES)} patches)"
     version = run_sandbox(["--version"], env=engine_env(kind))
     assert version.returncode == 0, version.stderr
-    assert version.stdout.decode().splitlines()[-1] == f"engine: {expected}"
+    assert f"engine: {expected}" in version.stdout.decode().splitlines()
     out = tmp_path / "stats.json"
     run = run_sandbox(["run", "--stats", "--stats-json", str(out), guest("hello")], env=engine_env(kind))
     assert run.returncode == 0, run.stderr

@@ -263,7 +263,9 @@ static int sigwait_case(void) {
     sigprocmask(SIG_UNBLOCK, &set, 0);
     sigprocmask(SIG_BLOCK, &only1, 0);
     pid = fork();
-    if (pid == 0) { kill(parent, SIGUSR2); _exit(0); }
+    /* The child waits a little, so that the signal finds the parent inside sigtimedwait
+       (sent before, the handler would run first and the wait would time out). */
+    if (pid == 0) { usleep(100000); kill(parent, SIGUSR2); _exit(0); }
     struct timespec long_wait = {30, 0};
     SHOW("interrupted by a handler", sigtimedwait(&only1, &info, &long_wait));
     printf("handler ran %d\n", (int)got);
