@@ -31,6 +31,9 @@ MAX_READ = (MAX_PACKET - 4) // 2
 
 SUPPORTED = (b"PacketSize=%x;qXfer:features:read+;qXfer:auxv:read+;qXfer:exec-file:read+;"
              b"qXfer:libraries-svr4:read+;swbreak+;vContSupported+" % MAX_PACKET)
+#: Features answered only when gdb offers them (qSupported): multiprocess thread ids
+#: (`p<pid>.<tid>`), fork and exec stop replies.
+OFFERED = (b"multiprocess", b"fork-events", b"exec-events")
 
 #: gdb's own signal numbers (gdb/signals.def) differ from Linux's past 6.
 _GDB_SIGNALS = {"SIGHUP": 1, "SIGINT": 2, "SIGQUIT": 3, "SIGILL": 4, "SIGTRAP": 5, "SIGABRT": 6, "SIGFPE": 8,
@@ -59,9 +62,9 @@ def linux_signal(number: int) -> int | None:
     return _LINUX_SIGNALS.get(number)
 
 
-def stop_reply(stop: Stop) -> bytes:
-    """`T<sig>thread:<tid>;<extra>`."""
-    return b"T%02xthread:%x;%s" % (gdb_signal(stop.signo), stop.task.tid, stop.extra.encode())
+def stop_reply(stub: GdbStub, stop: Stop) -> bytes:
+    """`T<sig>thread:<tid>;<extra>` (the thread `p<pid>.<tid>` with multiprocess)."""
+    return b"T%02xthread:%s;%s" % (gdb_signal(stop.signo), stub.ptid(stop.task), stop.extra.encode())
 
 
 def _hex(text: bytes) -> int:
@@ -89,12 +92,26 @@ def _unhex(text: bytes) -> bytes:
         raise BadPacket(text) from None
 
 
+def _any(text: bytes) -> bool:
+    """Whether a thread-id field means "any" or "all" (0, -1 or absent)."""
+    return text in (b"0", b"-1", b"")
+
+
+def _ptid(text: bytes) -> tuple[int | None, int | None]:
+    """A thread id, `TID` or `pPID.TID` (multiprocess), as (pid, tid); None for any/all."""
+    if not text.startswith(b"p"):
+        return None, None if _any(text) else _hex(text)
+    pid, _, tid = text[1:].partition(b".")
+    return None if _any(pid) else _hex(pid), None if _any(tid) else _hex(tid)
+
+
 def _thread(stub: GdbStub, text: bytes) -> Task | None:
-    """A thread id (hex; 0 or -1: any) among the debugged process's live threads."""
-    tasks = [t for t in stub.group.tasks if t.alive]
-    if text in (b"0", b"-1", b""):
+    """A thread id (see `_ptid`) among the live threads gdb knows: the debugged process's,
+    and a forked child's held for gdb's decision."""
+    pid, tid = _ptid(text)
+    tasks = [t for t in stub.known_tasks() if pid is None or t.pid == pid]
+    if tid is None:
         return stub.thread if stub.thread in tasks else (tasks[0] if tasks else None)
-    tid = _hex(text)
     return next((t for t in tasks if t.tid == tid), None)
 
 
@@ -173,6 +190,8 @@ def _point(stub: GdbStub, args: bytes, insert: bool) -> bytes:
     kind, _, rest = args.partition(b",")
     addr, length = _addr_len(rest.split(b";", 1)[0])
     kind_number = _hex(kind)
+    if stub.thread.group is not stub.group and kind_number in (0, 1, 2, 3, 4):
+        return OK  # a forked child's copy: breakpoints never patch memory, so it has none
     if kind_number in (0, 1):
         if insert:
             return OK if stub.points.add_break(addr) else ERROR
@@ -235,10 +254,14 @@ def _vcont(stub: GdbStub, args: bytes) -> object:
     actions = [action.partition(b":") for action in args[1:].split(b";")]
     if not all(verb[:1] in (b"c", b"C", b"s", b"S") for verb, _, _ in actions):
         return ERROR
-    others_run = any(tid in (b"", b"-1") for _, _, tid in actions)  # a default action: the rest go on
+    # a default action, or one for all of a process's threads: the rest go on
+    others_run = any(_any(tid) or tid.endswith(b".-1") for _, _, tid in actions)
     for verb, _, tid in actions:
         task = _thread(stub, tid) if tid else stub.thread
         if task is None:
+            continue
+        if task.group is not stub.group:
+            stub.release(task.group)  # a held child gdb resumes runs on, undebugged
             continue
         if verb[:1] in (b"s", b"S") and step is None:
             step = task
@@ -250,7 +273,15 @@ def _vcont(stub: GdbStub, args: bytes) -> object:
     return RESUME
 
 
-def _detach(_stub: GdbStub, _args: bytes) -> object:
+def _detach(stub: GdbStub, args: bytes) -> object:
+    """D, or D;PID (multiprocess): one process let go, the session going on while gdb
+    still debugs another (a fork's child or parent)."""
+    if args.startswith(b";"):
+        pid = _hex(args[1:])
+        if pid not in {t.pid for t in stub.known_tasks()}:
+            return ERROR
+        if stub.detach_process(pid):
+            return OK
     return DETACH
 
 
@@ -278,13 +309,13 @@ def _query(stub: GdbStub, args: bytes) -> bytes:
     """q packets: by name."""
     name, _, rest = args.partition(b":")
     if name == b"Supported":
-        return SUPPORTED
+        return _supported(stub, rest)
     if name == b"Attached":
         return b"0"  # the sandbox created the process: gdb kills it when it quits
     if name == b"C":
-        return b"QC%x" % stub.last.task.tid
+        return b"QC%s" % stub.ptid(stub.last.task)
     if name == b"fThreadInfo":
-        return b"m" + b",".join(b"%x" % t.tid for t in stub.group.tasks if t.alive)
+        return b"m" + b",".join(stub.ptid(t) for t in stub.known_tasks())
     if name == b"sThreadInfo":
         return b"l"
     if name == b"Symbol":
@@ -292,6 +323,13 @@ def _query(stub: GdbStub, args: bytes) -> bytes:
     if name == b"Xfer":
         return _xfer(stub, rest)
     return EMPTY
+
+
+def _supported(stub: GdbStub, offered: bytes) -> bytes:
+    """qSupported:FEATURES: ours, and those of OFFERED that gdb offers too."""
+    agreed = [name for name in OFFERED if name + b"+" in offered.split(b";")]
+    stub.features = set(agreed)
+    return b";".join([SUPPORTED, *(name + b"+" for name in agreed)])
 
 
 def _xfer(stub: GdbStub, args: bytes) -> bytes:
@@ -329,7 +367,7 @@ _HANDLERS: dict[bytes, Callable[[GdbStub, bytes], object]] = {
 def handle(stub: GdbStub, payload: bytes) -> object:
     """One packet's answer (see the module doc)."""
     if payload == b"?":
-        return stop_reply(stub.last)
+        return stop_reply(stub, stub.last)
     if payload.startswith(b"vCont"):
         return _vcont(stub, payload[5:])
     if payload.startswith(b"vKill"):

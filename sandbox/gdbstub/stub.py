@@ -1,19 +1,28 @@
 """The stub's side of the run loop: when the guest stops for gdb, and how it goes on.
 
-The kernel calls three hooks, and only when a stub is attached (`Kernel.debugger`):
+The kernel calls these hooks, and only when a stub is attached (`Kernel.debugger`):
 `resume(task)` before a task runs (it notices gdb's Ctrl-C, which the watchdog gives a
 chance every time it takes the CPU back, and holds other threads while one steps alone),
 `ran(task)` after it ran (a breakpoint, a watchpoint, a finished step, a caught fault or the
 process's end is reported there, while the task's registers are live), and
-`catch_fault(...)` where a fault would become a signal (gdb sees it first, as ptrace does).
+`catch_fault(...)` where a fault would become a signal (gdb sees it first, as ptrace does);
+and `forked(parent, child)` (Kernel.new_process) and `execed(task)` (exec.load_program).
 The first stop is a step that ends before the program's first user instruction (past the
 kernel's iretq trampoline), where the stub waits for gdb to connect. While stopped, the
 whole machine waits: gdb's packets are served right there, synchronously, in the run loop,
 so every register and memory access happens with the CPU off and the kernel whole.
 
-Only the first process is debugged ("follow the parent" on fork): its threads are gdb's
+One process is debugged at a time, the first one to begin with: its threads are gdb's
 threads; breakpoints and watchpoints ignore every other process, and since they never
-patch memory, a child's copy of the text has none.
+patch memory, a child's copy of the text has none. When gdb offers `fork-events` (and
+`multiprocess`, thread ids `p<pid>.<tid>`), a fork stops the parent as the call returns
+(`T05fork:p<child>.<child>;`, as Linux's PTRACE_EVENT_FORK) and holds the child until gdb
+detaches one of the two (`D;PID`): detaching the child follows the parent, detaching the
+parent follows the child, whose breakpoints gdb then inserts afresh. With `exec-events`,
+an execve of the debugged process stops before the new image's first instruction with
+`T05exec:<hex path>;`; its breakpoints and watchpoints went with the old image (as
+Linux's do) and the auxv gdb reads is the new image's. A watchpoint does not see the
+kernel's own writes (a read() into watched bytes): native Linux and gdb do not either.
 """
 
 from __future__ import annotations
@@ -78,6 +87,10 @@ class GdbStub:
         self.fault: CaughtFault | None = None
         self._delivering = False
         self.auxv = b""
+        self.features: set[bytes] = set()  # of packets.OFFERED, agreed with qSupported
+        self.held: list[ThreadGroup] = []  # forked children waiting for gdb's D;PID
+        self._new_child: Task | None = None  # a fork to report as the call returns
+        self._exec_task: Task | None = None  # a task to stop at its new image's entry
         self.started = False
         self.finished = False
 
@@ -91,6 +104,10 @@ class GdbStub:
             return True
         if self.conn is None:
             return task.alive
+        if task.group in self.held:
+            return False
+        if task is self._exec_task and task.space is not None:
+            self.stepper.start(task, None)  # through the kernel's trampoline, to the entry
         if self._skip.get(task, task.regs.rip) != task.regs.rip:
             del self._skip[task]  # a signal handler comes first: the breakpoint is not run
         if task is self.stepper.task and self._step_blocked:  # its step ended in a system call
@@ -126,6 +143,8 @@ class GdbStub:
 
     def ran(self, task: Task) -> None:
         """After `task` ran: report a step done, a stop noted during the run, or the end."""
+        if self._new_child is not None:
+            self._fork_stop(task)
         if task is self.stepper.task and task.state is State.BLOCKED:
             self._step_blocked = True
         if self.conn is None and self.stop is None:
@@ -142,6 +161,68 @@ class GdbStub:
         self.stop = Stop(fault.signo, task)
         self.machine.stop()
         return True
+
+    def forked(self, parent: Task, child: Task) -> None:
+        """`child` is a new process of `parent` (fork, vfork, clone): if gdb follows forks,
+        the parent stops as the call returns (see `_fork_stop`)."""
+        if self.conn is not None and parent.group is self.group and b"fork-events" in self.features:
+            self._new_child = child
+            self.machine.stop()
+
+    def _fork_stop(self, parent: Task) -> None:
+        """Report the fork and hold the child (a vfork is not reported: vfork-events are
+        not offered, and its child runs on, undebugged)."""
+        child, self._new_child = self._new_child, None
+        if child.vfork_parent is not None or not child.alive or self.stop is not None:
+            return
+        self.held.append(child.group)
+        self.stop = Stop(signal.SIGTRAP, parent, f"fork:{self.ptid(child).decode()};")
+
+    def execed(self, task: Task) -> None:
+        """`task` replaced its image (execve; its new entry and stack in `fresh_entry`):
+        the old image's breakpoints and watchpoints go, the auxv is the new one's, and
+        with exec-events gdb hears of it before the first new instruction."""
+        if not self.started or task.group is not self.group or task.fresh_entry is None:
+            return
+        self.points.clear()
+        self._skip = {}
+        self.auxv = read_auxv(task.space, task.fresh_entry[1])
+        if self.conn is not None and b"exec-events" in self.features:
+            self._exec_task = task
+
+    def release(self, group: ThreadGroup) -> None:
+        """A held child runs on, undebugged."""
+        if group in self.held:
+            self.held.remove(group)
+
+    def detach_process(self, pid: int) -> bool:
+        """gdb's D;PID: a held child is let go (gdb follows the parent), or the parent is
+        and its held child becomes the debugged process (follow the child). False when
+        `pid` is the only process gdb debugs: the whole session ends."""
+        child = next((g for g in self.held if g.pid == pid), None)
+        if child is not None:
+            self.release(child)
+            return True
+        if self.group is None or pid != self.group.pid or not self.held:
+            return False
+        self.points.clear()
+        self.stepper.cancel()
+        self._skip = {}
+        self.group = self.held.pop(0)
+        self.thread = self._main_task()
+        self.last = Stop(signal.SIGTRAP, self.thread)
+        return True
+
+    def known_tasks(self) -> list[Task]:
+        """The live threads gdb may name: the debugged process's and held children's."""
+        groups = [self.group, *self.held] if self.group is not None else []
+        return [t for g in groups for t in g.tasks if t.alive]
+
+    def ptid(self, task: Task) -> bytes:
+        """`task` as gdb names threads: `p<pid>.<tid>` with multiprocess, else `<tid>`."""
+        if b"multiprocess" in self.features:
+            return b"p%x.%x" % (task.pid, task.tid)
+        return b"%x" % task.tid
 
     def finish(self) -> None:
         """The run is over: tell gdb how the process ended, and close."""
@@ -194,6 +275,8 @@ class GdbStub:
             reply = b"X%02x" % packets.gdb_signal(group.death.signo)
         else:
             reply = b"W%02x" % (group.exit_code & 0xFF)
+        if b"multiprocess" in self.features:
+            reply += b";process:%x" % group.pid
         try:
             self.conn.send(reply)
         except Disconnected:
@@ -209,6 +292,7 @@ class GdbStub:
         self.points.clear()
         self.stepper.cancel()
         self._skip, self.stop = {}, None
+        self.held, self._new_child, self._exec_task = [], None, None
         if self.fault is not None:
             self._deliver_fault()
         if final or not self.wait_again or self.group is None or not self.group.alive:
@@ -252,8 +336,12 @@ class GdbStub:
 
     def _step_done(self, task: Task) -> None:
         self._step_blocked = False
+        extra = ""
+        if task is self._exec_task:
+            self._exec_task = None
+            extra = f"exec:{task.group.exe_guest.encode().hex()};"
         if self.stop is None:
-            self.stop = Stop(signal.SIGTRAP, task)
+            self.stop = Stop(signal.SIGTRAP, task, extra)
 
     def _serve_stop(self) -> None:
         """If a stop is pending, report it and serve gdb until it resumes the guest (the
@@ -272,11 +360,11 @@ class GdbStub:
         """Answer gdb's packets until one resumes the guest (or gdb leaves)."""
         try:
             if report:
-                self.conn.send(packets.stop_reply(self.last))
+                self.conn.send(packets.stop_reply(self, self.last))
             while self.conn is not None:
                 packet = self.conn.read_packet()
                 if packet is None:  # Ctrl-C while stopped: say where we are
-                    self.conn.send(packets.stop_reply(self.last))
+                    self.conn.send(packets.stop_reply(self, self.last))
                     continue
                 reply = packets.handle(self, packet)
                 if reply is packets.RESUME:

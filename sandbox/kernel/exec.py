@@ -72,6 +72,8 @@ def load_program(kernel: Kernel, proc: Task, fd: int, guest_path: str, argv: lis
     if old is not None:
         sys_ipc.space_replaced(kernel, proc.group, old)  # shm attaches end (exit_shm)
         kernel.retire_space(proc.group, old)
+    if kernel.debugger is not None:
+        kernel.debugger.execed(proc)  # gdb's exec event; the auxv it reads is the new one
 
 
 def open_interpreter(kernel: Kernel, proc: Task, image: ElfImage) -> tuple[ElfImage, CachedFile]:

@@ -356,6 +356,8 @@ class Kernel:
         self.tasks[pid] = task
         self.proc_tree.born(pid, parent.pid if parent is not None else None)
         self._requantize()
+        if parent is not None and self.debugger is not None:
+            self.debugger.forked(parent, task)  # gdb's fork event, as the call returns
         return task
 
     def new_thread(self, parent: Task) -> Task:

@@ -98,7 +98,7 @@ def test_threads_each_stop_at_the_breakpoint(progs: dict[str, Path], tmp_path: P
     output, status, out, _ = session(program, "break worker", "continue", "info threads", "continue", "continue")
     assert "hit Breakpoint 1, worker (arg=0x1)" in output
     assert "hit Breakpoint 1, worker (arg=0x2)" in output  # the second thread did not slip past
-    assert "Thread 3" in output and "Thread 4" in output  # qfThreadInfo lists them
+    assert "Thread 2.3" in output and "Thread 2.4" in output  # qfThreadInfo lists them (pid.tid: multiprocess)
     assert "exited normally" in output
     assert (status, out) == (0, b"hits 3\n")
 
