@@ -12,7 +12,6 @@ import stat
 from typing import TYPE_CHECKING
 
 from sandbox.errors import LoadError, OutOfMemory, SandboxError, SyscallError
-from sandbox.kernel import sys_ipc
 from sandbox.kernel.sys_fs import HOST_OPEN_ALWAYS, require_permission
 from sandbox.loader import ElfImage, StackSpec, build_stack, load_bias, load_elf, parse_elf
 from sandbox.mm.aspace import AddressSpace
@@ -70,7 +69,8 @@ def load_program(kernel: Kernel, proc: Task, fd: int, guest_path: str, argv: lis
     proc.arg_range, proc.env_range = (stack.arg_start, stack.arg_end), (stack.env_start, stack.env_end)
     proc.comm = os.path.basename(guest_path)[:15]
     if old is not None:
-        sys_ipc.space_replaced(kernel, proc.group, old)  # shm attaches end (exit_shm)
+        if (ipc := kernel.sysv_ipc()) is not None:
+            ipc.space_replaced(kernel, proc.group, old)  # shm attaches end (exit_shm)
         kernel.retire_space(proc.group, old)
     if kernel.debugger is not None:
         kernel.debugger.execed(proc)  # gdb's exec event; the auxv it reads is the new one

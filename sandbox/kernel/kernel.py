@@ -22,28 +22,12 @@ from sandbox.engine import UC_ERR_INSN_INVALID, EngineError
 from sandbox.errors import GuestFault, InvariantError, LoadError, OutOfMemory, SandboxError, SyscallError, WouldBlock
 from sandbox.fastpath import GETTERS
 from sandbox.hostfs import CleanupError, identity_of, remove_path
-from sandbox.kernel import (  # noqa: F401 - importing registers the handlers
+from sandbox.kernel import (  # the other handler modules load on first use (syscalls.py)
     futex,
     limits,
     procfs,
     signal_delivery,
-    sys_attr,
-    sys_fs,
-    sys_inotify,
-    sys_io,
-    sys_ipc,
-    sys_memctl,
-    sys_misc,
     sys_mm,
-    sys_mount,
-    sys_net,
-    sys_pidfd,
-    sys_poll,
-    sys_proc,
-    sys_process,
-    sys_sched,
-    sys_signal,
-    sys_splice,
 )
 from sandbox.kernel.accounting import HostBudgets
 from sandbox.kernel.exec import is_script, load_program, resolve_program
@@ -487,6 +471,15 @@ class Kernel:
                 self.at_safe_point.pop(0)()
             self.sched.switch_out(task)
 
+    def sysv_ipc(self):  # noqa: ANN201 - the module, imported only here
+        """sandbox.kernel.sys_ipc once the guest has made System V IPC objects (their
+        namespace is then `self.ipc`), else None: a run without them never imports it."""
+        if "ipc" not in self.__dict__:
+            return None
+        from sandbox.kernel import sys_ipc
+
+        return sys_ipc
+
     def _check_at_switch(self) -> None:
         """check_invariants at a switch, unless checking would take more than a fifth of the
         run: a big address space costs milliseconds a check, and a program that switches
@@ -516,7 +509,8 @@ class Kernel:
         are exactly those the allocator marks so, and no user leaf of any space maps one."""
         frames = self.machine.frames
         frames.check_invariants()
-        sys_ipc.check_invariants(self)  # System V IPC objects, if any were made
+        if (ipc := self.sysv_ipc()) is not None:
+            ipc.check_invariants(self)
         owners: Counter[int] = Counter(self.machine.kernel_frames)
         kernel_own, leaf_frames = set(self.machine.kernel_frames), set()
         spaces = [self.machine.kernel_space]
@@ -615,7 +609,8 @@ class Kernel:
             if task.alive:
                 self._end_task(task)
         group.state = State.ZOMBIE
-        sys_ipc.process_exit(self, group)  # SEM_UNDO adjustments (exit_sem)
+        if (ipc := self.sysv_ipc()) is not None:
+            ipc.process_exit(self, group)  # SEM_UNDO adjustments (exit_sem)
         if not self._held_elsewhere(group, "files", group.files):  # CLONE_FILES: the last user closes
             group.files.close_all()
         if group is not self.init:
@@ -689,7 +684,8 @@ class Kernel:
         """Free cached file pages and files that no region of any process maps any more."""
         mapped = {id(r.file) for p in self.processes.values() if p.space is not None
                   for r in p.space.regions if isinstance(r.file, CachedFile)}
-        mapped |= sys_ipc.pinned_files(self, mapped)  # System V shm segments keep their pages
+        if (ipc := self.sysv_ipc()) is not None:
+            mapped |= ipc.pinned_files(self, mapped)  # System V shm segments keep their pages
         if self.page_cache.trim(mapped):
             self.machine.code_changed()  # a freed file page may have held mapped code
 
