@@ -139,7 +139,8 @@ int main(void) {
     while (hits < 3) pause();
     memset(&it, 0, sizeof it);
     setitimer(ITIMER_REAL, &it, NULL);
-    printf("periodic timer fired %d times\n", hits);
+    /* A fourth tick may come before the timer is disarmed (a loaded machine, natively too). */
+    printf("periodic timer fired at least 3 times: %d\n", hits >= 3);
 
     int fds[2];
     pipe(fds);
