@@ -55,6 +55,7 @@ static void processes(void) {
     pipe(p);
     pid_t child = fork();
     if (child == 0) {
+        usleep(20000);  /* the parent's read sleeps first: "<unfinished ...>" on every run */
         struct pollfd pfd = {p[1], POLLOUT, 0};
         poll(&pfd, 1, 0);
         write(p[1], "x", 1);
