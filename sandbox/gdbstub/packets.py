@@ -32,8 +32,8 @@ MAX_READ = (MAX_PACKET - 4) // 2
 SUPPORTED = (b"PacketSize=%x;qXfer:features:read+;qXfer:auxv:read+;qXfer:exec-file:read+;"
              b"qXfer:libraries-svr4:read+;swbreak+;vContSupported+" % MAX_PACKET)
 #: Features answered only when gdb offers them (qSupported): multiprocess thread ids
-#: (`p<pid>.<tid>`), fork and exec stop replies.
-OFFERED = (b"multiprocess", b"fork-events", b"exec-events")
+#: (`p<pid>.<tid>`), fork, vfork and exec stop replies.
+OFFERED = (b"multiprocess", b"fork-events", b"vfork-events", b"exec-events")
 
 #: gdb's own signal numbers (gdb/signals.def) differ from Linux's past 6.
 _GDB_SIGNALS = {"SIGHUP": 1, "SIGINT": 2, "SIGQUIT": 3, "SIGILL": 4, "SIGTRAP": 5, "SIGABRT": 6, "SIGFPE": 8,
@@ -190,7 +190,8 @@ def _point(stub: GdbStub, args: bytes, insert: bool) -> bytes:
     kind, _, rest = args.partition(b",")
     addr, length = _addr_len(rest.split(b";", 1)[0])
     kind_number = _hex(kind)
-    if stub.thread.group is not stub.group and kind_number in (0, 1, 2, 3, 4):
+    other = stub.thread.group is not stub.group and not stub.is_vfork_child(stub.thread.group)
+    if other and kind_number in (0, 1, 2, 3, 4):
         return OK  # a forked child's copy: breakpoints never patch memory, so it has none
     if kind_number in (0, 1):
         if insert:
@@ -260,9 +261,8 @@ def _vcont(stub: GdbStub, args: bytes) -> object:
         task = _thread(stub, tid) if tid else stub.thread
         if task is None:
             continue
-        if task.group is not stub.group:
-            stub.release(task.group)  # a held child gdb resumes runs on, undebugged
-            continue
+        if task.group is not stub.group and not stub.resume_held(task.group):
+            continue  # a held child gdb resumes runs on, undebugged (a vfork's is followed)
         if verb[:1] in (b"s", b"S") and step is None:
             step = task
         if verb[:1] in (b"C", b"S"):

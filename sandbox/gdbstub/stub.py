@@ -21,7 +21,14 @@ detaches one of the two (`D;PID`): detaching the child follows the parent, detac
 parent follows the child, whose breakpoints gdb then inserts afresh. With `exec-events`,
 an execve of the debugged process stops before the new image's first instruction with
 `T05exec:<hex path>;`; its breakpoints and watchpoints went with the old image (as
-Linux's do) and the auxv gdb reads is the new image's. A watchpoint does not see the
+Linux's do) and the auxv gdb reads is the new image's. With `vfork-events`, a vfork
+stops the parent with `T05vfork:p<child>.<child>;` and holds the child: detaching the child
+follows the parent, which stops again with `T05vforkdone:;` once the child exec'd or
+ended (`vfork_done`, from Kernel.release_vfork_parent; gdb keeps its breakpoints out of
+the shared memory until then); resuming the held child follows it: it becomes the
+debugged process, with the breakpoints gdb set in what it takes for shared memory (the
+kernel's vfork child has a copy: points never patch memory), and the parent is held
+until gdb detaches it (after the child's exec or exit). A watchpoint does not see the
 kernel's own writes (a read() into watched bytes): native Linux and gdb do not either.
 """
 
@@ -90,6 +97,7 @@ class GdbStub:
         self.features: set[bytes] = set()  # of packets.OFFERED, agreed with qSupported
         self.held: list[ThreadGroup] = []  # forked children waiting for gdb's D;PID
         self._new_child: Task | None = None  # a fork to report as the call returns
+        self._vforks: set[Task] = set()  # parents whose vfork gdb heard of, until vforkdone
         self._exec_task: Task | None = None  # a task to stop at its new image's entry
         self.started = False
         self.finished = False
@@ -165,18 +173,35 @@ class GdbStub:
     def forked(self, parent: Task, child: Task) -> None:
         """`child` is a new process of `parent` (fork, vfork, clone): if gdb follows forks,
         the parent stops as the call returns (see `_fork_stop`)."""
-        if self.conn is not None and parent.group is self.group and b"fork-events" in self.features:
+        wanted = self.features & {b"fork-events", b"vfork-events"}
+        if self.conn is not None and parent.group is self.group and wanted:
             self._new_child = child
             self.machine.stop()
 
     def _fork_stop(self, parent: Task) -> None:
-        """Report the fork and hold the child (a vfork is not reported: vfork-events are
-        not offered, and its child runs on, undebugged)."""
+        """Report the fork or vfork and hold the child (one gdb did not ask to hear of runs
+        on, undebugged)."""
         child, self._new_child = self._new_child, None
-        if child.vfork_parent is not None or not child.alive or self.stop is not None:
+        kind = "vfork" if child.vfork_parent is not None else "fork"
+        if f"{kind}-events".encode() not in self.features or not child.alive or self.stop is not None:
             return
         self.held.append(child.group)
-        self.stop = Stop(signal.SIGTRAP, parent, f"fork:{self.ptid(child).decode()};")
+        if kind == "vfork":
+            self._vforks.add(parent)
+        self.stop = Stop(signal.SIGTRAP, parent, f"{kind}:{self.ptid(child).decode()};")
+
+    def vfork_done(self, parent: Task) -> None:
+        """`parent`'s vfork child exec'd or ended (Linux's PTRACE_EVENT_VFORK_DONE): when gdb
+        follows the parent, it stops before the call returns, and gdb puts its breakpoints
+        back; when gdb follows the child, the parent stays held for gdb's D;PID."""
+        if parent not in self._vforks:
+            return
+        self._vforks.discard(parent)
+        if self.conn is None or parent.group is not self.group or not parent.alive:
+            return
+        if self.stop is None:
+            self.stop = Stop(signal.SIGTRAP, parent, "vforkdone:;")
+        self.machine.stop()
 
     def execed(self, task: Task) -> None:
         """`task` replaced its image (execve; its new entry and stack in `fresh_entry`):
@@ -194,6 +219,26 @@ class GdbStub:
         """A held child runs on, undebugged."""
         if group in self.held:
             self.held.remove(group)
+
+    def resume_held(self, group: ThreadGroup) -> bool:
+        """gdb resumes a held child: a vfork's, whose parent gdb debugs, is followed (True:
+        it is now the debugged process; the parent, asleep in vfork, is held for gdb's
+        D;PID); any other runs on, undebugged."""
+        if group not in self.held:
+            return group is self.group
+        self.release(group)
+        if not self.is_vfork_child(group):
+            return False
+        self.held.append(self.group)
+        self.group = group
+        self._skip = {}
+        return True
+
+    def is_vfork_child(self, group: ThreadGroup) -> bool:
+        """Whether `group` is a vfork child of the debugged process, not yet exec'd or ended:
+        to gdb their memory is one (CLONE_VM), so are their breakpoints."""
+        return self.group is not None and any(t.vfork_parent is not None and t.vfork_parent.group is self.group
+                                              for t in group.tasks)
 
     def detach_process(self, pid: int) -> bool:
         """gdb's D;PID: a held child is let go (gdb follows the parent), or the parent is
@@ -266,22 +311,43 @@ class GdbStub:
         return False
 
     def _check_exit(self) -> None:
-        """Report the debugged process's end (W or X), once, and let gdb go."""
+        """Report the debugged process's end (W or X), once, and let gdb go; unless gdb
+        still holds another process (a followed vfork child ended before gdb detached its
+        parent): that one is served next, for gdb's D;PID."""
         group = self.group
         if self.conn is None or group is None or group.alive or self.finished:
             return
-        self.finished = True
         if group.death is not None:
             reply = b"X%02x" % packets.gdb_signal(group.death.signo)
         else:
             reply = b"W%02x" % (group.exit_code & 0xFF)
         if b"multiprocess" in self.features:
             reply += b";process:%x" % group.pid
+        if self.held and b"multiprocess" in self.features:
+            self._next_process(reply)
+            return
+        self.finished = True
         try:
             self.conn.send(reply)
         except Disconnected:
             pass
         self._disconnect(final=True)
+
+    def _next_process(self, reply: bytes) -> None:
+        """The debugged process ended (`reply` says how): a held one becomes the debugged
+        one, and gdb is served until it resumes or lets go of it."""
+        self.points.clear()
+        self.stepper.cancel()
+        self._skip = {}
+        self.group = self.held.pop(0)
+        self.thread = self._main_task()
+        self.last = Stop(signal.SIGTRAP, self.thread)
+        try:
+            self.conn.send(reply)
+        except Disconnected:
+            self._disconnect()
+            return
+        self._serve(report=False)
 
     def _disconnect(self, final: bool = False) -> None:
         """Drop gdb: every breakpoint and watchpoint goes, a held fault is delivered, and
@@ -292,7 +358,7 @@ class GdbStub:
         self.points.clear()
         self.stepper.cancel()
         self._skip, self.stop = {}, None
-        self.held, self._new_child, self._exec_task = [], None, None
+        self.held, self._new_child, self._exec_task, self._vforks = [], None, None, set()
         if self.fault is not None:
             self._deliver_fault()
         if final or not self.wait_again or self.group is None or not self.group.alive:

@@ -653,6 +653,8 @@ class Kernel:
 
     def release_vfork_parent(self, task: Task) -> None:
         """A vfork child exec'd or ended: its parent may go on (mm_release)."""
+        if task.vfork_parent is not None and self.debugger is not None:
+            self.debugger.vfork_done(task.vfork_parent)  # gdb's vforkdone event
         task.vfork_parent = None
 
     def _held_elsewhere(self, group: ThreadGroup, what: str, value: object) -> bool:

@@ -98,7 +98,7 @@ def test_multiprocess_packets_attacked(progs: dict[str, Path]) -> None:
     client = Client(stub.port)
     supported = client.ask(b"qSupported:multiprocess+;fork-events+;exec-events+;vfork-events+")
     assert b"multiprocess+" in supported and b"fork-events+" in supported and b"exec-events+" in supported
-    assert b"vfork-events+" not in supported  # not offered back: a vfork's child runs undebugged
+    assert b"vfork-events+" in supported  # tests/gdb/test_gdb_vfork.py
     stop = client.ask(b"?")
     assert re.match(rb"T05thread:p2\.2;", stop), stop
     assert client.ask(b"qC") == b"QCp2.2"
