@@ -250,13 +250,18 @@ class GdbStub:
             return True
         if self.group is None or pid != self.group.pid or not self.held:
             return False
+        self._debug_next_held()
+        return True
+
+    def _debug_next_held(self) -> None:
+        """The first held process becomes the debugged one; the old one's breakpoints,
+        step and skips go with it."""
         self.points.clear()
         self.stepper.cancel()
         self._skip = {}
         self.group = self.held.pop(0)
         self.thread = self._main_task()
         self.last = Stop(signal.SIGTRAP, self.thread)
-        return True
 
     def known_tasks(self) -> list[Task]:
         """The live threads gdb may name: the debugged process's and held children's."""
@@ -336,12 +341,7 @@ class GdbStub:
     def _next_process(self, reply: bytes) -> None:
         """The debugged process ended (`reply` says how): a held one becomes the debugged
         one, and gdb is served until it resumes or lets go of it."""
-        self.points.clear()
-        self.stepper.cancel()
-        self._skip = {}
-        self.group = self.held.pop(0)
-        self.thread = self._main_task()
-        self.last = Stop(signal.SIGTRAP, self.thread)
+        self._debug_next_held()
         try:
             self.conn.send(reply)
         except Disconnected:

@@ -15,7 +15,7 @@ import os
 import select
 import stat
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 from sandbox.abi import MAX_LFS_FILESIZE
 from sandbox.errors import SyscallError, WouldBlock
@@ -661,6 +661,9 @@ class SyntheticDir(File):
         raise SyscallError(errno.EISDIR, self.name)
 
 
+FileT = TypeVar("FileT", bound="File")
+
+
 class FdEntry:
     """One descriptor: the open file it names and its FD_CLOEXEC flag."""
 
@@ -718,6 +721,14 @@ class FdTable:
         if entry is None:
             raise SyscallError(errno.EBADF, f"fd {fd} is not open")
         return entry.file
+
+    def get_as(self, fd: int, kind: type[FileT], error: int, what: str) -> FileT:
+        """The file behind `fd` if it is a `kind`: EBADF if `fd` is not open, `error` (EINVAL
+        for an epoll or inotify call, ENOTSOCK for a socket call...) if it is something else."""
+        file = self.get(fd)
+        if not isinstance(file, kind):
+            raise SyscallError(error, f"fd {fd} is not {what}")
+        return file
 
     def entry(self, fd: int) -> FdEntry:
         self.get(fd)

@@ -1,6 +1,6 @@
 """System V shared memory segments (man 2 shmget, shmat, shmdt, shmctl; Linux ipc/shm.c).
 
-A segment is backed exactly as MAP_SHARED|MAP_ANONYMOUS memory is (sys_mm._shared_anonymous,
+A segment is backed exactly as MAP_SHARED|MAP_ANONYMOUS memory is (Kernel.shmem_file,
 Linux's shmem): an unlinked host file in the page cache, whose frames every attach in every
 process maps. An attach is a shared file region naming that `CachedFile`, so fork copies it,
 exec and exit drop it, and faults, mprotect, munmap and /proc/PID/maps treat it as they
@@ -20,7 +20,6 @@ pages are guest frames); each segment holds one page-cache file (ENFILE past its
 from __future__ import annotations
 
 import errno
-import os
 import struct
 from typing import TYPE_CHECKING
 
@@ -37,7 +36,7 @@ from sandbox.kernel.ipc import (
     require_access,
 )
 from sandbox.mm import PAGE_SHIFT, PAGE_SIZE, USER_END, page_up
-from sandbox.mm.pagecache import CachedFile, host_descriptor_error
+from sandbox.mm.pagecache import CachedFile
 from sandbox.mm.vma import PROT_ALL, PROT_EXEC, PROT_READ, PROT_WRITE, Region, RegionFlag
 
 if TYPE_CHECKING:
@@ -154,21 +153,9 @@ def _backing(kernel: Kernel, shm: ShmState, seg: Segment) -> CachedFile:
     cache slot is left."""
     if seg.file is not None:
         return seg.file
-    size = seg.npages << PAGE_SHIFT
-    fd = -1
-    try:
-        fd = kernel.scratch_file()
-        os.ftruncate(fd, size)
-        seg.file = kernel.page_cache.open(fd, seg.name, True)
-        shm.by_file[id(seg.file)] = seg
-        return seg.file
-    except OSError as error:
-        if error.errno in (errno.EMFILE, errno.ENFILE):
-            raise host_descriptor_error(error, "shared memory segment") from None
-        raise SyscallError(errno.ENOMEM, f"segment of {size} bytes: {error.strerror}") from None
-    finally:
-        if fd >= 0:
-            os.close(fd)
+    seg.file = kernel.shmem_file(seg.npages << PAGE_SHIFT, seg.name, "shared memory segment")
+    shm.by_file[id(seg.file)] = seg
+    return seg.file
 
 
 # -- shmat and shmdt -----------------------------------------------------------------------

@@ -62,7 +62,7 @@ from sandbox.machine import (
 )
 from sandbox.mm.aspace import AddressSpace
 from sandbox.mm.fault import FaultRecord, demand_zero_fault
-from sandbox.mm.pagecache import CachedFile, PageCache
+from sandbox.mm.pagecache import CachedFile, PageCache, host_descriptor_error
 from sandbox.mm.vma import Access
 from sandbox.trace import Tracer, describe_region, disassemble
 
@@ -242,6 +242,24 @@ class Kernel:
         fd, path = tempfile.mkstemp(prefix="sandbox-memfd-")
         os.unlink(path)
         return fd
+
+    def shmem_file(self, size: int, name: str, what: str) -> CachedFile:
+        """Shared memory backed as Linux's shmem is: an unlinked, sparse host file of `size`
+        bytes in the page cache, named `name` (MAP_SHARED|MAP_ANONYMOUS memory, System V
+        segments). ENFILE when no host descriptor or cache slot is left, ENOMEM when the
+        host file cannot be that large; `what` names it in the error."""
+        fd = -1
+        try:
+            fd = self.scratch_file()
+            os.ftruncate(fd, size)
+            return self.page_cache.open(fd, name, True)
+        except OSError as error:  # EMFILE/ENFILE: no host descriptor; EFBIG, ENOSPC: too big
+            if error.errno in (errno.EMFILE, errno.ENFILE):
+                raise host_descriptor_error(error, what) from None
+            raise SyscallError(errno.ENOMEM, f"{what} of {size:#x} bytes: {error.strerror}") from None
+        finally:
+            if fd >= 0:
+                os.close(fd)
 
     def keep_private_root(self) -> str | None:
         """Leave the private root on the host at close (--keep-root); its path, or None

@@ -50,10 +50,7 @@ def sys_inotify_init(proc: Task) -> int:
 
 def _instance(proc: Task, fd: int) -> InotifyFile:
     """The instance behind `fd`: EBADF if none is open, EINVAL if it is not inotify's."""
-    file = proc.files.get(to_int32(fd))
-    if not isinstance(file, InotifyFile):
-        raise SyscallError(errno.EINVAL, f"fd {to_int32(fd)} is not an inotify instance")
-    return file
+    return proc.files.get_as(to_int32(fd), InotifyFile, errno.EINVAL, "an inotify instance")
 
 
 @syscall("inotify_add_watch", "fd path mask")

@@ -11,7 +11,6 @@ and output proportional to pages (mincore) is copied out in bounded chunks.
 from __future__ import annotations
 
 import errno
-import os
 import stat
 
 from sandbox import abi
@@ -22,7 +21,7 @@ from sandbox.kernel.syscalls import syscall, to_int32
 from sandbox.kernel.task import Task
 from sandbox.mm import HUGE_PAGE_SIZE, PAGE_SHIFT, PAGE_SIZE, USER_END, align_up, page_up
 from sandbox.mm.aspace import AddressSpace
-from sandbox.mm.pagecache import CachedFile, host_descriptor_error
+from sandbox.mm.pagecache import CachedFile
 from sandbox.mm.uaccess import copy_out
 from sandbox.mm.vma import PROT_ALL, PROT_READ, PROT_WRITE, Region, RegionFlag, RegionKind
 
@@ -136,18 +135,7 @@ def _mapped_file(proc: Task, fd: int, prot: int, shared: bool) -> tuple[CachedFi
 def _shared_anonymous(proc: Task, size: int) -> CachedFile:
     """MAP_SHARED|MAP_ANONYMOUS memory, backed like Linux's shmem by an (unlinked) file, so a
     fork child and its parent see the same pages whenever either first touches them."""
-    fd = -1
-    try:
-        fd = proc.kernel.scratch_file()
-        os.ftruncate(fd, size)
-        return proc.kernel.page_cache.open(fd, "/dev/zero (deleted)", True)
-    except OSError as error:  # EMFILE: no host descriptor (ENFILE); EFBIG, ENOSPC: too big
-        if error.errno in (errno.EMFILE, errno.ENFILE):
-            raise host_descriptor_error(error, "shared memory") from None
-        raise SyscallError(errno.ENOMEM, f"shared memory of {size:#x} bytes: {error.strerror}") from None
-    finally:
-        if fd >= 0:
-            os.close(fd)
+    return proc.kernel.shmem_file(size, "/dev/zero (deleted)", "shared memory")
 
 
 def _place(proc: Task, addr: int, size: int, flags: int, page_size: int) -> int:

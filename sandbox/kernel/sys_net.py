@@ -79,10 +79,7 @@ def _cmsg_align(n: int) -> int:
 
 def _socket(proc: Task, fd: int) -> Socket:
     """The socket behind `fd` (EBADF, or ENOTSOCK for another kind of file)."""
-    file = proc.files.get(to_int32(fd))
-    if not isinstance(file, Socket):
-        raise SyscallError(errno.ENOTSOCK, f"fd {to_int32(fd)} is not a socket")
-    return file
+    return proc.files.get_as(to_int32(fd), Socket, errno.ENOTSOCK, "a socket")
 
 
 def _read_addr(proc: Task, addr: int, addrlen: int) -> bytes | None:

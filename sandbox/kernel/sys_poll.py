@@ -247,10 +247,7 @@ def sys_epoll_create(proc: Task, size: int) -> int:
 
 
 def _epoll(proc: Task, epfd: int) -> Epoll:
-    file = proc.files.get(to_int32(epfd))
-    if not isinstance(file, Epoll):
-        raise SyscallError(errno.EINVAL, f"fd {to_int32(epfd)} is not an epoll")
-    return file
+    return proc.files.get_as(to_int32(epfd), Epoll, errno.EINVAL, "an epoll")
 
 
 @syscall("epoll_ctl", "epfd op fd event")
@@ -342,10 +339,7 @@ def sys_timerfd_create(proc: Task, clockid: int, flags: int) -> int:
 
 
 def _timerfd(proc: Task, fd: int) -> TimerFd:
-    file = proc.files.get(to_int32(fd))
-    if not isinstance(file, TimerFd):
-        raise SyscallError(errno.EINVAL, f"fd {to_int32(fd)} is not a timerfd")
-    return file
+    return proc.files.get_as(to_int32(fd), TimerFd, errno.EINVAL, "a timerfd")
 
 
 def _itimerspec(left: float, interval: float) -> bytes:
