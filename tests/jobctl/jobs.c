@@ -299,15 +299,19 @@ static void spinning_thread(void) {
 
 static unsigned long now_count(void) { return __atomic_load_n(counter, __ATOMIC_RELAXED); }
 
+/* Whether /proc says the process is stopped ("T"). Before the stop its leader may be
+ * running or sleeping in pthread_join, a race natively too, so only T is printed. */
 static void state_line(pid_t pid) {
     char path[64], line[128];
+    int stopped = 0;
     snprintf(path, sizeof path, "/proc/%d/status", pid);
     FILE *f = fopen(path, "r");
     while (f && fgets(line, sizeof line, f))
         if (!strncmp(line, "State:", 6))
-            printf("%s", line);
+            stopped = strstr(line, "T (stopped)") != 0;
     if (f)
         fclose(f);
+    printf("stopped in /proc: %s\n", stopped ? "yes" : "no");
     fflush(stdout);
 }
 
