@@ -195,8 +195,10 @@ def sys_fork(proc: Task) -> int:
 
 @syscall("vfork")
 def sys_vfork(proc: Task) -> int:
-    """Like fork (copy-on-write keeps it safe); the parent sleeps until the child execs or exits."""
-    return clone(proc, CloneRequest(CLONE_VFORK, signal.SIGCHLD))
+    """clone(CLONE_VM | CLONE_VFORK, SIGCHLD), as Linux's vfork is: the child shares the
+    parent's memory (what it writes before exec or _exit, the parent sees; posix_spawn and
+    shells report exec failures that way) and the parent sleeps until the child execs or exits."""
+    return clone(proc, CloneRequest(CLONE_VM | CLONE_VFORK, signal.SIGCHLD))
 
 
 @syscall("clone", "flags stack parent_tid child_tid tls")
