@@ -109,7 +109,7 @@ def is_plain_run(argv: list[str]) -> bool:
 SAY_PATIENCE = 1.0
 
 
-def _say(text: str, end: str = "\n") -> None:
+def say(text: str, end: str = "\n") -> None:
     """One message on stderr (the guest owns stdout), never blocking for long."""
     try:
         fd = sys.stderr.fileno()
@@ -218,19 +218,19 @@ def execute(prog: str, args: tuple[str, ...], memory: int, trace_faults: bool, t
     gdb = (options.pop("gdb", None), options.pop("gdb_wait", False))
     replay = options.pop("replay", None)  # --snapshot-at ADDR --replay N (sandbox.snapshot.Replay)
     trace_out = options.pop("trace_out")  # alone, it means --trace-syscalls, as strace -o FILE
-    trace_syscalls = _traced_calls(trace_syscalls or bool(trace_out and not trace_faults), options.pop("trace_filter"))
+    trace_syscalls = traced_calls(trace_syscalls or bool(trace_out and not trace_faults), options.pop("trace_filter"))
     try:
         options["trace_out"] = open(trace_out, "w") if trace_out else None  # noqa: SIM115 - closed below
     except OSError as error:
-        _say(f"sandbox: --trace-out {trace_out}: {error.strerror}")
+        say(f"sandbox: --trace-out {trace_out}: {error.strerror}")
         return EXIT_USAGE
     try:
         log = open(fault_log, "w") if fault_log else None  # noqa: SIM115 - closed below
     except OSError as error:
-        _say(f"sandbox: --fault-log {fault_log}: {error.strerror}")
+        say(f"sandbox: --fault-log {fault_log}: {error.strerror}")
         return EXIT_USAGE
     try:
-        with StopSignals() as stop, _guest_stdout_to_stderr(report_to_stdout):
+        with StopSignals() as stop, guest_stdout_to_stderr(report_to_stdout):
             result, tables, status = _run(prog, args, stop, dump_pagetables, keep_root, memory, trace_syscalls,
                                           trace_faults, mounts=list(mounts), env=list(env), fault_log=log,
                                           translate=translate, step_faults=step_faults, gdb=gdb, replay=replay,
@@ -241,27 +241,27 @@ def execute(prog: str, args: tuple[str, ...], memory: int, trace_faults: bool, t
         if options["trace_out"] is not None:
             options["trace_out"].close()
     if stop.signo is not None:
-        _say(f"sandbox: {prog}: stopped by {signal.Signals(stop.signo).name} sent to the sandbox")
+        say(f"sandbox: {prog}: stopped by {signal.Signals(stop.signo).name} sent to the sandbox")
         return EXIT_SIGNALLED + stop.signo
     if result is None:
         return status
     sys.stdout.flush()
     message = stop.death_message(result)
     if message:
-        _say(f"sandbox: {prog}: {message}")
-    report = sys.stdout.write if report_to_stdout else lambda text: _say(text, end="")
+        say(f"sandbox: {prog}: {message}")
+    report = sys.stdout.write if report_to_stdout else lambda text: say(text, end="")
     if show_maps:
         report(result.maps)
     if tables:
         report(tables)
     if stats:
-        _say(format_stats(result.stats))
+        say(format_stats(result.stats))
     if stats_json and not _write_stats(stats_json, result.stats):
         return EXIT_USAGE
     return result.status
 
 
-def _traced_calls(trace_syscalls: bool, trace_filter: frozenset[str] | None) -> bool | frozenset[str]:
+def traced_calls(trace_syscalls: bool, trace_filter: frozenset[str] | None) -> bool | frozenset[str]:
     """What the tracer traces: every call (True), none (False), or the calls --trace-filter
     named (which implies --trace-syscalls)."""
     if trace_filter is None:
@@ -277,13 +277,13 @@ def _write_stats(path: str, stats: dict) -> bool:
         with open(path, "w") as f:
             json.dump(stats, f, indent=2, sort_keys=True)
     except OSError as error:
-        _say(f"sandbox: --stats-json {path}: {error.strerror}")
+        say(f"sandbox: --stats-json {path}: {error.strerror}")
         return False
     return True
 
 
 @contextmanager
-def _guest_stdout_to_stderr(active: bool) -> Iterator[None]:
+def guest_stdout_to_stderr(active: bool) -> Iterator[None]:
     """While `active`, the host's fd 1 is its stderr (the guest's fd 1 is the host's fd 1),
     so that stdout carries only what the command prints after the run."""
     if not active:
@@ -326,18 +326,18 @@ def _run(prog: str, args: tuple[str, ...], stop: StopSignals, dump_pagetables: b
                 tables = sandbox.pagetables() if dump_pagetables else ""
                 tables += "".join(translate_report(sandbox, prog, va) for va in translate)
         finally:
-            _close(sandbox, keep_root)
+            close_sandbox(sandbox, keep_root)
     except Stopped:
         return None, "", EXIT_SIGNALLED + stop.signo
     except SandboxError as error:
-        _say(f"sandbox: {error}")
+        say(f"sandbox: {error}")
         missing = isinstance(error, LoadError) and error.errno == errno.ENOENT
         return None, "", EXIT_NOT_FOUND if missing else EXIT_CANNOT_EXECUTE
     except Exception as error:  # noqa: BLE001 - the one place a sandbox bug is reported
         if os.environ.get("SANDBOX_DEBUG"):
             raise
-        _say(f"sandbox: internal error (a sandbox bug, not the guest's): {type(error).__name__}: "
-             f"{error} at {_where(error)}; SANDBOX_DEBUG=1 shows the traceback")
+        say(f"sandbox: internal error (a sandbox bug, not the guest's): {type(error).__name__}: "
+             f"{error} at {where(error)}; SANDBOX_DEBUG=1 shows the traceback")
         return None, "", EXIT_INTERNAL
     return result, tables, 0
 
@@ -350,7 +350,7 @@ def _replayed(sandbox: Sandbox, prog: str, args: tuple[str, ...], replay: tuple[
     plan = Replay(sandbox, *replay)
     result = sandbox.run(prog, [prog, *args], on_stdout=plan.writer(1), on_stderr=plan.writer(2))
     summary = plan.replay()
-    _say(summary)
+    say(summary)
     return result
 
 
@@ -363,7 +363,7 @@ def _listen_for_gdb(sandbox: Sandbox, port: int, wait_again: bool) -> object:
         stub, port = attach(sandbox, port, wait_again)
     except OSError as error:
         raise SandboxError(f"--gdb {port}: {error.strerror}") from None
-    _say(f"sandbox: gdb: listening on 127.0.0.1:{port}")
+    say(f"sandbox: gdb: listening on 127.0.0.1:{port}")
     return stub
 
 
@@ -383,7 +383,7 @@ def translate_report(sandbox: Sandbox, prog: str, text: str) -> str:
     return format_translation(translate_va(space, va, lambda v: sandbox.machine.uc.vmem_translate(v, UC_PROT_READ)))
 
 
-def _close(sandbox: Sandbox, keep_root: bool) -> None:
+def close_sandbox(sandbox: Sandbox, keep_root: bool) -> None:
     """Close the sandbox; a private root that could not be removed is said, not fatal
     (the guest's status stands). With `keep_root` the private root stays and its path is
     said; without, files the guest wrote there are counted in one line on a terminal
@@ -391,14 +391,14 @@ def _close(sandbox: Sandbox, keep_root: bool) -> None:
     if keep_root:
         kept = sandbox.kernel.keep_private_root()
         if kept is not None:
-            _say(f"sandbox: the guest's private root (its / and /tmp) is kept at {kept}")
+            say(f"sandbox: the guest's private root (its / and /tmp) is kept at {kept}")
     elif sandbox.kernel.private_root is not None and _on_terminal(sys.stderr):
         _say_files_lost(sandbox.kernel.private_root)
     sandbox.machine.frames.stop_zeroing()  # its RAM is unmapped next: no scrubbing
     try:
         sandbox.close()
     except CleanupError as error:
-        _say(f"sandbox: cleanup: {error}")
+        say(f"sandbox: cleanup: {error}")
 
 
 #: The most entries the count of files left in a private root looks at: the guest shaped
@@ -411,7 +411,7 @@ def _say_files_lost(root: str) -> None:
     count, complete = count_files(root, COUNT_FILES_MOST)
     if count:
         many = f"{count}{'' if complete else '+'} file{'s' if count != 1 else ''}"
-        _say(f"sandbox: the guest wrote {many} in its private root (its / and /tmp), removed at exit; "
+        say(f"sandbox: the guest wrote {many} in its private root (its / and /tmp), removed at exit; "
              "--keep-root keeps it, --mount HOST:GUEST shows a host directory")
 
 
@@ -444,12 +444,12 @@ def _on_terminal(stream: object) -> bool:
         return False
 
 
-def _where(error: BaseException) -> str:
+def where(error: BaseException) -> str:
     """file:line where `error` was raised."""
-    where = error.__traceback__
-    while where is not None and where.tb_next is not None:
-        where = where.tb_next
-    return f"{os.path.basename(where.tb_frame.f_code.co_filename)}:{where.tb_lineno}" if where is not None else "?"
+    frame = error.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    return f"{os.path.basename(frame.tb_frame.f_code.co_filename)}:{frame.tb_lineno}" if frame is not None else "?"
 
 
 def format_stats(stats: dict) -> str:

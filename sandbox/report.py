@@ -26,7 +26,7 @@ from sandbox.errors import LoadError, SandboxError
 from sandbox.kernel.options import Options
 from sandbox.kernel.procfs_pid import maps_header
 from sandbox.mm import PAGE_SHIFT
-from sandbox.mm.dump import LEVELS, _run_length
+from sandbox.mm.dump import LEVELS, run_length
 from sandbox.mm.pagetable import (
     KERNEL_PML4_FIRST,
     PTE_ADDR_MASK,
@@ -313,7 +313,7 @@ def _table_nodes(words, table: int, level: int, base: int, last: int, budget: Bu
             nodes.append({"more": sum(1 for i in range(index, last) if words[(table >> 3) + i] & PTE_PRESENT)})
             break
         leaf = level == LEAF or bool(entry & PTE_HUGE)
-        run = _run_length(words, table, index, last, entry, 1 << shift) if leaf else 1
+        run = run_length(words, table, index, last, entry, 1 << shift) if leaf else 1
         va = base | (index << shift)
         address = entry & (PTE_HUGE_ADDR_MASK if leaf and entry & PTE_HUGE else PTE_ADDR_MASK)  # SDM table 4-17
         node = {"lv": name, "i": index, "n": run, "bits": format_pte(entry).split(" ", 1)[1], "e": f"{entry:#018x}",
@@ -336,21 +336,21 @@ def run_report(prog: str, args: tuple[str, ...], output: str, memory: int, trace
     """Run PROG with ARGS as `sandbox run` would (its stdout on the host's stderr: the
     page is the product), write the page to `output` and say so in one line on stdout;
     return the guest's exit status (or the sandbox's, as `sandbox run` reports it)."""
-    from sandbox.cli import EXIT_USAGE, _traced_calls
+    from sandbox.cli import EXIT_USAGE, traced_calls
 
     if fault_around:
         from sandbox.mm.policy import fault_around as fault_around_policy
 
         options["fault_policies"] = [fault_around_policy(fault_around)]
     trace_out = options.pop("trace_out")
-    options["trace_syscalls"] = _traced_calls(trace_syscalls or bool(trace_out and not trace_faults),
+    options["trace_syscalls"] = traced_calls(trace_syscalls or bool(trace_out and not trace_faults),
                                               options.pop("trace_filter"))
     files: list = []
     try:
         try:
             options["trace_out"], options["fault_log"] = (_open_for(path, files) for path in (trace_out, fault_log))
         except OSError as error:
-            _say(f"sandbox: {error.filename}: {error.strerror}")
+            say(f"sandbox: {error.filename}: {error.strerror}")
             return EXIT_USAGE
         return _run_and_write(prog, args, output, keep_root, memory=memory, trace_faults=trace_faults,
                               mounts=list(mounts), env=list(env), **options)
@@ -371,19 +371,19 @@ def _open_for(path: str | None, files: list) -> Any:
 
 def _run_and_write(prog: str, args: tuple[str, ...], output: str, keep_root: bool, **sandbox_options: Any) -> int:
     """Run in a fresh sandbox with a Recorder; write the page from what it saw."""
-    from sandbox.cli import EXIT_SIGNALLED, StopSignals, _guest_stdout_to_stderr
+    from sandbox.cli import EXIT_SIGNALLED, StopSignals, guest_stdout_to_stderr
 
-    with StopSignals() as stop, _guest_stdout_to_stderr(True):
+    with StopSignals() as stop, guest_stdout_to_stderr(True):
         outcome = _record(prog, args, stop, keep_root, sandbox_options)
     if stop.signo is not None:
-        _say(f"sandbox: {prog}: stopped by {signal.Signals(stop.signo).name} sent to the sandbox")
+        say(f"sandbox: {prog}: stopped by {signal.Signals(stop.signo).name} sent to the sandbox")
         return EXIT_SIGNALLED + stop.signo
     if isinstance(outcome, int):
         return outcome
     result, data = outcome
     message = stop.death_message(result)
     if message:
-        _say(f"sandbox: {prog}: {message}")
+        say(f"sandbox: {prog}: {message}")
     return write_page(output, data) or result.status
 
 
@@ -391,7 +391,7 @@ def _record(prog: str, args: tuple[str, ...], stop: Any, keep_root: bool,
             sandbox_options: dict) -> tuple[RunResult, dict] | int:
     """(the result, the page's data), or the exit status when PROG could not run."""
     from sandbox.api import Sandbox, Stopped
-    from sandbox.cli import EXIT_CANNOT_EXECUTE, EXIT_INTERNAL, EXIT_NOT_FOUND, EXIT_SIGNALLED, _close, _where
+    from sandbox.cli import EXIT_CANNOT_EXECUTE, EXIT_INTERNAL, EXIT_NOT_FOUND, EXIT_SIGNALLED, close_sandbox, where
 
     try:
         sandbox = Sandbox(**sandbox_options)
@@ -406,17 +406,17 @@ def _record(prog: str, args: tuple[str, ...], stop: Any, keep_root: bool,
                 recorder.detach()  # the teardown's spaces are not the run's
             return result, recorder.data(prog, [prog, *args], result)
         finally:
-            _close(sandbox, keep_root)
+            close_sandbox(sandbox, keep_root)
     except Stopped:
         return EXIT_SIGNALLED + stop.signo
     except SandboxError as error:
-        _say(f"sandbox: {error}")
+        say(f"sandbox: {error}")
         return EXIT_NOT_FOUND if isinstance(error, LoadError) and error.errno == errno.ENOENT else EXIT_CANNOT_EXECUTE
     except Exception as error:  # noqa: BLE001 - reported as `sandbox run` reports a sandbox bug
         if os.environ.get("SANDBOX_DEBUG"):
             raise
-        _say(f"sandbox: internal error (a sandbox bug, not the guest's): {type(error).__name__}: "
-             f"{error} at {_where(error)}; SANDBOX_DEBUG=1 shows the traceback")
+        say(f"sandbox: internal error (a sandbox bug, not the guest's): {type(error).__name__}: "
+             f"{error} at {where(error)}; SANDBOX_DEBUG=1 shows the traceback")
         return EXIT_INTERNAL
 
 
@@ -430,7 +430,7 @@ def write_page(output: str, data: dict) -> int:
         with open(output, "w", encoding="utf-8", errors="replace") as f:  # argv may hold any bytes
             f.write(render(data))
     except OSError as error:
-        _say(f"sandbox: {output}: {error.strerror}")
+        say(f"sandbox: {output}: {error.strerror}")
         return EXIT_CANNOT_EXECUTE
     print(f"{output}: {summary(data)}")
     return 0
@@ -443,9 +443,9 @@ def summary(data: dict) -> str:
             f"{len(data['shared'])} frames shared between processes")
 
 
-def _say(text: str) -> None:
+def say(text: str) -> None:
     """One line on stderr (sandbox.cli's own, which never blocks for long)."""
-    from sandbox.cli import _say as say
+    from sandbox.cli import say
 
     sys.stdout.flush()
     say(text)

@@ -111,7 +111,7 @@ def _dump_table(words, table: int, level: int, base: int, first: int, last: int,
         bits = pte_bits(entry)
         names.update(bits.split())
         if level == 3 or entry & PTE_HUGE:
-            run = _run_length(words, table, index, last, entry, 1 << shift)
+            run = run_length(words, table, index, last, entry, 1 << shift)
             lines.append(f"{indent}{name}{_label(index, run)} {bits}: {_leaf_text(entry, va, run, 1 << shift)}")
             index += run
             continue
@@ -134,7 +134,7 @@ def _leaf_text(entry: int, va: int, run: int, size: int) -> str:
     return f"{run} {kind}{'s' if run > 1 else ''} va {va:#x}-{va + run * size:#x}, {frames}"
 
 
-def _run_length(words, table: int, index: int, last: int, entry: int, size: int) -> int:
+def run_length(words, table: int, index: int, last: int, entry: int, size: int) -> int:
     """How many entries from `index` continue `entry`: same bits, next frame each."""
     flags = entry & ~PTE_ADDR_MASK
     run = 1
