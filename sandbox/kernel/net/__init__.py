@@ -12,5 +12,6 @@ to host-backed inet sockets).
 - `inet`: TCP and UDP on 127.0.0.0/8 and ::1, ports and ephemeral ports.
 - `host`: with `--net host` only, inet sockets that are non-blocking host sockets.
 
-The system calls that decode guest arguments are in sandbox/kernel/sys_net.py.
+The system calls that decode guest arguments are in sandbox/kernel/sys_net.py and
+sys_netmsg.py (the msghdr calls), with their shared decoding in netargs.py.
 """
