@@ -22,7 +22,6 @@ As Qiling users expect (examples/ has a runnable script for each):
 from __future__ import annotations
 
 import os
-import stat
 import sys
 import weakref
 from collections.abc import Callable
@@ -33,13 +32,11 @@ from sandbox import fastpath
 from sandbox.engine import Engine
 from sandbox.engine import describe as engine_description
 from sandbox.errors import InvariantError, OutOfMemory, SyscallError
+from sandbox.guest_io import CAPTURE_LIMIT, OutputCapture, captured_bytes, redirect_streams
 from sandbox.kernel import procfs
-from sandbox.kernel.files import O_RDONLY, O_WRONLY, POLLIN, POLLOUT, File, Stat
 from sandbox.kernel.kernel import Kernel
 from sandbox.kernel.options import Options
 from sandbox.kernel.process import ThreadGroup
-from sandbox.kernel.syscall_names import SYSCALL_NAMES, SYSCALL_NUMBERS
-from sandbox.kernel.task import Task
 from sandbox.kernel.vfs import parse_mount
 from sandbox.machine import Machine
 from sandbox.mm import USER_END
@@ -47,6 +44,7 @@ from sandbox.mm.aspace import AddressSpace
 from sandbox.mm.dump import dump_pagetables
 from sandbox.mm.fault import faults_taken
 from sandbox.mm.uaccess import copy_in, copy_out
+from sandbox.syscall_hooks import SyscallCall, SyscallHook, syscall_number
 
 if TYPE_CHECKING:
     from sandbox.snapshot import Keeper, Snapshot
@@ -87,120 +85,8 @@ class RunResult(NamedTuple):
     dropped: int = 0  # bytes written to captured streams beyond `capture_limit`, not kept
 
 
-#: Bytes a captured stream keeps (run's `capture_limit`): a guest may write without end, so
-#: what comes beyond is counted in RunResult.dropped and discarded; the guest's write still
-#: succeeds, as a write to a file nobody reads would. A callback (on_stdout) keeps nothing.
-CAPTURE_LIMIT = 16 << 20
-MASK64 = (1 << 64) - 1
-ARG_REGISTERS = 6  # a system call's arguments: rdi, rsi, rdx, r10, r8, r9
-
-
 class MemoryAccessError(Exception):
     """read_memory/write_memory touched an address the process could not touch itself."""
-
-
-class InputBytes(File):
-    """The guest's stdin fed from bytes: reads take them in order, then see end of file.
-    It behaves as a pipe whose writer has written everything and left."""
-
-    name = "stdin"
-
-    def __init__(self, data: bytes) -> None:
-        super().__init__(O_RDONLY)
-        self._data = bytes(data)
-        self._offset = 0
-
-    def read(self, n: int) -> bytes:
-        chunk = self._data[self._offset : self._offset + n]
-        self._offset += len(chunk)
-        return chunk
-
-    def poll(self, events: int) -> int:
-        return events & POLLIN  # data, or end of file: a read never waits
-
-    def queued_bytes(self) -> int:
-        return len(self._data) - self._offset
-
-    def stat(self) -> Stat:
-        return Stat(mode=stat.S_IFIFO | 0o600)
-
-
-class OutputCapture(File):
-    """A guest's stdout or stderr kept as bytes (at most `limit`, see CAPTURE_LIMIT), or
-    given to `callback(bytes)` write by write. Shared across fork, like any description."""
-
-    def __init__(self, name: str, limit: int, callback: Callable[[bytes], object] | None) -> None:
-        super().__init__(O_WRONLY)
-        self.name = name
-        self.limit, self.callback = limit, callback
-        self.data = bytearray()
-        self.dropped = 0
-
-    def write(self, data: bytes) -> int:
-        if self.callback is not None:
-            self.callback(bytes(data))
-            return len(data)
-        kept = max(0, min(len(data), self.limit - len(self.data)))
-        self.data += data[:kept]
-        self.dropped += len(data) - kept
-        return len(data)
-
-    def poll(self, events: int) -> int:
-        return events & POLLOUT  # never full: beyond the limit bytes are dropped
-
-    def stat(self) -> Stat:
-        return Stat(mode=stat.S_IFIFO | 0o600)
-
-
-class SyscallCall:
-    """One system call as a hook sees it. `args` are the six argument registers, unsigned:
-    on_enter may change them; setting `result` (a value or -errno) in on_enter skips the
-    handler, and in on_exit replaces what the call returns. (A plain class: a plain run
-    imports no dataclasses, tests/integration/test_cli.py.)"""
-
-    __slots__ = ("pid", "tid", "nr", "name", "args", "result")
-
-    def __init__(self, pid: int, tid: int, nr: int, name: str, args: list[int], result: int | None = None) -> None:
-        self.pid, self.tid, self.nr, self.name, self.args, self.result = pid, tid, nr, name, args, result
-
-    def __repr__(self) -> str:
-        return f"SyscallCall({self.name}, args={self.args}, result={self.result})"
-
-
-class SyscallHook:
-    """The callbacks of one system call (Kernel.syscall_hooks): what the kernel calls at
-    its entry (`_on_syscall`) and its completion (`complete`, also after a sleep)."""
-
-    def __init__(self, nr: int, on_enter: Callable[[SyscallCall], object] | None,
-                 on_exit: Callable[[SyscallCall], object] | None) -> None:
-        self.nr, self.name = nr, SYSCALL_NAMES.get(nr, f"syscall_{nr}")
-        self.on_enter, self.on_exit = on_enter, on_exit
-
-    def enter(self, task: Task, nr: int, args: tuple[int, ...]) -> tuple[tuple[int, ...], int | None]:
-        """(the arguments, maybe changed; a result that replaces the handler's, or None)."""
-        if self.on_enter is None:
-            return args, None
-        call = SyscallCall(task.pid, task.tid, nr, self.name, list(args))
-        self.on_enter(call)
-        if len(call.args) != ARG_REGISTERS or not all(isinstance(a, int) for a in call.args):
-            raise ValueError(f"{self.name} hook: call.args must stay {ARG_REGISTERS} integers")
-        return tuple(a & MASK64 for a in call.args), None if call.result is None else _result(call)
-
-    def exit(self, task: Task, nr: int, args: tuple[int, ...], result: int) -> int:
-        """The call's result, as on_exit leaves it."""
-        if self.on_exit is None:
-            return result
-        call = SyscallCall(task.pid, task.tid, nr, self.name, list(args), result)
-        self.on_exit(call)
-        return _result(call)
-
-
-def _result(call: SyscallCall) -> int:
-    """A hook's result as the kernel takes it: a signed 64-bit value."""
-    if not isinstance(call.result, int):
-        raise ValueError(f"{call.name} hook: call.result must be an int, not {call.result!r}")
-    value = call.result & MASK64
-    return value - (1 << 64) if value >> 63 else value
 
 
 class Stopped(KeyboardInterrupt):
@@ -254,7 +140,7 @@ class Sandbox:
         argv = [path] if argv is None else argv
         envp = None if env is None else [os.fsencode(e) for e in env]
         proc = self.kernel.spawn(path, argv, envp)
-        streams = _redirect(proc, stdin, capture, on_stdout, on_stderr, capture_limit)
+        streams = redirect_streams(proc, stdin, capture, on_stdout, on_stderr, capture_limit)
         self._running = True
         try:
             self.kernel.run(proc)
@@ -273,7 +159,7 @@ class Sandbox:
             signal=proc.death.signo if proc.death else None,
             message=proc.death.message if proc.death else None,
             cr3=proc.space.cr3, pid=proc.pid, stats=self._stats(proc), maps=procfs.maps(proc).decode(),
-            stdout=_captured(streams.get(1)), stderr=_captured(streams.get(2)),
+            stdout=captured_bytes(streams.get(1)), stderr=captured_bytes(streams.get(2)),
             dropped=sum(s.dropped for s in streams.values() if isinstance(s, OutputCapture)),
         )
 
@@ -284,7 +170,7 @@ class Sandbox:
         """Call `on_enter(SyscallCall)` before the system call `call` (a name or number) is
         handled, and `on_exit` when it completes (also after it slept); see SyscallCall for
         what they may change. One hook per call: a new one replaces the old."""
-        nr = _syscall_number(call)
+        nr = syscall_number(call)
         if self.kernel.syscall_hooks is None:
             self.kernel.syscall_hooks = {}
         self.kernel.syscall_hooks[nr] = SyscallHook(nr, self._in_hook(on_enter), self._in_hook(on_exit))
@@ -292,7 +178,7 @@ class Sandbox:
     def unhook_syscall(self, call: str | int) -> None:
         """Remove the hook of `call` (KeyError if none)."""
         hooks = self.kernel.syscall_hooks or {}
-        del hooks[_syscall_number(call)]
+        del hooks[syscall_number(call)]
         if not hooks:
             self.kernel.syscall_hooks = None  # back to no cost at all
 
@@ -512,7 +398,7 @@ class Sandbox:
             status=proc.status, exit_code=None if proc.death else proc.exit_code,
             signal=proc.death.signo if proc.death else None, message=proc.death.message if proc.death else None,
             cr3=proc.space.cr3, pid=proc.pid, stats=self._stats(proc), maps=procfs.maps(proc).decode(),
-            stdout=_captured(streams.get(1)), stderr=_captured(streams.get(2)))
+            stdout=captured_bytes(streams.get(1)), stderr=captured_bytes(streams.get(2)))
 
     def _snapshot_keeper(self) -> Keeper:
         from sandbox.snapshot import Keeper
@@ -552,41 +438,9 @@ class Sandbox:
         self.close()
 
 
-def _redirect(proc: ThreadGroup, stdin: bytes | None, capture: bool, on_stdout: Callable[[bytes], object] | None,
-              on_stderr: Callable[[bytes], object] | None, limit: int) -> dict[int, File]:
-    """Bind the new process's fds 0, 1, 2 as run() was asked; {fd: file} of those bound."""
-    streams: dict[int, File] = {}
-    if stdin is not None:
-        streams[0] = InputBytes(stdin)
-    for fd, name, callback in ((1, "stdout", on_stdout), (2, "stderr", on_stderr)):
-        if capture or callback is not None:
-            streams[fd] = OutputCapture(name, limit, callback)
-    for fd, file in streams.items():
-        proc.files.replace(fd, file)
-    return streams
-
-
 def _why(error: Exception) -> str:
     """One line for a failed memory access."""
     return error.why or os.strerror(error.errno) if isinstance(error, SyscallError) else f"out of memory ({error})"
-
-
-def _captured(stream: File | None) -> bytes | None:
-    """What a captured stream kept (None if not captured, or given to a callback)."""
-    if isinstance(stream, OutputCapture) and stream.callback is None:
-        return bytes(stream.data)
-    return None
-
-
-def _syscall_number(call: str | int) -> int:
-    """A system call's number, from its name or number."""
-    if isinstance(call, str):
-        if call not in SYSCALL_NUMBERS:
-            raise ValueError(f"unknown system call {call!r}")
-        return SYSCALL_NUMBERS[call]
-    if not 0 <= call < 1 << 32:
-        raise ValueError(f"bad system call number {call}")
-    return call
 
 
 def _inside_hook(frame: FrameType | None) -> bool:

@@ -14,6 +14,7 @@ import struct
 from typing import TYPE_CHECKING
 
 from sandbox.errors import OutOfMemory, SyscallError
+from sandbox.kernel.syscalls import MASK64
 from sandbox.mm.uaccess import copy_in, read_cstring
 from sandbox.strace_flags import (
     ADDRESS_FAMILIES,
@@ -42,7 +43,6 @@ STRING_LIMIT = 32  # strace -s 32: bytes of a string or buffer shown before "...
 PATH_LIMIT = 4095  # PATH_MAX - 1: paths are shown whole, as strace does (printpathn)
 ARRAY_LIMIT = 32  # elements of an array (argv, iovecs, pollfds) shown before "..."
 ERRNO_MAX = 4095  # results in [-4095, -1] are errors (IS_ERR_VALUE)
-MASK64 = (1 << 64) - 1
 _ESCAPES = {ord('"'): '\\"', ord("\\"): "\\\\", ord("\f"): "\\f", ord("\n"): "\\n", ord("\r"): "\\r",
             ord("\t"): "\\t", ord("\v"): "\\v"}
 STAT = struct.Struct("<QQQIII4xQqqq")  # dev ino nlink mode uid gid rdev size blksize blocks
