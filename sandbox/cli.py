@@ -32,13 +32,14 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from sandbox.errors import LoadError, SandboxError
+from sandbox.errors import EngineUnavailable, LoadError, SandboxError
 from sandbox.hostfs import CleanupError
 from sandbox.kernel.options import Options
 
 EXIT_NOT_FOUND = 127
 EXIT_CANNOT_EXECUTE = 126
 EXIT_INTERNAL = 70  # EX_SOFTWARE, sysexits.h
+EXIT_NO_ENGINE = 69  # EX_UNAVAILABLE: no CPU engine could be loaded (errors.EngineUnavailable)
 EXIT_USAGE = 2  # a usage mistake, as click (and most commands) report it
 EXIT_INTERRUPTED = 128 + 2  # SIGINT, as a shell reports a job it interrupted
 EXIT_SIGNALLED = 128  # + the signal's number, as a shell reports a job a signal ended
@@ -91,6 +92,9 @@ def main() -> None:
             print(stop.code, file=sys.stderr)
     except KeyboardInterrupt:
         status = EXIT_INTERRUPTED
+    except EngineUnavailable as error:
+        say(f"sandbox: no CPU engine: {error}")
+        status = EXIT_NO_ENGINE
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

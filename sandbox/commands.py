@@ -282,7 +282,8 @@ and stderr; the sandbox's own reports (--stats, --maps, traces) go to stderr.
 \b
 Exit status: the guest's own; 128+N if signal N killed it (137 at --timeout or
 --max-instructions); 127 if PROG does not exist; 126 if it cannot run (not an
-ELF, not x86-64...); 2 for a usage mistake; 70 for a sandbox bug.
+ELF, not x86-64...); 2 for a usage mistake; 69 if no CPU engine loads; 70 for a
+sandbox bug.
 """
 
 _RUN_SETTINGS = {"ignore_unknown_options": True, "allow_interspersed_args": False}

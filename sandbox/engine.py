@@ -22,6 +22,8 @@ import ctypes
 import os
 import sys
 
+from sandbox.errors import EngineUnavailable
+
 # unicorn/unicorn.h
 UC_ARCH_X86 = 4
 UC_MODE_64 = 8
@@ -119,7 +121,7 @@ def find_library() -> str:
         path = os.path.join(directory, LIBRARY_NAME)
         if os.path.exists(path):
             return path
-    raise ImportError(f"{LIBRARY_NAME} not found: is the unicorn package installed?")
+    raise EngineUnavailable(f"{LIBRARY_NAME} not found: is the unicorn package installed?")
 
 
 #: The project's own build (engine/build.py; `make compile` runs it), beside its engine.json.
@@ -151,25 +153,25 @@ def _open(path: str) -> ctypes.CDLL:
     try:
         lib = ctypes.CDLL(path)
     except OSError as error:
-        raise ImportError(f"{path}: {error}") from None
+        raise EngineUnavailable(f"{path}: {error}") from None
     version = unicorn_version(lib)
     if version[:2] != API_VERSION:
-        raise ImportError(f"{path} is Unicorn {'.'.join(map(str, version))}; the sandbox needs "
-                          f"{'.'.join(map(str, API_VERSION))}.x")
+        raise EngineUnavailable(f"{path} is Unicorn {'.'.join(map(str, version))}; the sandbox needs "
+                                f"{'.'.join(map(str, API_VERSION))}.x")
     return lib
 
 
 def _choose() -> tuple[ctypes.CDLL, str, str]:
     """The library to use: (library, kind, note). `kind` is "built", "wheel" or "path"
     ($LIBUNICORN_PATH's); `note` says why a built library present was not used."""
-    wanted = os.environ.get(ENGINE_VARIABLE, "auto")
+    wanted = os.environ.get(ENGINE_VARIABLE) or "auto"  # set but empty is unset, as in a shell's VAR= cmd
     if wanted not in ("auto", "built", "wheel"):
-        raise ImportError(f"${ENGINE_VARIABLE} is {wanted!r}: use built, wheel or leave it unset")
+        raise EngineUnavailable(f"${ENGINE_VARIABLE} is {wanted!r}: use built, wheel or leave it unset")
     built = find_built_library()
     if wanted == "built":
         if built is None:
-            raise ImportError(f"${ENGINE_VARIABLE}=built but {os.path.join(BUILT_DIR, LIBRARY_NAME)} does not exist "
-                              "(`make compile` builds it)")
+            path = os.path.join(BUILT_DIR, LIBRARY_NAME)
+            raise EngineUnavailable(f"${ENGINE_VARIABLE}=built but {path} does not exist (`make compile` builds it)")
         return _open(built), "built", ""
     note = ""
     if wanted == "auto" and built is not None and not os.environ.get("LIBUNICORN_PATH"):

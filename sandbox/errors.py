@@ -29,6 +29,12 @@ class LoadError(SandboxError):
         self.errno = errno
 
 
+class EngineUnavailable(ImportError):
+    """No usable CPU engine: $SANDBOX_ENGINE names none, or the library it names cannot be
+    loaded (sandbox/engine.py). Raised while importing the binding; the CLI says it in one
+    line and exits 69 (EX_UNAVAILABLE, sysexits.h)."""
+
+
 class SyscallError(Exception):
     """A system call fails with `errno` (a positive Linux errno value)."""
 

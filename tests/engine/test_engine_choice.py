@@ -73,6 +73,19 @@ def test_unknown_engine_name_is_refused() -> None:
     assert "SANDBOX_ENGINE is 'fastest'" in done.stderr
 
 
+def test_the_command_refuses_an_unknown_engine_in_one_line() -> None:
+    """The CLI turns the binding's refusal into one line and exit 69 (EX_UNAVAILABLE)."""
+    done = subprocess.run([sys.executable, "-m", "sandbox", "run", str(ROOT / "guests/build/hello")],
+                          capture_output=True, text=True, env=engine_env("fastest"), cwd=ROOT)
+    assert (done.returncode, done.stdout) == (69, "")
+    assert done.stderr == "sandbox: no CPU engine: $SANDBOX_ENGINE is 'fastest': use built, wheel or leave it unset\n"
+
+
+def test_an_empty_engine_variable_is_unset() -> None:
+    """SANDBOX_ENGINE= (set, empty), as a shell's `VAR= cmd` leaves it, chooses as unset does."""
+    assert loaded("").stdout == loaded(None).stdout
+
+
 def test_broken_build_falls_back_to_the_wheel(tmp_path: Path) -> None:
     """A built library that does not load (here: not a library at all) is passed over."""
     (tmp_path / engine.LIBRARY_NAME).write_bytes(b"not an ELF file")
