@@ -9,7 +9,9 @@ program's first instruction. What is where:
 - memory.py: guest memory by virtual address through the process's own page tables;
 - points.py: breakpoints (code hooks, memory never patched) and watchpoints (memory hooks);
 - xfer.py: qXfer objects: auxv, exec-file, libraries-svr4 (the dynamic linker's list);
-- stub.py: the session, and the hooks through which the kernel's run loop stops for gdb.
+- vfile.py: Host I/O (vFile): the files gdb reads, through the sandbox's own view of them;
+- stub.py: the session (every process gdb debugs: fork children it keeps are inferiors
+  of their own), and the hooks through which the kernel's run loop stops for gdb.
 
 The stub sits at the api layer: it imports the kernel, machine and mm; nothing below it
 imports it. A kernel without a stub pays one `is None` test per quantum and per fault.

@@ -21,6 +21,7 @@ from sandbox.gdbstub.xfer import libraries_svr4
 
 if TYPE_CHECKING:
     from sandbox.gdbstub.stub import GdbStub, Stop
+    from sandbox.kernel.process import ThreadGroup
     from sandbox.kernel.task import Task
 
 RESUME, GONE, DETACH = object(), object(), object()
@@ -28,6 +29,8 @@ OK, ERROR, EMPTY = b"OK", b"E01", b""
 E_FAULT = b"E14"  # an unreadable address (EFAULT), as the issue asks
 #: Bytes one m packet may ask for: two hex digits each must fit in a packet.
 MAX_READ = (MAX_PACKET - 4) // 2
+#: Bytes one vFile:pread answers at most: escaped, each may take two (and `F<n>;` leads).
+MAX_PREAD = (MAX_PACKET - 32) // 2
 
 SUPPORTED = (b"PacketSize=%x;qXfer:features:read+;qXfer:auxv:read+;qXfer:exec-file:read+;"
              b"qXfer:libraries-svr4:read+;swbreak+;vContSupported+" % MAX_PACKET)
@@ -190,19 +193,17 @@ def _point(stub: GdbStub, args: bytes, insert: bool) -> bytes:
     kind, _, rest = args.partition(b",")
     addr, length = _addr_len(rest.split(b";", 1)[0])
     kind_number = _hex(kind)
-    other = stub.thread.group is not stub.group and not stub.is_vfork_child(stub.thread.group)
-    if other and kind_number in (0, 1, 2, 3, 4):
-        return OK  # a forked child's copy: breakpoints never patch memory, so it has none
+    points = stub.points_of(stub.thread.group)  # the process of Hg's thread (each has its own)
     if kind_number in (0, 1):
         if insert:
-            return OK if stub.points.add_break(addr) else ERROR
-        stub.points.remove_break(addr)
+            return OK if points.add_break(addr) else ERROR
+        points.remove_break(addr)  # a forked child's copy has none: breakpoints never patch memory
         return OK
     if kind_number in (2, 3, 4):
         watch = Watch(kind_number, addr, length)
         if insert:
-            return OK if stub.points.add_watch(watch) else ERROR
-        stub.points.remove_watch(watch)
+            return OK if points.add_watch(watch) else ERROR
+        points.remove_watch(watch)
         return OK
     return EMPTY
 
@@ -246,31 +247,48 @@ def _set_pc(stub: GdbStub, args: bytes) -> None:
 
 
 def _vcont(stub: GdbStub, args: bytes) -> object:
-    """vCont?  or  vCont;ACTION[:TID]...: the first action naming a thread, or the default."""
+    """vCont?  or  vCont;ACTION[:TID]...: each thread takes the first action naming it; the
+    processes no action names wait (all-stop with several processes: gdb resumes only the
+    current one unless `set schedule-multiple on`)."""
     if args == b"?":
         return b"vCont;c;C;s;S"
     if not args.startswith(b";"):
         return ERROR
-    step, signals = None, {}
+    step, signals, groups = None, {}, []
     actions = [action.partition(b":") for action in args[1:].split(b";")]
     if not all(verb[:1] in (b"c", b"C", b"s", b"S") for verb, _, _ in actions):
         return ERROR
     # a default action, or one for all of a process's threads: the rest go on
     others_run = any(_any(tid) or tid.endswith(b".-1") for _, _, tid in actions)
     for verb, _, tid in actions:
+        named = _resumed_groups(stub, tid)
+        groups += [g for g in named if g not in groups]
         task = _thread(stub, tid) if tid else stub.thread
-        if task is None:
+        if task is None or task.group not in named:
             continue
-        if task.group is not stub.group and not stub.resume_held(task.group):
-            continue  # a held child gdb resumes runs on, undebugged (a vfork's is followed)
         if verb[:1] in (b"s", b"S") and step is None:
             step = task
         if verb[:1] in (b"C", b"S"):
             signo = linux_signal(_hex(verb[1:3]))
             if signo:
                 signals.setdefault(task, signo)
-    stub.go(step, signals, others_run)
+    if not groups:
+        return ERROR  # no process gdb debugs: nothing would run, and no stop would come
+    running = stub.resume_groups(groups)
+    if step is not None and step.group not in running:
+        step = None
+    stub.go(step, {t: n for t, n in signals.items() if t.group in running}, others_run, running)
     return RESUME
+
+
+def _resumed_groups(stub: GdbStub, tid: bytes) -> list[ThreadGroup]:
+    """The processes an action's thread id covers: every one gdb debugs for none, -1 or
+    p-1.-1; else the one named (by pid, or by its thread)."""
+    pid, thread = _ptid(tid)
+    if pid is None and thread is None:
+        return stub.attached_groups()
+    task = _thread(stub, tid)
+    return [task.group] if task is not None else []
 
 
 def _detach(stub: GdbStub, args: bytes) -> object:
@@ -288,6 +306,18 @@ def _detach(stub: GdbStub, args: bytes) -> object:
 def _kill(stub: GdbStub, _args: bytes) -> object:
     stub.kill()
     return GONE
+
+
+def _vkill(stub: GdbStub, args: bytes) -> object:
+    """vKill;PID: that process dies, and the session goes on if gdb debugs another; the
+    last one (or a pid gdb does not debug) ends it all, as k."""
+    try:
+        pid = _hex(args[1:]) if args.startswith(b";") else None
+    except BadPacket:
+        return ERROR
+    if pid is not None and stub.kill_process(pid):
+        return OK
+    return _kill(stub, b"")
 
 
 # -- queries --------------------------------------------------------------------------------
@@ -349,11 +379,21 @@ def _xfer(stub: GdbStub, args: bytes) -> bytes:
     return (b"l" if offset + len(chunk) >= len(data) else b"m") + chunk
 
 
+def _exec_file(stub: GdbStub, annex: bytes) -> bytes | None:
+    """The program of process `annex` (hex pid; empty: Hg's thread's), if gdb debugs it."""
+    try:
+        pid = _hex(annex) if annex else stub.thread.pid
+    except BadPacket:
+        return None
+    group = next((g for g in stub.attached_groups() if g.pid == pid), None)
+    return group.exe_guest.encode() if group is not None else None
+
+
 _XFER: dict[bytes, Callable[[GdbStub, bytes], bytes | None]] = {
     b"features": lambda _stub, annex: target_xml() if annex == b"target.xml" else None,
-    b"auxv": lambda stub, _annex: stub.auxv,
-    b"exec-file": lambda stub, _annex: stub.group.exe_guest.encode(),
-    b"libraries-svr4": lambda stub, _annex: libraries_svr4(stub.group.space, stub.auxv),
+    b"auxv": lambda stub, _annex: stub.auxv_of(stub.thread.group),
+    b"exec-file": lambda stub, annex: _exec_file(stub, annex),
+    b"libraries-svr4": lambda stub, _annex: libraries_svr4(stub.thread.space, stub.auxv_of(stub.thread.group)),
 }
 
 _HANDLERS: dict[bytes, Callable[[GdbStub, bytes], object]] = {
@@ -371,7 +411,9 @@ def handle(stub: GdbStub, payload: bytes) -> object:
     if payload.startswith(b"vCont"):
         return _vcont(stub, payload[5:])
     if payload.startswith(b"vKill"):
-        return _kill(stub, b"")
+        return _vkill(stub, payload[5:])
+    if payload.startswith(b"vFile:"):
+        return stub.hostio.handle(payload[6:])
     handler = _HANDLERS.get(payload[:1])
     if handler is None:
         return EMPTY

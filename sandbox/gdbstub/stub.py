@@ -12,14 +12,19 @@ kernel's iretq trampoline), where the stub waits for gdb to connect. While stopp
 whole machine waits: gdb's packets are served right there, synchronously, in the run loop,
 so every register and memory access happens with the CPU off and the kernel whole.
 
-One process is debugged at a time, the first one to begin with: its threads are gdb's
-threads; breakpoints and watchpoints ignore every other process, and since they never
-patch memory, a child's copy of the text has none. When gdb offers `fork-events` (and
-`multiprocess`, thread ids `p<pid>.<tid>`), a fork stops the parent as the call returns
-(`T05fork:p<child>.<child>;`, as Linux's PTRACE_EVENT_FORK) and holds the child until gdb
-detaches one of the two (`D;PID`): detaching the child follows the parent, detaching the
-parent follows the child, whose breakpoints gdb then inserts afresh. With `exec-events`,
-an execve of the debugged process stops before the new image's first instruction with
+gdb debugs the first process to begin with; breakpoints and watchpoints are per process
+(`points_of`), and since they never patch memory, a forked child's copy of the text has
+none until gdb inserts them there. When gdb offers `fork-events` (and `multiprocess`,
+thread ids `p<pid>.<tid>`), a fork stops the parent as the call returns
+(`T05fork:p<child>.<child>;`, as Linux's PTRACE_EVENT_FORK) and the child is attached too,
+held: gdb detaches one of the two (`D;PID`: detaching the child follows the parent,
+detaching the parent follows the child), or keeps both (`set detach-on-fork off`, two
+inferiors). All-stop: while gdb looks, nothing it debugs runs; a resume names the
+processes that go on (`running`: vCont per process, or all of them), and the others wait
+(`resume` declines their turns) until one names them. A process gdb debugs ends with a
+W or X naming it (`;process:PID`) and gdb goes on with the others; `vKill;PID` kills one.
+
+With `exec-events`, an execve of a debugged process stops before the new image's first instruction with
 `T05exec:<hex path>;`; its breakpoints and watchpoints went with the old image (as
 Linux's do) and the auxv gdb reads is the new image's. With `vfork-events`, a vfork
 stops the parent with `T05vfork:p<child>.<child>;` and holds the child: detaching the child
@@ -30,6 +35,7 @@ debugged process, with the breakpoints gdb set in what it takes for shared memor
 kernel's vfork child has a copy: points never patch memory), and the parent is held
 until gdb detaches it (after the child's exec or exit). A watchpoint does not see the
 kernel's own writes (a read() into watched bytes): native Linux and gdb do not either.
+gdb reads the guest's files through the stub (`vFile`, vfile.py).
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from sandbox.errors import GuestFault
 from sandbox.gdbstub import packets
 from sandbox.gdbstub.points import WATCH_KINDS, Points, Stepper, Watch
 from sandbox.gdbstub.protocol import Connection, Disconnected, accept
+from sandbox.gdbstub.vfile import HostIO
 from sandbox.gdbstub.xfer import read_auxv
 from sandbox.kernel import signal_delivery
 from sandbox.kernel.process import State
@@ -81,9 +88,8 @@ class GdbStub:
         self.server = server
         self.wait_again = wait_again  # --gdb-wait: after a detach, wait for the next gdb
         self.conn: Connection | None = None
-        self.group: ThreadGroup | None = None
-        self.points = Points(self.machine, lambda: self.group.space if self.group else None, self._on_break,
-                             self._on_watch)
+        self.group: ThreadGroup | None = None  # the first process gdb debugs (see `held`)
+        self._points: dict[ThreadGroup, Points] = {}  # each attached process's (points_of)
         self.stop: Stop | None = None  # a stop not yet reported
         self.last: Stop | None = None  # the stop gdb is looking at (the `?` reply)
         self.thread: Task | None = None  # Hg: whose registers g/G/p/P mean
@@ -93,12 +99,16 @@ class GdbStub:
         self.hold_others = False  # a step of one thread only (vCont;s:TID with no default action)
         self.fault: CaughtFault | None = None
         self._delivering = False
-        self.auxv = b""
+        self._auxv: dict[ThreadGroup, bytes] = {}  # each attached process's (auxv_of)
         self.features: set[bytes] = set()  # of packets.OFFERED, agreed with qSupported
-        self.held: list[ThreadGroup] = []  # forked children waiting for gdb's D;PID
+        self.held: list[ThreadGroup] = []  # the other processes gdb debugs: forked children it kept
+        self.running: set[ThreadGroup] = set()  # attached processes gdb let run (the others wait)
+        self._displaced: set[ThreadGroup] = set()  # vfork parents waiting for D;PID (resume_groups)
+        self._declined = 0  # turns refused in a row to processes waiting for gdb
         self._new_child: Task | None = None  # a fork to report as the call returns
         self._vforks: set[Task] = set()  # parents whose vfork gdb heard of, until vforkdone
         self._exec_task: Task | None = None  # a task to stop at its new image's entry
+        self.hostio = HostIO(self, packets.MAX_PREAD)  # files gdb reads through us (vFile)
         self.started = False
         self.finished = False
 
@@ -112,8 +122,8 @@ class GdbStub:
             return True
         if self.conn is None:
             return task.alive
-        if task.group in self.held:
-            return False
+        if self._waits(task.group):
+            return self._decline(task)
         if task is self._exec_task and task.space is not None:
             self.stepper.start(task, None)  # through the kernel's trampoline, to the entry
         if self._skip.get(task, task.regs.rip) != task.regs.rip:
@@ -122,17 +132,51 @@ class GdbStub:
             self.stepper.task = None
             self._step_done(task)
         self._check_exit()
-        if self.stop is None and self._interrupted():
-            self.stop = Stop(signal.SIGINT, task if task.group is self.group else self._main_task())
+        self._note_interrupt(task)
         self._serve_stop()
         return task.alive and not self._held(task)
+
+    def _lets_run(self, group: ThreadGroup) -> bool:
+        """Whether gdb debugs `group` and let it run (a followed vfork child's parent does
+        not run, and hears of no vforkdone, until gdb detaches it)."""
+        return self.attached(group) and group in self.running and group not in self._displaced
+
+    def _waits(self, group: ThreadGroup) -> bool:
+        """Whether `group` is a process gdb debugs and has not resumed (all-stop: it waits
+        until a vCont names it, or one for every process)."""
+        return self.attached(group) and group not in self.running
+
+    def _decline(self, task: Task) -> bool:
+        """`task`'s process waits for gdb: it does not run, but gdb's Ctrl-C and the ends
+        of the others are noticed; when nothing else ran for a whole round (every process
+        that may run is asleep), this waits a little for gdb rather than spin."""
+        self._declined += 1
+        if self._declined > len(self.kernel.tasks) and self.conn is not None:
+            self.conn.wait_readable(HOLD_WAIT)
+        self._check_exit()
+        self._note_interrupt(task)
+        self._serve_stop()
+        return False
+
+    def _note_interrupt(self, task: Task) -> None:
+        """gdb's Ctrl-C, if it came: a SIGINT stop, in `task` if it is of a process gdb let
+        run, else in one of those (else in the first process)."""
+        if self.stop is None and self._interrupted():
+            if not self._lets_run(task.group):
+                task = next((t for g in self.attached_groups() if self._lets_run(g) for t in g.tasks if t.alive),
+                            self._main_task())
+            self.stop = Stop(signal.SIGINT, task)
+
+    def attached(self, group: ThreadGroup | None) -> bool:
+        """Whether gdb debugs `group` (the first process, or a forked child it kept)."""
+        return group is not None and (group is self.group or group in self.held)
 
     def _held(self, task: Task) -> bool:
         """Whether `task` must wait while another thread of the process steps alone (gdb
         steps one thread over a breakpoint it took out: the others must not run past it).
         While the stepping thread sleeps in a system call, this waits a little for gdb."""
         step = self.stepper.task
-        if not self.hold_others or step is None or task is step or task.group is not self.group:
+        if not self.hold_others or step is None or task is step or task.group is not step.group:
             return False
         if step.state is State.BLOCKED and self.conn is not None:
             self.conn.wait_readable(HOLD_WAIT)
@@ -151,6 +195,7 @@ class GdbStub:
 
     def ran(self, task: Task) -> None:
         """After `task` ran: report a step done, a stop noted during the run, or the end."""
+        self._declined = 0
         if self._new_child is not None:
             self._fork_stop(task)
         if task is self.stepper.task and task.state is State.BLOCKED:
@@ -163,7 +208,7 @@ class GdbStub:
     def catch_fault(self, task: Task, fault: GuestFault, rip: int, what: str) -> bool:
         """A fault in the debugged process: hold its signal and stop for gdb (True), unless
         no gdb is attached or gdb asked for that very signal to be delivered (False)."""
-        if self.conn is None or self._delivering or task.group is not self.group:
+        if self.conn is None or self._delivering or not self.attached(task.group):
             return False
         self.fault = CaughtFault(task, fault, rip, what)
         self.stop = Stop(fault.signo, task)
@@ -174,7 +219,7 @@ class GdbStub:
         """`child` is a new process of `parent` (fork, vfork, clone): if gdb follows forks,
         the parent stops as the call returns (see `_fork_stop`)."""
         wanted = self.features & {b"fork-events", b"vfork-events"}
-        if self.conn is not None and parent.group is self.group and wanted:
+        if self.conn is not None and self.attached(parent.group) and wanted:
             self._new_child = child
             self.machine.stop()
 
@@ -185,7 +230,8 @@ class GdbStub:
         kind = "vfork" if child.vfork_parent is not None else "fork"
         if f"{kind}-events".encode() not in self.features or not child.alive or self.stop is not None:
             return
-        self.held.append(child.group)
+        self.held.append(child.group)  # attached, waiting: gdb detaches it, or keeps it
+        self._auxv[child.group] = self.auxv_of(parent.group)
         if kind == "vfork":
             self._vforks.add(parent)
         self.stop = Stop(signal.SIGTRAP, parent, f"{kind}:{self.ptid(child).decode()};")
@@ -197,7 +243,7 @@ class GdbStub:
         if parent not in self._vforks:
             return
         self._vforks.discard(parent)
-        if self.conn is None or parent.group is not self.group or not parent.alive:
+        if self.conn is None or not self._lets_run(parent.group) or not parent.alive:
             return
         if self.stop is None:
             self.stop = Stop(signal.SIGTRAP, parent, "vforkdone:;")
@@ -207,43 +253,71 @@ class GdbStub:
         """`task` replaced its image (execve; its new entry and stack in `fresh_entry`):
         the old image's breakpoints and watchpoints go, the auxv is the new one's, and
         with exec-events gdb hears of it before the first new instruction."""
-        if not self.started or task.group is not self.group or task.fresh_entry is None:
+        if not self.started or not self.attached(task.group) or task.fresh_entry is None:
             return
-        self.points.clear()
+        self.points_of(task.group).clear()
         self._skip = {}
-        self.auxv = read_auxv(task.space, task.fresh_entry[1])
+        self._auxv[task.group] = read_auxv(task.space, task.fresh_entry[1])
         if self.conn is not None and b"exec-events" in self.features:
             self._exec_task = task
 
     def release(self, group: ThreadGroup) -> None:
-        """A held child runs on, undebugged."""
+        """An attached process runs on, undebugged: its breakpoints and watchpoints go."""
         if group in self.held:
             self.held.remove(group)
+        self.running.discard(group)
+        self._displaced.discard(group)
+        self._auxv.pop(group, None)
+        points = self._points.pop(group, None)
+        heir = next((g for g in self.attached_groups() if _vfork_parent(g) is group), None)
+        if heir is not None and points is not None:
+            self._points[heir] = points  # its vfork child's, to gdb in the same memory
+        elif points is not None:
+            points.clear()
 
-    def resume_held(self, group: ThreadGroup) -> bool:
-        """gdb resumes a held child: a vfork's, whose parent gdb debugs, is followed (True:
-        it is now the debugged process; the parent, asleep in vfork, is held for gdb's
-        D;PID); any other runs on, undebugged."""
-        if group not in self.held:
-            return group is self.group
-        self.release(group)
-        if not self.is_vfork_child(group):
-            return False
-        self.held.append(self.group)
-        self.group = group
-        self._skip = {}
-        return True
+    def resume_groups(self, groups: list[ThreadGroup]) -> set[ThreadGroup]:
+        """The processes to run when gdb resumes `groups` (attached ones; held children too:
+        they stay debugged, as with `set detach-on-fork off`). Resuming a held vfork child
+        of the first process follows it: it becomes the first, and its parent, asleep in
+        vfork, waits for gdb's D;PID, whatever later resumes say (`_displaced`)."""
+        for group in groups:
+            if group in self.held and self.is_vfork_child(group):
+                self.held.remove(group)
+                self.held.append(self.group)
+                self._displaced.add(self.group)
+                self.group = group
+                self._skip = {}
+        return {g for g in groups if self.attached(g)} - self._displaced
+
+    def attached_groups(self) -> list[ThreadGroup]:
+        """The processes gdb debugs, the first one first."""
+        return [self.group, *self.held] if self.group is not None else []
 
     def is_vfork_child(self, group: ThreadGroup) -> bool:
         """Whether `group` is a vfork child of the debugged process, not yet exec'd or ended:
         to gdb their memory is one (CLONE_VM), so are their breakpoints."""
-        return self.group is not None and any(t.vfork_parent is not None and t.vfork_parent.group is self.group
-                                              for t in group.tasks)
+        return self.group is not None and _vfork_parent(group) is self.group
+
+    def points_of(self, group: ThreadGroup) -> Points:
+        """`group`'s breakpoints and watchpoints (made on first use); a vfork child not yet
+        exec'd or ended shares its attached parent's, as gdb takes their memory for one."""
+        parent = _vfork_parent(group)
+        owner = parent if parent is not None and self.attached(parent) else group
+        points = self._points.get(owner)
+        if points is None:
+            points = self._points[owner] = Points(self.machine, lambda: owner.space,
+                                                  lambda address: self._on_break(points, address),
+                                                  lambda watch, address: self._on_watch(points, watch, address))
+        return points
+
+    def auxv_of(self, group: ThreadGroup) -> bytes:
+        """The auxv of `group`'s image (its parent's, for a forked child)."""
+        return self._auxv.get(group, b"")
 
     def detach_process(self, pid: int) -> bool:
-        """gdb's D;PID: a held child is let go (gdb follows the parent), or the parent is
-        and its held child becomes the debugged process (follow the child). False when
-        `pid` is the only process gdb debugs: the whole session ends."""
+        """gdb's D;PID: a held process is let go (after a fork gdb follows the parent), or
+        the first one is and the next held one becomes the first (gdb follows the child).
+        False when `pid` is the only process gdb debugs: the whole session ends."""
         child = next((g for g in self.held if g.pid == pid), None)
         if child is not None:
             self.release(child)
@@ -253,20 +327,34 @@ class GdbStub:
         self._debug_next_held()
         return True
 
+    def kill_process(self, pid: int) -> bool:
+        """gdb's vKill;PID while it debugs others too: that process dies of SIGKILL, and
+        gdb hears nothing more of it. False if it is the only one (the session ends)."""
+        groups = self.attached_groups()
+        victim = next((g for g in groups if g.pid == pid), None)
+        if victim is None or len(groups) < 2:
+            return False
+        if victim is self.group:
+            self._debug_next_held()
+        self.release(victim)
+        self.kernel.kill(victim, signal.SIGKILL, "killed by gdb")
+        return True
+
     def _debug_next_held(self) -> None:
-        """The first held process becomes the debugged one; the old one's breakpoints,
-        step and skips go with it."""
-        self.points.clear()
+        """The first held process becomes the first one; the old one is let go (its
+        breakpoints, step and skips go with it)."""
+        old = self.group
         self.stepper.cancel()
         self._skip = {}
         self.group = self.held.pop(0)
+        if old is not None:
+            self.release(old)
         self.thread = self._main_task()
         self.last = Stop(signal.SIGTRAP, self.thread)
 
     def known_tasks(self) -> list[Task]:
-        """The live threads gdb may name: the debugged process's and held children's."""
-        groups = [self.group, *self.held] if self.group is not None else []
-        return [t for g in groups for t in g.tasks if t.alive]
+        """The live threads gdb may name: those of every process it debugs."""
+        return [t for g in self.attached_groups() for t in g.tasks if t.alive]
 
     def ptid(self, task: Task) -> bytes:
         """`task` as gdb names threads: `p<pid>.<tid>` with multiprocess, else `<tid>`."""
@@ -275,8 +363,9 @@ class GdbStub:
         return b"%x" % task.tid
 
     def finish(self) -> None:
-        """The run is over: tell gdb how the process ended, and close."""
-        self._check_exit()
+        """The run is over: tell gdb how each process it debugs ended, and close."""
+        while self._check_exit():
+            pass
         self._disconnect(final=True)
 
     # -- starting and ending ----------------------------------------------------------------
@@ -293,7 +382,7 @@ class GdbStub:
         """At the first stop: note the auxv the new image's stack holds, wait for gdb
         (for at most --timeout, if given: then the run ends as at its time limit)."""
         task = self.last.task
-        self.auxv = read_auxv(task.space, task.regs.rsp)
+        self._auxv[task.group] = read_auxv(task.space, task.regs.rsp)
         timeout = self.kernel.options.timeout
         try:
             self.conn = accept(self.server, timeout, self._host_wants_out)
@@ -315,33 +404,42 @@ class GdbStub:
             return True
         return False
 
-    def _check_exit(self) -> None:
-        """Report the debugged process's end (W or X), once, and let gdb go; unless gdb
-        still holds another process (a followed vfork child ended before gdb detached its
-        parent): that one is served next, for gdb's D;PID."""
-        group = self.group
-        if self.conn is None or group is None or group.alive or self.finished:
-            return
-        if group.death is not None:
-            reply = b"X%02x" % packets.gdb_signal(group.death.signo)
+    def _check_exit(self) -> bool:
+        """Report the end of a process gdb debugs (W or X), once; while gdb still debugs
+        another (a kept fork child, a followed vfork child's parent), serve gdb until it
+        resumes one; after the last, let gdb go. True if an end was reported."""
+        dead = next((g for g in self.attached_groups() if not g.alive), None)
+        if self.conn is None or dead is None or self.finished:
+            return False
+        if dead.death is not None:
+            reply = b"X%02x" % packets.gdb_signal(dead.death.signo)
         else:
-            reply = b"W%02x" % (group.exit_code & 0xFF)
+            reply = b"W%02x" % (dead.exit_code & 0xFF)
         if b"multiprocess" in self.features:
-            reply += b";process:%x" % group.pid
+            reply += b";process:%x" % dead.pid
+        elif dead is not self.group:  # a held child (fork-events without multiprocess):
+            self.release(dead)  # gdb could not tell which process a W meant
+            return False
         if self.held and b"multiprocess" in self.features:
-            self._next_process(reply)
-            return
+            self._next_process(dead, reply)
+            return True
         self.finished = True
         try:
             self.conn.send(reply)
         except Disconnected:
             pass
         self._disconnect(final=True)
+        return True
 
-    def _next_process(self, reply: bytes) -> None:
-        """The debugged process ended (`reply` says how): a held one becomes the debugged
-        one, and gdb is served until it resumes or lets go of it."""
-        self._debug_next_held()
+    def _next_process(self, dead: ThreadGroup, reply: bytes) -> None:
+        """`dead` ended (`reply` says how) while gdb debugs others: it is forgotten (the
+        next held one becomes the first, if it was), and gdb is served until it resumes
+        or lets go of another."""
+        if dead is self.group:
+            self._debug_next_held()
+        else:
+            self.release(dead)
+        self.last = Stop(signal.SIGTRAP, self._main_task())
         try:
             self.conn.send(reply)
         except Disconnected:
@@ -355,7 +453,10 @@ class GdbStub:
         if self.conn is not None:
             self.conn.close()
             self.conn = None
-        self.points.clear()
+        self.hostio.close_all()
+        for points in self._points.values():
+            points.clear()
+        self._points, self.running, self._displaced = {}, set(), set()
         self.stepper.cancel()
         self._skip, self.stop = {}, None
         self.held, self._new_child, self._exec_task, self._vforks = [], None, None, set()
@@ -379,10 +480,18 @@ class GdbStub:
         alive = [t for t in self.group.tasks if t.alive] if self.group is not None else []
         return alive[0] if alive else self.thread
 
-    def _on_break(self, address: int) -> None:
-        """A breakpoint's code hook (the CPU is at `address`, the instruction not run)."""
+    def _debugged_by(self, points: Points) -> Task | None:
+        """The task on the CPU if `points` are its process's (or its vfork parent's, see
+        `points_of`) and gdb debugs it; else None (the hooks see every process run)."""
         task = self.kernel.current
-        if task is None or task.group is not self.group or self.conn is None:
+        if task is None or self.conn is None or not self.attached(task.group):
+            return None
+        return task if self.points_of(task.group) is points else None
+
+    def _on_break(self, points: Points, address: int) -> None:
+        """A breakpoint's code hook (the CPU is at `address`, the instruction not run)."""
+        task = self._debugged_by(points)
+        if task is None:
             return
         if self._skip.get(task) == address:
             del self._skip[task]
@@ -391,10 +500,10 @@ class GdbStub:
             self.stop = Stop(signal.SIGTRAP, task, "swbreak:;")
         self.machine.stop()
 
-    def _on_watch(self, watch: Watch, _address: int) -> None:
+    def _on_watch(self, points: Points, watch: Watch, _address: int) -> None:
         """The instruction after an access to watched bytes."""
-        task = self.kernel.current
-        if task is None or task.group is not self.group or self.conn is None:
+        task = self._debugged_by(points)
+        if task is None:
             return
         if self.stop is None:
             self.stop = Stop(signal.SIGTRAP, task, f"{WATCH_KINDS[watch.kind][0]}:{watch.addr:x};")
@@ -446,11 +555,16 @@ class GdbStub:
 
     # -- resuming ---------------------------------------------------------------------------
 
-    def go(self, step: Task | None, signals: dict[Task, int], others_run: bool = True) -> None:
-        """Resume: `step` runs one instruction (None: all continue; unless `others_run`,
-        the other threads wait for that step); `signals` are given to their threads first
-        (a held fault's own signal delivers that fault)."""
+    def go(self, step: Task | None, signals: dict[Task, int], others_run: bool = True,
+           running: set[ThreadGroup] | None = None) -> None:
+        """Resume the processes in `running` (None: every one gdb debugs; the others wait):
+        `step` runs one instruction (None: all continue; unless `others_run`, the other
+        threads wait for that step); `signals` are given to their threads first (a held
+        fault's own signal delivers that fault)."""
         self.hold_others = not others_run
+        if running is None:
+            running = set(self.attached_groups()) - self._displaced
+        self.running = running
         held, self.fault = self.fault, None
         for task, signo in signals.items():
             if held is not None and task is held.task and signo == held.fault.signo:
@@ -458,7 +572,8 @@ class GdbStub:
                 held = None
             elif task.alive:
                 signal_delivery.send_to_task(self.kernel, task, signo)
-        self._skip = {t: t.regs.rip for t in self.group.tasks if t.alive and t.regs.rip in self.points.breakpoints}
+        self._skip = {t: t.regs.rip for g in running for t in g.tasks
+                      if t.alive and t.regs.rip in self.points_of(g).breakpoints}
         if step is not None and step.alive:
             self.stepper.start(step, step.regs.rip)
         else:
@@ -484,3 +599,8 @@ class GdbStub:
         for group in [g for g in self.kernel.processes.values() if g.alive]:
             self.kernel.kill(group, signal.SIGKILL, "killed by gdb")
         self.finished = True
+
+
+def _vfork_parent(group: ThreadGroup) -> ThreadGroup | None:
+    """The process `group` is a vfork child of, until it exec'd or ended; else None."""
+    return next((t.vfork_parent.group for t in group.tasks if t.vfork_parent is not None), None)

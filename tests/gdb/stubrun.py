@@ -27,6 +27,14 @@ def build(out: Path, name: str, static: bool = True, flags: tuple[str, ...] = ()
     return program
 
 
+def symbol(program: Path, name: str) -> int:
+    """A symbol's address, from the ELF's symbol table."""
+    from elftools.elf.elffile import ELFFile
+
+    with open(program, "rb") as f:
+        return ELFFile(f).get_section_by_name(".symtab").get_symbol_by_name(name)[0]["st_value"]
+
+
 class Stub:
     """`sandbox run --gdb 0 PROG ARGS...` started, its port read from its stderr."""
 
@@ -44,10 +52,13 @@ class Stub:
         return self.process.returncode, out, err
 
 
-def gdb_batch(program: Path, port: int, *commands: str) -> str:
-    """Run gdb on `program` against the stub; its whole output."""
-    args = [require_tool("gdb"), "-batch", "-nx", "-ex", "set confirm off", str(program),
-            "-ex", f"target remote 127.0.0.1:{port}"]
+def gdb_batch(program: Path | None, port: int, *commands: str, before: tuple[str, ...] = ()) -> str:
+    """Run gdb on `program` (None: gdb reads it from the target) against the stub, with
+    `before` run before connecting; its whole output."""
+    args = [require_tool("gdb"), "-batch", "-nx", "-ex", "set confirm off", *([str(program)] if program else [])]
+    for command in before:
+        args += ["-ex", command]
+    args += ["-ex", f"target remote 127.0.0.1:{port}"]
     for command in commands:
         args += ["-ex", command]
     done = subprocess.run(args, capture_output=True, timeout=PATIENCE)
@@ -91,6 +102,20 @@ class Client:
     def ask(self, payload: bytes) -> bytes:
         self.sock.sendall(frame(payload))
         return self.reply()
+
+    def ask_binary(self, payload: bytes) -> bytes:
+        """`ask`, the reply's escaped bytes (`}x` for x ^ 0x20) decoded."""
+        reply = self.ask(payload)
+        out, escaped = bytearray(), False
+        for byte in reply:
+            if escaped:
+                out.append(byte ^ 0x20)
+                escaped = False
+            elif byte == 0x7D:
+                escaped = True
+            else:
+                out.append(byte)
+        return bytes(out)
 
     def kill(self) -> None:
         """k: the stub kills the guest and closes the connection (no reply)."""

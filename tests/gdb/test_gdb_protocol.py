@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require_tool
-from tests.gdb.stubrun import Client, Stub, build
+from tests.gdb.stubrun import Client, Stub, build, symbol
 
 AT_ENTRY = 9
 
@@ -27,14 +27,6 @@ def progs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def connect(program: Path, *options: str) -> tuple[Stub, Client]:
     stub = Stub(program, options=options)
     return stub, Client(stub.port)
-
-
-def symbol(program: Path, name: str) -> int:
-    """A symbol's address, from the ELF's symbol table."""
-    from elftools.elf.elffile import ELFFile
-
-    with open(program, "rb") as f:
-        return ELFFile(f).get_section_by_name(".symtab").get_symbol_by_name(name)[0]["st_value"]
 
 
 def test_bad_checksum_is_refused_and_the_stub_goes_on(progs: dict[str, Path]) -> None:
