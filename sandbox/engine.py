@@ -39,6 +39,8 @@ UC_CTL_UC_EXITS = 6
 UC_CTL_CPU_MODEL = 7
 UC_CTL_TB_FLUSH = 10
 UC_CTL_TCG_BUFFER_SIZE = 13
+# uc_query_type: the project's build answers 1 (engine/patches/0005); other libraries UC_ERR_ARG.
+UC_QUERY_ASYNC_STOP = 5
 
 # unicorn/x86.h: uc_cpu_x86, uc_x86_insn, uc_x86_reg (the ones the sandbox uses).
 UC_CPU_X86_HASWELL = 19
@@ -205,6 +207,7 @@ def _load() -> ctypes.CDLL:
         "uc_hook_del": (err, h, size),
         "uc_emu_start": (err, h, _u64, _u64, _u64, size),
         "uc_emu_stop": (err, h),
+        "uc_query": (err, h, i32, ctypes.POINTER(size)),
         "uc_context_alloc": (err, h, ctypes.POINTER(ctx)),
         "uc_context_free": (err, ctx),
         "uc_context_size": (size, h),
@@ -366,6 +369,14 @@ class Engine:
 
     def emu_stop(self) -> None:
         check(_lib.uc_emu_stop(self.handle))
+
+    def stops_between_blocks(self) -> bool:
+        """Whether uc_emu_stop from another thread takes effect only at a block start, with the
+        PC exact (the project's build, engine/patches/0005), so that a watchdog thread may
+        stop the CPU itself. Other libraries may stop right after the store of a
+        read-modify-write instruction and run it again on the next start."""
+        answer = ctypes.c_size_t()
+        return _lib.uc_query(self.handle, UC_QUERY_ASYNC_STOP, ctypes.byref(answer)) == UC_ERR_OK and answer.value == 1
 
     # -- registers -------------------------------------------------------------------------
 

@@ -96,9 +96,14 @@ class _Stopper(ctypes.Structure):
     _fields_ = [("requested", ctypes.c_int32), ("unused", ctypes.c_int32), ("stop", ctypes.c_void_p)]
 
 
-def _install_stopper(uc: Engine) -> tuple[_Stopper, ctypes.CDLL]:
+def _install_stopper(uc: Engine) -> tuple[_Stopper, ctypes.CDLL | None]:
     """Hook every block with sandbox_block_hook; the stopper it reads, and its library
-    (both kept alive as long as the engine). SandboxError if the library is not built."""
+    (both kept alive as long as the engine). SandboxError if the library is not built.
+    An engine that stops between blocks by itself when asked from another thread (the
+    project's build) needs no hook, whose call at every block cost a quarter of a CPU-bound
+    guest's time (bench/RESULTS.md): then the library is None and the watchdog stops the CPU."""
+    if uc.stops_between_blocks():
+        return _Stopper(0, 0, 0), None
     try:
         library = ctypes.CDLL(STOPPER_LIBRARY)
     except OSError:
@@ -393,19 +398,25 @@ class Machine:
 
     def _start_watchdog(self) -> None:
         """A daemon thread that asks for the CPU back every WATCHDOG_SECONDS (cheaper than
-        Unicorn's own timeout, whose thread polls every 2 microseconds). It never stops the
-        CPU itself: the block hook in C does, between blocks (sandbox/native/stopper.c: an
-        asynchronous uc_emu_stop can make Unicorn run an instruction twice)."""
+        Unicorn's own timeout, whose thread polls every 2 microseconds). With the PyPI wheel's
+        engine it never stops the CPU itself: the block hook in C does, between blocks
+        (sandbox/native/stopper.c: there an asynchronous uc_emu_stop can make Unicorn run an
+        instruction twice); the project's build stops between blocks by itself."""
         if self._watchdog is not None:
             return
         self._watchdog = threading.Event()
         done = self._watchdog
         stopper = self._stopper
+        stop = self.uc.emu_stop if self._stopper_lib is None else None  # see _install_stopper
 
         def tick() -> None:
             while not done.wait(WATCHDOG_SECONDS):
                 with self._watchdog_lock:
-                    if not self._counting:
+                    if self._counting:
+                        continue
+                    if stop is not None:
+                        stop()
+                    else:
                         stopper.requested = 1
 
         threading.Thread(target=tick, name="sandbox-watchdog", daemon=True).start()

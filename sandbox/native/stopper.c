@@ -12,7 +12,13 @@
  *
  * The watchdog thread only sets `requested`; this hook, run by the CPU at each block,
  * turns it into uc_emu_stop. Written in C because a Python callback per block would cost
- * about ten times what this does (measured: +19% on a CPU-bound guest). */
+ * about ten times what this does (measured: +19% on a CPU-bound guest).
+ *
+ * Only libraries that may stop mid-instruction get this hook (the PyPI wheel's): the
+ * project's build answers UC_QUERY_ASYNC_STOP (engine/patches/0005), stops between blocks
+ * by itself when asked from another thread, and is stopped by the watchdog directly. Even
+ * this small hook, called from every block with the CPU state synced around it, cost 24-32%
+ * of a CPU-bound guest's time (bench/RESULTS.md). */
 #include <stdint.h>
 
 struct sandbox_stopper {

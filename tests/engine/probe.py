@@ -86,11 +86,17 @@ def stop_until(uc: Engine, done: threading.Event) -> None:
         uc.emu_stop()
 
 
-def stops_from_another_thread(stops: int = 200) -> dict:
+def stops_from_another_thread(stops: int = 200, memory_hook: bool = False) -> dict:
     """uc_emu_stop from another thread, as the sandbox's watchdog stops the CPU (here with no
     block hook to turn it into a stop between blocks); after each, the run resumes at RIP.
-    Each instruction runs once: the counter in memory equals RCX."""
+    Each instruction runs once: the counter in memory equals RCX. With `memory_hook`, a read
+    hook on a page the loop never touches makes Unicorn check for a stop after every access."""
     uc, memory = flat_engine(COUNT_LOOP)
+    if memory_hook:
+        hook = _MEM_CB(lambda *_: None)
+        handle = ctypes.c_size_t()
+        engine.check(engine.lib.uc_hook_add(uc.handle, ctypes.byref(handle), unicorn.UC_HOOK_MEM_READ, hook,
+                                            None, ctypes.c_uint64(UNMAPPED), ctypes.c_uint64(UNMAPPED + 0xfff)))
     rip, mismatches = CODE, 0
     for _ in range(stops):
         done = threading.Event()
@@ -105,7 +111,14 @@ def stops_from_another_thread(stops: int = 200) -> dict:
             "counted": uc.reg_read(RCX) > 0}
 
 
-SCENARIOS = {f.__name__: f for f in (memory_hook_added_late, unmapped_store_without_hooks, stops_from_another_thread)}
+def stops_from_another_thread_with_a_memory_hook() -> dict:
+    """The same with a memory hook installed: the exit check after each access must leave a
+    stop from another thread to the next block start (engine/patches/0005)."""
+    return stops_from_another_thread(memory_hook=True)
+
+
+SCENARIOS = {f.__name__: f for f in (memory_hook_added_late, unmapped_store_without_hooks, stops_from_another_thread,
+                                     stops_from_another_thread_with_a_memory_hook)}
 
 if __name__ == "__main__":
     print(json.dumps({"engine": engine.engine_kind, **SCENARIOS[sys.argv[1]]()}))

@@ -55,3 +55,27 @@ def test_stops_from_another_thread_resume_at_the_exact_instruction() -> None:
     """200 asynchronous stops of `incq [mem]; inc rcx; jmp`: the counters stay equal."""
     requires_built()
     assert probe("stops_from_another_thread", "built") == {"mismatches": 0, "rip_in_loop": True, "counted": True}
+
+
+def test_stops_from_another_thread_wait_for_a_block_start_with_a_memory_hook() -> None:
+    """With a memory hook installed, Unicorn checks for a stop after every access; a stop from
+    another thread must still land between blocks (engine/patches/0005)."""
+    requires_built()
+    assert probe("stops_from_another_thread_with_a_memory_hook", "built") == {
+        "mismatches": 0, "rip_in_loop": True, "counted": True}
+
+
+@pytest.mark.parametrize("kind", ["built", "wheel"])
+def test_block_hook_only_where_the_engine_needs_it(kind: str) -> None:
+    """The project's build says it stops between blocks by itself (UC_QUERY_ASYNC_STOP), so the
+    machine installs no block hook and its watchdog stops the CPU; the wheel's library gets the
+    hook of sandbox/native/stopper.c."""
+    if kind == "built":
+        requires_built()
+    code = ("from sandbox import engine, machine; m = machine.Machine(16 << 20); "
+            "print(engine.engine_kind, m.uc.stops_between_blocks(), m._stopper_lib is None)")
+    env = {k: v for k, v in os.environ.items() if k != "LIBUNICORN_PATH"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                          env={**env, "SANDBOX_ENGINE": kind, "PYTHONPATH": str(ROOT)}, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [kind, str(kind == "built"), str(kind == "built")]
