@@ -41,6 +41,10 @@ UC_CTL_TB_FLUSH = 10
 UC_CTL_TCG_BUFFER_SIZE = 13
 # uc_query_type: the project's build answers 1 (engine/patches/0005); other libraries UC_ERR_ARG.
 UC_QUERY_ASYNC_STOP = 5
+# and 1 when dropping translated code by address leaves no guest exception behind (0008).
+UC_QUERY_QUIET_INVALIDATE = 6
+#: Constants only the project's build knows, appended after Unicorn's own uc_query_type.
+PROJECT_QUERIES = ("UC_QUERY_ASYNC_STOP", "UC_QUERY_QUIET_INVALIDATE")
 
 # unicorn/x86.h: uc_cpu_x86, uc_x86_insn, uc_x86_reg (the ones the sandbox uses).
 UC_CPU_X86_HASWELL = 19
@@ -377,6 +381,16 @@ class Engine:
         read-modify-write instruction and run it again on the next start."""
         answer = ctypes.c_size_t()
         return _lib.uc_query(self.handle, UC_QUERY_ASYNC_STOP, ctypes.byref(answer)) == UC_ERR_OK and answer.value == 1
+
+    def invalidates_quietly(self) -> bool:
+        """Whether dropping translated code by virtual address (deleting a ranged hook, or
+        the counting hook when a run has no count) leaves no guest exception behind (the
+        project's build, engine/patches/0008). Other libraries may leave a page fault "in
+        flight", so that the guest's next page fault becomes a double fault, then a triple
+        fault that ends every later run at once."""
+        answer = ctypes.c_size_t()
+        return _lib.uc_query(self.handle, UC_QUERY_QUIET_INVALIDATE, ctypes.byref(answer)) == UC_ERR_OK \
+            and answer.value == 1
 
     # -- registers -------------------------------------------------------------------------
 

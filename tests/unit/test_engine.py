@@ -17,12 +17,19 @@ CODE = 0x1000
 MOV_RAX_42_SYSCALL = bytes.fromhex("48c7c02a000000" "0f05")  # mov rax, 42; syscall
 
 
-@pytest.mark.parametrize("name", [n for n in dir(engine) if n.startswith("UC_")])
+@pytest.mark.parametrize("name", [n for n in dir(engine) if n.startswith("UC_") and n not in engine.PROJECT_QUERIES])
 def test_constant_matches_unicorns_own(name: str) -> None:
     """Every number the binding hard-codes is the one Unicorn's Python package ships."""
     theirs = getattr(x86_const, name, getattr(unicorn, name, None))
     assert theirs is not None, f"{name} is not a Unicorn constant"
     assert getattr(engine, name) == theirs
+
+
+def test_project_queries_follow_unicorns_own() -> None:
+    """The queries engine/patches add are numbered after Unicorn's last, which it lacks."""
+    numbers = [getattr(engine, name) for name in engine.PROJECT_QUERIES]
+    assert numbers == list(range(unicorn.UC_QUERY_TIMEOUT + 1, unicorn.UC_QUERY_TIMEOUT + 1 + len(numbers)))
+    assert not any(hasattr(unicorn, name) for name in engine.PROJECT_QUERIES)
 
 
 def test_library_is_the_unicorn_packages() -> None:
