@@ -29,15 +29,16 @@ NATIVE := sandbox/native/libstopper.so
 $(NATIVE): sandbox/native/stopper.c
 	gcc -O2 -shared -fPIC -Wall -Werror -o $@ $<
 
-# The system-call entry in C, a CPython extension (sandbox/native/fastpath.c says why); optional:
-# without it the sandbox takes the pure-Python path (sandbox/fastpath.py). Debian's Python keeps
-# its headers in python3-dev.
+# The system-call and page-fault entries in C, a CPython extension (sandbox/native/fastpath.c and
+# faultpath.c say why); optional: without it the sandbox takes the pure-Python path
+# (sandbox/fastpath.py). Debian's Python keeps its headers in python3-dev.
 FASTPATH := sandbox/native/_fastpath.so
-$(FASTPATH): sandbox/native/fastpath.c | $(STAMP)
+FASTPATH_SOURCES := sandbox/native/fastpath.c sandbox/native/faultpath.c
+$(FASTPATH): $(FASTPATH_SOURCES) sandbox/native/faultpath.h | $(STAMP)
 	@include="$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"; \
 	[ -f "$$include/Python.h" ] || $(MAKE) -s system-deps DEBIAN_PACKAGES=python3-dev DEBIAN_TOOLS= >/dev/null 2>&1; \
-	gcc -O2 -shared -fPIC -Wall -Werror -I"$$include" -o $@ $< \
-	  || echo "$@ not built: system calls take the pure-Python path"
+	gcc -O2 -shared -fPIC -Wall -Werror -I"$$include" -o $@ $(FASTPATH_SOURCES) \
+	  || echo "$@ not built: system calls and page faults take the pure-Python path"
 
 # The project's own libunicorn: x86 only, from the pinned sdist, with engine/patches/ (engine/build.py
 # says how, each patch what and why). If it cannot be built, the sandbox runs on the PyPI wheel's.

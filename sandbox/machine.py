@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 from sandbox import engine as X
 from sandbox import fastpath
-from sandbox.engine import UC_HOOK_BLOCK, UC_HOOK_INTR, UC_PROT_ALL, UC_PROT_EXEC, Engine
+from sandbox.engine import UC_HOOK_BLOCK, UC_PROT_ALL, UC_PROT_EXEC, Engine
 from sandbox.errors import InvariantError, SandboxError
 from sandbox.mm import PAGE_SHIFT, PAGE_SIZE
 from sandbox.mm.aspace import AddressSpace
@@ -145,7 +145,6 @@ def probe_code(write_addr: int, read_addr: int) -> bytes:
 #: 29-26 the argument count, then the control, 11): with engine/patches/0004, one page.
 _CTL_FLUSH_TLB_PAGE = (X.UC_CTL_IO_WRITE << 30) | (1 << 26) | 11
 
-_INTR_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
 _BLOCK_CB = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_void_p)
 UC_HOOK_CODE = 4  # unicorn.h, uc_hook_type: before each instruction (callback as UC_HOOK_BLOCK's)
 
@@ -179,6 +178,7 @@ class ExceptionState:
 
     def __init__(self, uc: Engine, offsets: dict[str, int]) -> None:
         self._h = uc.handle
+        self.offsets = offsets
         self._ctx = uc.context_save()
         self._ptr = self._ctx.pointer
         base = self._ptr.value
@@ -230,12 +230,15 @@ class Machine:
         self.block_rehook_pending = False
         self._watchdog: threading.Event | None = None
         self._stopper, self._stopper_lib = _install_stopper(self.uc)
+        #: Unicorn can drop its counting hook without leaving a fault in flight (Kernel._quantum).
+        self.counting_ends_quietly = self.uc.invalidates_quietly()
         self._watchdog_lock = threading.Lock()
         self._counting = False  # a run of a counted quantum, which the watchdog leaves alone
         self._counted = False  # the last run was counted: Unicorn's counting hook is in place
-        self.uc.hook_add(UC_HOOK_INTR, _INTR_CB(self._intr_entry))
+        self._faults = fastpath.install_faults(self.uc, self._intr_entry)  # first touches in C
         self._hook_syscalls()
         self.exceptions = self._calibrate()
+        self._faults.start(self.uc, self.exceptions.offsets, self.mem, self.frames)
 
     # -- set-up -----------------------------------------------------------------------------
 
@@ -449,7 +452,7 @@ class Machine:
         X.check(X.lib.uc_hook_del(self.uc.handle, handle[0]))
         self.tb_flush_pending = True
 
-    def _intr_entry(self, _handle, intno: int, _data) -> None:
+    def _intr_entry(self, intno: int) -> None:
         self._gate.forget()  # a fault's listeners and policies may hook system calls too
         try:
             self.on_exception(intno)
@@ -627,6 +630,7 @@ class Machine:
         if self._watchdog is not None:
             self._watchdog.set()
         self._gate.close()  # the engine frees its hooks; the gate must not reach into it after
+        self._faults.close()  # nor the fault gate into the engine or the RAM
         self.uc = None
         self.mem.close()
 

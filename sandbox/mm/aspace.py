@@ -136,6 +136,7 @@ class AddressSpace:
         self.stack_limit: Callable[[], int] = lambda: STACK_LIMIT
         #: Called after each handled fault with its `FaultRecord` (tracing); None when off.
         self.on_fault: Callable[..., None] | None = None
+        frames.spaces[self.cr3] = self  # the C fault path's way from CR3 to this space
 
     @classmethod
     def new_kernel(cls, mem: PhysicalMemory, frames: FrameAllocator, mmu: Mmu) -> AddressSpace:
@@ -414,6 +415,8 @@ class AddressSpace:
     def destroy(self) -> None:
         """Free everything this space owns, its PML4 included. The object is dead after."""
         self.unmap_all_user_regions()
+        if self.frames.spaces.get(self.cr3) is self:
+            del self.frames.spaces[self.cr3]
         self.pagetable.release()
 
     # -- translation ------------------------------------------------------------------------

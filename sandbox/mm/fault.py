@@ -14,7 +14,11 @@ tables), access kinds as plain ints, no allocation beyond the record.
 
 `demand_zero_fault` is case 3 alone, for the kernel's #PF hook: the first touch of a page of
 anonymous memory is nearly every fault a program takes, and without a record, policy or
-listener to serve it costs half as much Python (bench/RESULTS.md).
+listener to serve it costs half as much Python (bench/RESULTS.md). The machine's exception
+hook in C (sandbox/native/faultpath.c) handles the same case before Python is called, with
+the same tests (in another order: none changes anything) and the same changes (the entry
+with `LEAF_FLAGS`, the table's live count, the "demand-zero" count, a frame counted in use):
+a change to one of the two is a change to both.
 """
 
 from __future__ import annotations

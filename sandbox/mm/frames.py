@@ -11,7 +11,9 @@ Invariants (checked by `check_invariants`):
 - free + used + reserved = total frames; an allocated block's reference count is >= 1;
 - a frame marked as the sandbox's own (`alloc_kernel`: page tables, the GDT, the trampoline,
   the kernel stack) is allocated. The mark is what keeps such a frame from ever becoming a
-  guest page: the page table refuses a user leaf that points at one (pagetable.py).
+  guest page: the page table refuses a user leaf that points at one (pagetable.py);
+- a frame the fast fault path's reserve holds (`attach_reserve`) is allocated on its own with
+  one reference, yet counted as free, not in `used`, until the reserve hands it out.
 
 Free frames are always zero: RAM starts zeroed (a fresh anonymous host mapping) and a block
 is zeroed when it is freed. So `alloc` hands out clean frames without touching them, and no
@@ -27,8 +29,9 @@ costs neither set-up time nor host memory.
 from __future__ import annotations
 
 import mmap
+from array import array
 from collections.abc import Iterable, Iterator
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from sandbox.errors import InvariantError, OutOfMemory
 from sandbox.mm import PAGE_SHIFT, PAGE_SIZE
@@ -69,6 +72,11 @@ class FrameAllocator:
         self.peak_used = 0
         #: Whether freed frames are zeroed (see `stop_zeroing`).
         self.zero_freed = True
+        #: Address spaces by the physical address of their PML4 (each registers itself):
+        #: the C fault path finds the space the CPU runs from CR3 (sandbox/fastpath.py).
+        self.spaces: dict[int, object] = {}
+        #: The fast fault path's reserve, if one is attached (`attach_reserve`).
+        self._reserve: Reserve | None = None
         self._add_free_range(first_pfn, self.nframes)
 
     def _add_free_range(self, lo: int, hi: int) -> None:
@@ -90,7 +98,7 @@ class FrameAllocator:
         if self.limit is not None and self.used + npages > self.limit:
             raise OutOfMemory("the --max-resident cap is reached")
         exact = self._free[order]
-        pfn = exact.pop() if exact else self._take_block(order)
+        pfn = exact.pop() if exact else self._take_block_or_reclaim(order)
         self._refcount[pfn] = 1
         self._order[pfn] = order + 1
         self.used += npages
@@ -132,6 +140,45 @@ class FrameAllocator:
             found -= 1
             self._free[found].add(pfn + (1 << found))
         return pfn
+
+    # -- the fast fault path's reserve (sandbox/fastpath.py) ---------------------------------
+
+    def attach_reserve(self, reserve: Reserve) -> None:
+        """Let `reserve` hold frames from `alloc_reserve`: allocated single frames with
+        reference count 1, zero, counted in `used` only once the reserve hands one out
+        (whoever takes one counts it, as `alloc` would). `check_invariants` counts the held
+        ones apart, and an allocation that finds no block takes them back first."""
+        self._reserve = reserve
+
+    def alloc_reserve(self, order: int) -> int:
+        """Allocate the 2**order frames of one free block as single frames with reference
+        count 1, not counted in `used`; return the first pfn. For the attached reserve only
+        (its `held` must list them next). Raises `OutOfMemory` with nothing changed."""
+        n = 1 << order
+        exact = self._free[order]
+        pfn = exact.pop() if exact else self._take_block(order)
+        self._refcount[pfn : pfn + n] = array("I", [1]) * n
+        self._order[pfn : pfn + n] = b"\x01" * n
+        return pfn
+
+    def free_reserve(self, first: int, count: int) -> None:
+        """Free frames [first, first + count) that a reserve held and never handed out."""
+        self.used += count  # put_many counts them off again
+        self.put_many(range(first, first + count))
+
+    def _take_block_or_reclaim(self, order: int) -> int:
+        """`_take_block`; if no block is free, the reserve's frames are taken back and the
+        allocation tried once more, so a reserve never makes an allocation fail."""
+        try:
+            return self._take_block(order)
+        except OutOfMemory:
+            if self._reserve is None or not self._reserve.reclaim():
+                raise
+        return self._take_block(order)
+
+    def _reserved(self) -> range:
+        """The frames the reserve holds, not handed out."""
+        return self._reserve.held() if self._reserve is not None else range(0)
 
     def get(self, pfn: int) -> None:
         """Take one more reference on the allocated block headed by `pfn`."""
@@ -256,7 +303,8 @@ class FrameAllocator:
         """The head pfn of every allocated block, in ascending order."""
         import re  # only invariant checks and reports ask
 
-        return [match.start() for match in re.finditer(rb"[^\x00]", self._order)]
+        held = self._reserved()
+        return [match.start() for match in re.finditer(rb"[^\x00]", self._order) if match.start() not in held]
 
     @property
     def free(self) -> int:
@@ -282,6 +330,10 @@ class FrameAllocator:
             if self._refcount[pfn] < 1:
                 raise InvariantError(f"allocated block {pfn:#x} has refcount 0")
             used += 1 << order
+        for pfn in self._reserved():  # allocated, owned by the reserve, not in `used`
+            self._claim(owner, pfn, 0, 2)
+            if self._refcount[pfn] != 1 or self._order[pfn] != 1:
+                raise InvariantError(f"reserved frame {pfn:#x} is not a single frame with one reference")
         unseen = owner.count(0, self.first_pfn)
         if used != self.used or unseen:
             raise InvariantError(f"used {self.used} (recounted {used}), {unseen} frames lost")
@@ -297,6 +349,18 @@ class FrameAllocator:
         if owner[pfn : pfn + n].count(0) != n:
             raise InvariantError(f"block {pfn:#x} of order {order} overlaps another")
         owner[pfn : pfn + n] = bytes([kind]) * n
+
+
+class Reserve(Protocol):
+    """A holder of frames from `alloc_reserve` (sandbox/fastpath.py's)."""
+
+    def held(self) -> range:
+        """The frames it holds, not handed out yet."""
+        ...
+
+    def reclaim(self) -> bool:
+        """Give every held frame back (`free_reserve`); True if there were any."""
+        ...
 
 
 #: What `kernel_use` holds for a marked frame, as `find` takes it.

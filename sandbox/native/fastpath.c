@@ -26,6 +26,8 @@
 #include <stdint.h>
 #include "structmember.h"
 
+#include "faultpath.h"
+
 #define NREGS 7          /* RAX and the six argument registers (x86-64 ABI, man 2 syscall) */
 #define MAX_NR 512       /* numbers below this may have a published answer */
 #define MAX_GETTERS 16   /* getters with an answer slot */
@@ -141,7 +143,7 @@ static void syscall_hook(void *uc, void *user_data) {
 
 /* -- Python's side ---------------------------------------------------------------------------- */
 
-static int parse_addresses(PyObject *fns, void **out, Py_ssize_t n) {
+int fastpath_parse_addresses(PyObject *fns, void **out, Py_ssize_t n) {
     if (!PyTuple_Check(fns) || PyTuple_GET_SIZE(fns) != n) {
         PyErr_Format(PyExc_ValueError, "expected a tuple of %zd function addresses", n);
         return -1;
@@ -207,7 +209,7 @@ static int FastPath_init(FastPath *fp, PyObject *args, PyObject *kwds) {
         return -1;
     }
     fp->uc = PyLong_AsVoidPtr(uc);
-    if (fp->uc == NULL || parse_addresses(fns, fn, 5) || parse_ints(regs, fp->regs, NREGS, "registers")
+    if (fp->uc == NULL || fastpath_parse_addresses(fns, fn, 5) || parse_ints(regs, fp->regs, NREGS, "registers")
             || set_getters(fp, getters))
         return -1;
     if (!PyCallable_Check(entry)) {
@@ -366,8 +368,9 @@ static PyTypeObject FastPathType = {
 };
 
 static struct PyModuleDef fastpath_module = {
-    PyModuleDef_HEAD_INIT, "_fastpath", "The sandbox's system-call entry in C (fastpath.c).", -1, NULL,
-    NULL, NULL, NULL, NULL,
+    PyModuleDef_HEAD_INIT, "_fastpath",
+    "The sandbox's system-call and page-fault entries in C (fastpath.c, faultpath.c).", -1, NULL, NULL, NULL, NULL,
+    NULL,
 };
 
 PyMODINIT_FUNC PyInit__fastpath(void) {
@@ -376,7 +379,8 @@ PyMODINIT_FUNC PyInit__fastpath(void) {
     PyObject *module = PyModule_Create(&fastpath_module);
     if (module == NULL)
         return NULL;
-    if (PyModule_AddObjectRef(module, "FastPath", (PyObject *)&FastPathType) < 0) {
+    if (PyModule_AddObjectRef(module, "FastPath", (PyObject *)&FastPathType) < 0
+            || faultpath_add_type(module) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from sandbox.api import Deny, FaultAround, FaultContext, HugePage, Sandbox
@@ -66,5 +67,9 @@ def test_pagetable_printer_collapses_runs() -> None:
     result = run_sandbox(["pagetable", guest("pagetouch"), "3000"])
     text = result.stdout.decode()  # what `pagetable` exists to print is on stdout
     assert text.startswith("PML4 @ ") and "PML4[256..511]: kernel half" in text
-    assert "PT[0..511] P RW US A D NX: 512 pages" in text
-    assert len(text.splitlines()) < 40, "3000 pages fit in a few lines"
+    runs = [int(n) for n in re.findall(r"PT\[\d+\.\.\d+\] P RW US A D NX: (\d+) pages", text)]
+    # a run of consecutive frames is one line (the C fault path's frame reserve splits a
+    # leaf table's run where it was refilled)
+    assert max(runs) >= 400
+    tree = text[: text.index("\nlegend")]
+    assert len(tree.splitlines()) < 40, "3000 pages fit in a few lines"
