@@ -41,7 +41,6 @@ from sandbox.kernel.vfs import parse_mount
 from sandbox.machine import Machine
 from sandbox.mm import USER_END
 from sandbox.mm.aspace import AddressSpace
-from sandbox.mm.dump import dump_pagetables
 from sandbox.mm.fault import faults_taken
 from sandbox.mm.uaccess import copy_in, copy_out
 from sandbox.syscall_hooks import SyscallCall, SyscallHook, syscall_number
@@ -263,6 +262,8 @@ class Sandbox:
 
     def pagetables(self) -> str:
         """The last process's live page-table tree, printed (see sandbox.mm.dump)."""
+        from sandbox.mm.dump import dump_pagetables  # --dump-pagetables only: off the start-up path
+
         return dump_pagetables(self._last.space.pagetable)
 
     def read_physical(self, pa: int, n: int) -> bytes:

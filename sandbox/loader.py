@@ -65,14 +65,17 @@ CLOCK_TICKS = 100  # AT_CLKTCK, USER_HZ
 MIN_SIGNAL_STACK = 2048
 
 
-class Segment(NamedTuple):
+class Segment:
     """One PT_LOAD program header, before the load bias is applied."""
 
-    vaddr: int
-    memsz: int
-    offset: int
-    filesz: int
-    flags: int
+    __slots__ = ("vaddr", "memsz", "offset", "filesz", "flags")
+
+    def __init__(self, vaddr: int, memsz: int, offset: int, filesz: int, flags: int) -> None:
+        self.vaddr = vaddr
+        self.memsz = memsz
+        self.offset = offset
+        self.filesz = filesz
+        self.flags = flags
 
     @property
     def prot(self) -> int:
@@ -81,17 +84,21 @@ class Segment(NamedTuple):
                 | (PROT_EXEC if self.flags & PF_X else 0))
 
 
-class ElfImage(NamedTuple):
+class ElfImage:
     """A validated executable, ready to load: its headers' facts, never its contents."""
 
-    path: str
-    type: int
-    entry: int
-    phoff: int
-    phnum: int
-    segments: list[Segment]
-    stack_exec: bool
-    interpreter: str | None  # PT_INTERP's path, or None for a static program
+    __slots__ = ("path", "type", "entry", "phoff", "phnum", "segments", "stack_exec", "interpreter")
+
+    def __init__(self, path: str, type: int, entry: int, phoff: int, phnum: int, segments: list[Segment],
+                 stack_exec: bool, interpreter: str | None) -> None:
+        self.path = path
+        self.type = type
+        self.entry = entry
+        self.phoff = phoff
+        self.phnum = phnum
+        self.segments = segments
+        self.stack_exec = stack_exec
+        self.interpreter = interpreter
 
     @property
     def span(self) -> tuple[int, int]:
@@ -119,14 +126,17 @@ class TailPage(NamedTuple):
         return self.data[start : start + n] if start >= 0 else b""
 
 
-class LoadedImage(NamedTuple):
+class LoadedImage:
     """Where an image landed: what the stack's auxv and the brk need to know."""
 
-    entry: int
-    phdr: int
-    phnum: int
-    brk_start: int
-    bias: int
+    __slots__ = ("entry", "phdr", "phnum", "brk_start", "bias")
+
+    def __init__(self, entry: int, phdr: int, phnum: int, brk_start: int, bias: int) -> None:
+        self.entry = entry
+        self.phdr = phdr
+        self.phnum = phnum
+        self.brk_start = brk_start
+        self.bias = bias
 
 
 def read_elf(path: str) -> ElfImage:
@@ -347,28 +357,39 @@ def _phdr_address(image: ElfImage) -> int:
     return 0
 
 
-class StackSpec(NamedTuple):
+#: The ids a stack's auxv reports when the caller names none: the sandbox's own.
+HOST_UID, HOST_GID = os.getuid(), os.getgid()
+
+
+class StackSpec:
     """What goes on the initial stack besides the image's own facts."""
 
-    argv: list[bytes]
-    envp: list[bytes]
-    execfn: bytes
-    random: bytes
-    executable: bool = False  # PT_GNU_STACK asked for PF_X
-    uid: int = os.getuid()
-    gid: int = os.getgid()
-    interpreter_base: int = 0  # AT_BASE: where the interpreter was loaded (0: none)
+    __slots__ = ("argv", "envp", "execfn", "random", "executable", "uid", "gid", "interpreter_base")
+
+    def __init__(self, argv: list[bytes], envp: list[bytes], execfn: bytes, random: bytes, executable: bool = False,
+                 uid: int = HOST_UID, gid: int = HOST_GID, interpreter_base: int = 0) -> None:
+        self.argv = argv
+        self.envp = envp
+        self.execfn = execfn
+        self.random = random
+        self.executable = executable  # PT_GNU_STACK asked for PF_X
+        self.uid = uid
+        self.gid = gid
+        self.interpreter_base = interpreter_base  # AT_BASE: where the interpreter was loaded (0: none)
 
 
-class StackLayout(NamedTuple):
+class StackLayout:
     """Where `build_stack` put things: the new RSP and the argv and envp strings (Linux's
     mm->arg_start/arg_end and env_start/env_end, which /proc/PID/cmdline and environ read)."""
 
-    rsp: int
-    arg_start: int
-    arg_end: int
-    env_start: int
-    env_end: int
+    __slots__ = ("rsp", "arg_start", "arg_end", "env_start", "env_end")
+
+    def __init__(self, rsp: int, arg_start: int, arg_end: int, env_start: int, env_end: int) -> None:
+        self.rsp = rsp
+        self.arg_start = arg_start
+        self.arg_end = arg_end
+        self.env_start = env_start
+        self.env_end = env_end
 
 
 def build_stack(space: AddressSpace, loaded: LoadedImage, spec: StackSpec) -> StackLayout:

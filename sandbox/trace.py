@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Collection
-from typing import TYPE_CHECKING, NamedTuple, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from sandbox.kernel.syscalls import SyscallEntry, syscall_name
 from sandbox.mm.vma import PROT_EXEC, PROT_READ, PROT_WRITE, Region
@@ -74,16 +74,20 @@ def describe_region(region: Region | None) -> str:
 RESULT_COLUMN = 40  # strace's default -a: results start in this column
 
 
-class _Pending(NamedTuple):
+class _Pending:
     """A call between entry and exit: its name, raw arguments, the line's start (prefix,
     name and the arguments shown at entry),
     the first argument left for exit (None: none) and the caller's address space."""
 
-    name: str
-    args: tuple[int, ...]
-    head: str
-    start: int | None
-    space: AddressSpace | None
+    __slots__ = ("name", "args", "head", "start", "space")
+
+    def __init__(self, name: str, args: tuple[int, ...], head: str, start: int | None,
+                 space: AddressSpace | None) -> None:
+        self.name = name
+        self.args = args
+        self.head = head
+        self.start = start
+        self.space = space
 
 
 class Tracer:

@@ -561,11 +561,24 @@ class DeviceFile(File):
         self.device = device
         self.name = f"/dev/{device}"
         self._random = random
+        #: Whether a write never reads its buffer (drivers/char/mem.c: write_null, write_zero
+        #: and write_full look only at the count): write() then calls `discard`, not `write`.
+        self.ignores_data = device in ("null", "zero", "full")
+
+    def discard(self, n: int) -> int:
+        """A write of `n` bytes that reads none of them (`ignores_data`): /dev/full's ENOSPC,
+        or all `n` taken."""
+        if self.device == "full":
+            raise SyscallError(errno.ENOSPC, "/dev/full")
+        return n
 
     def read(self, n: int) -> bytes:
-        if self.device == "null":
+        device = self.device
+        if device == "zero" or device == "full":  # (zero first: the syscall path's benchmark)
+            return bytes(n)
+        if device == "null":
             return b""
-        if self.device in ("urandom", "random"):
+        if device in ("urandom", "random"):
             return self._random(n)
         return bytes(n)
 

@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import errno
 import os
-import random
 import signal
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from sandbox import abi
 from sandbox.engine import UC_ERR_INSN_INVALID, EngineError
 from sandbox.errors import GuestFault, InvariantError, LoadError, OutOfMemory, SandboxError, SyscallError, WouldBlock
 from sandbox.fastpath import GETTERS
-from sandbox.hostfs import CleanupError, identity_of, remove_path
+from sandbox.hostfs import CleanupError, identity_of, make_private_dir, remove_path
 from sandbox.kernel import (  # the other handler modules load on first use (syscalls.py)
     futex,
     limits,
@@ -66,6 +65,9 @@ from sandbox.mm.pagecache import CachedFile, PageCache, host_descriptor_error
 from sandbox.mm.vma import Access
 from sandbox.trace import Tracer, describe_region, disassemble
 
+if TYPE_CHECKING:
+    import random
+
 ACCESS_READ, ACCESS_WRITE, ACCESS_EXEC = int(Access.READ), int(Access.WRITE), int(Access.EXEC)
 
 #: CPU exceptions other than #PF, as Linux's traps.c turns them into signals.
@@ -99,19 +101,40 @@ SCRATCH_DIRS = ("tmp", "dev/shm")
 
 #: The --stats key of every number that is no Linux system call.
 UNKNOWN_SYSCALL = "(not a system call)"
+#: Calls numbered below this are counted in a list by number, named when the counts are read.
+COUNTED_NUMBERS = 1024
 
 def _reader_left(task: Task, call: str, args: tuple[int, ...]) -> bool:
     """Whether a write that made progress stopped because the pipe's last reader went:
     Linux's pipe_write sends SIGPIPE then too, and returns the count written."""
-    fd = args[0] & 0xFFFF_FFFF
-    if call not in ("write", "writev") or fd not in task.files:
+    if call != "write" and call != "writev":
         return False
-    file = task.files.get(fd)
+    files, fd = task.group.files, args[0] & 0xFFFF_FFFF
+    if fd not in files:
+        return False
+    file = files.get(fd)
     return isinstance(file, PipeEnd) and file.writing and file.pipe.readers == 0
+
+
+def _alive(task: Task) -> bool:
+    """`task.alive`, by identity: this is asked of every call, and testing an Enum member's
+    membership in a set runs Enum.__hash__ in Python (~0.1 us)."""
+    state = task.state
+    return (state is RUNNING or state is BLOCKED) and task.group.state is RUNNING
 
 
 #: Calls whose EPIPE comes with SIGPIPE (a write to a pipe nobody reads).
 WRITE_CALLS = {"write", "writev", "pwrite64", "pwritev", "pwritev2", "sendfile", "splice", "tee", "vmsplice"}
+WRITE_NUMBERS = frozenset(SYSCALL_NUMBERS[name] for name in WRITE_CALLS)
+RUNNING, BLOCKED = State.RUNNING, State.BLOCKED
+
+
+def seeded_random(seed: int) -> random.Random:
+    """The stream --deterministic draws from (random is imported only then: ~0.7 ms of
+    every run's start-up otherwise)."""
+    import random
+
+    return random.Random(seed)
 
 
 
@@ -132,6 +155,7 @@ class Kernel:
         self.current: Task | None = None  # the task the CPU runs (or last ran)
         self.init: ThreadGroup | None = None
         self._syscall_counts: Counter[str] = Counter()  # read through syscall_counts
+        self._counts_by_nr = [0] * COUNTED_NUMBERS  # calls below COUNTED_NUMBERS, folded in there
         self.fault_counts: Counter[str] = Counter()
         self.stats: Counter[str] = Counter()
         self.tracer = None
@@ -162,7 +186,7 @@ class Kernel:
         #: CLOCK_REALTIME at start, in ns: the times of nodes the sandbox makes up.
         self.boot_wall_ns = DETERMINISTIC_EPOCH_NS if options.deterministic else time.time_ns()
         self.clock_offset = 0  # deterministic mode: ns of guest time passed
-        self._random = random.Random(options.seed) if options.deterministic else None
+        self._random = seeded_random(options.seed) if options.deterministic else None
         #: Host directories this kernel made, with what each is (device, inode): the trees it
         #: deletes at close, by identity rather than by name.
         self._made: list[tuple[str, str, tuple[int, int]]] = []
@@ -173,7 +197,7 @@ class Kernel:
                 os.makedirs(os.path.join(self.private_root, scratch), 0o700)
         self.generated_dir = self._make_dir("sandbox-etc-", "the generated /etc files") if options.system else None
         root = self.private_root or options.root
-        secret = random.Random(options.seed).randbytes(16) if options.deterministic else os.urandom(16)
+        secret = seeded_random(options.seed).randbytes(16) if options.deterministic else os.urandom(16)
         self.identity = Identity(options.uid, options.gid, secret)
         self.quota = DiskQuota(options.disk)
         try:
@@ -211,7 +235,7 @@ class Kernel:
 
     def _make_dir(self, prefix: str, what: str) -> str:
         """A fresh private host directory (0700), removed at close."""
-        path = tempfile.mkdtemp(prefix=prefix)
+        path = make_private_dir(prefix)
         self._made.append((what, path, identity_of(os.stat(path))))
         return path
 
@@ -239,6 +263,8 @@ class Kernel:
 
     def scratch_file(self) -> int:
         """A new, already unlinked host file for memfd_create (outside the guest's tree)."""
+        import tempfile  # memfd_create only: tempfile imports shutil, random
+
         fd, path = tempfile.mkstemp(prefix="sandbox-memfd-")
         os.unlink(path)
         return fd
@@ -730,7 +756,12 @@ class Kernel:
     def syscall_counts(self) -> Counter[str]:
         """System calls by name, the getters the C gate answered included."""
         self._take_answered()
-        return self._syscall_counts
+        counts, by_nr = self._syscall_counts, self._counts_by_nr
+        for nr, n in enumerate(by_nr):
+            if n:
+                counts[SYSCALL_NAMES.get(nr, UNKNOWN_SYSCALL)] += n
+                by_nr[nr] = 0
+        return counts
 
     def _take_answered(self) -> None:
         """Fold in the getter calls the C gate answered (sandbox/fastpath.py); it calls
@@ -741,18 +772,59 @@ class Kernel:
                 counts[name] += n
 
     def _on_syscall(self) -> None:
+        """The CPU executed `syscall` (the gate calls this for every call it does not answer
+        in C): count it, run its handler, complete it. This is the path of every call nobody
+        watches, kept to a few attribute reads around the handler (issue 17); a call the
+        syscall trace or an api hook must see takes `_on_watched_syscall`."""
         task = self.current
-        raw = self.machine.syscall_args()
+        raw = self.machine.syscall_args()  # (nr, arg0..arg5)
         # Linux takes the number from EAX, as an int (arch/x86/entry/common.c, do_syscall_64):
         # 1 << 32 | 39 is getpid, and -1 or any upper half set in EAX is ENOSYS.
-        nr, args = raw[0], raw[1:]
-        if nr >> 31:  # rare: the conversion's cost only then
-            nr = to_int32(nr)
+        nr = raw[0]
+        if nr < COUNTED_NUMBERS:
+            self._counts_by_nr[nr] += 1  # named when read (syscall_counts)
+        else:
+            nr = self._count_odd_number(nr)
         entry = TABLE.get(nr)
-        # Linux's name even for a call not implemented here; numbers Linux does not have
-        # share one key, so a guest cannot grow this table with every number it tries.
-        self._syscall_counts[entry.name if entry else SYSCALL_NAMES.get(nr, UNKNOWN_SYSCALL)] += 1
-        hook, early = (self.syscall_hooks.get(nr) if self.syscall_hooks else None), None  # sandbox.api
+        if self.syscall_hooks or (self.tracer is not None and self.tracer.syscalls):
+            self._on_watched_syscall(task, nr, entry, raw[1:])
+            return
+        if entry is None:
+            self.complete(task, nr, None, raw[1:], -errno.ENOSYS)
+            return
+        handler, nargs = entry.handler, len(entry.args)
+        try:  # three arguments (read, write, lseek, ...) without building a tuple to spread
+            result = handler(task, raw[1], raw[2], raw[3]) if nargs == 3 else handler(task, *raw[1 : 1 + nargs])
+        except SyscallError as error:
+            result = -error.errno
+        except WouldBlock as would_block:
+            self._sleep_in(task, entry, raw[1:], would_block)
+            return
+        if task is self.sched.on_cpu and task.saved_mask is None and nr not in WRITE_NUMBERS:
+            state = task.state  # complete() with nothing else to do; _alive(task), inline
+            if task.fresh_entry is None and (state is RUNNING or state is BLOCKED) and task.group.state is RUNNING:
+                self.machine.set_return(result)
+        else:
+            self.complete(task, nr, entry, raw[1:], result)
+        if nr in GETTERS:
+            self._publish(task, nr, result)
+
+    def _count_odd_number(self, nr: int) -> int:
+        """Count a call whose number is not below COUNTED_NUMBERS; the number as Linux reads
+        it (EAX as an int). Linux's name even for a call not implemented here; numbers Linux
+        does not have share one key, so a guest cannot grow the counts with every number."""
+        if nr >> 31:
+            nr = to_int32(nr)
+        if 0 <= nr < COUNTED_NUMBERS:
+            self._counts_by_nr[nr] += 1
+        else:
+            self._syscall_counts[SYSCALL_NAMES.get(nr, UNKNOWN_SYSCALL)] += 1
+        return nr
+
+    def _on_watched_syscall(self, task: Task, nr: int, entry: SyscallEntry | None, args: tuple[int, ...]) -> None:
+        """`_on_syscall` for a call someone watches: an api hook (sandbox.api hook_syscall)
+        sees and may change its arguments or skip its handler, the trace shows its entry."""
+        hook, early = (self.syscall_hooks.get(nr) if self.syscall_hooks else None), None
         if hook is not None:
             args, early = hook.enter(task, nr, args)  # arguments changed; a result given skips the handler
         if self.tracer is not None and self.tracer.syscalls:
@@ -760,20 +832,23 @@ class Kernel:
         if entry is None or early is not None:
             self.complete(task, nr, entry, args, -errno.ENOSYS if early is None else early)
             return
-        call_args = args[: len(entry.args)]
         try:
-            result = entry.handler(task, *call_args)
+            result = entry.handler(task, *args[: len(entry.args)])
         except SyscallError as error:
             result = -error.errno
         except WouldBlock as would_block:
-            would_block.call, would_block.call_args = entry.name, args
-            self.sched.block(task, would_block, lambda: entry.handler(task, *call_args))
-            if self.tracer is not None and self.tracer.syscalls:
-                self.tracer.blocked(task.tid, entry, args, would_block.why)
+            self._sleep_in(task, entry, args, would_block)
             return
         self.complete(task, nr, entry, args, result)
-        if nr in GETTERS:
-            self._publish(task, nr, result)
+
+    def _sleep_in(self, task: Task, entry: SyscallEntry, args: tuple[int, ...], would_block: WouldBlock) -> None:
+        """The call must wait (its handler raised `would_block`): the task sleeps in it, to
+        retry the handler with the same arguments, and completes it later (sched.py)."""
+        call_args = args[: len(entry.args)]
+        would_block.call, would_block.call_args = entry.name, args
+        self.sched.block(task, would_block, lambda: entry.handler(task, *call_args))
+        if self.tracer is not None and self.tracer.syscalls:
+            self.tracer.blocked(task.tid, entry, args, would_block.why)
 
     def _publish(self, task: Task, nr: int, answer: int) -> None:
         """Let the machine's C gate answer getter `nr` itself (sandbox/fastpath.py) until
@@ -790,21 +865,22 @@ class Kernel:
         (`nr` may then be its name): SIGPIPE for a write that found no reader, the trace
         line, the mask a ppoll-like wait swapped in given back unless a signal's handler
         takes it (restore_saved_sigmask_unless), and the result in RAX (unless the call
-        replaced or ended the task)."""
+        replaced or ended the task). `_on_syscall` does the last step itself for an
+        unwatched call that needs none of the others: keep the two in step."""
         if isinstance(nr, str):
             entry = TABLE.get(SYSCALL_NUMBERS.get(nr, -1))
             nr = entry.nr if entry is not None else -1
         if self.syscall_hooks and nr in self.syscall_hooks:  # sandbox.api hook_syscall: on_exit
             result = self.syscall_hooks[nr].exit(task, nr, args, result)
-        if entry is not None and entry.name in WRITE_CALLS and task.alive and \
-                (result == -errno.EPIPE or (result > 0 and _reader_left(task, entry.name, args))):
+        if nr in WRITE_NUMBERS and (result == -errno.EPIPE or result > 0) and entry is not None \
+                and _alive(task) and (result < 0 or _reader_left(task, entry.name, args)):
             info = pack_siginfo(signal.SIGPIPE, abi.SI_USER, pid=task.pid, uid=self.identity.uid)
             signal_delivery.send_to_task(self, task, signal.SIGPIPE, info)  # pipe_write: send_sig(current)
         if task.saved_mask is not None and result != -errno.EINTR:
             task.sig_mask, task.saved_mask = task.saved_mask, None
         if self.tracer is not None and self.tracer.syscalls:
             self.tracer.syscall(task.tid, nr, entry, args, result)
-        if task.alive and task.fresh_entry is None:
+        if task.fresh_entry is None and _alive(task):
             if task is self.sched.on_cpu:
                 self.machine.set_return(result)  # one C call (Task.set_return: two through ctypes)
             else:

@@ -60,14 +60,17 @@ class Lock(NamedTuple):
         return self.start <= end and start <= self.end
 
 
-class Waiter(NamedTuple):
+class Waiter:
     """A POSIX F_SETLKW request asleep in `task`, for the deadlock check."""
 
-    task: Task
-    key: Key
-    start: int
-    end: int
-    type: int
+    __slots__ = ("task", "key", "start", "end", "type")
+
+    def __init__(self, task: Task, key: Key, start: int, end: int, type: int) -> None:
+        self.task = task
+        self.key = key
+        self.start = start
+        self.end = end
+        self.type = type
 
 
 def lock_key(file: File) -> Key:

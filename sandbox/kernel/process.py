@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import signal
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from sandbox.kernel.files import FdTable
 from sandbox.kernel.limits import WCOREFLAG, ProcessAttrs, Usage, default_rlimits, dumps_core
@@ -27,11 +27,14 @@ class State(enum.Enum):
     REAPED = "reaped"  # a thread group its parent has waited for
 
 
-class Death(NamedTuple):
+class Death:
     """Why a process was killed: the signal and what the user should be told."""
 
-    signo: int
-    message: str
+    __slots__ = ("signo", "message")
+
+    def __init__(self, signo: int, message: str) -> None:
+        self.signo = signo
+        self.message = message
 
 
 class FsContext:

@@ -20,7 +20,7 @@ tables.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 from sandbox.mm import PAGE_SHIFT, PAGE_SIZE
 from sandbox.mm.pagetable import PTE_DIRTY
@@ -41,11 +41,14 @@ ZERO_FIELDS = ("KSM", "LazyFree", "AnonHugePages", "ShmemPmdMapped", "FilePmdMap
                "Private_Hugetlb", "Swap", "SwapPss", "Locked")
 
 
-class FrameKinds(NamedTuple):
+class FrameKinds:
     """Which frames the page cache holds: every cached frame, and those of shared memory."""
 
-    cached: set[int]
-    shmem: set[int]
+    __slots__ = ("cached", "shmem")
+
+    def __init__(self, cached: set[int], shmem: set[int]) -> None:
+        self.cached = cached
+        self.shmem = shmem
 
 
 def frame_kinds(kernel: Kernel) -> FrameKinds:

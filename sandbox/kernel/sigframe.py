@@ -16,7 +16,6 @@ first word (`pretcode`) is the restorer, so the handler's `ret` lands there.
 from __future__ import annotations
 
 import struct
-from typing import NamedTuple
 
 from sandbox.kernel.syscalls import MASK64
 from sandbox.machine import FXSAVE_SIZE, USER_CS, USER_DS
@@ -36,28 +35,34 @@ REG_RSP, REG_RIP, REG_EFLAGS = 15, 16, 17  # indexes in the sigcontext order
 EFLAGS_CLEARED_FOR_HANDLER = (1 << 8) | (1 << 10) | (1 << 16)  # TF, DF, RF
 
 
-class SigAction(NamedTuple):
+class SigAction:
     """struct kernel_sigaction (x86-64): handler, flags, restorer, mask."""
 
-    handler: int
-    flags: int
-    restorer: int
-    mask: int
-
     LAYOUT = struct.Struct("<QQQQ")
+
+    __slots__ = ("handler", "flags", "restorer", "mask")
+
+    def __init__(self, handler: int, flags: int, restorer: int, mask: int) -> None:
+        self.handler = handler
+        self.flags = flags
+        self.restorer = restorer
+        self.mask = mask
 
     @classmethod
     def parse(cls, raw: bytes) -> SigAction:
         return cls(*cls.LAYOUT.unpack(raw))
 
 
-class FramePlan(NamedTuple):
+class FramePlan:
     """Where a frame goes: its address, the fpstate's, and the pointers the handler gets."""
 
-    frame: int
-    fpstate: int
-    info: int
-    ucontext: int
+    __slots__ = ("frame", "fpstate", "info", "ucontext")
+
+    def __init__(self, frame: int, fpstate: int, info: int, ucontext: int) -> None:
+        self.frame = frame
+        self.fpstate = fpstate
+        self.info = info
+        self.ucontext = ucontext
 
 
 def plan_frame(rsp: int, use_altstack: bool, altstack_top: int) -> FramePlan:
@@ -80,13 +85,16 @@ def pack_frame(plan: FramePlan, restorer: int, regs: list[int], saved_mask: int,
     return struct.pack("<Q", restorer) + ucontext + info.ljust(SIGINFO_SIZE, b"\0")
 
 
-class Restored(NamedTuple):
+class Restored:
     """What rt_sigreturn takes back from a frame."""
 
-    regs: list[int]
-    mask: int
-    fpstate: int
-    altstack: tuple[int, int, int]
+    __slots__ = ("regs", "mask", "fpstate", "altstack")
+
+    def __init__(self, regs: list[int], mask: int, fpstate: int, altstack: tuple[int, int, int]) -> None:
+        self.regs = regs
+        self.mask = mask
+        self.fpstate = fpstate
+        self.altstack = altstack
 
 
 def unpack_ucontext(raw: bytes) -> Restored:

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import errno
 import struct
-from typing import NamedTuple
 
 from sandbox.errors import SyscallError, WouldBlock
 from sandbox.kernel import tty
 from sandbox.kernel.checked import LOFF, verify_area
 from sandbox.kernel.eventfiles import AnonFile
-from sandbox.kernel.files import O_APPEND, O_NONBLOCK, O_PATH, File, HostFile, HostStream
+from sandbox.kernel.files import O_APPEND, O_NONBLOCK, O_PATH, DeviceFile, File, HostFile, HostStream
 from sandbox.kernel.locks import (
     F_RDLCK,
     F_UNLCK,
@@ -29,11 +28,15 @@ from sandbox.kernel.locks import (
 from sandbox.kernel.pipe import Pipe, PipeEnd
 from sandbox.kernel.syscalls import syscall, to_int32, to_signed
 from sandbox.kernel.task import Task
+from sandbox.mm import USER_END
 from sandbox.mm.uaccess import access_ok, copy_in, copy_out
 
 #: Largest transfer one call makes (Linux's MAX_RW_COUNT is ~2 GiB; the host buffer for one
 #: call is bounded here so a guest cannot make the sandbox allocate what it asks for).
 MAX_TRANSFER = 1 << 20
+#: What one read or write may count at most, Linux's MAX_RW_COUNT (INT_MAX & PAGE_MASK): a
+#: write that reads nothing (/dev/null) takes this much of a larger count, as Linux's does.
+MAX_RW_COUNT = 0x7FFF_F000
 IOV_MAX = 1024  # man 2 writev, UIO_MAXIOV
 IOVEC = struct.Struct("<QQ")  # struct iovec { void *iov_base; size_t iov_len; }
 F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL = 0, 1, 2, 3, 4
@@ -52,10 +55,12 @@ FLOCK = struct.Struct("<hh4xqqi4x")
 OFD_PID = -1  # what F_GETLK reports as the holder of an OFD lock
 SEEK_SET, SEEK_CUR, SEEK_END = 0, 1, 2
 NFDS_MAX = 1024
+#: Descriptors below this are their own int value (to_int32's conversion is then skipped).
+INT_SIGN = 1 << 31
 
 
 def _readable(proc: Task, fd: int):
-    file = proc.files.get(to_int32(fd))
+    file = proc.group.files.get(fd if fd < INT_SIGN else to_int32(fd))
     if not file.readable:
         raise SyscallError(errno.EBADF, f"fd {to_int32(fd)} is not open for reading")
     if isinstance(file, HostStream):  # job control: SIGTTIN for a background reader of the terminal
@@ -64,7 +69,7 @@ def _readable(proc: Task, fd: int):
 
 
 def _writable(proc: Task, fd: int):
-    file = proc.files.get(to_int32(fd))
+    file = proc.group.files.get(fd if fd < INT_SIGN else to_int32(fd))
     if not file.writable:
         raise SyscallError(errno.EBADF, f"fd {to_int32(fd)} is not open for writing")
     if isinstance(file, HostStream):  # job control: SIGTTOU for a background writer (TOSTOP)
@@ -75,23 +80,31 @@ def _writable(proc: Task, fd: int):
 @syscall("read", "fd buf count")
 def sys_read(proc: Task, fd: int, buf: int, count: int) -> int:
     """Read up to `count` bytes from `fd` into guest memory at `buf`."""
-    file = _readable(proc, fd)
+    file = proc.group.files.get(fd if fd < INT_SIGN else to_int32(fd))  # _readable's common case, inline
+    if not file.readable or isinstance(file, HostStream):
+        file = _readable(proc, fd)  # EBADF; a terminal's job control
     if count == 0 and not isinstance(file, AnonFile):  # event files judge a 0-byte read (EINVAL)
         return 0
-    access_ok(buf, count)
-    data = file.read(min(count, MAX_TRANSFER))
-    copy_out(proc.space, buf, data)
-    return len(data)
+    if buf + count > USER_END:  # access_ok's test for unsigned registers
+        access_ok(buf, count)
+    data = file.read(count if count < MAX_TRANSFER else MAX_TRANSFER)
+    # A device's read ends short at a page it cannot write (read_iter_zero, get_random_bytes_user).
+    return copy_out(proc.group.space, buf, data, isinstance(file, DeviceFile))
 
 
 @syscall("write", "fd buf count")
 def sys_write(proc: Task, fd: int, buf: int, count: int) -> int:
     """Write `count` bytes of guest memory at `buf` to `fd`."""
-    file = _writable(proc, fd)
+    file = proc.group.files.get(fd if fd < INT_SIGN else to_int32(fd))  # _writable's common case, inline
+    if not file.writable or isinstance(file, HostStream):
+        file = _writable(proc, fd)  # EBADF; a terminal's job control
     if count == 0 and not isinstance(file, AnonFile):
         return 0
-    access_ok(buf, count)
-    return file.write(copy_in(proc.space, buf, min(count, MAX_TRANSFER)))
+    if buf + count > USER_END:  # access_ok's test for unsigned registers
+        access_ok(buf, count)
+    if isinstance(file, DeviceFile) and file.ignores_data:  # /dev/null: the buffer is never read
+        return file.discard(count if count < MAX_RW_COUNT else MAX_RW_COUNT)
+    return file.write(copy_in(proc.group.space, buf, count if count < MAX_TRANSFER else MAX_TRANSFER))
 
 
 @syscall("pread64", "fd buf count offset")
@@ -239,13 +252,16 @@ def sys_fcntl(proc: Task, fd: int, cmd: int, arg: int) -> int:
 # -- record locks (fcntl F_GETLK/F_SETLK/F_SETLKW and the OFD forms; fs/locks.c) ------------
 
 
-class LockRequest(NamedTuple):
+class LockRequest:
     """A struct flock decoded: the lock type and the inclusive byte range it covers."""
 
-    type: int
-    start: int
-    end: int
-    raw: bytes  # the struct as the guest gave it (F_GETLK writes it back changed)
+    __slots__ = ("type", "start", "end", "raw")
+
+    def __init__(self, type: int, start: int, end: int, raw: bytes) -> None:
+        self.type = type
+        self.start = start
+        self.end = end
+        self.raw = raw  # the struct as the guest gave it (F_GETLK writes it back changed)
 
 
 def _read_flock(proc: Task, file: File, cmd: int, arg: int) -> LockRequest:

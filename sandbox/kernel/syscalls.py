@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import NamedTuple
 
 from sandbox.errors import InvariantError
 from sandbox.kernel.syscall_modules import SYSCALL_MODULES
@@ -27,13 +26,16 @@ from sandbox.kernel.syscall_names import SYSCALL_NAMES, SYSCALL_NUMBERS
 MASK64 = (1 << 64) - 1
 
 
-class SyscallEntry(NamedTuple):
+class SyscallEntry:
     """One implemented system call."""
 
-    nr: int
-    name: str
-    handler: Callable[..., int]
-    args: tuple[str, ...]
+    __slots__ = ("nr", "name", "handler", "args")
+
+    def __init__(self, nr: int, name: str, handler: Callable[..., int], args: tuple[str, ...]) -> None:
+        self.nr = nr
+        self.name = name
+        self.handler = handler
+        self.args = args
 
 
 TABLE: dict[int, SyscallEntry] = {}

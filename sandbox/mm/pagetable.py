@@ -23,8 +23,8 @@ Nothing here flushes the TLB: the address space batches one flush per operation.
 
 from __future__ import annotations
 
+import itertools
 from array import array
-from typing import NamedTuple
 
 from sandbox.errors import InvariantError
 from sandbox.mm import HUGE_PAGE_SIZE, KERNEL_BASE, PAGE_SHIFT, PAGE_SIZE, USER_END
@@ -56,14 +56,19 @@ KERNEL_PML4_FIRST = 256  # PML4 slots 256..511 map the kernel half
 
 _TABLE_FLAGS_USER = PTE_PRESENT | PTE_WRITABLE | PTE_USER
 _TABLE_FLAGS_KERNEL = PTE_PRESENT | PTE_WRITABLE
+#: Values of `PageTable.shape`, unique across every page table of the process.
+_SHAPES = itertools.count(1)
 
 
-class Mapping(NamedTuple):
+class Mapping:
     """A leaf translation found by `lookup`: its entry, where it lives, and its size."""
 
-    slot: int  # physical address of the leaf entry
-    entry: int
-    size: int  # PAGE_SIZE or HUGE_PAGE_SIZE
+    __slots__ = ("slot", "entry", "size")
+
+    def __init__(self, slot: int, entry: int, size: int) -> None:
+        self.slot = slot  # physical address of the leaf entry
+        self.entry = entry
+        self.size = size  # PAGE_SIZE or HUGE_PAGE_SIZE
 
     @property
     def pa(self) -> int:
@@ -72,13 +77,16 @@ class Mapping(NamedTuple):
         return self.entry & mask
 
 
-class Level(NamedTuple):
+class Level:
     """One step of a page walk, for printing: the table, the index used, the entry read."""
 
-    name: str
-    table: int
-    index: int
-    entry: int
+    __slots__ = ("name", "table", "index", "entry")
+
+    def __init__(self, name: str, table: int, index: int, entry: int) -> None:
+        self.name = name
+        self.table = table
+        self.index = index
+        self.entry = entry
 
 
 def user_pte_flags(prot: int) -> int:
@@ -129,6 +137,11 @@ class PageTable:
         #: The last leaf table walked to: (va >> 21, its physical address). Consecutive
         #: faults share one PT for 512 pages; reset whenever any table is freed.
         self._last_pt: tuple[int, int] = (-1, 0)
+        #: A new value (unique across page tables) whenever a table is freed; between two
+        #: changes every walk that reached a present leaf still reaches the same slot (only
+        #: empty slots get tables or leaves), so a cached walk needs only its leaf re-read
+        #: (sandbox/mm/uaccess.py's software TLB).
+        self.shape = next(_SHAPES)
 
     @property
     def table_pages(self) -> int:
@@ -276,7 +289,7 @@ class PageTable:
         """Count one entry fewer in `table`; free the table, and its parents, once empty."""
         self.live[table] -= 1
         while table != self.root and self.live[table] == 0:
-            self._last_pt = (-1, 0)
+            self._last_pt, self.shape = (-1, 0), next(_SHAPES)
             parent_slot = self._parent_slot(table, va)
             self._words[parent_slot >> 3] = 0
             del self.live[table], self.level[table]
@@ -304,7 +317,7 @@ class PageTable:
             entry = self._words[slot >> 3]
             child = entry & PTE_ADDR_MASK
             if entry & PTE_PRESENT and not entry & PTE_HUGE and self.live.get(child) == 0:
-                self._last_pt = (-1, 0)
+                self._last_pt, self.shape = (-1, 0), next(_SHAPES)
                 self._words[slot >> 3] = 0
                 del self.live[child], self.level[child]
                 self.frames.put(child >> PAGE_SHIFT)
@@ -394,7 +407,7 @@ class PageTable:
         self.frames.put_many([table >> PAGE_SHIFT for table in self.live if table != self.root])
         self.live = {self.root: 0}
         self.level = {self.root: PML4_SHIFT}
-        self._last_pt = (-1, 0)
+        self._last_pt, self.shape = (-1, 0), next(_SHAPES)
         return leaves
 
     def release(self) -> None:
@@ -404,6 +417,7 @@ class PageTable:
         self.frames.put(self.root >> PAGE_SHIFT)
         self.live.clear()
         self.level.clear()
+        self.shape = next(_SHAPES)
 
     def resident_pages(self) -> int:
         """The 4 KiB pages the user half maps (a 2 MiB leaf counts 512), from the present
