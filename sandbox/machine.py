@@ -104,6 +104,11 @@ def _install_stopper(uc: Engine) -> tuple[_Stopper, ctypes.CDLL | None]:
     guest's time (bench/RESULTS.md): then the library is None and the watchdog stops the CPU."""
     if uc.stops_between_blocks():
         return _Stopper(0, 0, 0), None
+    return _hook_stopper(uc)
+
+
+def _hook_stopper(uc: Engine) -> tuple[_Stopper, ctypes.CDLL]:
+    """Add stopper.c's block hook; the stopper it reads and its library."""
     try:
         library = ctypes.CDLL(STOPPER_LIBRARY)
     except OSError:
@@ -358,6 +363,7 @@ class Machine:
 
         decoder = Cs(CS_ARCH_X86, CS_MODE_64)
         counts = self._block_counts
+        self.use_block_stopper()
 
         def on_block(_handle, address: int, size: int, _data) -> None:
             key = (self._cr3, address, size)
@@ -376,6 +382,15 @@ class Machine:
 
         callback = _BLOCK_CB(on_block)
         self._block_hook = (self.uc.hook_add(UC_HOOK_BLOCK, callback), callback)
+
+    def use_block_stopper(self) -> None:
+        """From now on the watchdog stops the CPU only through stopper.c's block hook, which
+        runs before any hook added later. Needed once a block or code hook must see each
+        block or instruction exactly once: the engine's own stop from another thread
+        (engine/patches/0005) can land after a block's hooks ran and before its code, so
+        the block would run, and its hooks fire, again on the next start."""
+        if self._stopper_lib is None:
+            self._stopper, self._stopper_lib = _hook_stopper(self.uc)
 
     def _rehook_blocks(self) -> None:
         """Replace the block hook by an identical one. Unicorn records every block a hook has
@@ -409,18 +424,17 @@ class Machine:
             return
         self._watchdog = threading.Event()
         done = self._watchdog
-        stopper = self._stopper
-        stop = self.uc.emu_stop if self._stopper_lib is None else None  # see _install_stopper
+        engine = self.uc
 
         def tick() -> None:
             while not done.wait(WATCHDOG_SECONDS):
                 with self._watchdog_lock:
                     if self._counting:
                         continue
-                    if stop is not None:
-                        stop()
+                    if self._stopper_lib is None:  # see _install_stopper and count_instructions
+                        engine.emu_stop()
                     else:
-                        stopper.requested = 1
+                        self._stopper.requested = 1
 
         threading.Thread(target=tick, name="sandbox-watchdog", daemon=True).start()
 
@@ -441,6 +455,7 @@ class Machine:
                 self.pending_error = error
                 self.uc.emu_stop()
 
+        self.use_block_stopper()
         hook = _BLOCK_CB(entry)
         handle = ctypes.c_size_t()
         X.check(X.lib.uc_hook_add(self.uc.handle, ctypes.byref(handle), UC_HOOK_CODE, hook, None, begin, end - 1))
