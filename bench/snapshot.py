@@ -1,7 +1,9 @@
 """What a snapshot costs (sandbox/snapshot.py): the time to take one, and per restore the time
 and the frames the restore gave back (those the guest copied by writing since), for a guest
-that writes K pages of a 2 MiB buffer after the snapshot, K = 0, 8, 64, 512. Prints a table;
-writes JSON to bench/results/snapshot.json.
+that writes K pages of a 2 MiB buffer after the snapshot, K = 0, 8, 64, 512; and the file
+journal's cost (sandbox/kernel/fsjournal.py): per restore the time to put back F files of
+16 KiB the guest rewrote after the snapshot (F = 0, 8, 64), and the bytes of copies held.
+Prints two tables; writes JSON to bench/results/snapshot.json.
 
     python bench/snapshot.py [--restores N]
 """
@@ -27,17 +29,26 @@ from sandbox.mm.translate import elf_symbol  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 WRITES = (0, 8, 64, 512)
+FILES = (0, 8, 64)
+FILE_SIZE = 16 << 10
 GUEST = r"""
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/mman.h>
 __attribute__((noinline)) void checkpoint(void) { __asm__ volatile("" ::: "memory"); }
 int main(int argc, char **argv) {
     char *data = mmap(0, 512 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     memset(data, 1, 512 * 4096);
-    int pages = atoi(argv[1]);
+    int pages = atoi(argv[1]), files = argc > 2 ? atoi(argv[2]) : 0;
     checkpoint();
     for (int i = 0; i < pages; i++) data[i * 4096] = 2;
+    for (int i = 0; i < files; i++) {  /* rewrite /tmp/fI (made before the run) */
+        char name[32]; snprintf(name, sizeof name, "/tmp/f%d", i);
+        int fd = open(name, O_WRONLY | O_TRUNC); write(fd, data, 16384); close(fd);
+    }
     return 0;
 }
 """
@@ -87,6 +98,31 @@ def measure(program: str, pages: int, restores: int) -> dict:
     return figures
 
 
+def measure_files(program: str, files: int, restores: int) -> dict:
+    """Snapshot at checkpoint(); then `restores` times: run on (the guest rewrites `files`
+    files of the sandbox's /tmp), restore (timed)."""
+    address = elf_symbol(program, "checkpoint")
+    folder = str(Path(program).parent)
+    with Sandbox(memory=64 << 20, mounts=[f"{folder}:{folder}:ro"]) as sb:
+        for i in range(max(FILES)):
+            Path(sb.kernel.private_root, "tmp", f"f{i}").write_bytes(b"\0" * FILE_SIZE)
+        snaps: list = []
+        handle = sb.hook_code(address, address + 1, lambda _a, _s: snaps or snaps.append(sb.snapshot()))
+        sb.run(program, [program, "0", str(files)])
+        sb.unhook_code(handle)
+        snap, times = snaps[0], []
+        sb.restore(snap)
+        for _ in range(restores):
+            sb.resume()
+            started = time.perf_counter()
+            sb.restore(snap)
+            times.append(time.perf_counter() - started)
+        figures = {"files_written": files, "restore_us": statistics.median(times) * 1e6,
+                   "journal_bytes": snap.journal.charged}
+        snap.release()
+    return figures
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--restores", type=int, default=200)
@@ -95,12 +131,16 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as scratch:
         program = build(Path(scratch))
         rows = [measure(program, pages, args.restores) for pages in WRITES]
+        file_rows = [measure_files(program, files, args.restores) for files in FILES]
     print(f"{'pages written':>14} {'snapshot ms':>12} {'frames held':>12} {'restore us':>11} {'frames back':>12}")
     for row in rows:
         print(f"{row['pages_written']:>14} {row['snapshot_ms']:>12.2f} {row['snapshot_frames']:>12} "
               f"{row['restore_us']:>11.0f} {row['frames_given_back']:>12.0f}")
+    print(f"\n{'files written':>14} {'restore us':>11} {'journal bytes':>14}")
+    for row in file_rows:
+        print(f"{row['files_written']:>14} {row['restore_us']:>11.0f} {row['journal_bytes']:>14}")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "snapshot.json").write_text(json.dumps(rows, indent=2) + "\n")
+    (RESULTS / "snapshot.json").write_text(json.dumps({"memory": rows, "files": file_rows}, indent=2) + "\n")
     return 0
 
 

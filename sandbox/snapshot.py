@@ -10,7 +10,15 @@ A snapshot is taken at a stop during a run and holds:
   pipes and their buffers, signal state, timers, futex waiters, the scheduler, counters,
   the pid allocator), each object's own copy of its attributes and each container's items;
 - each task's CPU context (the running task's read from the CPU itself);
-- the page cache's pages (one reference each, so restore finds them) and host file offsets.
+- the page cache's pages (one reference each, so restore finds them) and host file offsets;
+- the guest's files, copy-on-first-write: nothing is saved when the snapshot is taken; from
+  then on the kernel's file-changing paths tell the snapshot's `FileJournal` before a path or
+  a file first changes (sandbox/kernel/fsjournal.py), and restore puts back every path and
+  file contents recorded, then refreshes the cached pages of those files and of every
+  writable shared mapping (their dirty pages were stored when the snapshot was taken, so the
+  files hold what the mappings showed): MAP_SHARED memory comes back too;
+- the terminal's session state (owning session, foreground group, the guest's window size)
+  and the modes (termios) of each host terminal the guest can reach.
 
 Restore puts every recorded object back *in place*: the Python objects keep their identity,
 so a closure that holds a task (a blocked call's retry) stays right. Address spaces get a
@@ -26,9 +34,10 @@ run, waits for the safe point after the CPU stopped (the call finished on the ol
 which the kernel's run loop offers through `Kernel.at_safe_point`. The kernel counts the
 snapshots' address spaces as frame owners through `Kernel.space_holders`.
 
-Not in a snapshot: the host file system (contents written since stay written), host
-sockets, the terminal, memory shared with `MAP_SHARED` (shared by design). A snapshot
-counts against guest RAM as its frames are held: `release()` gives them back.
+Not in a snapshot: host sockets, what the terminal queued, files outside the guest's
+writable tree changed by others, the view's mounts. A snapshot counts against guest RAM as
+its frames are held, and its file copies against the snapshots' budget (`Keeper.file_budget`,
+--disk bytes; a guest's change past it fails with EDQUOT): `release()` gives them back.
 """
 
 from __future__ import annotations
@@ -36,15 +45,19 @@ from __future__ import annotations
 import collections
 import ctypes
 import errno
+import fcntl
 import os
 from typing import TYPE_CHECKING, Any
 
 from sandbox.engine import Context
 from sandbox.errors import SandboxError
-from sandbox.kernel.files import FdTable, File, HostFile
-from sandbox.kernel.snapshot_state import HOST_ATTRIBUTES, Walker, put_state
+from sandbox.kernel.accounting import Budget
+from sandbox.kernel.files import FdTable, File, HostFile, HostStream
+from sandbox.kernel.fsjournal import FileJournal, JournalError, Journals
+from sandbox.kernel.snapshot_state import HOST_ATTRIBUTES, OBJECT, Walker, put_state
 from sandbox.kernel.task import Task
-from sandbox.mm import PAGE_SHIFT
+from sandbox.kernel.tty import TCGETS, TCSETS, TERMIOS_SIZE
+from sandbox.mm import PAGE_SHIFT, PAGE_SIZE
 from sandbox.mm.aspace import AddressSpace
 from sandbox.mm.pagetable import PTE_ADDR_MASK
 
@@ -73,6 +86,10 @@ class Snapshot:
         self.cache_files: dict = {}
         self.frames_at_snapshot = 0
         self.restores = 0
+        self.journal: FileJournal | None = None  # the files changed since (fsjournal.py)
+        self.quota_used = 0  # the disk quota's count, which follows the files
+        self.terminal: tuple[int | None, int, bytes | None] = (None, 0, None)  # sid, fg_pgrp, winsize
+        self.tty_modes: dict[int, tuple[int, bytes]] = {}  # st_rdev -> (our dup, termios)
 
     @property
     def frames(self) -> int:
@@ -91,11 +108,12 @@ class Snapshot:
             snap.destroy()
         for pages in self.cache_pages.values():
             frames.put_many(list(pages.values()))
-        for dup, _ in self.host_fds.values():
+        for dup, _ in [*self.host_fds.values(), *self.tty_modes.values()]:
             os.close(dup)
         self.spaces.clear()
         self.cache_pages.clear()
         self.host_fds.clear()
+        self.tty_modes.clear()
         self.owner.removed(self)
 
 
@@ -115,6 +133,8 @@ def take(snap: Snapshot, kernel: Kernel) -> None:
     _take_contexts(snap, kernel, walker.tasks)
     _take_files(snap, walker.files)
     _take_page_cache(snap, kernel)
+    _take_terminal(snap, kernel, walker.files)
+    _start_journal(snap, kernel, walker.records)
     snap.frames_at_snapshot = kernel.machine.frames.used
     snap.taken = True
 
@@ -185,24 +205,61 @@ def _take_page_cache(snap: Snapshot, kernel: Kernel) -> None:
         kernel.machine.frames.get_many(list(cached.pages.values()))
 
 
+def _take_terminal(snap: Snapshot, kernel: Kernel, files: list[File]) -> None:
+    """The terminal's session state, and the modes of every host terminal a guest holds."""
+    terminal = kernel.terminal
+    snap.terminal = (terminal.sid, terminal.fg_pgrp, terminal.winsize)
+    for file in files:
+        if isinstance(file, HostStream) and file.refs > 0 and file.is_terminal:
+            rdev = os.fstat(file.fd).st_rdev
+            if rdev not in snap.tty_modes:
+                snap.tty_modes[rdev] = (os.dup(file.fd), file.ioctl(TCGETS, bytes(TERMIOS_SIZE)))
+
+
+def _start_journal(snap: Snapshot, kernel: Kernel, records: list[tuple[object, int, Any]]) -> None:
+    """From now on the files' first changes are saved: shared mappings' pages are stored
+    first (so the files hold what the guest sees), then the view, the open host files
+    (their recorded state too: a restore keeps the hook) and the cached files are tied to
+    the Keeper's journals, and this snapshot's journal joins them."""
+    keeper = snap.owner
+    journals = keeper.journals
+    for cached in list(kernel.page_cache.files.values()):
+        if not isinstance(cached, Pins):
+            cached.writeback(kernel.machine.mem)
+            cached.journal = journals
+    kernel.fs.journal = journals
+    for obj, kind, state in records:
+        if isinstance(obj, HostFile) and kind == OBJECT:
+            obj.journal = state[0]["journal"] = journals
+    snap.quota_used = kernel.quota.used
+    snap.journal = FileJournal(keeper.file_budget, kernel.budgets.host_files)
+    journals.live.append(snap.journal)
+
+
 # -- restoring --------------------------------------------------------------------------------
 
 
 def restore(snap: Snapshot, kernel: Kernel) -> None:
     """Put the machine back as `snap` found it. Precondition: the CPU is stopped (outside
-    emu_start, or at the run loop's safe point)."""
+    emu_start, or at the run loop's safe point). SnapshotError, before anything changed,
+    if a file change since could not be saved; after everything else was put back, if
+    some paths could not be."""
+    if snap.journal is not None and snap.journal.broken:
+        raise SnapshotError(f"the files cannot be restored: {snap.journal.broken}")
     _close_new_files(snap, kernel)
-    closed = [file for key, (file, refs) in snap.files.items() if refs > 0 and file.refs <= 0]
+    open_fds = {key: snap.files[key][0].fd for key in snap.host_fds if snap.files[key][0].refs > 0}
     _drop_spaces(snap, kernel)
     _restore_page_cache(snap, kernel)
     _restore_records(snap)
     _restore_kernel(snap, kernel)
     _restore_spaces(snap)
-    _restore_host_files(snap, closed)
+    _restore_host_files(snap, open_fds)
     for task, context in snap.contexts.values():
         task.context = copy_context(kernel.machine, context)
     kernel.sched.on_cpu = None  # every task's registers come from its context
+    _restore_terminal(snap, kernel)
     snap.restores += 1
+    _restore_files(snap, kernel)
 
 
 def _live_files(kernel: Kernel) -> dict[int, File]:
@@ -279,12 +336,15 @@ def _restore_spaces(snap: Snapshot) -> None:
             setattr(live, name, getattr(fresh, name))
 
 
-def _restore_host_files(snap: Snapshot, closed: list[File]) -> None:
-    """Host files closed since get a descriptor again; every host file its offset back."""
-    reopened = {id(f) for f in closed}
+def _restore_host_files(snap: Snapshot, open_fds: dict[int, int]) -> None:
+    """Host files still open keep the descriptor they have now (a restore before may have
+    given them a new one: the recorded number may be another file's by now); those closed
+    since get a descriptor again; every host file its offset back."""
     for key, (dup, offset) in snap.host_fds.items():
         file = snap.files[key][0]
-        if key in reopened:
+        if key in open_fds:
+            file.fd = open_fds[key]
+        else:
             file.fd = os.dup(dup)
             if file._held is not None:  # the disk quota counts it held again (HostFile.hold)
                 file.quota.opened(file._held)
@@ -294,6 +354,50 @@ def _restore_host_files(snap: Snapshot, closed: list[File]) -> None:
             except OSError as error:
                 if error.errno != errno.ESPIPE:
                     raise
+
+
+def _restore_terminal(snap: Snapshot, kernel: Kernel) -> None:
+    """The session state, kept by the next run's start too, and each terminal's modes (the
+    modes before the change are the terminal's to give back at the run's end, tty.py)."""
+    terminal = kernel.terminal
+    terminal.sid, terminal.fg_pgrp, terminal.winsize = terminal.resumed = snap.terminal
+    for rdev, (fd, modes) in snap.tty_modes.items():
+        now = fcntl.ioctl(fd, TCGETS, bytes(TERMIOS_SIZE))
+        if now != modes:
+            if rdev not in terminal.saved:
+                terminal.saved[rdev] = (os.dup(fd), now)
+            fcntl.ioctl(fd, TCSETS, modes)
+
+
+def _restore_files(snap: Snapshot, kernel: Kernel) -> None:
+    """The journal's paths and contents back, the disk quota's count with them, and the
+    cached pages of the files written and of shared mappings read again from the files."""
+    if snap.journal is None:
+        return
+    others = [j for j in snap.owner.journals.live if j is not snap.journal]
+    try:
+        written = snap.journal.restore(kernel.fs, others)
+    except JournalError as error:
+        raise SnapshotError(str(error)) from None
+    finally:
+        kernel.quota.used = snap.quota_used
+    _refresh_cached_pages(kernel, written)
+
+
+def _refresh_cached_pages(kernel: Kernel, written: set[tuple[int, int]]) -> None:
+    """Cached pages of the files in `written`, and of every writable (shared) one, read
+    again from the file (zeros past its end): the frames mappings share show the file."""
+    cache, mem = kernel.page_cache, kernel.machine.mem
+    changed = False
+    for key, cached in cache.files.items():
+        if isinstance(cached, Pins) or not (cached.writable or key in written):
+            continue
+        for index, pfn in cached.pages.items():
+            data = os.pread(cached.fd, PAGE_SIZE, index << PAGE_SHIFT)
+            mem.write(pfn << PAGE_SHIFT, data.ljust(PAGE_SIZE, b"\0"))
+            changed = True
+    if changed:
+        cache.on_change()
 
 
 def leaf_frames(space: AddressSpace) -> set[int]:
@@ -335,6 +439,10 @@ class Keeper:
         self.snapshots: list[Snapshot] = []
         self.pending: list[tuple[str, Snapshot]] = []
         kernel.space_holders.append(self.spaces)
+        #: The live snapshots' file journals, which the kernel's file hooks call.
+        self.journals = Journals()
+        #: Bytes of file copies (and records) all snapshots together may hold: --disk's.
+        self.file_budget = Budget("snapshot file copies", kernel.options.disk, errno.EDQUOT)
 
     def spaces(self) -> list[AddressSpace]:
         """Snapshots' address spaces: the kernel counts their tables, frames and regions
@@ -348,6 +456,10 @@ class Keeper:
     def removed(self, snap: Snapshot) -> None:
         if snap in self.snapshots:
             self.snapshots.remove(snap)
+        if snap.journal is not None:
+            if snap.journal in self.journals.live:
+                self.journals.live.remove(snap.journal)
+            snap.journal.release()
         self.update_pins()
 
     def update_pins(self) -> None:

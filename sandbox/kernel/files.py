@@ -223,6 +223,9 @@ class HostFile(HostFd):
     _listing_cost = 0
     #: The budget of host descriptors this file's descriptor is charged to (released at close).
     host_files: Budget | None = None
+    #: The snapshots' file journal (sandbox.kernel.fsjournal.Journals), told before a write
+    #: or truncation; set by a snapshot on the files open then.
+    journal = None
     #: The sandbox's inotify, for a file the guest opened by path: told of its reads, writes,
     #: truncations and its close (inotify.Notifier).
     notify: Notifier | None = None
@@ -251,6 +254,8 @@ class HostFile(HostFd):
 
     def _charged(self, data: bytes, write: Callable[[bytes], int]) -> int:
         """`write(data)`, cut to what the disk quota allows, charged for the blocks it added."""
+        if self.journal is not None and self.writable:  # snapshots save the contents first
+            self.journal.changing_file(self)
         if self.quota is None or not self.writable:
             return write(data)
         before = self.host(os.fstat).st_blocks

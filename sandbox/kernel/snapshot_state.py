@@ -38,11 +38,11 @@ HOST_ATTRIBUTES = frozenset({
 ATOMS = (int, float, str, bytes, bool, type(None), complex, range, enum.Enum, type, types.ModuleType,
          types.BuiltinFunctionType, memoryview)
 #: Modules whose objects are kernel state (walked); objects of other modules are kept as they are.
-STATE_MODULES = ("sandbox.kernel.", "sandbox.api", "sandbox.errors")
+STATE_MODULES = ("sandbox.kernel.", "sandbox.api", "sandbox.guest_io", "sandbox.errors")
 #: Kernel-module classes that are host-level (not walked).
 OPAQUE_NAMES = frozenset({"Kernel", "Machine", "FileSystemView", "Options", "Terminal", "Tracer",
                           "Identity", "DiskQuota", "ProcTree", "PageCache", "CachedFile", "SyscallHook",
-                          "Registers"})
+                          "Registers", "Journals", "FileJournal", "Saved", "Entry"})
 #: Record kinds.
 OBJECT, SLOTS, LIST, DICT, SET, BYTES, DEQUE, CELL, RANDOM = range(9)
 

@@ -105,9 +105,14 @@ class Terminal:
 
     # -- the run --------------------------------------------------------------------------
 
+    #: (sid, fg_pgrp, winsize) a snapshot's restore put back, for the next run to keep.
+    resumed: tuple[int | None, int, bytes | None] | None = None
+
     def start(self, init: ThreadGroup) -> None:
-        """A run begins: `init`'s session owns the terminal, its group in the foreground."""
-        self.sid, self.fg_pgrp, self.winsize = init.sid, init.pgid, None
+        """A run begins: `init`'s session owns the terminal, its group in the foreground
+        (a run on from a restored snapshot: the session state the snapshot had)."""
+        self.sid, self.fg_pgrp, self.winsize = self.resumed or (init.sid, init.pgid, None)
+        self.resumed = None
         self.posted.clear()
         self.forwarded.clear()
 

@@ -646,10 +646,16 @@ class FileSystemView:
         self.require_writable(node)
         return node
 
+    #: The snapshots' file journal (sandbox.kernel.fsjournal.Journals), told before a
+    #: writable entry changes; None while no snapshot lives.
+    journal = None
+
     def require_writable(self, node: Node) -> None:
         """EROFS for anything on a read-only mount or synthetic."""
         if not node.writable:
             raise SyscallError(errno.EROFS, node.guest)
+        if self.journal is not None:  # snapshots save what the entry holds first
+            self.journal.changing_entry(node)
 
     def open_node(self, node: Node, flags: int, mode: int = 0o600) -> int:
         """open(2) of a host node by (directory descriptor, name), never following a

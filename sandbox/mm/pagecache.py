@@ -125,6 +125,9 @@ class CachedFile:
 
     #: The disk quota a writeback is charged to and refused by (None: nobody counts).
     quota: DiskHolder | None = None
+    #: The snapshots' file journal (sandbox.kernel.fsjournal.Journals), told before a
+    #: writeback stores pages; set by a snapshot on the files cached then.
+    journal = None
 
     def writeback(self, mem: PhysicalMemory, first: int = 0, last: int | None = None) -> int:
         """Store cached pages [first, last] into the file, never past its current end; return
@@ -139,6 +142,8 @@ class CachedFile:
         """
         if not self.writable:
             return 0
+        if self.journal is not None:  # snapshots save the file's contents first
+            self.journal.changing_fd(self.fd)
         before = os.fstat(self.fd).st_blocks
         try:
             return self._store(mem, first, last)
