@@ -235,6 +235,10 @@ class Machine:
         self.block_rehook_pending = False
         self._watchdog: threading.Event | None = None
         self._stopper, self._stopper_lib = _install_stopper(self.uc)
+        #: The last run ended because its time slice (or counted quantum) did: the scheduler
+        #: turns to the next task; after any other stop (a signal to deliver, a code flush)
+        #: the same task goes on.
+        self.time_slice_over = False
         #: Unicorn can drop its counting hook without leaving a fault in flight (Kernel._quantum).
         self.counting_ends_quietly = self.uc.invalidates_quietly()
         self._watchdog_lock = threading.Lock()
@@ -337,8 +341,10 @@ class Machine:
             self._start_watchdog()
             self._counted = False  # Unicorn drops its counting hook (and the code) on this start
             self._stopper.requested = 0  # a tick while the CPU was idle asks for nothing (as
-            self.uc.emu_start(rip, 0, 0, 0)  # uc_emu_stop outside a run does nothing)
+            self.time_slice_over = False  # uc_emu_stop outside a run does nothing)
+            self.uc.emu_start(rip, 0, 0, 0)
         else:  # an exact quantum: no watchdog stop may land inside it
+            self.time_slice_over = True  # the quantum ends this run, or something before it
             if not self._counted:  # Unicorn adds its counting hook now: code translated
                 self.uc.ctl_flush_tb()  # without it would never count (nor stop)
                 self._counted = True
@@ -431,6 +437,7 @@ class Machine:
                 with self._watchdog_lock:
                     if self._counting:
                         continue
+                    self.time_slice_over = True
                     if self._stopper_lib is None:  # see _install_stopper and count_instructions
                         engine.emu_stop()
                     else:

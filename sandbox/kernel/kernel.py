@@ -483,11 +483,12 @@ class Kernel:
     def _run_all(self, init: ThreadGroup) -> ThreadGroup:
         """Kernel.run's loop: host signals to the guest, the next task on the CPU."""
         started = time.monotonic()
+        going_on: Task | None = None  # a task stopped before its time slice ended runs on
         while True:
             if self.options.timeout is not None and time.monotonic() - started > self.options.timeout:
                 self.limit_reached(f"time limit of {self.options.timeout:g} s reached")
             self.terminal.deliver_posted(self)
-            task = self.sched.pick()
+            task = self.sched.pick(going_on)
             if task is None:
                 limit = started + self.options.timeout if self.options.timeout is not None else None
                 if not any(g.alive for g in self.processes.values()) or not self.sched.idle(limit):
@@ -514,6 +515,8 @@ class Kernel:
             while self.at_safe_point:  # asked for with machine.stop(): the CPU is still now
                 self.at_safe_point.pop(0)()
             self.sched.switch_out(task)
+            # --deterministic turns at fixed points only (the watchdog's tick lands anywhere)
+            going_on = None if self.machine.time_slice_over or self.options.deterministic else task
 
     def sysv_ipc(self):  # noqa: ANN201 - the module, imported only here
         """sandbox.kernel.sys_ipc once the guest has made System V IPC objects (their

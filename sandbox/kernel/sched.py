@@ -102,10 +102,16 @@ class Scheduler:
 
     # -- choosing -------------------------------------------------------------------------
 
-    def pick(self) -> Task | None:
-        """The next task that can run, round-robin after the last one picked."""
+    def pick(self, going_on: Task | None = None) -> Task | None:
+        """The next task that can run, round-robin after the last one picked; `going_on`
+        first, if it still can: a task the CPU left before its time slice ended (it sent
+        itself a signal, the code cache was flushed) keeps the CPU, as on Linux, where
+        neither is a reason to schedule."""
         self.fire_timers([g for g in self.kernel.processes.values() if g.alive])
         signal_delivery.hang_up_orphans(self.kernel)  # job control: stopped jobs whose shell ended
+        if going_on is not None and going_on.alive and going_on.state is not State.BLOCKED \
+                and not signal_delivery.take_stop(self.kernel, going_on):
+            return going_on
         # Job control: stop signals are taken first, so that a parent's wait sees the stops.
         alive = [t for t in self.kernel.tasks.values() if t.alive and not signal_delivery.take_stop(self.kernel, t)]
         alive.sort(key=lambda t: (t.tid <= self._last_tid, t.tid))
