@@ -78,7 +78,6 @@ bench: $(STAMP) compile
 	$(PY) bench/snapshot.py
 
 fuzz: guests
-	$(PY) -m pip install -q atheris
 	cd tests/fuzz && ../../$(PY) fuzz_loader.py -max_total_time=$${FUZZ_SECONDS:-120} ../../guests/build/hello
 	cd tests/fuzz && ../../$(PY) fuzz_syscalls.py -max_total_time=$${FUZZ_SECONDS:-120}
 
