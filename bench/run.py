@@ -34,7 +34,7 @@ RESULTS = ROOT / "bench" / "results"
 class Workload:
     name: str
     argv: list[str]
-    per_op: str = ""  # which counter divides the time: "syscalls", "faults", "pages" or "copy-on-write"
+    per_op: str = ""  # which counter divides the time: "syscalls", "reads", "faults", "pages" or "copy-on-write"
     sandbox_options: list[str] = field(default_factory=list)  # extra `sandbox run` options
     plain: bool = False  # `sandbox run PROG` alone, without the options every other row passes
 
@@ -49,7 +49,9 @@ WORKLOADS = [
     Workload("touch 65,536 pages (256 MiB), defaults", ["pagetouch", "65536"], per_op="faults"),
     Workload("  the same, --memory 1G", ["pagetouch", "65536"], sandbox_options=["--memory", "1G"]),
     Workload("  the same, --fault-around 15", ["pagetouch", "65536"], sandbox_options=["--fault-around", "15"]),
+    Workload("200,000 1-byte reads of /dev/zero", ["zeroread-glibc", "200000", "1", "0"], per_op="reads"),
     Workload("CPU-bound (sieve + hash)", ["cpu", "4000000", "12"]),
+    Workload("64 MiB memcpy x4 + sort 16 MiB", ["memsort-glibc"]),
     Workload("busybox sha256sum, 10 MiB", ["/bin/busybox", "sha256sum", str(WORK / "10mib.bin")]),
     Workload("read a 64 MiB file mapping", ["mapread-musl", str(WORK / "64mib.bin")], per_op="pages"),
     Workload("200 fork+exit+wait, 16 MiB dirty", ["forkbench-musl", "200"], per_op="copy-on-write"),
@@ -152,11 +154,12 @@ def per_op(rows: list[dict], cmds: dict[str, list[str]]) -> dict[str, float]:
         if not workload.per_op or not row["runners"].get("sandbox"):
             continue
         stats = sandbox_counters(cmds["sandbox"], workload)
-        count = {"syscalls": stats["syscalls_total"], "faults": stats["faults_total"],
+        count = {"syscalls": stats["syscalls_total"], "reads": stats["syscalls_total"], "faults": stats["faults_total"],
                  "pages": stats["faults_total"] + stats["faults"].get("mapped-around", 0),
                  "copy-on-write": stats["faults"].get("copy-on-write", 0)}[workload.per_op]
         extra = row["runners"]["sandbox"]["median_s"] - base
-        label = {"syscalls": "us per syscall", "faults": f"us per fault ({workload.name})",
+        label = {"syscalls": "us per syscall", "reads": "us per 1-byte read (a system call Python answers)",
+                 "faults": f"us per fault ({workload.name})",
                  "pages": f"us per page mapped ({workload.name}; faults and fault-around)",
                  "copy-on-write": "us per copy-on-write fault (fork work included)"}[workload.per_op]
         out[label] = extra / max(count, 1) * 1e6

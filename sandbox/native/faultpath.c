@@ -475,6 +475,8 @@ static PyObject *FaultPath_reserve(FaultPath *fp, void *unused) {
     return Py_BuildValue("(KK)", (unsigned long long)fp->next, (unsigned long long)(fp->end - fp->next));
 }
 
+static int FaultPath_clear(FaultPath *fp);
+
 static PyObject *FaultPath_close(FaultPath *fp, PyObject *unused) {
     (void)unused;
     if (fp->hooked) {
@@ -485,12 +487,7 @@ static PyObject *FaultPath_close(FaultPath *fp, PyObject *unused) {
     fp->enabled = 0;
     fp->ram = NULL;
     fp->context = NULL;
-    Py_CLEAR(fp->entry);
-    Py_CLEAR(fp->spaces);
-    Py_CLEAR(fp->frames);
-    Py_CLEAR(fp->refill);
-    Py_CLEAR(fp->kind);
-    Py_CLEAR(fp->region);
+    FaultPath_clear(fp);
     Py_RETURN_NONE;
 }
 
