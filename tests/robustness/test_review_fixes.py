@@ -48,7 +48,7 @@ def test_unknown_system_call_numbers_share_one_counter(capfd) -> None:
     """--stats counted each unknown number under its own key: a guest grew a host table by
     ~125 bytes per call, without bound."""
     from sandbox.api import Sandbox
-    from sandbox.kernel.kernel import UNKNOWN_SYSCALL
+    from sandbox.kernel.entries import UNKNOWN_SYSCALL
 
     with Sandbox() as sb:
         assert sb.run(guest("escape-musl"), ["escape", "numbers", "3000"]).status == 0
