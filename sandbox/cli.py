@@ -130,7 +130,7 @@ def _write_patiently(fd: int, data: bytes, patience: float) -> None:
     import select
     import time
 
-    from sandbox.kernel.files import write_nonblocking
+    from sandbox.kernel.hostfiles import write_nonblocking
 
     deadline, view = time.monotonic() + patience, memoryview(data)
     while view:

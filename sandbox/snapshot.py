@@ -52,8 +52,9 @@ from typing import TYPE_CHECKING, Any
 from sandbox.engine import Context
 from sandbox.errors import SandboxError
 from sandbox.kernel.accounting import Budget
-from sandbox.kernel.files import FdTable, File, HostFile, HostStream
+from sandbox.kernel.files import FdTable, File
 from sandbox.kernel.fsjournal import FileJournal, JournalError, Journals
+from sandbox.kernel.hostfiles import HostFile, HostStream
 from sandbox.kernel.snapshot_state import HOST_ATTRIBUTES, OBJECT, Walker, put_state
 from sandbox.kernel.task import Task
 from sandbox.kernel.tty import TCGETS, TCSETS, TERMIOS_SIZE

@@ -33,7 +33,8 @@ from typing import TYPE_CHECKING
 
 from sandbox.abi import MAX_LFS_FILESIZE
 from sandbox.errors import SyscallError
-from sandbox.kernel.files import HOST_ERRORS, File
+from sandbox.kernel.files import File
+from sandbox.kernel.hostfiles import HOST_ERRORS
 from sandbox.kernel.sys_fs import open_file
 from sandbox.kernel.vfs_walk import PATH_MAX
 

@@ -16,7 +16,7 @@ import os
 from typing import TYPE_CHECKING
 
 from sandbox.errors import SyscallError
-from sandbox.kernel.files import HostStream
+from sandbox.kernel.hostfiles import HostStream
 
 if TYPE_CHECKING:
     from sandbox.kernel.accounting import Budget

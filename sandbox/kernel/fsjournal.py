@@ -47,7 +47,7 @@ from sandbox.kernel.vfs_walk import VIEW_ROOT
 
 if TYPE_CHECKING:
     from sandbox.kernel.accounting import Budget
-    from sandbox.kernel.files import HostFile
+    from sandbox.kernel.hostfiles import HostFile
     from sandbox.kernel.vfs import FileSystemView, Node
 
 #: Host memory one recorded path is charged besides its text (the record, the dict slot).

@@ -34,7 +34,8 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from sandbox.errors import SyscallError
 from sandbox.kernel.eventfiles import AnonFile
-from sandbox.kernel.files import O_ACCMODE, O_NONBLOCK, O_PATH, O_RDONLY, POLLIN, HostFile
+from sandbox.kernel.files import O_ACCMODE, O_NONBLOCK, O_PATH, O_RDONLY, POLLIN
+from sandbox.kernel.hostfiles import HostFile
 
 if TYPE_CHECKING:
     from sandbox.kernel.accounting import Budget

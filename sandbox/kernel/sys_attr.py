@@ -17,7 +17,8 @@ from typing import NoReturn
 
 from sandbox.errors import SyscallError
 from sandbox.kernel import inotify
-from sandbox.kernel.files import DeviceFile, HostFile, Stat
+from sandbox.kernel.files import DeviceFile, Stat
+from sandbox.kernel.hostfiles import HostFile
 from sandbox.kernel.quota import ENTRY_COST
 from sandbox.kernel.structs import STATFS, TIMESPEC, pack_stat, pack_statx
 from sandbox.kernel.sys_fs import (

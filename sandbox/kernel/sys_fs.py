@@ -20,16 +20,8 @@ import weakref
 from sandbox.errors import SyscallError, WouldBlock
 from sandbox.kernel import inotify, limits
 from sandbox.kernel.devtty import open_tty
-from sandbox.kernel.files import (
-    O_ACCMODE,
-    O_PATH,
-    O_RDONLY,
-    DeviceFile,
-    File,
-    HostFile,
-    Stat,
-    SyntheticDir,
-)
+from sandbox.kernel.files import O_ACCMODE, O_PATH, O_RDONLY, DeviceFile, File, Stat, SyntheticDir
+from sandbox.kernel.hostfiles import HostFile
 from sandbox.kernel.identity import HOST_MODE_MASK
 from sandbox.kernel.pipe import Pipe, PipeEnd
 from sandbox.kernel.quota import ENTRY_COST

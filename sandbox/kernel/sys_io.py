@@ -11,7 +11,8 @@ from sandbox.errors import SyscallError, WouldBlock
 from sandbox.kernel import tty
 from sandbox.kernel.checked import LOFF, verify_area
 from sandbox.kernel.eventfiles import AnonFile
-from sandbox.kernel.files import O_APPEND, O_NONBLOCK, O_PATH, DeviceFile, File, HostFile, HostStream
+from sandbox.kernel.files import O_APPEND, O_NONBLOCK, O_PATH, DeviceFile, File
+from sandbox.kernel.hostfiles import HostFile, HostStream
 from sandbox.kernel.locks import (
     F_RDLCK,
     F_UNLCK,

@@ -16,7 +16,8 @@ import stat
 from sandbox import abi
 from sandbox.errors import SyscallError
 from sandbox.kernel import limits
-from sandbox.kernel.files import O_PATH, DeviceFile, HostFile
+from sandbox.kernel.files import O_PATH, DeviceFile
+from sandbox.kernel.hostfiles import HostFile
 from sandbox.kernel.syscalls import syscall, to_int32
 from sandbox.kernel.task import Task
 from sandbox.mm import HUGE_PAGE_SIZE, PAGE_SHIFT, PAGE_SIZE, USER_END, align_up, page_up

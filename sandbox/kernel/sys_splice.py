@@ -19,7 +19,8 @@ from sandbox.abi import MAX_LFS_FILESIZE
 from sandbox.errors import SyscallError, WouldBlock
 from sandbox.kernel import inotify
 from sandbox.kernel.checked import LOFF, verify_area
-from sandbox.kernel.files import O_APPEND, O_NONBLOCK, File, HostFile
+from sandbox.kernel.files import O_APPEND, O_NONBLOCK, File
+from sandbox.kernel.hostfiles import HostFile
 from sandbox.kernel.pipe import PipeEnd
 from sandbox.kernel.sys_io import MAX_TRANSFER, gather, iovecs, room_for, scatter, write_now
 from sandbox.kernel.syscalls import syscall, to_int32, to_signed

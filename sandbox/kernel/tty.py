@@ -54,7 +54,7 @@ from sandbox.kernel.signals import signal_name
 from sandbox.mm.uaccess import copy_in, copy_out
 
 if TYPE_CHECKING:
-    from sandbox.kernel.files import HostStream
+    from sandbox.kernel.hostfiles import HostStream
     from sandbox.kernel.kernel import Kernel
     from sandbox.kernel.process import ThreadGroup
     from sandbox.kernel.task import Task

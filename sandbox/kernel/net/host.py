@@ -37,7 +37,8 @@ import termios
 from typing import TYPE_CHECKING
 
 from sandbox.errors import SyscallError, WouldBlock
-from sandbox.kernel.files import POLLERR, POLLHUP, POLLNVAL, POLLOUT, File, HostFd
+from sandbox.kernel.files import POLLERR, POLLHUP, POLLNVAL, POLLOUT, File
+from sandbox.kernel.hostfiles import HostFd
 from sandbox.kernel.net.base import (
     INT,
     LINGER,
