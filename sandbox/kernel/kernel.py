@@ -420,7 +420,7 @@ class Kernel(CpuEntries, ProcessEnds):
             if self.options.timeout is not None and time.monotonic() - started > self.options.timeout:
                 self.limit_reached(f"time limit of {self.options.timeout:g} s reached")
             self.terminal.deliver_posted(self)
-            task = self.sched.pick(going_on)
+            task, going_on = self.sched.pick(going_on), None
             if task is None:
                 limit = started + self.options.timeout if self.options.timeout is not None else None
                 if not any(g.alive for g in self.processes.values()) or not self.sched.idle(limit):
@@ -447,8 +447,10 @@ class Kernel(CpuEntries, ProcessEnds):
             while self.at_safe_point:  # asked for with machine.stop(): the CPU is still now
                 self.at_safe_point.pop(0)()
             self.sched.switch_out(task)
-            # --deterministic turns at fixed points only (the watchdog's tick lands anywhere)
-            going_on = None if self.machine.time_slice_over or self.options.deterministic else task
+            # --deterministic turns at fixed points only (the watchdog's tick lands anywhere);
+            # under gdb every stop is one it may have seen, after which all tasks take turns
+            going_on = None if self.machine.time_slice_over or self.options.deterministic \
+                or self.debugger is not None else task
 
     def sysv_ipc(self):  # noqa: ANN201 - the module, imported only here
         """sandbox.kernel.sys_ipc once the guest has made System V IPC objects (their
