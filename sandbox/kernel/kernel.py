@@ -227,14 +227,17 @@ class Kernel(CpuEntries, ProcessEnds):
         return self.private_root
 
     def close(self) -> None:
-        """Remove the directories this kernel made: the private root, if it made one, and
-        the generated /etc files (once).
+        """Close the view's host directories and remove the directories this kernel made:
+        the private root, if it made one, and the generated /etc files (once).
 
         The guest shaped the root (any depth, modes 000, symlinks to host paths), so it goes
         by descriptor, without recursion and without following anything (sandbox.hostfs).
         CleanupError (one line) if some of it stayed on the host.
         """
         made, self._made = self._made, []
+        view = self.__dict__.get("fs")  # none if the view itself could not be made
+        if view is not None:
+            view.close()
         failures = []
         for what, path, identity in made:
             try:

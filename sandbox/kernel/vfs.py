@@ -111,7 +111,12 @@ class HostDir:
         self.owned = owned
 
     def __del__(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the descriptor now, if this object owns it (once)."""
         if self.owned:
+            self.owned = False
             os.close(self.fd)
 
 
@@ -212,6 +217,19 @@ class FileSystemView:
         self.made_up = made_up
         #: The root directory of the process asking (chroot); the kernel sets it.
         self.current_root: Callable[[], str] = lambda: "/"
+
+    def close(self) -> None:
+        """Close every mount's host directories now (the sandbox is closing), rather than
+        when the view is collected: a script making sandboxes one after another would hold
+        a score of descriptors for each until then. The view serves no path after."""
+        anchors = list(self.anchors.values())
+        for layer in self.layers:
+            anchors += [layer.anchor, *layer.hidden[1].values()]
+        for anchor in anchors:
+            anchor.parent.close()
+            if anchor.root is not None:
+                anchor.root.close()
+        self.anchors, self.layers = {}, []
 
     # -- the mount table ------------------------------------------------------------------
 
