@@ -6,13 +6,9 @@ frame allocator, the kernel address space (GDT, an `iretq` trampoline and a kern
 the upper half, supervisor-only), control registers, and the two hooks into the kernel:
 `syscall` (UC_HOOK_INSN) and exceptions (UC_HOOK_INTR).
 
-Unicorn never delivers an exception through a guest IDT and never clears QEMU's "exception
-in flight" field (`CPUX86State.old_exception`, Unicorn issue #1883), so a second #PF would be
-reported as #DF and a third would end the run as a triple fault. After every exception the
-kernel handles, `take_exception` saves the CPU context, reads CR2 / the error code / RIP from
-it, resets that field to -1 and restores the context. The offsets of those fields inside the
-context are found once at start-up by diffing contexts around two deliberate page faults;
-if they cannot be found, start-up fails loudly rather than run wrongly.
+Unicorn never clears QEMU's "exception in flight" field after an exception the kernel
+handled; `exceptions` (sandbox/exception_state.py) reads each exception's CR2, error code and
+RIP and clears that field, at offsets in the CPU context found once at start-up.
 """
 
 from __future__ import annotations
@@ -27,45 +23,30 @@ from sandbox import engine as X
 from sandbox import fastpath
 from sandbox.engine import UC_HOOK_BLOCK, UC_PROT_ALL, UC_PROT_EXEC, Engine
 from sandbox.errors import InvariantError, SandboxError
+from sandbox.exception_state import calibrate
 from sandbox.mm import PAGE_SHIFT, PAGE_SIZE
 from sandbox.mm.aspace import AddressSpace
 from sandbox.mm.frames import FrameAllocator
 from sandbox.mm.pagetable import PTE_NX, PTE_PRESENT, PTE_WRITABLE
 from sandbox.mm.physmem import DEFAULT_MEMORY, PhysicalMemory
-from sandbox.mm.vma import PROT_EXEC, PROT_READ, PROT_WRITE, Access
-
-# Control-register and EFER bits, Intel SDM vol. 3 §2.5 and §2.2.1.
-CR0_PE = 1 << 0  # protected mode
-CR0_MP = 1 << 1  # monitor coprocessor (x87/SSE with TS)
-CR0_NE = 1 << 5  # native x87 error reporting
-CR0_WP = 1 << 16  # read-only pages bind at CPL 0 too
-CR0_PG = 1 << 31  # paging
-CR4_PAE = 1 << 5  # physical address extension (required by long mode)
-CR4_OSFXSR = 1 << 9  # FXSAVE/FXRSTOR and SSE enabled
-CR4_OSXMMEXCPT = 1 << 10  # unmasked SIMD floating-point exceptions
-FPU_CONTROL_DEFAULT = 0x037F  # 64-bit precision, round to nearest, all exceptions masked
-FPU_TAGS_EMPTY = 0xFFFF
-MXCSR_DEFAULT = 0x1F80  # all SIMD exceptions masked, round to nearest
-MSR_EFER = 0xC000_0080
-EFER_SCE = 1 << 0  # SYSCALL/SYSRET
-EFER_LME = 1 << 8  # long mode enable
-EFER_LMA = 1 << 10  # long mode active
-EFER_NXE = 1 << 11  # execute-disable bit in page entries
-
-# x86 exception vectors, Intel SDM vol. 3 §6.3.1, table 6-1.
-EXC_DE = 0  # divide error
-EXC_DB = 1  # debug
-EXC_BP = 3  # breakpoint (int3)
-EXC_UD = 6  # invalid opcode
-EXC_DF = 8  # double fault
-EXC_GP = 13  # general protection
-EXC_PF = 14  # page fault
-# #PF error code bits, Intel SDM vol. 3 §4.7.
-PF_PRESENT = 1 << 0  # 1: protection violation; 0: not-present page
-PF_WRITE = 1 << 1
-PF_USER = 1 << 2
-PF_RSVD = 1 << 3
-PF_INSTR = 1 << 4
+from sandbox.x86 import (
+    CR0_MP,
+    CR0_NE,
+    CR0_PE,
+    CR0_PG,
+    CR0_WP,
+    CR4_OSFXSR,
+    CR4_OSXMMEXCPT,
+    CR4_PAE,
+    EFER_LMA,
+    EFER_LME,
+    EFER_NXE,
+    EFER_SCE,
+    FPU_CONTROL_DEFAULT,
+    FPU_TAGS_EMPTY,
+    MSR_EFER,
+    MXCSR_DEFAULT,
+)
 
 # GDT layout and selectors as Linux x86-64 has them (arch/x86/include/asm/segment.h).
 KERNEL_CS, KERNEL_DS, USER_DS, USER_CS = 0x10, 0x18, 0x2B, 0x33
@@ -129,21 +110,9 @@ TCG_BUFFER_SIZE = 32 << 20
 #: totals stay exact while a guest running ever new code cannot grow it without end.
 BLOCK_COUNTS_MAX = 1 << 16
 
-#: Used only by start-up calibration: user addresses the two deliberate faults touch.
-_PROBE_CODE = 0x1000_0000
-_PROBE_WRITE = 0x2345_6000 + 0x88
-_PROBE_READ = 0x3456_7000 + 0x44
-
 #: The trampoline's one instruction: `iretq` (REX.W CF), entering CPL 3 from the frame on
 #: the kernel stack (Intel SDM vol. 2A, IRET).
 IRETQ = b"\x48\xcf"
-_PROBE_FIRST_LEN = 8
-
-
-def probe_code(write_addr: int, read_addr: int) -> bytes:
-    """`mov byte ptr [write_addr], 1; mov al, byte ptr [read_addr]` (absolute disp32 forms)."""
-    return (b"\xc6\x04\x25" + struct.pack("<I", write_addr) + b"\x01"
-            + b"\x8a\x04\x25" + struct.pack("<I", read_addr))
 
 
 #: uc_ctl's UC_CTL_WRITE(UC_CTL_TLB_FLUSH, 1) (unicorn.h: bits 31-30 the I/O direction,
@@ -176,29 +145,6 @@ def segment_descriptor(dpl: int, code: bool) -> int:
 
 GDT = (0, 0, segment_descriptor(0, True), segment_descriptor(0, False),
        0, segment_descriptor(3, False), segment_descriptor(3, True))
-
-
-class ExceptionState:
-    """Where CR2, the error code, RIP and `old_exception` live in a saved CPU context."""
-
-    def __init__(self, uc: Engine, offsets: dict[str, int]) -> None:
-        self._h = uc.handle
-        self.offsets = offsets
-        self._ctx = uc.context_save()
-        self._ptr = self._ctx.pointer
-        base = self._ptr.value
-        self._cr2 = ctypes.c_uint64.from_address(base + offsets["cr2"])
-        self._rip = ctypes.c_uint64.from_address(base + offsets["rip"])
-        self._error = ctypes.c_int32.from_address(base + offsets["error_code"])
-        self._old = ctypes.c_int32.from_address(base + offsets["old_exception"])
-        self._save, self._restore = X.lib.uc_context_save, X.lib.uc_context_restore
-
-    def take(self) -> tuple[int, int, int]:
-        """(cr2, error code, rip) of the exception just raised; clears the in-flight state."""
-        self._save(self._h, self._ptr)
-        self._old.value = -1
-        self._restore(self._h, self._ptr)
-        return self._cr2.value, self._error.value, self._rip.value
 
 
 class Machine:
@@ -246,7 +192,7 @@ class Machine:
         self._counted = False  # the last run was counted: Unicorn's counting hook is in place
         self._faults = fastpath.install_faults(self.uc, self._intr_entry)  # first touches in C
         self._hook_syscalls()
-        self.exceptions = self._calibrate()
+        self.exceptions = calibrate(self, TRAMPOLINE_VA)
         self._faults.start(self.uc, self.exceptions.offsets, self.mem, self.frames)
 
     # -- set-up -----------------------------------------------------------------------------
@@ -593,60 +539,6 @@ class Machine:
             uc.write_xmm(i, image[160 + 16 * i : 176 + 16 * i])
         del fop, fip, fdp  # instruction pointers are informational; not restored
 
-    # -- calibration ------------------------------------------------------------------------
-
-    def _calibrate(self) -> ExceptionState:
-        """Find CR2, error code, RIP and old_exception in the saved context (see module doc)."""
-        space = AddressSpace.new_user(self.kernel_space)
-        space.map_region(_PROBE_CODE, 1, PROT_READ | PROT_EXEC)
-        self.mem.write(space.translate(_PROBE_CODE), probe_code(_PROBE_WRITE, _PROBE_READ))
-        space.reserve_region(_PROBE_WRITE & ~0xFFF, 1, PROT_READ | PROT_WRITE)
-        space.reserve_region(_PROBE_READ & ~0xFFF, 1, PROT_READ | PROT_WRITE)
-        self.enter_user(space, _PROBE_CODE, 0)
-        before = bytes(self.uc.context_save())
-        snaps: list[bytes] = []
-        self.on_exception = lambda intno: self._probe_fault(space, intno, snaps, before)
-        self.run(count=100)
-        self.on_exception = _unexpected_exception
-        space.destroy()
-        return self._locate_fields(before, snaps)
-
-    def _probe_fault(self, space: AddressSpace, intno: int, snaps: list[bytes], before: bytes) -> None:
-        """Record the context at each deliberate fault, then let the fault complete."""
-        ctx = self.uc.context_save()
-        snaps.append(bytes(ctx))
-        if intno != EXC_PF or len(snaps) > 2:
-            raise InvariantError(f"calibration: unexpected exception {intno}")
-        offsets = _find_i32(before, snaps[0], -1, EXC_PF)
-        if len(offsets) != 1:
-            raise SandboxError("this Unicorn build hides QEMU's old_exception field; cannot run")
-        ctypes.c_int32.from_address(ctx.pointer.value + offsets[0]).value = -1
-        self.uc.context_restore(ctx)
-        cr2 = _PROBE_WRITE if len(snaps) == 1 else _PROBE_READ
-        space.handle_page_fault(cr2, Access.READ)
-        if len(snaps) == 2:
-            self.uc.emu_stop()
-
-    def _locate_fields(self, before: bytes, snaps: list[bytes]) -> ExceptionState:
-        """Each field must sit at exactly one offset consistent with both faults."""
-        if len(snaps) != 2:
-            raise SandboxError(f"calibration saw {len(snaps)} page faults, expected 2")
-        first, second = snaps
-        found = {
-            "old_exception": _find_i32(before, first, -1, EXC_PF),
-            "error_code": [o for o in _find_i32(before, first, None, PF_WRITE | PF_USER)
-                           if struct.unpack_from("<i", second, o)[0] == PF_USER],
-            "cr2": _find_u64(first, second, _PROBE_WRITE, _PROBE_READ),
-            # env->eip, not exception_next_eip (equal at a fault): only eip held the entry point.
-            "rip": [o for o in _find_u64(first, second, _PROBE_CODE, _PROBE_CODE + _PROBE_FIRST_LEN)
-                    if struct.unpack_from("<Q", before, o)[0] == TRAMPOLINE_VA],
-        }
-        for name, offsets in found.items():
-            if len(offsets) != 1:
-                raise SandboxError(f"cannot locate the CPU's {name} in a Unicorn context "
-                                   f"({len(offsets)} candidates); this Unicorn build is unsupported")
-        return ExceptionState(self.uc, {name: offs[0] for name, offs in found.items()})
-
     def close(self) -> None:
         """Stop the watchdog, free Unicorn and the RAM buffer."""
         if self._watchdog is not None:
@@ -655,24 +547,6 @@ class Machine:
         self._faults.close()  # nor the fault gate into the engine or the RAM
         self.uc = None
         self.mem.close()
-
-
-def _find_i32(a: bytes, b: bytes, va: int | None, vb: int) -> list[int]:
-    """Offsets where a 4-aligned int32 is `va` in `a` (or anything else if None) and `vb` in `b`."""
-    return [4 * i for i, (x, y) in enumerate(zip(_words(a, "i"), _words(b, "i"), strict=False))
-            if y == vb and (x == va if va is not None else x != vb)]
-
-
-def _find_u64(a: bytes, b: bytes, va: int, vb: int) -> list[int]:
-    """Offsets where an 8-aligned u64 is `va` in `a` and `vb` in `b`."""
-    return [8 * i for i, (x, y) in enumerate(zip(_words(a, "Q"), _words(b, "Q"), strict=False))
-            if x == va and y == vb]
-
-
-def _words(data: bytes, fmt: str) -> memoryview:
-    """`data` as native-endian (x86: little-endian) words of struct format `fmt`."""
-    size = struct.calcsize(fmt)
-    return memoryview(data)[: len(data) - len(data) % size].cast(fmt)
 
 
 def _unexpected_syscall() -> None:

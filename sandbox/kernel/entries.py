@@ -26,7 +26,11 @@ from sandbox.kernel.signals import code_name, signal_name
 from sandbox.kernel.syscall_names import SYSCALL_NAMES, SYSCALL_NUMBERS
 from sandbox.kernel.syscalls import TABLE, SyscallEntry, to_int32
 from sandbox.kernel.task import Task
-from sandbox.machine import (
+from sandbox.mm.aspace import AddressSpace
+from sandbox.mm.fault import FaultRecord, demand_zero_fault
+from sandbox.mm.vma import Access
+from sandbox.trace import describe_region, disassemble
+from sandbox.x86 import (
     EXC_BP,
     EXC_DB,
     EXC_DE,
@@ -38,10 +42,6 @@ from sandbox.machine import (
     PF_USER,
     PF_WRITE,
 )
-from sandbox.mm.aspace import AddressSpace
-from sandbox.mm.fault import FaultRecord, demand_zero_fault
-from sandbox.mm.vma import Access
-from sandbox.trace import describe_region, disassemble
 
 ACCESS_READ, ACCESS_WRITE, ACCESS_EXEC = int(Access.READ), int(Access.WRITE), int(Access.EXEC)
 

@@ -37,9 +37,7 @@ from sandbox.kernel.task import Task
 from sandbox.kernel.tty import Terminal
 from sandbox.kernel.vfs import FileSystemView, Mount
 from sandbox.loader import open_elf, read_elf
-from sandbox.machine import (
-    Machine,
-)
+from sandbox.machine import Machine
 from sandbox.mm.aspace import AddressSpace
 from sandbox.mm.pagecache import CachedFile, PageCache, host_descriptor_error
 from sandbox.trace import Tracer

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from capstone import CS_ARCH_X86, CS_MODE_64, Cs
 
-from sandbox.machine import IRETQ, KERNEL_CS, USER_CS, USER_DS, Machine, probe_code
+from sandbox.exception_state import probe_code
+from sandbox.machine import IRETQ, KERNEL_CS, USER_CS, USER_DS, Machine
 
 
 def disassemble(code: bytes, address: int) -> list[str]:
