@@ -20,7 +20,7 @@ from sandbox.mm.pagecache import CachedFile
 if TYPE_CHECKING:
     from sandbox.kernel.kernel import Kernel
     from sandbox.kernel.task import Task
-    from sandbox.kernel.vfs import Node
+    from sandbox.kernel.vfs_nodes import Node
 
 MAX_SHEBANG = 256  # BINPRM_BUF_SIZE
 MAX_INTERPRETER_DEPTH = 4  # Linux allows a few levels of #! (fs/exec.c)

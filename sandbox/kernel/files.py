@@ -155,7 +155,7 @@ class File:
             self.close()
 
 
-#: getdents d_type of the view's node kinds (vfs.Synthetic.kind, mount points).
+#: getdents d_type of the view's node kinds (vfs_nodes.Synthetic.kind, mount points).
 KIND_DTYPE = {"dir": DT_DIR, "file": DT_REG, "link": DT_LNK, "device": DT_CHR}
 
 

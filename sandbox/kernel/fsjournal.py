@@ -48,7 +48,8 @@ from sandbox.kernel.vfs_walk import VIEW_ROOT
 if TYPE_CHECKING:
     from sandbox.kernel.accounting import Budget
     from sandbox.kernel.hostfiles import HostFile
-    from sandbox.kernel.vfs import FileSystemView, Node
+    from sandbox.kernel.vfs import FileSystemView
+    from sandbox.kernel.vfs_nodes import Node
 
 #: Host memory one recorded path is charged besides its text (the record, the dict slot).
 ENTRY_COST = 256

@@ -40,7 +40,7 @@ from sandbox.kernel.hostfiles import HostFile
 if TYPE_CHECKING:
     from sandbox.kernel.accounting import Budget
     from sandbox.kernel.kernel import Kernel
-    from sandbox.kernel.vfs import Node
+    from sandbox.kernel.vfs_nodes import Node
 
 # Event bits (include/uapi/linux/inotify.h), one per line as the header has them.
 IN_ACCESS = 0x00000001  # file was read

@@ -35,7 +35,8 @@ from sandbox.kernel.sys_proc import DETERMINISTIC_EPOCH_NS
 from sandbox.kernel.sysview import system_grafts
 from sandbox.kernel.task import Task
 from sandbox.kernel.tty import Terminal
-from sandbox.kernel.vfs import FileSystemView, Mount
+from sandbox.kernel.vfs import FileSystemView
+from sandbox.kernel.vfs_nodes import Mount
 from sandbox.loader import open_elf, read_elf
 from sandbox.machine import Machine
 from sandbox.mm.aspace import AddressSpace

@@ -14,7 +14,7 @@ from sandbox.mm import FILE_FAULT_AROUND_PAGES
 from sandbox.mm.physmem import DEFAULT_MEMORY
 
 if TYPE_CHECKING:
-    from sandbox.kernel.vfs import Mount
+    from sandbox.kernel.vfs_nodes import Mount
 
 DEFAULT_ENV = [b"PATH=/usr/local/bin:/usr/bin:/bin", b"HOME=/", b"TERM=dumb", b"LANG=C"]
 

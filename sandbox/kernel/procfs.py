@@ -33,7 +33,7 @@ from sandbox.errors import SyscallError
 from sandbox.kernel import procfs_mem, procfs_pid, procfs_sys
 from sandbox.kernel.files import O_ACCMODE, O_RDONLY, ProcFile
 from sandbox.kernel.process import State
-from sandbox.kernel.vfs import Synthetic
+from sandbox.kernel.vfs_nodes import Synthetic
 from sandbox.loader import CLOCK_TICKS
 from sandbox.mm.uaccess import copy_in
 

@@ -34,7 +34,8 @@ from sandbox.kernel.sys_fs import (
 )
 from sandbox.kernel.syscalls import syscall, to_int32
 from sandbox.kernel.task import Task
-from sandbox.kernel.vfs import NAME_MAX, Node
+from sandbox.kernel.vfs import NAME_MAX
+from sandbox.kernel.vfs_nodes import Node
 from sandbox.mm.uaccess import copy_in, copy_out, read_cstring
 
 PROC_SUPER_MAGIC = 0x9FA0

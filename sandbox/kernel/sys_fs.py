@@ -28,7 +28,8 @@ from sandbox.kernel.quota import ENTRY_COST
 from sandbox.kernel.structs import pack_dirent
 from sandbox.kernel.syscalls import syscall, to_int32
 from sandbox.kernel.task import Task
-from sandbox.kernel.vfs import PATH_MAX, Node, ResolveRules
+from sandbox.kernel.vfs import PATH_MAX, ResolveRules
+from sandbox.kernel.vfs_nodes import Node
 from sandbox.mm import PAGE_SIZE
 from sandbox.mm.uaccess import copy_in, copy_out, read_cstring
 

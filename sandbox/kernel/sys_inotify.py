@@ -21,7 +21,7 @@ from sandbox.kernel.sys_attr import stat_node
 from sandbox.kernel.sys_fs import AT_FDCWD, O_CLOEXEC, require_permission, resolve_at
 from sandbox.kernel.syscalls import syscall, to_int32
 from sandbox.kernel.task import Task
-from sandbox.kernel.vfs import Node
+from sandbox.kernel.vfs_nodes import Node
 
 IN_CLOEXEC, IN_NONBLOCK = O_CLOEXEC, O_NONBLOCK
 MAY_READ = 4

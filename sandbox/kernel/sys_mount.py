@@ -44,7 +44,7 @@ from sandbox.kernel import procfs_pid
 from sandbox.kernel.quota import ENTRY_COST, DiskQuota
 from sandbox.kernel.sys_fs import read_path
 from sandbox.kernel.syscalls import syscall, to_int32
-from sandbox.kernel.vfs import MS_NODEV, MS_NOEXEC, MS_NOSUID, Layer, Mount, Node, open_anchor
+from sandbox.kernel.vfs_nodes import MS_NODEV, MS_NOEXEC, MS_NOSUID, Layer, Mount, Node, open_anchor
 from sandbox.mm.uaccess import copy_in, read_cstring
 
 if TYPE_CHECKING:

@@ -23,7 +23,7 @@ import os
 import stat
 
 from sandbox.errors import SandboxError
-from sandbox.kernel.vfs import Mount, Synthetic
+from sandbox.kernel.vfs_nodes import Mount, Synthetic
 
 #: Top-level program and library trees taken from the system root, when present there.
 SYSTEM_TREES = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32")

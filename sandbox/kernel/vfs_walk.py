@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, NamedTuple
 from sandbox.errors import SyscallError
 
 if TYPE_CHECKING:
-    from sandbox.kernel.vfs import FileSystemView, HostDir, Node
+    from sandbox.kernel.vfs import FileSystemView
+    from sandbox.kernel.vfs_nodes import HostDir, Node
 
 PATH_MAX = 4096
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from sandbox.errors import SyscallError
-from sandbox.kernel.vfs import FileSystemView, Mount, open_anchor
+from sandbox.kernel.vfs import FileSystemView
+from sandbox.kernel.vfs_nodes import Mount, open_anchor
 
 
 def tree(tmp_path: Path) -> FileSystemView:

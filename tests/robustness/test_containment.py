@@ -272,7 +272,7 @@ def test_a_mount_that_cannot_be_opened_leaves_no_root(tmp_path: Path, monkeypatc
 
     from sandbox.api import Sandbox
     from sandbox.errors import SandboxError
-    from sandbox.kernel.vfs import Mount
+    from sandbox.kernel.vfs_nodes import Mount
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     with pytest.raises(SandboxError, match="cannot be opened"):
