@@ -46,6 +46,21 @@ class PtySession:
     def type(self, data: bytes) -> None:
         os.write(self.master, data)
 
+    def wait_for_input_wait(self, steady: int = 10) -> None:
+        """Until the sandbox sleeps (its main thread's state S) `steady` looks in a row, 5 ms
+        apart: the guest is blocked waiting for the terminal. A key that sends a signal
+        (Ctrl-C) typed before that can reach a program between printing its prompt and
+        starting to wait, whose handler then runs with nothing to interrupt: natively a
+        window of microseconds, in an emulator on a busy machine one of milliseconds."""
+        deadline = time.monotonic() + PATIENCE
+        seen = 0
+        while seen < steady:
+            assert time.monotonic() < deadline, "the program never waited for input"
+            with open(f"/proc/{self.proc.pid}/stat") as stat:
+                state = stat.read().rsplit(")", 1)[1].split()[0]
+            seen = seen + 1 if state == "S" else 0
+            time.sleep(0.005)
+
     def finish(self) -> tuple[int, bytes]:
         """Wait for the program; (exit status as a shell gives it, the rest of its output)."""
         status = self.proc.wait(timeout=PATIENCE)

@@ -149,6 +149,7 @@ def test_python_repl_edits_lines_and_takes_ctrl_c() -> None:
         session.expect(b">>> ")
         session.type(b"print(6*8)\x7f\x7f7)\r")  # two backspaces: print(6*7)
         assert session.expect(b">>> ").endswith(b"\r\n42\r\n>>> ")
+        session.wait_for_input_wait()  # Ctrl-C while Python waits for the line, not just before
         session.type(b"\x03")
         assert b"KeyboardInterrupt" in session.expect(b">>> ")
         session.type(b"exit(4)\r")
