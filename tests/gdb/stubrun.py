@@ -65,6 +65,18 @@ def gdb_batch(program: Path | None, port: int, *commands: str, before: tuple[str
     return done.stdout.decode(errors="replace") + done.stderr.decode(errors="replace")
 
 
+def session(program: Path, *commands: str, args: tuple[str, ...] = (),
+            mounted: bool = False) -> tuple[str, int, bytes, bytes]:
+    """gdb in batch mode against a stub running `program`: (gdb's output, the sandbox's
+    status, the guest's stdout, the sandbox's stderr). `mounted`: the program's directory
+    is in the guest's view too (for a program that execs its neighbours)."""
+    where = program.parent
+    stub = Stub(program, *args, options=("--mount", f"{where}:{where}:ro") if mounted else ())
+    output = gdb_batch(program, stub.port, *commands)
+    status, out, err = stub.finish()
+    return output, status, out, err
+
+
 def frame(payload: bytes) -> bytes:
     return b"$" + payload + b"#%02x" % (sum(payload) & 0xFF)
 

@@ -6,13 +6,18 @@ natively. Also the multiprocess packets gdb never sends wrong, sent wrong."""
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import require_tool, run_native
-from tests.gdb.stubrun import Client, Stub, build, gdb_batch
+from tests.gdb import stubrun
+from tests.gdb.stubrun import Client, Stub, build
+
+#: gdb sessions with the program's directory in the guest's view (it execs its neighbours)
+session = functools.partial(stubrun.session, mounted=True)
 
 FORKER_OUT = b"child 40\nparent 2, child exited 5\n"
 
@@ -26,17 +31,8 @@ def progs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return built
 
 
-def session(program: Path, *commands: str, args: tuple[str, ...] = ()) -> tuple[str, int, bytes]:
-    """(gdb's output, the sandbox's status, guest stdout); the program's directory mounted."""
-    where = program.parent
-    stub = Stub(program, *args, options=("--mount", f"{where}:{where}:ro"))
-    output = gdb_batch(program, stub.port, *commands)
-    status, out, _ = stub.finish()
-    return output, status, out
-
-
 def test_catch_fork_sees_the_child_and_follows_the_parent(progs: dict[str, Path]) -> None:
-    output, status, out = session(progs["forker"], "catch fork", "continue", "info inferiors", "continue")
+    output, status, out, _ = session(progs["forker"], "catch fork", "continue", "info inferiors", "continue")
     caught = re.search(r"Catchpoint 1 \(forked process (\d+)\), .* in _Fork \(\)", output)
     assert caught, output
     assert f"[Detaching after fork from child process {caught.group(1)}]" in output
@@ -46,7 +42,7 @@ def test_catch_fork_sees_the_child_and_follows_the_parent(progs: dict[str, Path]
 
 
 def test_follow_fork_mode_child_stops_in_the_child(progs: dict[str, Path]) -> None:
-    output, status, out = session(progs["forker"], "set follow-fork-mode child", "break work", "continue",
+    output, status, out, _ = session(progs["forker"], "set follow-fork-mode child", "break work", "continue",
                                   "print n", "bt", "continue")
     assert re.search(r"\[Detaching after fork from parent process \d+\]", output), output
     assert "hit Breakpoint 1, work (n=20)" in output  # in the child; the parent's work(1) is not
@@ -58,7 +54,7 @@ def test_follow_fork_mode_child_stops_in_the_child(progs: dict[str, Path]) -> No
 
 def test_catch_exec_reloads_symbols_and_auxv(progs: dict[str, Path]) -> None:
     dyn = str(progs["dyn"])
-    output, status, out = session(progs["execer"], "catch exec", "continue", "info auxv", "break greet",
+    output, status, out, _ = session(progs["execer"], "catch exec", "continue", "info auxv", "break greet",
                                   "continue", "bt", "info sharedlibrary", "continue", args=(dyn,))
     assert f"is executing new program: {dyn}" in output
     assert f"Catchpoint 1 (exec'd {dyn}), " in output
@@ -75,7 +71,7 @@ def test_catch_exec_reloads_symbols_and_auxv(progs: dict[str, Path]) -> None:
 
 def test_pending_breakpoint_resolves_after_exec(progs: dict[str, Path]) -> None:
     dyn = str(progs["dyn"])
-    output, status, _ = session(progs["execer"], "set breakpoint pending on", "break greet", "continue", "continue",
+    output, status, _, _ = session(progs["execer"], "set breakpoint pending on", "break greet", "continue", "continue",
                                 args=(dyn,))
     assert "Breakpoint 1, greet (who=" in output
     assert "exited with code 04" in output
@@ -86,7 +82,7 @@ def test_watchpoint_does_not_see_the_kernels_write(progs: dict[str, Path]) -> No
     """Natively (Linux 6, gdb 13) a hardware watchpoint does not fire when read() fills the
     watched byte: the next stop is the program's own write, and gdb's old value is the one
     before read(). The stub matches."""
-    output, status, out = session(progs["watchread"], "break main", "continue", "watch buf[0]", "continue",
+    output, status, out, _ = session(progs["watchread"], "break main", "continue", "watch buf[0]", "continue",
                                   "continue")
     assert "Old value = 0 '\\000'\nNew value = 122 'z'" in output
     assert "New value = 120 'x'" not in output

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require_tool, run_native
-from tests.gdb.stubrun import Client, Stub, build, gdb_batch, symbol
+from tests.gdb.stubrun import Client, Stub, build, session, symbol
 
 TWINS_OUT = b"child 40\nparent 2, child exited 5\n"
 KEEP = "set detach-on-fork off"
@@ -27,16 +27,8 @@ def twins(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build(tmp_path_factory.mktemp("gdbinf"), "twins")
 
 
-def session(program: Path, *commands: str) -> tuple[str, int, bytes]:
-    """(gdb's output, the sandbox's status, guest stdout)."""
-    stub = Stub(program)
-    output = gdb_batch(program, stub.port, *commands)
-    status, out, _ = stub.finish()
-    return output, status, out
-
-
 def test_break_in_both_and_continue_each_to_its_exit(twins: Path) -> None:
-    output, status, out = session(twins, KEEP, "break work", "continue", "info inferiors", "inferior 2",
+    output, status, out, _ = session(twins, KEEP, "break work", "continue", "info inferiors", "inferior 2",
                                   "continue", "print n", "bt", "continue", "inferior 1", "print n", "continue")
     assert "Thread 1.1 hit Breakpoint 1.1, work (n=1)" in output, output  # the parent; the child waits
     inferiors = re.findall(r"^\*? +(\d) +process (\d+) ", output, re.M)
@@ -52,7 +44,7 @@ def test_break_in_both_and_continue_each_to_its_exit(twins: Path) -> None:
 
 
 def test_schedule_multiple_runs_both(twins: Path) -> None:
-    output, status, out = session(twins, KEEP, "set schedule-multiple on", "break work", "continue", "continue",
+    output, status, out, _ = session(twins, KEEP, "set schedule-multiple on", "break work", "continue", "continue",
                                   "delete", "continue", "inferior 1", "continue")
     assert "hit Breakpoint 1.1, work (n=1)" in output and "hit Breakpoint 1.2, work (n=20)" in output, output
     assert re.search(r"\[Inferior 2 \(process \d+\) exited with code 05\]", output)
@@ -63,7 +55,7 @@ def test_schedule_multiple_runs_both(twins: Path) -> None:
 def test_kill_one_inferior_the_other_goes_on(twins: Path) -> None:
     """`kill inferior 2` (vKill;PID): the child dies of SIGKILL, its parent's wait sees
     that (WEXITSTATUS 0), as natively."""
-    output, status, out = session(twins, KEEP, "break work", "continue", "kill inferior 2", "info inferiors",
+    output, status, out, _ = session(twins, KEEP, "break work", "continue", "kill inferior 2", "info inferiors",
                                   "continue")
     assert re.search(r"^ +2 +<null> ", output, re.M), output
     assert "[Inferior 1 (process 2) exited normally]" in output
@@ -71,7 +63,7 @@ def test_kill_one_inferior_the_other_goes_on(twins: Path) -> None:
 
 
 def test_follow_the_child_then_detach_the_parent(twins: Path) -> None:
-    output, status, out = session(twins, KEEP, "set follow-fork-mode child", "break work", "continue",
+    output, status, out, _ = session(twins, KEEP, "set follow-fork-mode child", "break work", "continue",
                                   "detach inferior 1", "info inferiors", "continue")
     assert "Thread 2.1 hit Breakpoint 1.2, work (n=20)" in output, output
     assert "[Inferior 1 (process 2) detached]" in output

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require_tool, run_native
-from tests.gdb.stubrun import Stub, build, gdb_batch
+from tests.gdb.stubrun import Stub, build, session
 
 
 @pytest.fixture(scope="module")
@@ -20,14 +20,6 @@ def progs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     built = {name: build(out, name) for name in ("steps", "segv", "forker")}
     built["dyn"] = build(out, "dyn", static=False)
     return built
-
-
-def session(program: Path, *commands: str, args: tuple[str, ...] = ()) -> tuple[str, int, bytes, bytes]:
-    """(gdb's output, the sandbox's status, guest stdout, sandbox stderr)."""
-    stub = Stub(program, *args)
-    output = gdb_batch(program, stub.port, *commands)
-    status, out, err = stub.finish()
-    return output, status, out, err
 
 
 def test_break_next_print_watch_and_exit(progs: dict[str, Path]) -> None:

@@ -7,13 +7,18 @@ native run. Also the raw packets, and the stub's answers to gdb's unusual orders
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import require_tool, run_native
-from tests.gdb.stubrun import Client, Stub, build, gdb_batch
+from tests.gdb import stubrun
+from tests.gdb.stubrun import Client, Stub, build
+
+#: gdb sessions with the program's directory in the guest's view (it execs its neighbours)
+session = functools.partial(stubrun.session, mounted=True)
 
 EXIT_OUT = b"parent 2, child exited 5\n"
 EXEC_OUT = b"exec'd child 6\nparent 2, child exited 3\n"
@@ -25,18 +30,9 @@ def vforker(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build(tmp_path_factory.mktemp("gdbvf"), "vforker")
 
 
-def session(program: Path, *commands: str, args: tuple[str, ...] = ()) -> tuple[str, int, bytes]:
-    """(gdb's output, the sandbox's status, guest stdout); the program's directory mounted."""
-    where = program.parent
-    stub = Stub(program, *args, options=("--mount", f"{where}:{where}:ro"))
-    output = gdb_batch(program, stub.port, *commands)
-    status, out, _ = stub.finish()
-    return output, status, out
-
-
 @pytest.mark.parametrize(("args", "expected"), [((), EXIT_OUT), (("exec",), EXEC_OUT)])
 def test_catch_vfork_names_the_child(vforker: Path, args: tuple[str, ...], expected: bytes) -> None:
-    output, status, out = session(vforker, "catch vfork", "continue", "info inferiors", "continue", args=args)
+    output, status, out, _ = session(vforker, "catch vfork", "continue", "info inferiors", "continue", args=args)
     caught = re.search(r"Catchpoint 1 \(vforked process (\d+)\), .* in vfork \(\)", output)
     assert caught, output
     assert f"[Detaching after vfork from child process {caught.group(1)}]" in output
@@ -47,7 +43,7 @@ def test_catch_vfork_names_the_child(vforker: Path, args: tuple[str, ...], expec
 
 @pytest.mark.parametrize(("args", "expected"), [((), EXIT_OUT), (("exec",), EXEC_OUT)])
 def test_follow_parent_breaks_after_vforkdone(vforker: Path, args: tuple[str, ...], expected: bytes) -> None:
-    output, status, out = session(vforker, "break work", "continue", "print n", "continue", args=args)
+    output, status, out, _ = session(vforker, "break work", "continue", "print n", "continue", args=args)
     assert "Breakpoint 1, work (n=1)" in output  # the parent's; the child's work(20) ran unseen
     assert "n=20" not in output and "$1 = 1" in output
     assert "exited normally" in output
@@ -55,7 +51,7 @@ def test_follow_parent_breaks_after_vforkdone(vforker: Path, args: tuple[str, ..
 
 
 def test_follow_child_breaks_before_its_exec(vforker: Path) -> None:
-    output, status, out = session(vforker, "set follow-fork-mode child", "break work", "continue", "print n", "bt",
+    output, status, out, _ = session(vforker, "set follow-fork-mode child", "break work", "continue", "print n", "bt",
                                   "continue", "print n", "continue", args=("exec",))
     assert re.search(r"\[Attaching after .* vfork to child .*\]", output), output
     assert "hit Breakpoint 1, work (n=20)" in output and "$1 = 20" in output  # in the child, before exec
@@ -67,7 +63,7 @@ def test_follow_child_breaks_before_its_exec(vforker: Path) -> None:
 
 
 def test_follow_child_that_exits(vforker: Path) -> None:
-    output, status, out = session(vforker, "set follow-fork-mode child", "catch vfork", "break work", "continue",
+    output, status, out, _ = session(vforker, "set follow-fork-mode child", "catch vfork", "break work", "continue",
                                   "continue", "print n", "continue")
     assert "Catchpoint 1 (vforked process" in output
     assert "hit Breakpoint 2, work (n=20)" in output and "$1 = 20" in output
