@@ -7,6 +7,7 @@ these run only on the project's build (which CI always uses)."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 from pathlib import Path
 
@@ -43,3 +44,14 @@ def test_as_natively(built: dict[tuple[str, str], Path], name: str, compiler: st
     assert native.returncode == 0 and native.stdout
     boxed = run_sandbox(["run", "--timeout", "60", "--mount", f"{program.parent}:{program.parent}:ro", str(program)])
     assert_as_natively(native, boxed)
+
+
+def test_unmasked_exceptions_trap_the_guest_not_the_host(built: dict[tuple[str, str], Path], tmp_path: Path) -> None:
+    program = tmp_path / "x87trap"
+    subprocess.run([require_tool("gcc"), "-static", "-O2", "-w", "-o", str(program), str(SOURCES / "x87trap.c"),
+                    "-lm"], check=True)
+    native = run_native([str(program)])
+    boxed = run_sandbox(["run", "--timeout", "60", "--mount", f"{tmp_path}:{tmp_path}:ro", str(program)])
+    assert native.returncode == -signal.SIGFPE and native.stdout == b"armed\n"
+    assert (boxed.returncode, boxed.stdout) == (128 + signal.SIGFPE, native.stdout)
+    assert boxed.stderr.decode().startswith("sandbox: ") and "killed by SIGFPE" in boxed.stderr.decode()
