@@ -379,8 +379,7 @@ class Engine:
         PC exact (the project's build, engine/patches/0005), so that a watchdog thread may
         stop the CPU itself. Other libraries may stop right after the store of a
         read-modify-write instruction and run it again on the next start."""
-        answer = ctypes.c_size_t()
-        return _lib.uc_query(self.handle, UC_QUERY_ASYNC_STOP, ctypes.byref(answer)) == UC_ERR_OK and answer.value == 1
+        return self._says_yes(UC_QUERY_ASYNC_STOP)
 
     def invalidates_quietly(self) -> bool:
         """Whether dropping translated code by virtual address (deleting a ranged hook, or
@@ -388,9 +387,12 @@ class Engine:
         project's build, engine/patches/0008). Other libraries may leave a page fault "in
         flight", so that the guest's next page fault becomes a double fault, then a triple
         fault that ends every later run at once."""
+        return self._says_yes(UC_QUERY_QUIET_INVALIDATE)
+
+    def _says_yes(self, query: int) -> bool:
+        """uc_query answered 1: one of PROJECT_QUERIES, which other libraries refuse."""
         answer = ctypes.c_size_t()
-        return _lib.uc_query(self.handle, UC_QUERY_QUIET_INVALIDATE, ctypes.byref(answer)) == UC_ERR_OK \
-            and answer.value == 1
+        return _lib.uc_query(self.handle, query, ctypes.byref(answer)) == UC_ERR_OK and answer.value == 1
 
     # -- registers -------------------------------------------------------------------------
 
