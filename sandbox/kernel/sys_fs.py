@@ -1,5 +1,6 @@
-"""Path system calls: open, directories, links, renames, memfds (man 2 of each); stat,
-access, modes, owners and times are in sys_attr.py.
+"""Path system calls: open, directory listings, the working directory, readlink, memfds,
+truncate (man 2 of each); making, linking, unlinking and renaming entries are in
+sys_namei.py; stat, access, modes, owners and times in sys_attr.py.
 
 Every path goes through the guest's `FileSystemView` (vfs.py): resolved inside the tree by
 descriptors, checked against read-only mounts (EROFS), then acted on with an `*at` call on
@@ -10,7 +11,6 @@ checked against the guest's own identity (identity.py); growth is charged to the
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import stat
@@ -42,13 +42,11 @@ AT_EMPTY_PATH = 0x1000
 O_CREAT, O_EXCL, O_NOCTTY, O_TRUNC = 0o100, 0o200, 0o400, 0o1000
 O_APPEND, O_NONBLOCK, O_DIRECTORY, O_NOFOLLOW = 0o2000, 0o4000, 0o200000, 0o400000
 O_CLOEXEC, O_TMPFILE = 0o2000000, 0o20000000
-RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
 UMODE_MASK = 0xFFFF  # a mode argument is a umode_t (include/linux/types.h): 16 bits
 #: Flags passed to the host's open(2) as they are; the rest are the sandbox's business.
 _HOST_OPEN_FLAGS = O_ACCMODE | O_CREAT | O_EXCL | O_TRUNC | O_APPEND | O_DIRECTORY | O_NOFOLLOW | O_PATH
 #: Always added: opening never blocks the sandbox (a FIFO) nor gives it a controlling tty.
 HOST_OPEN_ALWAYS = os.O_NONBLOCK | os.O_NOCTTY
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def read_path(proc: Task, addr: int) -> bytes:
@@ -67,7 +65,7 @@ def base_dir(proc: Task, dirfd: int) -> str:
     return guest
 
 
-def _writable_entry(proc: Task, dirfd: int, addr: int, creating: bool = False) -> Node:
+def writable_entry(proc: Task, dirfd: int, addr: int, creating: bool = False) -> Node:
     """The directory entry a call creates, removes or renames (see vfs.writable_entry)."""
     return proc.kernel.fs.writable_entry(read_path(proc, addr), base_dir(proc, dirfd), creating)
 
@@ -95,7 +93,7 @@ def host_lstat(proc: Task, node: Node) -> os.stat_result:
     return st
 
 
-def _create_entry(proc: Task, node: Node, make):
+def create_entry(proc: Task, node: Node, make):
     """Make a new entry with `make(name, dirfd)` and return what it returns, charged to the
     disk quota: one entry, and the blocks its directory grew by (a directory keeps them
     when entries go; they come back when it is removed). Refunded if the host refuses."""
@@ -242,7 +240,7 @@ def open_file(proc: Task, path: bytes, base: str, flags: int, mode: int, rules: 
     mode &= ~proc.umask
     host_flags = (flags & _HOST_OPEN_FLAGS) | HOST_OPEN_ALWAYS
     if creating:
-        fd = _create_entry(proc, node, lambda _name, _dirfd: fs.open_node(node, host_flags, mode & HOST_MODE_MASK))
+        fd = create_entry(proc, node, lambda _name, _dirfd: fs.open_node(node, host_flags, mode & HOST_MODE_MASK))
         return _checked_open(proc, fd, node, flags, mode)
     _require_plain(st, flags, node)  # before opening: opening a device can act
     require_permission(proc, st, _access_wanted(flags), node)
@@ -398,78 +396,6 @@ def sys_getdents64(proc: Task, fd: int, dirp: int, count: int) -> int:
     return len(out)
 
 
-@syscall("mkdirat", "dirfd path mode")
-def sys_mkdirat(proc: Task, dirfd: int, path: int, mode: int) -> int:
-    node = _writable_entry(proc, dirfd, path, creating=True)
-    mode = mode & 0o7777 & ~proc.umask
-    _create_entry(proc, node, lambda name, fd: os.mkdir(name, mode & HOST_MODE_MASK, dir_fd=fd))
-    st = host_lstat(proc, node)
-    proc.kernel.quota.charge_blocks(st.st_blocks)  # the new directory's own block(s)
-    proc.kernel.identity.created(st, mode)
-    return 0
-
-
-@syscall("mknodat", "dirfd path mode dev")
-def sys_mknodat(proc: Task, dirfd: int, path: int, mode: int, dev: int) -> int:
-    """mknod(2): a regular file is made as open(O_CREAT|O_EXCL) would, a FIFO as a host
-    FIFO that only the sandbox's own pipes serve (see open_fifo); device nodes and sockets
-    never are (EPERM, as for an unprivileged user: the view is `nodev`, and host sockets
-    lead out of the sandbox)."""
-    mode &= UMODE_MASK
-    kind = stat.S_IFMT(mode) or stat.S_IFREG
-    if kind not in (stat.S_IFREG, stat.S_IFCHR, stat.S_IFBLK, stat.S_IFIFO, stat.S_IFSOCK):
-        raise SyscallError(errno.EINVAL, f"mknod type {kind:#o}")
-    if kind not in (stat.S_IFREG, stat.S_IFIFO):
-        raise SyscallError(errno.EPERM, "the sandbox makes no device nodes or sockets")
-    node = _writable_entry(proc, dirfd, path, creating=True)
-    mode = mode & 0o7777 & ~proc.umask
-    if kind == stat.S_IFIFO:
-        _create_entry(proc, node, lambda name, fd: os.mkfifo(name, mode & HOST_MODE_MASK, dir_fd=fd))
-        proc.kernel.identity.created(host_lstat(proc, node), mode)
-        return 0
-    flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY | HOST_OPEN_ALWAYS
-    os.close(_create_entry(proc, node, lambda _name, _fd: proc.kernel.fs.open_node(node, flags, mode & HOST_MODE_MASK)))
-    proc.kernel.identity.created(host_lstat(proc, node), mode)
-    return 0
-
-
-@syscall("mknod", "path mode dev")
-def sys_mknod(proc: Task, path: int, mode: int, dev: int) -> int:
-    return sys_mknodat(proc, AT_FDCWD, path, mode, dev)
-
-
-@syscall("mkdir", "path mode")
-def sys_mkdir(proc: Task, path: int, mode: int) -> int:
-    return sys_mkdirat(proc, AT_FDCWD, path, mode)
-
-
-@syscall("unlinkat", "dirfd path flags")
-def sys_unlinkat(proc: Task, dirfd: int, path: int, flags: int) -> int:
-    node = _writable_entry(proc, dirfd, path)
-    st = host_lstat(proc, node)
-    remove = os.rmdir if to_int32(flags) & AT_REMOVEDIR else os.unlink
-    host_call(remove, node.name, dir_fd=node.dirfd)
-    inotify.unlinked(proc.kernel, node, st)
-    _forget(proc, st)
-    return 0
-
-
-def _forget(proc: Task, st: os.stat_result) -> None:
-    """An entry is gone: its quota and its recorded owner and mode."""
-    proc.kernel.quota.removed(st)
-    proc.kernel.identity.forget(st)
-
-
-@syscall("unlink", "path")
-def sys_unlink(proc: Task, path: int) -> int:
-    return sys_unlinkat(proc, AT_FDCWD, path, 0)
-
-
-@syscall("rmdir", "path")
-def sys_rmdir(proc: Task, path: int) -> int:
-    return sys_unlinkat(proc, AT_FDCWD, path, AT_REMOVEDIR)
-
-
 @syscall("getcwd", "buf size")
 def sys_getcwd(proc: Task, buf: int, size: int) -> int:
     """The cwd as the caller's root sees it; one outside a chroot is "(unreachable)"
@@ -502,7 +428,7 @@ def sys_fchdir(proc: Task, fd: int) -> int:
     return _enter(proc, proc.kernel.fs.lookup(base_dir(proc, fd)))
 
 
-# -- links, permissions, times ------------------------------------------------------------
+# -- links ------------------------------------------------------------------------------
 
 
 @syscall("readlinkat", "dirfd path buf size")
@@ -525,68 +451,6 @@ def sys_readlinkat(proc: Task, dirfd: int, path: int, buf: int, size: int) -> in
 @syscall("readlink", "path buf size")
 def sys_readlink(proc: Task, path: int, buf: int, size: int) -> int:
     return sys_readlinkat(proc, AT_FDCWD, path, buf, size)
-
-
-@syscall("symlinkat", "target newdirfd linkpath")
-def sys_symlinkat(proc: Task, target: int, newdirfd: int, linkpath: int) -> int:
-    """The target is stored as given: it means something only inside the view, where the
-    sandbox resolves it; the host is never asked to follow it."""
-    text = read_path(proc, target)
-    node = _writable_entry(proc, newdirfd, linkpath, creating=True)
-    _create_entry(proc, node, lambda name, fd: os.symlink(text, name, dir_fd=fd))
-    return 0
-
-
-@syscall("symlink", "target linkpath")
-def sys_symlink(proc: Task, target: int, linkpath: int) -> int:
-    return sys_symlinkat(proc, target, AT_FDCWD, linkpath)
-
-
-@syscall("linkat", "olddirfd oldpath newdirfd newpath flags")
-def sys_linkat(proc: Task, olddirfd: int, oldpath: int, newdirfd: int, newpath: int, flags: int) -> int:
-    old = resolve_at(proc, olddirfd, oldpath, follow=bool(to_int32(flags) & AT_SYMLINK_FOLLOW))
-    new = _writable_entry(proc, newdirfd, newpath, creating=True)
-    if not old.on_host or old.mount != new.mount:
-        raise SyscallError(errno.EXDEV, "link across mounts")
-    _create_entry(proc, new, lambda name, fd: os.link(old.name, name, src_dir_fd=old.dirfd, dst_dir_fd=fd,
-                                                      follow_symlinks=False))
-    return 0
-
-
-@syscall("link", "oldpath newpath")
-def sys_link(proc: Task, oldpath: int, newpath: int) -> int:
-    return sys_linkat(proc, AT_FDCWD, oldpath, AT_FDCWD, newpath, 0)
-
-
-@syscall("renameat2", "olddirfd oldpath newdirfd newpath flags")
-def sys_renameat2(proc: Task, olddirfd: int, oldpath: int, newdirfd: int, newpath: int, flags: int) -> int:
-    """rename(2) by descriptors, through the host's renameat2 (so RENAME_NOREPLACE and
-    RENAME_EXCHANGE are atomic); an entry it replaces is given back to the quota."""
-    flags = to_int32(flags)
-    if flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE) or flags == RENAME_NOREPLACE | RENAME_EXCHANGE:
-        raise SyscallError(errno.EINVAL, f"rename flags {flags:#x}")
-    old, new = _writable_entry(proc, olddirfd, oldpath), _writable_entry(proc, newdirfd, newpath)
-    if old.mount != new.mount:
-        raise SyscallError(errno.EXDEV, "rename across mounts")
-    host_lstat(proc, old)
-    replaced = proc.kernel.fs.lstat(new) if proc.kernel.fs.exists(new) else None
-    result = _libc.renameat2(old.dirfd, os.fsencode(old.name), new.dirfd, os.fsencode(new.name), flags)
-    if result != 0:
-        raise SyscallError(ctypes.get_errno() or errno.EIO, "rename")
-    inotify.renamed(proc.kernel, old, new, replaced, bool(flags & RENAME_EXCHANGE))
-    if replaced is not None and not flags & RENAME_EXCHANGE:
-        _forget(proc, replaced)
-    return 0
-
-
-@syscall("renameat", "olddirfd oldpath newdirfd newpath")
-def sys_renameat(proc: Task, olddirfd: int, oldpath: int, newdirfd: int, newpath: int) -> int:
-    return sys_renameat2(proc, olddirfd, oldpath, newdirfd, newpath, 0)
-
-
-@syscall("rename", "oldpath newpath")
-def sys_rename(proc: Task, oldpath: int, newpath: int) -> int:
-    return sys_renameat2(proc, AT_FDCWD, oldpath, AT_FDCWD, newpath, 0)
 
 
 MFD_CLOEXEC, MFD_ALLOW_SEALING = 1, 2

@@ -43,7 +43,7 @@ from sandbox.kernel.net.base import (
     recv_stream,
     stream_poll,
 )
-from sandbox.kernel.sys_fs import _create_entry, host_lstat
+from sandbox.kernel.sys_fs import create_entry, host_lstat
 
 SUN_PATH_OFFSET = 2  # offsetof(struct sockaddr_un, sun_path)
 SOCKADDR_UN_SIZE = 110
@@ -125,7 +125,7 @@ class UnixSocket(Socket):
         node = kernel.fs.writable_entry(path, proc.cwd, creating=True)
         mode = 0o777 & ~proc.umask  # a socket inode is 0777 (sock_alloc), less the umask
         try:
-            _create_entry(proc, node, lambda name, fd: os.mknod(name, stat.S_IFSOCK | (mode & HOST_MODE_MASK),
+            create_entry(proc, node, lambda name, fd: os.mknod(name, stat.S_IFSOCK | (mode & HOST_MODE_MASK),
                                                                  dir_fd=fd))
         except SyscallError as error:
             if error.errno == errno.EEXIST:
