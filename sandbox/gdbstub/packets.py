@@ -20,7 +20,8 @@ from sandbox.gdbstub.registers import G_PACKET_SIZE, REGISTERS, TaskRegisters, t
 from sandbox.gdbstub.xfer import libraries_svr4
 
 if TYPE_CHECKING:
-    from sandbox.gdbstub.stub import GdbStub, Stop
+    from sandbox.gdbstub.inferiors import Stop
+    from sandbox.gdbstub.stub import GdbStub
     from sandbox.kernel.process import ThreadGroup
     from sandbox.kernel.task import Task
 
