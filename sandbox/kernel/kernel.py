@@ -37,7 +37,7 @@ from sandbox.kernel.task import Task
 from sandbox.kernel.tty import Terminal
 from sandbox.kernel.vfs import FileSystemView
 from sandbox.kernel.vfs_nodes import Mount
-from sandbox.loader import open_elf, read_elf
+from sandbox.loader import open_elf, parse_elf, read_elf
 from sandbox.machine import Machine
 from sandbox.mm.aspace import AddressSpace
 from sandbox.mm.pagecache import CachedFile, PageCache, host_descriptor_error
@@ -249,18 +249,22 @@ class Kernel(CpuEntries, ProcessEnds):
     # -- creating processes ---------------------------------------------------------------
 
     def spawn(self, path: str, argv: list[str], envp: list[bytes] | None = None) -> ThreadGroup:
-        """Load the program at host path `path` as the first process, ready to run: an ELF
-        (with its interpreter from the view, if it is dynamic) or a `#!` script, whose
-        interpreter is found in the view as execve finds it. SandboxError if bad.
+        """Load the program at `path` as the first process, ready to run: an ELF (with its
+        interpreter from the view, if it is dynamic) or a `#!` script, whose interpreter is
+        found in the view as execve finds it. SandboxError if bad.
 
-        The program file becomes visible to the guest, read-only, at its absolute path.
+        `path` is a host path, and the program file becomes visible to the guest, read-only,
+        at its absolute path; an absolute path the host lacks is looked up in the view, as
+        the guest's execve would (a program under a --mount's guest path).
         """
-        script = is_script(path)
-        if not script:
+        on_host = not os.path.isabs(path) or os.path.lexists(path)
+        script = on_host and is_script(path)
+        if on_host and not script:
             read_elf(path)  # refuse a bad file before anything is set up
         self.instructions, self.limit_hit = 0, None
         exe_guest = os.path.abspath(path)
-        self._expose_program(exe_guest, path)
+        if on_host:
+            self._expose_program(exe_guest, path)
         cwd = self._initial_cwd()
         task = self.new_process(None, None)
         task.cwd = cwd
@@ -268,10 +272,10 @@ class Kernel(CpuEntries, ProcessEnds):
         environment = self.options.environment() if envp is None else envp
         args = [os.fsencode(a) for a in argv]
         try:
-            if script:
-                fd, guest, args = self._open_script(task, path, exe_guest, args)
-            else:
+            if on_host and not script:
                 fd, guest = open_elf(path), self._program_guest_path(exe_guest)
+            else:
+                fd, guest, args = self._open_in_view(task, path, exe_guest, args)
             load_program(self, task, fd, guest, args, environment, os.fsencode(exe_guest))
         except BaseException:
             del self.processes[task.pid]  # nothing of a failed spawn may stay scheduled
@@ -289,13 +293,20 @@ class Kernel(CpuEntries, ProcessEnds):
         except SyscallError:
             return guest
 
-    def _open_script(self, proc: Task, path: str, guest: str, argv: list[bytes]) -> tuple[int, str, list[bytes]]:
-        """The interpreter chain of a `#!` script, resolved in the view as execve does;
-        LoadError (one line, with execve's errno) if it cannot run."""
+    def _open_in_view(self, proc: Task, path: str, guest: str, argv: list[bytes]) -> tuple[int, str, list[bytes]]:
+        """The program at guest path `guest` and its `#!` interpreter chain, resolved in the
+        view as execve does, its ELF checked as a host program's is; LoadError (one line,
+        with execve's errno) if it cannot run."""
         try:
-            return resolve_program(self, proc, os.fsencode(guest), argv)
+            fd, found, argv = resolve_program(self, proc, os.fsencode(guest), argv)
         except SyscallError as error:
             raise LoadError(error.errno, f"{path}: {os.strerror(error.errno)} ({error.why})") from None
+        try:
+            parse_elf(fd, path)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd, found, argv
 
     def new_process(self, parent: Task | None, space: AddressSpace | None) -> Task:
         """A new process and its first thread: the first process, or a child of the thread

@@ -35,6 +35,38 @@ def test_directory(tmp_path: Path) -> None:
     one_line_error(run_sandbox(["run", str(tmp_path)]), 126, "is a directory")
 
 
+def test_a_program_only_the_view_has_runs_as_execve_finds_it(tmp_path: Path) -> None:
+    """PROG at an absolute path the host lacks is looked up in the guest's view (a --mount's
+    guest path), ELF or #! script, and /proc/self/exe names it there."""
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "busybox").write_bytes(Path("/bin/busybox").read_bytes())
+    (app / "busybox").chmod(0o755)
+    (app / "hello.sh").write_text('#!/app/busybox sh\necho "$0 $*"; readlink /proc/$$/exe\n')
+    (app / "hello.sh").chmod(0o755)
+    mount = ["--mount", f"{app}:/app:ro"]
+    result = run_sandbox(["run", *mount, "/app/busybox", "sh", "-c", "echo hi; readlink /proc/self/exe"])
+    assert (result.returncode, result.stdout, result.stderr) == (0, b"hi\n/app/busybox\n", b"")
+    result = run_sandbox(["run", *mount, "/app/hello.sh", "a", "b"])
+    assert (result.returncode, result.stdout, result.stderr) == (0, b"/app/hello.sh a b\n/app/busybox\n", b"")
+    one_line_error(run_sandbox(["run", *mount, "/app/nope"]), 127, "/app/nope: No such file or directory")
+    one_line_error(run_sandbox(["run", *mount, "/app"]), 126, "/app: Permission denied")
+
+
+def test_a_path_the_host_lacks_reaches_only_what_the_view_shows(tmp_path: Path) -> None:
+    """The attack: a host program outside every mount, named through `..` past a guest-only
+    directory or through a symlink in a mount, is not found (the view resolves both)."""
+    app, outside = tmp_path / "app", tmp_path / "outside"
+    app.mkdir()
+    outside.mkdir()
+    (outside / "hello").write_bytes(Path(guest("hello")).read_bytes())
+    (outside / "hello").chmod(0o755)
+    (app / "link").symlink_to(outside / "hello")
+    mount = ["--mount", f"{app}:/app:ro"]
+    for path in (f"/app/..{outside}/hello", "/app/link"):
+        one_line_error(run_sandbox(["run", *mount, path]), 127, "No such file or directory")
+
+
 def test_not_an_elf(tmp_path: Path) -> None:
     text = tmp_path / "notes.txt"
     text.write_text("just text\n")
