@@ -297,6 +297,8 @@ class Kernel(CpuEntries, ProcessEnds):
         """The program at guest path `guest` and its `#!` interpreter chain, resolved in the
         view as execve does, its ELF checked as a host program's is; LoadError (one line,
         with execve's errno) if it cannot run."""
+        if not os.path.lexists(path) and not self._in_view(guest):
+            raise LoadError(errno.ENOENT, f"{path}: no such file on the host or in the guest's view")
         try:
             fd, found, argv = resolve_program(self, proc, os.fsencode(guest), argv)
         except SyscallError as error:
@@ -307,6 +309,14 @@ class Kernel(CpuEntries, ProcessEnds):
             os.close(fd)
             raise
         return fd, found, argv
+
+    def _in_view(self, guest: str) -> bool:
+        """Whether the view has something at `guest` (an error other than ENOENT on the way
+        counts as something: execve's lookup reports it)."""
+        try:
+            return self.fs.exists(self.fs.resolve(os.fsencode(guest), "/"))
+        except SyscallError as error:
+            return error.errno != errno.ENOENT
 
     def new_process(self, parent: Task | None, space: AddressSpace | None) -> Task:
         """A new process and its first thread: the first process, or a child of the thread

@@ -49,7 +49,8 @@ def test_a_program_only_the_view_has_runs_as_execve_finds_it(tmp_path: Path) -> 
     assert (result.returncode, result.stdout, result.stderr) == (0, b"hi\n/app/busybox\n", b"")
     result = run_sandbox(["run", *mount, "/app/hello.sh", "a", "b"])
     assert (result.returncode, result.stdout, result.stderr) == (0, b"/app/hello.sh a b\n/app/busybox\n", b"")
-    one_line_error(run_sandbox(["run", *mount, "/app/nope"]), 127, "/app/nope: No such file or directory")
+    one_line_error(run_sandbox(["run", *mount, "/app/nope"]), 127,
+                   "/app/nope: no such file on the host or in the guest's view")
     one_line_error(run_sandbox(["run", *mount, "/app"]), 126, "/app: Permission denied")
 
 
@@ -64,7 +65,7 @@ def test_a_path_the_host_lacks_reaches_only_what_the_view_shows(tmp_path: Path) 
     (app / "link").symlink_to(outside / "hello")
     mount = ["--mount", f"{app}:/app:ro"]
     for path in (f"/app/..{outside}/hello", "/app/link"):
-        one_line_error(run_sandbox(["run", *mount, path]), 127, "No such file or directory")
+        one_line_error(run_sandbox(["run", *mount, path]), 127, "no such file on the host or in the guest's view")
 
 
 def test_not_an_elf(tmp_path: Path) -> None:
