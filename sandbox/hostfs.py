@@ -1,5 +1,5 @@
 """Removing a host directory tree the sandbox made, safely and at any depth (and making
-its private directories: `make_private_dir`).
+its private directories: `make_private_dir`, and sweeping those killed sandboxes left).
 
 The private root is the guest's to shape: it can be deeper than any path (a tree built by
 renames has no PATH_MAX), hold directories the guest made unreadable (mode 000) or
@@ -15,14 +15,23 @@ level (RecursionError past ~1000) and gives up on mode 000. `remove_tree` instea
 - makes a directory the guest chmod-ed to 000 or 0500 searchable and writable first
   (fchmodat(2) with AT_SYMLINK_NOFOLLOW, fchmod(2));
 - removes everything it can, then raises the first error (OSError) it met.
+
+A sandbox killed by SIGKILL (or the OOM killer, or a power cut) cannot remove what it made.
+So every directory `make_private_dir` makes is locked (flock(2)) by its maker for as long
+as it is in use, and the first `make_private_dir` of a process sweeps the temporary
+directory once: a directory named as sandboxes name theirs, owned by the same user,
+unchanged for `LEFTOVER_AGE` and locked by no one is a leftover, removed as above (at most
+`SWEEP_LIMIT` per sweep). A kept root (--keep-root) is renamed out of the swept names.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import stat
 import sys
+import time
 from collections.abc import Iterator
 
 #: How a directory in the tree is opened: never through a symlink, never inherited.
@@ -41,6 +50,24 @@ TEMP_DIR_DEFAULTS = ("/tmp", "/var/tmp", "/usr/tmp")
 TEMP_NAME_ATTEMPTS = 100
 #: The characters of a drawn name: 32, so a random byte maps onto them evenly.
 NAME_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
+#: The prefixes of the directories sandboxes make with `make_private_dir`, which a sweep
+#: may remove once their makers are gone.
+SWEPT_PREFIXES = ("sandbox-root-", "sandbox-etc-", "sandbox-snapshot-")
+#: What the random part of a swept name may hold: NAME_ALPHABET's, or tempfile.mkdtemp's
+#: (which earlier versions used), eight characters either way.
+SWEPT_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
+RANDOM_NAME_LENGTH = 8
+#: Seconds a leftover must have been unchanged: its maker locks it a moment after mkdir(2),
+#: and a sweep must not take a directory in that moment for a dead sandbox's.
+LEFTOVER_AGE = 60.0
+#: The most leftovers one sweep removes, so that a start-up pays for a few at most.
+SWEEP_LIMIT = 8
+
+#: The locks this process holds on the directories it made and still uses: path -> the
+#: descriptor holding the flock (closing it releases the lock).
+_held: dict[str, int] = {}
+#: The temporary directories this process has swept (once each).
+_swept: set[str] = set()
 
 
 class CleanupError(Exception):
@@ -80,8 +107,82 @@ def make_private_dir(prefix: str) -> str:
                 continue  # taken: draw another name
             except OSError:
                 break  # this parent cannot take it (missing, read-only, not ours): the next
+            _lock(path)
+            sweep_leftovers(parent)
             return path
     raise FileNotFoundError(errno.ENOENT, "No usable temporary directory found", prefix)
+
+
+def release_private_dir(path: str) -> None:
+    """Stop holding `path`'s lock (it was removed, or is kept for the user)."""
+    fd = _held.pop(path, None)
+    if fd is not None:
+        os.close(fd)
+
+
+def _lock(path: str) -> None:
+    """Lock the directory just made at `path` for this process (see the module doc)."""
+    fd = os.open(path, DIR_FLAGS)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    _held[path] = fd
+
+
+def sweep_leftovers(parent: str) -> int:
+    """Remove the directories killed sandboxes left in `parent` (see the module doc), once
+    per process; how many were removed. Errors are passed over: another sweep removing
+    the same leftover, a tree that will not go (the next sweep tries again)."""
+    if parent in _swept:
+        return 0
+    _swept.add(parent)
+    try:
+        parent_fd = os.open(parent, DIR_FLAGS & ~os.O_NOFOLLOW)
+    except OSError:
+        return 0
+    removed = 0
+    try:
+        with os.scandir(parent_fd) as listing:
+            names = [entry.name for entry in listing if _swept_name(entry.name)]
+        for name in names:
+            if removed == SWEEP_LIMIT:
+                break
+            removed += _remove_leftover(parent_fd, name)
+    except OSError:
+        pass
+    finally:
+        os.close(parent_fd)
+    return removed
+
+
+def _swept_name(name: str) -> bool:
+    """Whether `name` is one `make_private_dir` (or tempfile.mkdtemp) gives a sandbox's directory."""
+    for prefix in SWEPT_PREFIXES:
+        if name.startswith(prefix):
+            rest = name[len(prefix):]
+            return len(rest) == RANDOM_NAME_LENGTH and set(rest) <= SWEPT_NAME_CHARS
+    return False
+
+
+def _remove_leftover(parent_fd: int, name: str) -> int:
+    """Remove `name` if it is a leftover: a directory of ours, unchanged for LEFTOVER_AGE, that
+    no live sandbox holds locked (the lock is taken here for the removal). 1 if removed."""
+    try:
+        fd = os.open(name, DIR_FLAGS, dir_fd=parent_fd)
+    except OSError:
+        return 0  # gone, a symlink, not a directory, not ours to read
+    try:
+        st = os.fstat(fd)
+        if st.st_uid != os.geteuid() or time.time() - st.st_ctime < LEFTOVER_AGE:
+            return 0
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return 0  # its sandbox still runs (or another sweep has it)
+        remove_tree(parent_fd, name, identity_of(st))
+        return 1
+    except OSError:
+        return 0
+    finally:
+        os.close(fd)
 
 
 def _temp_dir_candidates() -> Iterator[str]:
@@ -148,6 +249,7 @@ def remove_path(path: str, identity: tuple[int, int] | None = None) -> None:
         remove_tree(parent_fd, name, identity)
     finally:
         os.close(parent_fd)
+        release_private_dir(os.path.join(parent, name))
 
 
 def _empty_tree(fd: int, name: str, identity: tuple[int, int], errors: list[OSError]) -> None:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from sandbox import abi
 from sandbox.engine import EngineError
 from sandbox.errors import InvariantError, LoadError, OutOfMemory, SandboxError, SyscallError
-from sandbox.hostfs import CleanupError, identity_of, make_private_dir, remove_path
+from sandbox.hostfs import CleanupError, identity_of, make_private_dir, release_private_dir, remove_path
 from sandbox.kernel import (  # the other handler modules load on first use (syscalls.py)
     futex,
     limits,
@@ -59,6 +59,9 @@ CHECK_COST_FACTOR = 5
 #: Writable, sticky scratch directories of the private root: /tmp, and the host directory
 #: behind /dev/shm (POSIX shared memory; /dev itself is made up).
 SCRATCH_DIRS = ("tmp", "dev/shm")
+#: The private root's name in the host's temporary directory, and a kept one's (--keep-root:
+#: out of the names a sweep of leftovers takes, hostfs.SWEPT_PREFIXES).
+PRIVATE_ROOT_PREFIX, KEPT_ROOT_PREFIX = "sandbox-root-", "sandbox-kept-"
 
 
 def seeded_random(seed: int) -> random.Random:
@@ -122,7 +125,7 @@ class Kernel(CpuEntries, ProcessEnds):
         #: deletes at close, by identity rather than by name.
         self._made: list[tuple[str, str, tuple[int, int]]] = []
         #: The private root (None with --root), and the generated /etc files' directory.
-        self.private_root = self._make_dir("sandbox-root-", "the private root") if options.root is None else None
+        self.private_root = self._make_dir(PRIVATE_ROOT_PREFIX, "the private root") if options.root is None else None
         if self.private_root is not None:
             for scratch in SCRATCH_DIRS:
                 os.makedirs(os.path.join(self.private_root, scratch), 0o700)
@@ -219,11 +222,22 @@ class Kernel(CpuEntries, ProcessEnds):
                 os.close(fd)
 
     def keep_private_root(self) -> str | None:
-        """Leave the private root on the host at close (--keep-root); its path, or None
-        if there is none (--root)."""
-        if self.private_root is not None:
-            self._made = [made for made in self._made if made[1] != self.private_root]
-        return self.private_root
+        """Leave the private root on the host at close (--keep-root): renamed out of the
+        names a sweep of leftovers takes (sandbox-kept-…, hostfs.sweep_leftovers) and
+        unlocked; its path, or None if there is none (--root)."""
+        root = self.private_root
+        if root is None:
+            return None
+        self._made = [made for made in self._made if made[1] != root]
+        parent, name = os.path.split(root)
+        kept = os.path.join(parent, name.replace(PRIVATE_ROOT_PREFIX, KEPT_ROOT_PREFIX, 1))
+        try:
+            os.rename(root, kept)  # the view holds the tree by descriptors: nothing re-walks
+        except OSError:
+            kept = root  # left under its own name (a sweep may take it once unlocked)
+        release_private_dir(root)
+        self.private_root = kept
+        return kept
 
     def close(self) -> None:
         """Close the view's host directories and remove the directories this kernel made:

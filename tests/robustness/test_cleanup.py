@@ -261,3 +261,80 @@ def test_a_closed_sandbox_holds_no_host_descriptor() -> None:
         assert sb.run(guest("hello"), capture=True).status == 0
         sb.close()
     assert set(os.listdir("/proc/self/fd")) <= before
+
+
+# -- what a killed sandbox left: swept by the next one --------------------------------------
+
+
+def _sweep_now(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> int:
+    """One sweep of `tmp_path` in this process, taking any age (LEFTOVER_AGE is there only
+    for the instant between a sandbox's mkdir and its lock)."""
+    monkeypatch.setattr(hostfs, "LEFTOVER_AGE", -1.0)
+    monkeypatch.setattr(hostfs, "_swept", set())
+    return hostfs.sweep_leftovers(str(tmp_path))
+
+
+def test_a_sigkilled_sandboxs_directories_are_swept_and_a_live_ones_are_not(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGKILL leaves the root and the generated /etc behind; while another sandbox runs,
+    its own (locked) directories survive a sweep, the dead one's go."""
+    killed = subprocess.Popen([sys.executable, "-m", "sandbox", "run", guest("linger"), "sleep"],
+                              env=_env(tmp_path), stdout=subprocess.PIPE)
+    assert killed.stdout.readline() == b"ready\n"
+    killed.kill()
+    killed.wait()
+    killed.stdout.close()
+    dead = _left(tmp_path)
+    assert sorted(name.split("-")[1] for name in dead) == ["etc", "root"]
+    with subprocess.Popen([sys.executable, "-m", "sandbox", "run", guest("linger"), "sleep"], env=_env(tmp_path),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as live:
+        assert live.stdout.readline() == b"ready\n"
+        alive = sorted(set(_left(tmp_path)) - set(dead))
+        assert len(alive) == 2
+        assert _sweep_now(tmp_path, monkeypatch) == 2
+        assert _left(tmp_path) == alive
+        live.send_signal(signal.SIGTERM)
+        live.communicate(timeout=120)
+    assert _left(tmp_path) == []
+
+
+def test_the_next_sandbox_sweeps_the_leftovers(tmp_path: Path) -> None:
+    """A run's start-up sweeps its temporary directory (here with the age check off)."""
+    leftover = tmp_path / "sandbox-root-abcdefgh"
+    (leftover / "tmp").mkdir(parents=True)
+    (leftover / "tmp" / "data").write_text("a killed guest's")
+    done = _cli_with(tmp_path, "import sandbox.hostfs as h; h.LEFTOVER_AGE = -1.0", "run", guest("hello"))
+    assert done.returncode == 0, done.stderr
+    assert _left(tmp_path) == []
+
+
+def test_a_kept_root_is_not_swept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    done = run_sandbox(["run", "--keep-root", guest("hello")], env=_env(tmp_path))
+    kept = done.stderr.decode().split(" kept at ")[-1].strip()
+    assert os.path.basename(kept).startswith("sandbox-kept-") and _left(tmp_path) == [os.path.basename(kept)]
+    assert _sweep_now(tmp_path, monkeypatch) == 0
+    assert _left(tmp_path) == [os.path.basename(kept)]
+    hostfs.remove_path(kept)
+
+
+def test_a_sweep_takes_only_what_a_sandbox_would_have_made(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The attack: names and things that look like leftovers. A symlink named as a root is
+    not followed, a directory of another user is not touched, a name that is not a
+    sandbox's (another prefix, another length) stays; a real leftover goes."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "canary").write_text("host data")
+    (tmp_path / "sandbox-root-symlinks").symlink_to(outside)
+    for name in ("sandbox-root-important-data", "sandbox-rootabcdefgh", "my-sandbox-root-abcdefgh"):
+        (tmp_path / name).mkdir()
+    theirs = tmp_path / "sandbox-etc-theirs00"
+    theirs.mkdir()
+    if os.geteuid() == 0:
+        os.chown(theirs, UNPRIVILEGED, UNPRIVILEGED)
+    (tmp_path / "sandbox-snapshot-leftover").mkdir()
+    (tmp_path / "sandbox-snapshot-leftover" / "f").write_text("x")
+    expected = sorted(set(_left(tmp_path)) - {"sandbox-snapshot-leftover"}
+                      - ({"sandbox-etc-theirs00"} if os.geteuid() != 0 else set()))
+    assert _sweep_now(tmp_path, monkeypatch) == 1
+    assert _left(tmp_path) == expected
+    assert (outside / "canary").read_text() == "host data"
