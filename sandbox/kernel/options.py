@@ -81,9 +81,34 @@ class Options:
 
     def environment(self) -> list[bytes]:
         """The guest's environment: the fixed default (or the host's), then --env."""
-        base = [os.fsencode(f"{k}={v}") for k, v in os.environ.items()] if self.inherit_env else list(DEFAULT_ENV)
+        base = host_environment() if self.inherit_env else list(DEFAULT_ENV)
         merged = dict(item.split(b"=", 1) if b"=" in item else (item, b"") for item in base)
         for item in self.env:
             key, _, value = item.partition("=")
             merged[os.fsencode(key)] = os.fsencode(value)
         return [k + b"=" + v for k, v in merged.items()]
+
+
+#: What CPython's locale coercion (PEP 538) sets LC_CTYPE to when it starts under the C
+#: locale: the sandbox's own interpreter did that, not the user.
+COERCED_LC_CTYPE = (b"C.UTF-8", b"C.utf8", b"UTF-8")
+
+
+def host_environment() -> list[bytes]:
+    """The host's environment for --inherit-env: os.environ, less an LC_CTYPE that the
+    environment this process was started with lacked and CPython's locale coercion added
+    (natively, under LANG=C, a program sees no LC_CTYPE and stays in the C locale). The
+    starting environment is the block execve(2) gave us: /proc/self/environ (setenv(3)
+    never writes there)."""
+    items = [k + b"=" + v for k, v in os.environb.items()]
+    coerced = os.environb.get(b"LC_CTYPE")
+    if coerced in COERCED_LC_CTYPE:
+        try:
+            with open("/proc/self/environ", "rb") as initial:
+                started_with = initial.read().split(b"\0")
+        except OSError:
+            return items
+        if not any(item.startswith(b"LC_CTYPE=") for item in started_with):
+            items.remove(b"LC_CTYPE=" + coerced)
+    return items
+

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.api import Sandbox
-from tests.conftest import guest, run_sandbox
+from tests.conftest import guest, run_native, run_sandbox
 
 BUSYBOX = "/bin/busybox"
 SECRET = "host secret 7f3a"
@@ -96,6 +96,17 @@ def test_environment_is_fixed_unless_inherited() -> None:
     assert b"SANDBOX_TEST_MARKER" not in fixed.stdout and b"EXTRA=1\n" in fixed.stdout
     inherited = run_sandbox(["run", "--inherit-env", BUSYBOX, "env"], env=env)
     assert b"SANDBOX_TEST_MARKER=visible\n" in inherited.stdout
+
+
+def test_inherited_environment_is_the_one_the_sandbox_was_given() -> None:
+    """Under LANG=C CPython coerces its own locale by setting LC_CTYPE=C.UTF-8 (PEP 538);
+    the guest must not inherit that (natively `wc -m` and error quotes stay in the C
+    locale). An LC_CTYPE the user set is passed on."""
+    native = run_native(["/usr/bin/env"], env={"LANG": "C"})
+    inherited = run_sandbox(["run", "--inherit-env", "/usr/bin/env"], env={"LANG": "C"})
+    assert inherited.stdout == native.stdout == b"LANG=C\n"
+    given = {"LANG": "C", "LC_CTYPE": "C.UTF-8"}
+    assert run_sandbox(["run", "--inherit-env", "/usr/bin/env"], env=given).stdout == b"LANG=C\nLC_CTYPE=C.UTF-8\n"
 
 
 def test_deterministic_runs_repeat_exactly() -> None:
