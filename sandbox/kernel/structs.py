@@ -16,6 +16,7 @@ STATX_SIZE = 256
 STATX_BASIC_STATS = 0x7FF
 # struct linux_dirent64, include/linux/dirent.h: ino, off, reclen, type, name (NUL, 8-aligned).
 DIRENT64_HEAD = struct.Struct("<QqHB")
+DIRENT_HEAD = struct.Struct("<QqH")  # struct linux_dirent: d_ino, d_off, d_reclen (then the name)
 # struct pollfd, include/uapi/asm-generic/poll.h.
 POLLFD = struct.Struct("<ihh")
 # struct timespec and struct timeval (x86-64: two longs each).
@@ -54,3 +55,12 @@ def pack_dirent(entry: DirEntry, next_offset: int) -> bytes:
     size = (DIRENT64_HEAD.size + len(entry.name) + 1 + 7) & ~7
     record = DIRENT64_HEAD.pack(entry.ino, next_offset, size, entry.type) + entry.name
     return record + bytes(size - len(record))
+
+
+def pack_old_dirent(entry: DirEntry, next_offset: int) -> bytes:
+    """One record of the old getdents(2), struct linux_dirent: d_ino, d_off, d_reclen, the
+    name and its NUL, padding, and d_type in the record's last byte (fs/readdir.c filldir:
+    reclen = ALIGN(offsetof(d_name) + namelen + 2, sizeof(long)))."""
+    size = (DIRENT_HEAD.size + len(entry.name) + 2 + 7) & ~7
+    record = DIRENT_HEAD.pack(entry.ino, next_offset, size) + entry.name
+    return record + bytes(size - len(record) - 1) + bytes((entry.type,))

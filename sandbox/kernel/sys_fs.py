@@ -25,7 +25,7 @@ from sandbox.kernel.hostfiles import HostFile
 from sandbox.kernel.identity import HOST_MODE_MASK
 from sandbox.kernel.pipe import Pipe, PipeEnd
 from sandbox.kernel.quota import ENTRY_COST
-from sandbox.kernel.structs import pack_dirent
+from sandbox.kernel.structs import pack_dirent, pack_old_dirent
 from sandbox.kernel.syscalls import syscall, to_int32
 from sandbox.kernel.task import Task
 from sandbox.kernel.vfs import PATH_MAX, ResolveRules
@@ -127,6 +127,7 @@ def host_file(proc: Task, fd: int, guest: str, flags: int, node: Node | None = N
     file.cache = proc.kernel.page_cache
     file.on_writable_mount = node is None or node.writable
     file.listings = budgets.dir_listings
+    file.sorted_listing = proc.kernel.options.deterministic
     file.hold(fs.quota_of(node, proc.kernel.quota), proc.kernel.identity, st)  # a tmpfs's size= (sys_mount)
     file.write_room = lambda position, n: limits.file_room(proc.kernel, position, n)  # RLIMIT_FSIZE
     return file
@@ -230,7 +231,7 @@ def open_file(proc: Task, path: bytes, base: str, flags: int, mode: int, rules: 
     if not node.on_host:  # a directory made up above a mount or placed node: listing only
         if flags & O_ACCMODE != O_RDONLY:
             raise SyscallError(errno.EISDIR, node.guest)
-        return SyntheticDir(node.guest, fs.mount_points_under(node.guest))
+        return SyntheticDir(node.guest, lambda: fs.mount_points_under(node.guest))
     if not creating:  # a FIFO is served inside the sandbox, also on a read-only mount
         st = host_lstat(proc, node)
         if stat.S_ISFIFO(st.st_mode) and not flags & O_PATH:
@@ -368,7 +369,8 @@ def open_synthetic(proc: Task, node: Node, flags: int) -> File:
     if flags & O_ACCMODE != O_RDONLY and (synthetic.kind != "file" or not synthetic.mode & 0o200):
         raise SyscallError(errno.EISDIR if synthetic.kind == "dir" else errno.EACCES, node.guest)
     if synthetic.kind == "dir":
-        return SyntheticDir(node.guest, proc.kernel.fs.list_synthetic(node.guest) or [])
+        fs = proc.kernel.fs
+        return SyntheticDir(node.guest, lambda: fs.list_synthetic(node.guest) or [])
     return proc.kernel.open_proc_file(proc, synthetic.name, flags)
 
 
@@ -377,13 +379,24 @@ def open_synthetic(proc: Task, node: Node, flags: int) -> File:
 
 @syscall("getdents64", "fd dirp count")
 def sys_getdents64(proc: Task, fd: int, dirp: int, count: int) -> int:
-    """Fill `dirp` with as many whole records as fit, from the directory's position."""
+    """Fill `dirp` with as many whole linux_dirent64 records as fit, from the directory's position."""
+    return _getdents(proc, fd, dirp, count, pack_dirent)
+
+
+@syscall("getdents", "fd dirp count")
+def sys_getdents(proc: Task, fd: int, dirp: int, count: int) -> int:
+    """The old getdents(2), struct linux_dirent records (ASan's leak checker lists
+    /proc/PID/task with it)."""
+    return _getdents(proc, fd, dirp, count, pack_old_dirent)
+
+
+def _getdents(proc: Task, fd: int, dirp: int, count: int, pack) -> int:
     file = proc.files.get(to_int32(fd))
     entries = file.entries()
     out = bytearray()
     position = file.dir_position
     while position < len(entries):
-        record = pack_dirent(entries[position], position + 1)
+        record = pack(entries[position], position + 1)
         if len(out) + len(record) > count:
             if not out:
                 raise SyscallError(errno.EINVAL, "buffer too small for one entry")

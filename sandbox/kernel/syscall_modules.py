@@ -80,6 +80,7 @@ SYSCALL_MODULES: dict[str, tuple[str, str]] = {
     'fdatasync': ('sandbox.kernel.sys_io', 'fd'),
     'truncate': ('sandbox.kernel.sys_fs', 'path length'),
     'ftruncate': ('sandbox.kernel.sys_io', 'fd length'),
+    'getdents': ('sandbox.kernel.sys_fs', 'fd dirp count'),
     'getcwd': ('sandbox.kernel.sys_fs', 'buf size'),
     'chdir': ('sandbox.kernel.sys_fs', 'path'),
     'fchdir': ('sandbox.kernel.sys_fs', 'fd'),
