@@ -380,16 +380,19 @@ class StackSpec:
 
 class StackLayout:
     """Where `build_stack` put things: the new RSP and the argv and envp strings (Linux's
-    mm->arg_start/arg_end and env_start/env_end, which /proc/PID/cmdline and environ read)."""
+    mm->arg_start/arg_end and env_start/env_end, which /proc/PID/cmdline and environ read),
+    and the auxv pairs as bytes (Linux's mm->saved_auxv, which /proc/PID/auxv reads)."""
 
-    __slots__ = ("rsp", "arg_start", "arg_end", "env_start", "env_end")
+    __slots__ = ("rsp", "arg_start", "arg_end", "env_start", "env_end", "auxv")
 
-    def __init__(self, rsp: int, arg_start: int, arg_end: int, env_start: int, env_end: int) -> None:
+    def __init__(self, rsp: int, arg_start: int, arg_end: int, env_start: int, env_end: int,
+                 auxv: bytes = b"") -> None:
         self.rsp = rsp
         self.arg_start = arg_start
         self.arg_end = arg_end
         self.env_start = env_start
         self.env_end = env_end
+        self.auxv = auxv
 
 
 def build_stack(space: AddressSpace, loaded: LoadedImage, spec: StackSpec) -> StackLayout:
@@ -435,4 +438,5 @@ def build_stack(space: AddressSpace, loaded: LoadedImage, spec: StackSpec) -> St
                          flags=RegionFlag.GROWSDOWN, kind=RegionKind.STACK, name="[stack]")
     copy_out(space, rsp, table)
     copy_out(space, low, b"".join(reversed(pieces)))
-    return StackLayout(rsp, arg_start, arg_end, arg_end, env_end)
+    saved_auxv = struct.pack(f"<{2 * len(auxv)}Q", *[x for pair in auxv for x in pair])
+    return StackLayout(rsp, arg_start, arg_end, arg_end, env_end, saved_auxv)

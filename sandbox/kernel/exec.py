@@ -67,6 +67,7 @@ def load_program(kernel: Kernel, proc: Task, fd: int, guest_path: str, argv: lis
     proc.fresh_entry = (entry, stack.rsp)
     proc.exe = proc.exe_guest = guest_path
     proc.arg_range, proc.env_range = (stack.arg_start, stack.arg_end), (stack.env_start, stack.env_end)
+    proc.group.auxv = stack.auxv
     proc.comm = os.path.basename(guest_path)[:15]
     if old is not None:
         if (ipc := kernel.sysv_ipc()) is not None:

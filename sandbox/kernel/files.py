@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import zlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
@@ -208,6 +209,13 @@ class DeviceFile(File):
         return Stat(dev=5, ino=1000 + rdev[1], mode=stat.S_IFCHR | 0o666, rdev=os.makedev(*rdev), blksize=4096)
 
 
+def synthetic_ino(guest: str) -> int:
+    """The inode number of a node the sandbox makes up (/proc, /dev, directories above
+    mounts): distinct and stable per guest path, and the same for stat(2) of the path and
+    fstat(2) of a descriptor opened on it (cp checks the two agree)."""
+    return zlib.crc32(guest.encode()) + 2
+
+
 class ProcFile(File):
     """A /proc file read through its `content` (see procfs): a snapshot taken at open and
     charged to the sandbox's /proc budget while a descriptor names it (ENOMEM past it), or
@@ -244,22 +252,28 @@ class ProcFile(File):
         return self.offset
 
     def stat(self) -> Stat:
-        return Stat(dev=4, ino=4026531840 + len(self.name), mode=stat.S_IFREG | 0o444, size=0, blksize=1024)
+        return Stat(dev=4, ino=synthetic_ino(self.name), mode=stat.S_IFREG | 0o444, size=0, blksize=1024)
 
 
 class SyntheticDir(File):
     """A synthetic directory (/proc, /proc/self, /dev, one above a mount): listing only."""
 
-    def __init__(self, guest: str, names: list[tuple[str, str]]) -> None:
+    def __init__(self, guest: str, lister: Callable[[], list[tuple[str, str]]]) -> None:
+        """`lister` gives the (name, kind) pairs: asked at the first getdents and after a
+        rewind, as Linux lists /proc/PID/fd when it is read (the descriptor listing it, and
+        any opened since, are in it)."""
         super().__init__(O_RDONLY)
         self.name = guest
         self.guest = guest
         self.dir_position = 0
-        self._names = names
+        self._lister = lister
+        self._listing: list[DirEntry] | None = None
 
     def entries(self) -> list[DirEntry]:
-        return [DirEntry(1, DT_DIR, b"."), DirEntry(1, DT_DIR, b"..")] + [
-            DirEntry(2 + i, KIND_DTYPE[kind], os.fsencode(name)) for i, (name, kind) in enumerate(self._names)]
+        if self._listing is None:
+            self._listing = [DirEntry(1, DT_DIR, b"."), DirEntry(1, DT_DIR, b"..")] + [
+                DirEntry(2 + i, KIND_DTYPE[kind], os.fsencode(name)) for i, (name, kind) in enumerate(self._lister())]
+        return self._listing
 
     def seek(self, offset: int, whence: int) -> int:
         """A listing position, as dcache_dir_lseek: SEEK_SET or SEEK_CUR to a position >= 0,
@@ -270,11 +284,13 @@ class SyntheticDir(File):
             raise SyscallError(errno.EINVAL, f"whence {whence} on a directory")
         if not 0 <= offset <= MAX_LFS_FILESIZE:
             raise SyscallError(errno.EINVAL, f"directory position {offset}")
+        if offset == 0:
+            self._listing = None  # rewinddir: listed afresh
         self.dir_position = offset
         return offset
 
     def stat(self) -> Stat:
-        return Stat(dev=4, ino=1, mode=stat.S_IFDIR | 0o555, nlink=2)
+        return Stat(dev=4, ino=synthetic_ino(self.guest), mode=stat.S_IFDIR | 0o555, nlink=2)
 
     def read(self, n: int) -> bytes:
         raise SyscallError(errno.EISDIR, self.name)

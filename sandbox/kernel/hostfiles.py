@@ -97,6 +97,8 @@ class HostFile(HostFd):
     _held: os.stat_result | None = None
     #: False for a file of a read-only mount: fchmod, fchown and futimens answer EROFS.
     on_writable_mount = True
+    #: Whether a listing is sorted by name (--deterministic) rather than in the host's order.
+    sorted_listing = False
     #: The budget a directory's listing is charged to while this description holds it.
     listings: Budget | None = None
     _listing_cost = 0
@@ -198,15 +200,27 @@ class HostFile(HostFd):
         return self._after_write(offset, data, n)
 
     def seek(self, offset: int, whence: int) -> int:
+        """A directory seeks to a cookie (a position in its listing); back to 0 (rewinddir)
+        it is listed afresh at the next getdents, as Linux re-reads it, so entries made
+        since show."""
         if self._listing is not None or stat.S_ISDIR(self.stat().mode):
             if whence != os.SEEK_SET or offset < 0:
                 raise SyscallError(errno.EINVAL, "directories seek only to a cookie")
+            if offset == 0:
+                self._drop_listing()
             self.dir_position = offset
             return offset
         return super().seek(offset, whence)
 
+    def _drop_listing(self) -> None:
+        if self._listing is not None and self.listings is not None:
+            self.listings.release(self._listing_cost)
+        self._listing, self._listing_cost = None, 0
+
     def entries(self) -> list[DirEntry]:
-        """'.', '..', then the directory's names (and mount points), read once per open."""
+        """'.', '..', then the directory's names (and mount points), listed at the first
+        getdents after the open or a rewind, in the host's order (sorted by name under
+        --deterministic: the host file system's order differs between machines)."""
         if self._listing is None:
             st = self.stat()
             if not stat.S_ISDIR(st.mode):
@@ -220,7 +234,7 @@ class HostFile(HostFd):
                 raise _oserror(error) from None
             for name, kind in self._extra_entries() if self._extra_entries else []:
                 names.setdefault(name, kind)
-            for name in sorted(names):
+            for name in sorted(names) if self.sorted_listing else names:
                 entry = _dir_entry(name, names[name])
                 if self.identity is not None and not isinstance(names[name], str):
                     entry = entry._replace(ino=self.identity.ino(st.dev, entry.ino))
@@ -258,8 +272,7 @@ class HostFile(HostFd):
             self.notify.closing(self)
         if self.host_files is not None:
             self.host_files.release(1)
-        if self.listings is not None:
-            self.listings.release(self._listing_cost)
+        self._drop_listing()
         if self._held is not None:
             try:
                 self.quota.closed(os.fstat(self.fd))

@@ -82,6 +82,8 @@ class ThreadGroup:
         #: them there, so no copy of them is kept on the host.
         self.arg_range: tuple[int, int] = (0, 0)
         self.env_range: tuple[int, int] = (0, 0)
+        #: The image's auxv as execve gave it (mm->saved_auxv): /proc/PID/auxv.
+        self.auxv = b""
         self.pgid = 0
         self.sid = 0
         self.children: list[ThreadGroup] = []
@@ -105,7 +107,7 @@ class ThreadGroup:
         self.sig_actions = dict(parent.sig_actions)
         self.rlimits, self.prctl = dict(parent.rlimits), dict(parent.prctl)
         self.attrs = parent.attrs.for_child()
-        self.arg_range, self.env_range = parent.arg_range, parent.env_range
+        self.arg_range, self.env_range, self.auxv = parent.arg_range, parent.env_range, parent.auxv
         self.pgid, self.sid = parent.pgid, parent.sid
 
     def __repr__(self) -> str:

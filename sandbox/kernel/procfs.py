@@ -48,7 +48,7 @@ MAPS_LINE_MIN = procfs_pid.MAPS_LINE_MIN
 #: The files of /proc/<pid>/, each with its mode (oom_score_adj is the one written).
 PID_FILES = {name: 0o444 for name in (
     "cgroup", "cmdline", "comm", "environ", "limits", "maps", "mountinfo", "mounts", "oom_score", "smaps",
-    "smaps_rollup", "stat", "statm", "status")} | {"oom_score_adj": 0o644}
+    "smaps_rollup", "stat", "statm", "status")} | {"oom_score_adj": 0o644, "auxv": 0o400}
 PID_LINKS = ("cwd", "exe", "root")
 PID_DIRS = ("fd", "fdinfo", "task")
 TASK_FILES = ("comm", "stat", "status")  # /proc/<pid>/task/<tid>/
@@ -95,24 +95,38 @@ class Snapshot:
 
 
 class ProcessMemory:
-    """Bytes `[start, end)` of a process's memory, read when the guest reads (nothing held):
-    what the process wrote there since is what it shows, as on Linux."""
+    """A process's arguments or environment, read from its memory when the guest reads
+    (nothing held): what the process wrote there since is what it shows, as on Linux.
 
-    def __init__(self, proc: Task, start: int, end: int) -> None:
-        self.proc = proc
-        self.start = start
-        self.size = end - start
+    cmdline follows the process across execve (proc_pid_cmdline_read takes the task's mm at
+    each read); environ stays with the image it was opened on and reads empty once an
+    execve replaced it (environ_read: the mm held since the open has no users left)."""
+
+    def __init__(self, group: ThreadGroup, which: str, follows_exec: bool) -> None:
+        self.group = group
+        self.which = which  # "arg_range" or "env_range"
+        self.space = None if follows_exec else group.space
+
+    @property
+    def size(self) -> int:
+        start, end = getattr(self.group, self.which)
+        return end - start
 
     def read(self, offset: int, n: int) -> bytes:
-        """Up to `n` bytes at `offset`; none from an ended process or an unmapped page, and
-        ESRCH once it is reaped (proc_pid_cmdline_read finds no task)."""
-        if self.proc.group.state is State.REAPED:
-            raise SyscallError(errno.ESRCH, f"process {self.proc.pid} is gone")
-        n = min(n, self.size - offset)
-        if self.proc.space is None or offset < 0 or n <= 0:
+        """Up to `n` bytes at `offset`; none from an ended or replaced image or an unmapped
+        page, and ESRCH once the process is reaped (proc_pid_cmdline_read finds no task)."""
+        group = self.group
+        if group.state is State.REAPED:
+            raise SyscallError(errno.ESRCH, f"process {group.pid} is gone")
+        space = group.space
+        if space is None or (self.space is not None and space is not self.space):
+            return b""
+        start, end = getattr(group, self.which)
+        n = min(n, end - start - offset)
+        if offset < 0 or n <= 0:
             return b""
         try:
-            return copy_in(self.proc.space, self.start + offset, n)
+            return copy_in(space, start + offset, n)
         except SyscallError:
             return b""
 
@@ -404,6 +418,8 @@ class ProcTree:
             memory = self._process_memory(group, parts[2])
             if memory is not None:
                 return memory
+            if parts[2] == "auxv":  # binary: the pairs execve put on the stack (fs/proc/base.c)
+                return Snapshot(group.auxv, budget)
             self._check_size(group, parts[2], budget)
             text = self._pid_text(group, parts[2:])
         else:
@@ -411,11 +427,10 @@ class ProcTree:
         return Snapshot(os.fsencode(text), budget)
 
     def _process_memory(self, group: ThreadGroup, entry: str) -> ProcessMemory | None:
-        leader = group.tasks[0]
         if entry == "cmdline":
-            return ProcessMemory(leader, *group.arg_range)
+            return ProcessMemory(group, "arg_range", follows_exec=True)
         if entry == "environ":
-            return ProcessMemory(leader, *group.env_range)
+            return ProcessMemory(group, "env_range", follows_exec=False)
         return None
 
     def _check_size(self, group: ThreadGroup, entry: str, budget: Budget) -> None:

@@ -12,12 +12,11 @@ import errno
 import os
 import stat
 import time
-import zlib
 from typing import NoReturn
 
 from sandbox.errors import SyscallError
 from sandbox.kernel import inotify
-from sandbox.kernel.files import DeviceFile, Stat
+from sandbox.kernel.files import DeviceFile, Stat, synthetic_ino
 from sandbox.kernel.hostfiles import HostFile
 from sandbox.kernel.quota import ENTRY_COST
 from sandbox.kernel.structs import STATFS, TIMESPEC, pack_stat, pack_statx
@@ -72,7 +71,7 @@ def _made_up(proc: Task, node: Node, dev: int, mode: int, **fields: int) -> Stat
     per path, so tools that walk `..` or count hard links tell them apart), times of the
     sandbox's start."""
     born = proc.kernel.boot_wall_ns
-    return Stat(dev=dev, ino=zlib.crc32(node.guest.encode()) + 2, mode=mode, atime_ns=born, mtime_ns=born,
+    return Stat(dev=dev, ino=synthetic_ino(node.guest), mode=mode, atime_ns=born, mtime_ns=born,
                 ctime_ns=born, **fields)
 
 
