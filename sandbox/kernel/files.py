@@ -434,3 +434,7 @@ class FdTable:
 
     def __len__(self) -> int:
         return len(self._fds)
+
+    def open_files(self) -> list[File]:
+        """The open files the table names (a file under several numbers, once per number)."""
+        return [entry.file for entry in self._fds.values()]

@@ -41,10 +41,13 @@ class FsContext:
     """A working directory, root directory (chroot) and umask, as one object so that
     CLONE_FS can share it."""
 
-    __slots__ = ("cwd", "umask", "root")
+    __slots__ = ("cwd", "umask", "root", "cwd_removed")
 
     def __init__(self, cwd: str = "/", umask: int = 0o022, root: str = "/") -> None:
         self.cwd, self.umask, self.root = cwd, umask, root
+        #: The cwd was removed (rmdir): getcwd says ENOENT and relative paths find nothing,
+        #: whatever is made at that path later (Linux: the dentry is dead).
+        self.cwd_removed = False
 
 
 class ThreadGroup:

@@ -24,12 +24,12 @@ from sandbox.kernel.sys_fs import (
     AT_EMPTY_PATH,
     AT_FDCWD,
     AT_SYMLINK_NOFOLLOW,
-    base_dir,
     host_call,
     host_lstat,
     read_path,
     require_permission,
     resolve_at,
+    start_of,
 )
 from sandbox.kernel.syscalls import syscall, to_int32
 from sandbox.kernel.task import Task
@@ -87,7 +87,8 @@ def stat_at(proc: Task, dirfd: int, path: int, flags: int) -> Stat:
         if to_int32(dirfd) == AT_FDCWD:
             return stat_node(proc, proc.kernel.fs.resolve(b".", proc.cwd))
         return fd_stat(proc, dirfd)
-    node = proc.kernel.fs.resolve(raw, base_dir(proc, dirfd), follow=not flags & AT_SYMLINK_NOFOLLOW)
+    base, raw = start_of(proc, dirfd, raw)
+    node = proc.kernel.fs.resolve(raw, base, follow=not flags & AT_SYMLINK_NOFOLLOW)
     return stat_node(proc, node)
 
 

@@ -53,6 +53,17 @@ def read_path(proc: Task, addr: int) -> bytes:
     return read_cstring(proc.space, addr, PATH_MAX - 1)  # getname: PATH_MAX bytes with the NUL
 
 
+def start_of(proc: Task, dirfd: int, path: bytes) -> tuple[str, bytes]:
+    """(the guest directory `path` starts from, the path from there): `base_dir`'s, except
+    in a removed cwd, where a relative path finds nothing (ENOENT) but one through `..`
+    reaches the parent (Linux's walk takes `..` without a lookup in the dead directory)."""
+    if to_int32(dirfd) != AT_FDCWD or not proc.group.fs.cwd_removed or path.startswith(b"/"):
+        return base_dir(proc, dirfd), path
+    if path == b".." or path.startswith(b"../"):
+        return os.path.dirname(proc.cwd), path[3:] or b"."
+    raise SyscallError(errno.ENOENT, f"the working directory {proc.cwd} was removed")
+
+
 def base_dir(proc: Task, dirfd: int) -> str:
     """The guest directory a relative path starts from: the cwd or `dirfd`'s directory."""
     dirfd = to_int32(dirfd)
@@ -67,11 +78,13 @@ def base_dir(proc: Task, dirfd: int) -> str:
 
 def writable_entry(proc: Task, dirfd: int, addr: int, creating: bool = False) -> Node:
     """The directory entry a call creates, removes or renames (see vfs.writable_entry)."""
-    return proc.kernel.fs.writable_entry(read_path(proc, addr), base_dir(proc, dirfd), creating)
+    base, path = start_of(proc, dirfd, read_path(proc, addr))
+    return proc.kernel.fs.writable_entry(path, base, creating)
 
 
 def resolve_at(proc: Task, dirfd: int, addr: int, flags: int = 0, follow: bool = True) -> Node:
-    return proc.kernel.fs.resolve(read_path(proc, addr), base_dir(proc, dirfd), follow=follow)
+    base, path = start_of(proc, dirfd, read_path(proc, addr))
+    return proc.kernel.fs.resolve(path, base, follow=follow)
 
 
 def host_call(fn, *args, **kwargs):
@@ -144,7 +157,8 @@ def sys_openat(proc: Task, dirfd: int, path: int, flags: int, mode: int) -> int:
 def _open_at(proc: Task, dirfd: int, path: int, flags: int, mode: int, rules: ResolveRules | None = None) -> int:
     if flags & O_TMPFILE == O_TMPFILE:
         raise SyscallError(errno.EOPNOTSUPP, "O_TMPFILE")
-    file = open_file(proc, read_path(proc, path), base_dir(proc, dirfd), flags, mode, rules)
+    base, name = start_of(proc, dirfd, read_path(proc, path))
+    file = open_file(proc, name, base, flags, mode, rules)
     fd = proc.files.install(file, cloexec=bool(flags & O_CLOEXEC))
     inotify.opened(proc.kernel, file, flags)
     if isinstance(file, PipeEnd):
@@ -414,6 +428,8 @@ def sys_getcwd(proc: Task, buf: int, size: int) -> int:
     """The cwd as the caller's root sees it; one outside a chroot is "(unreachable)"
     followed by its path (d_path's answer for a path not under the root)."""
     cwd, root = proc.cwd, proc.group.fs.root
+    if proc.group.fs.cwd_removed:
+        raise SyscallError(errno.ENOENT, f"the working directory {cwd} was removed")
     if root != "/":
         inside = cwd == root or cwd.startswith(root.rstrip("/") + "/")
         cwd = (cwd[len(root):] or "/") if inside else "(unreachable)" + cwd
@@ -428,6 +444,7 @@ def _enter(proc: Task, node: Node) -> int:
     if proc.kernel.fs.kind_of(node) != "dir":
         raise SyscallError(errno.ENOTDIR, node.guest)
     proc.cwd = node.guest
+    proc.group.fs.cwd_removed = False
     return 0
 
 

@@ -13,6 +13,7 @@ import ctypes
 import errno
 import os
 import stat
+from typing import TYPE_CHECKING
 
 from sandbox.errors import SyscallError
 from sandbox.kernel import inotify
@@ -32,6 +33,10 @@ from sandbox.kernel.sys_fs import (
 )
 from sandbox.kernel.syscalls import syscall, to_int32
 from sandbox.kernel.task import Task
+
+if TYPE_CHECKING:
+    from sandbox.kernel.kernel import Kernel
+    from sandbox.kernel.process import FsContext
 
 RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2  # include/uapi/linux/fs.h
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -90,6 +95,9 @@ def sys_unlinkat(proc: Task, dirfd: int, path: int, flags: int) -> int:
     host_call(remove, node.name, dir_fd=node.dirfd)
     inotify.unlinked(proc.kernel, node, st)
     _forget(proc, st)
+    if remove is os.rmdir:
+        for context in _fs_contexts(proc.kernel):
+            context.cwd_removed |= context.cwd == node.guest
     return 0
 
 
@@ -158,7 +166,39 @@ def sys_renameat2(proc: Task, olddirfd: int, oldpath: int, newdirfd: int, newpat
     inotify.renamed(proc.kernel, old, new, replaced, bool(flags & RENAME_EXCHANGE))
     if replaced is not None and not flags & RENAME_EXCHANGE:
         _forget(proc, replaced)
+    _carry_along(proc.kernel, old.guest, new.guest, bool(flags & RENAME_EXCHANGE))
     return 0
+
+
+def _carry_along(kernel: Kernel, old: str, new: str, exchange: bool) -> None:
+    """Linux holds a working directory, a root and an open file by their dentries, so a
+    rename carries them along (d_move): a relative path goes on working in a renamed cwd,
+    and getcwd and /proc/PID/fd name the new place. The sandbox holds guest paths, so those
+    under the renamed entry (both, for RENAME_EXCHANGE) are rewritten."""
+    moves = ((old, new), (new, old)) if exchange else ((old, new),)
+
+    def moved(path: str) -> str:
+        for before, after in moves:
+            if path == before or path.startswith(before + "/"):
+                return after + path[len(before):]
+        return path
+
+    for context in _fs_contexts(kernel):
+        context.cwd, context.root = moved(context.cwd), moved(context.root)
+    seen: set[int] = set()
+    for group in kernel.processes.values():
+        for file in group.files.open_files() if group.files is not None else ():
+            guest = getattr(file, "guest", None)
+            if isinstance(guest, str) and id(file) not in seen:
+                seen.add(id(file))
+                file.guest = moved(guest)
+                if file.name == guest:
+                    file.name = file.guest
+
+
+def _fs_contexts(kernel: Kernel) -> list[FsContext]:
+    """Every process's working-directory context, once each (CLONE_FS shares them)."""
+    return list({id(group.fs): group.fs for group in kernel.processes.values()}.values())
 
 
 @syscall("renameat", "olddirfd oldpath newdirfd newpath")

@@ -6,7 +6,9 @@ kept the listing of the open (entries made since never showed), the old getdents
 ENOSYS (ASan's leak checker lists /proc/PID/task with it), /proc/self/fd was listed at the
 open (without the descriptor listing it), stat and fstat of a /proc file disagreed on the
 inode (cp refused to copy /proc/self/status), /proc/PID/auxv was missing, and
-/proc/self/environ opened before an execve read the new image's stack after it.
+/proc/self/environ opened before an execve read the new image's stack after it; and
+moved.c's: a renamed working directory or directory descriptor lost its place, and a removed
+one still answered getcwd.
 """
 
 from __future__ import annotations
@@ -19,24 +21,41 @@ from tests.conftest import build_c, run_native, run_sandbox
 
 HERE = Path(__file__).parent
 CASES = ["rewind", "old", "fds", "inodes", "auxv", "exec"]
+MOVED = ["cwd", "dirfd", "exchange", "removed"]
 
 
 @pytest.fixture(scope="module")
-def listings(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_c(HERE / "listings.c", tmp_path_factory.mktemp("listings"))
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("listings")
+    for name in ("listings", "moved"):
+        build_c(HERE / f"{name}.c", out)
+    return out
 
 
-@pytest.mark.parametrize("case", CASES)
-def test_as_natively(listings: Path, tmp_path: Path, case: str) -> None:
+def compare(program: Path, tmp_path: Path, case: str) -> None:
+    """`program case` in a fresh directory natively, and in another in the sandbox."""
     native_dir, boxed_dir = tmp_path / "native", tmp_path / "boxed"
     native_dir.mkdir()
     boxed_dir.mkdir()
-    native = run_native([str(listings), case], cwd=native_dir)
+    native = run_native([str(program), case], cwd=native_dir)
     boxed = run_sandbox(["run", "--timeout", "60", "--mount", f"{boxed_dir}:{boxed_dir}",
-                         "--mount", f"{listings}:{listings}:ro", "--cwd", str(boxed_dir), str(listings), case])
+                         "--mount", f"{program}:{program}:ro", "--cwd", str(boxed_dir), str(program), case])
     assert native.returncode == 0 and native.stdout, native.stderr
     assert (boxed.returncode, boxed.stdout.replace(str(boxed_dir).encode(), b"DIR"), boxed.stderr) == (
         native.returncode, native.stdout.replace(str(native_dir).encode(), b"DIR"), native.stderr)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_as_natively(built: Path, tmp_path: Path, case: str) -> None:
+    compare(built / "listings", tmp_path, case)
+
+
+@pytest.mark.parametrize("case", MOVED)
+def test_moved_and_removed_directories_as_natively(built: Path, tmp_path: Path, case: str) -> None:
+    """A cwd and a directory descriptor follow a rename (Linux holds them by dentry; the
+    sandbox by guest path, rewritten at the rename); a removed cwd finds nothing, even once
+    a directory is made at its path again."""
+    compare(built / "moved", tmp_path, case)
 
 
 def test_listing_order_is_the_hosts_unless_deterministic(tmp_path: Path) -> None:
