@@ -43,8 +43,10 @@ UC_CTL_TCG_BUFFER_SIZE = 13
 UC_QUERY_ASYNC_STOP = 5
 # and 1 when dropping translated code by address leaves no guest exception behind (0008).
 UC_QUERY_QUIET_INVALIDATE = 6
+# and 1 when UC_CTL_TB_FLUSH takes a guest-physical range (0009).
+UC_QUERY_PHYS_INVALIDATE = 7
 #: Constants only the project's build knows, appended after Unicorn's own uc_query_type.
-PROJECT_QUERIES = ("UC_QUERY_ASYNC_STOP", "UC_QUERY_QUIET_INVALIDATE")
+PROJECT_QUERIES = ("UC_QUERY_ASYNC_STOP", "UC_QUERY_QUIET_INVALIDATE", "UC_QUERY_PHYS_INVALIDATE")
 
 # unicorn/x86.h: uc_cpu_x86, uc_x86_insn, uc_x86_reg (the ones the sandbox uses).
 UC_CPU_X86_HASWELL = 19
@@ -328,6 +330,11 @@ class Engine:
     def ctl_flush_tb(self) -> None:
         self._ctl_write(UC_CTL_TB_FLUSH)
 
+    def ctl_flush_tb_range(self, start: int, end: int) -> None:
+        """Drop the code translated from guest-physical [start, end) (engine/patches/0009;
+        a library without it flushes every block, see `invalidates_by_physical_range`)."""
+        self._ctl_write(UC_CTL_TB_FLUSH, _u64(start), _u64(end))
+
     def ctl_set_tcg_buffer_size(self, size: int) -> None:
         """Cap QEMU's translated-code buffer at `size` bytes (a uint32_t). Only a write made
         before the engine's first real use counts (uc.c reads it once, in uc_init's
@@ -388,6 +395,11 @@ class Engine:
         flight", so that the guest's next page fault becomes a double fault, then a triple
         fault that ends every later run at once."""
         return self._says_yes(UC_QUERY_QUIET_INVALIDATE)
+
+    def invalidates_by_physical_range(self) -> bool:
+        """Whether `ctl_flush_tb_range` drops only the code translated from that physical
+        range (the project's build, engine/patches/0009); other libraries drop it all."""
+        return self._says_yes(UC_QUERY_PHYS_INVALIDATE)
 
     def _says_yes(self, query: int) -> bool:
         """uc_query answered 1: one of PROJECT_QUERIES, which other libraries refuse."""

@@ -17,7 +17,7 @@ import ctypes
 import os
 import struct
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from sandbox import engine as X
 from sandbox import fastpath
@@ -174,6 +174,10 @@ class Machine:
         self.on_exception: Callable[[int], None] = _unexpected_exception
         self.pending_error: BaseException | None = None
         self.tb_flush_pending = False
+        #: Frames whose translated code is to go before the next run (code_changed), when
+        #: the engine drops code by physical range; otherwise a flush of everything.
+        self._stale_code: set[int] = set()
+        self._drops_code_by_range = self.uc.invalidates_by_physical_range()
         #: (cr3, block address, block size) -> instructions, for count_instructions.
         self._block_counts: dict[tuple[int, int, int], int] = {}
         #: The block hook (handle, callback), and whether it is to be replaced (see _rehook_blocks).
@@ -238,13 +242,33 @@ class Machine:
         self._cr3 = cr3
         self.uc.reg_write(X.UC_X86_REG_CR3, cr3)
 
-    def code_changed(self) -> None:
-        """A frame that held executable code was freed, or the kernel wrote into executable
-        memory. QEMU caches translated code by physical address and never sees writes made
-        through our memoryview, so its cache is stale: flush it before the next instruction
-        (the CPU stops now; `run` flushes before it starts again)."""
-        self.tb_flush_pending = True
+    def code_changed(self, pfns: Iterable[int] | None = None) -> None:
+        """Frames that held executable code were freed, or the kernel wrote into executable
+        memory: `pfns`, or None for "somewhere". QEMU caches translated code by physical
+        address and never sees writes made through our memoryview, so its cache is stale:
+        drop it before the next instruction (the CPU stops now; `run` drops it before it
+        starts again). With the project's engine only the code of `pfns` goes (patch 0009):
+        the next program finds its loader and libc still translated; otherwise all of it."""
+        if pfns is None or not self._drops_code_by_range:
+            self.tb_flush_pending = True
+        else:
+            self._stale_code.update(pfns)
         self.uc.emu_stop()
+
+    def _drop_stale_code(self) -> None:
+        """Drop the code translated from the frames `code_changed` named, one call per run
+        of consecutive frames; block counts go too (a freed PML4's cr3 may come back with
+        other code at the same addresses)."""
+        pfns = sorted(self._stale_code)
+        self._stale_code.clear()
+        first = last = pfns[0]
+        for pfn in pfns[1:] + [-1]:
+            if pfn == last + 1:
+                last = pfn
+                continue
+            self.uc.ctl_flush_tb_range(first << PAGE_SHIFT, (last + 1) << PAGE_SHIFT)
+            first = last = pfn
+        self._block_counts.clear()
 
     def flush_tlb(self) -> None:
         """Drop every cached translation (a CR3 rewrite, as a kernel without PCID does)."""
@@ -282,7 +306,10 @@ class Machine:
         elif self.tb_flush_pending:
             self.tb_flush_pending = False
             self.uc.ctl_flush_tb()
+            self._stale_code.clear()
             self._block_counts.clear()  # counted from code that may be gone, as the blocks were
+        elif self._stale_code:
+            self._drop_stale_code()
         if not count:
             self._start_watchdog()
             self._counted = False  # Unicorn drops its counting hook (and the code) on this start

@@ -423,8 +423,8 @@ class Pins:
     def __init__(self) -> None:
         self.pages: dict[int, int] = {}
 
-    def trim(self, frames: object) -> int:
-        return 0  # a snapshot's references go with the snapshot, not when unmapped
+    def trim(self, frames: object) -> list[int]:
+        return []  # a snapshot's references go with the snapshot, not when unmapped
 
 
 #: The page cache key of the snapshots' pins (no file has it: keys are (device, inode)).

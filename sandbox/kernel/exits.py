@@ -172,8 +172,9 @@ class ProcessEnds:
                   for r in p.space.regions if isinstance(r.file, CachedFile)}
         if (ipc := self.sysv_ipc()) is not None:
             mapped |= ipc.pinned_files(self, mapped)  # System V shm segments keep their pages
-        if self.page_cache.trim(mapped):
-            self.machine.code_changed()  # a freed file page may have held mapped code
+        freed = self.page_cache.trim(mapped)
+        if freed:  # any of them may have held code, mapped executable by some process
+            self.machine.code_changed(freed)
 
     def release(self, init: ThreadGroup) -> None:
         """Free everything left: the first process's memory and every other process."""

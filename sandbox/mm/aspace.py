@@ -76,8 +76,9 @@ class Mmu(Protocol):
         """The active root."""
         ...
 
-    def code_changed(self) -> None:
-        """Executable memory changed behind the CPU's back: drop its translated code."""
+    def code_changed(self, pfns: Iterable[int] | None = None) -> None:
+        """Executable memory changed behind the CPU's back (in frames `pfns`, or None if
+        not known): drop its translated code."""
 
 
 class NoMmu:
@@ -94,7 +95,7 @@ class NoMmu:
     def flush_tlb(self) -> None:
         self.flushes += 1
 
-    def code_changed(self) -> None:
+    def code_changed(self, pfns: Iterable[int] | None = None) -> None:
         """No translated code to forget without a CPU."""
 
 
@@ -308,15 +309,14 @@ class AddressSpace:
     def _drop_frames(self, entries: list[int]) -> None:
         """Drop the references the leaf `entries` held; if a frame that held code was freed,
         the CPU's translations of it are stale (see Mmu.code_changed)."""
-        code_freed = False
+        code_freed: list[int] = []
         for first in range(0, len(entries), DROP_BATCH):  # in batches: no list of every frame
             batch = entries[first:first + DROP_BATCH]
             pfns = [(entry & PTE_ADDR_MASK) >> PAGE_SHIFT for entry in batch]
             freed = set(self.frames.put_many(pfns))
-            code_freed = code_freed or any(pfn in freed and not entry & PTE_NX
-                                           for entry, pfn in zip(batch, pfns, strict=True))
+            code_freed += [pfn for entry, pfn in zip(batch, pfns, strict=True) if pfn in freed and not entry & PTE_NX]
         if code_freed:
-            self.mmu.code_changed()
+            self.mmu.code_changed(code_freed)
 
     def protect_range(self, addr: int, length: int, prot: int) -> None:
         """Give `[addr, addr + length)` protection `prot`, in regions and present entries.

@@ -191,14 +191,14 @@ class CachedFile:
         finally:
             os.lseek(self.fd, position, os.SEEK_SET)
 
-    def trim(self, frames: FrameAllocator) -> int:
-        """Drop cached pages that no mapping uses any more; return how many."""
-        dropped = 0
+    def trim(self, frames: FrameAllocator) -> list[int]:
+        """Drop cached pages that no mapping uses any more; return their frames."""
+        dropped = []
         for index, pfn in list(self.pages.items()):
             if frames.refcount(pfn) == 1:
                 frames.put(pfn)
                 del self.pages[index]
-                dropped += 1
+                dropped.append(pfn)
         return dropped
 
 
@@ -255,11 +255,12 @@ class PageCache:
         self.files[key] = fresh
         return fresh
 
-    def trim(self, mapped: set[int]) -> int:
+    def trim(self, mapped: set[int]) -> list[int]:
         """Forget the pages, and the file, of every file no region maps any more (`mapped`
-        holds the ids of the CachedFile objects regions still refer to). A file still mapped
-        keeps its pages, so later faults share the same frames (as shmem pages stay)."""
-        dropped = 0
+        holds the ids of the CachedFile objects regions still refer to); return the frames
+        freed. A file still mapped keeps its pages, so later faults share the same frames
+        (as shmem pages stay)."""
+        dropped: list[int] = []
         for key, cached in list(self.files.items()):
             if id(cached) in mapped:
                 continue

@@ -167,7 +167,7 @@ def copy_out(space: AddressSpace, va: int, data: bytes | bytearray | memoryview,
         mem = space.mem
         if entry & NEED_WRITE == NEED_WRITE and shape == space.pagetable.shape and mem.words[slot] == entry:
             if not entry & PTE_NX:
-                space.mmu.code_changed()
+                space.mmu.code_changed((pa >> PAGE_SHIFT,))
             pa |= va & PAGE_MASK
             mem.buffer[pa : pa + n] = data  # (the mmap's slice assignment: cheaper than a view's)
             return n

@@ -117,8 +117,37 @@ def stops_from_another_thread_with_a_memory_hook() -> dict:
     return stops_from_another_thread(memory_hook=True)
 
 
+def code_dropped_by_physical_range() -> dict:
+    """Two pages of code run (translated), then both change behind the engine's back (as
+    the sandbox reuses a freed frame); dropping the code of the first page's physical range
+    retranslates that one: the project's build (patch 0009) keeps the second's stale
+    translation, which shows the range was honoured; another library drops everything."""
+    uc = Engine()
+    uc.ctl_exits_enabled(True)  # no exit addresses (the sandbox's way): each run ends at a hlt
+    uc.ctl_set_exits([])
+    memory = (ctypes.c_char * 0x2000)()
+    uc.mem_map_ptr(CODE, 0x2000, engine.UC_PROT_ALL, ctypes.addressof(memory))
+    rax, rbx = engine.UC_X86_REG_RAX, engine.UC_X86_REG_RBX
+
+    def load(value: int) -> None:  # mov rax, value; hlt at CODE; mov rbx, value; hlt a page above
+        for offset, opcode in ((0, "48c7c0"), (0x1000, "48c7c3")):
+            code = bytes.fromhex(opcode) + value.to_bytes(4, "little") + b"\xf4"
+            ctypes.memmove(ctypes.addressof(memory) + offset, code, len(code))
+
+    def run() -> tuple[int, int]:
+        uc.emu_start(CODE, 0)
+        uc.emu_start(CODE + 0x1000, 0)
+        return uc.reg_read(rax), uc.reg_read(rbx)
+
+    load(1)
+    first = run()
+    load(2)
+    uc.ctl_flush_tb_range(CODE, CODE + 0x1000)
+    return {"before": first, "after": run(), "by_range": uc.invalidates_by_physical_range()}
+
+
 SCENARIOS = {f.__name__: f for f in (memory_hook_added_late, unmapped_store_without_hooks, stops_from_another_thread,
-                                     stops_from_another_thread_with_a_memory_hook)}
+                                     stops_from_another_thread_with_a_memory_hook, code_dropped_by_physical_range)}
 
 if __name__ == "__main__":
     print(json.dumps({"engine": engine.engine_kind, **SCENARIOS[sys.argv[1]]()}))

@@ -79,3 +79,13 @@ def test_block_hook_only_where_the_engine_needs_it(kind: str) -> None:
                           env={**env, "SANDBOX_ENGINE": kind, "PYTHONPATH": str(ROOT)}, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [kind, str(kind == "built"), str(kind == "built")]
+
+
+def test_translated_code_is_dropped_by_physical_range() -> None:
+    """engine/patches/0009: UC_CTL_TB_FLUSH with a guest-physical range drops only the code
+    translated from it (the sandbox's exits keep the loader and libc translated); the
+    wheel ignores the range and drops everything, which is also correct."""
+    requires_built()
+    built, wheel = probe("code_dropped_by_physical_range", "built"), probe("code_dropped_by_physical_range", "wheel")
+    assert built == {"before": [1, 1], "after": [2, 1], "by_range": True}
+    assert wheel == {"before": [1, 1], "after": [2, 2], "by_range": False}
