@@ -60,8 +60,11 @@ RANDOM_NAME_LENGTH = 8
 #: Seconds a leftover must have been unchanged: its maker locks it a moment after mkdir(2),
 #: and a sweep must not take a directory in that moment for a dead sandbox's.
 LEFTOVER_AGE = 60.0
-#: The most leftovers one sweep removes, so that a start-up pays for a few at most.
+#: The most leftovers one sweep removes, and the most candidates it looks at closely (an
+#: lstat from the listing, then an open), so that a start-up pays for a few at most however
+#: many look-alike names another user put in a shared /tmp.
 SWEEP_LIMIT = 8
+SWEEP_LOOKS = 64
 
 #: The locks this process holds on the directories it made and still uses: path -> the
 #: descriptor holding the flock (closing it releases the lock).
@@ -138,14 +141,19 @@ def sweep_leftovers(parent: str) -> int:
         parent_fd = os.open(parent, DIR_FLAGS & ~os.O_NOFOLLOW)
     except OSError:
         return 0
-    removed = 0
+    removed, now, uid = 0, time.time(), os.geteuid()
     try:
         with os.scandir(parent_fd) as listing:
             names = [entry.name for entry in listing if _swept_name(entry.name)]
-        for name in names:
+        for name in names[:SWEEP_LOOKS]:
             if removed == SWEEP_LIMIT:
                 break
-            removed += _remove_leftover(parent_fd, name)
+            try:
+                st = os.lstat(name, dir_fd=parent_fd)
+            except OSError:
+                continue
+            if stat.S_ISDIR(st.st_mode) and st.st_uid == uid and now - st.st_ctime >= LEFTOVER_AGE:
+                removed += _remove_leftover(parent_fd, name)
     except OSError:
         pass
     finally:
@@ -163,8 +171,9 @@ def _swept_name(name: str) -> bool:
 
 
 def _remove_leftover(parent_fd: int, name: str) -> int:
-    """Remove `name` if it is a leftover: a directory of ours, unchanged for LEFTOVER_AGE, that
-    no live sandbox holds locked (the lock is taken here for the removal). 1 if removed."""
+    """Remove `name`, a directory of ours unchanged for LEFTOVER_AGE by its lstat, if it still
+    is once opened and no live sandbox holds it locked (the lock is taken here for the
+    removal). 1 if removed."""
     try:
         fd = os.open(name, DIR_FLAGS, dir_fd=parent_fd)
     except OSError:

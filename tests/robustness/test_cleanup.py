@@ -338,3 +338,20 @@ def test_a_sweep_takes_only_what_a_sandbox_would_have_made(tmp_path: Path, monke
     assert _sweep_now(tmp_path, monkeypatch) == 1
     assert _left(tmp_path) == expected
     assert (outside / "canary").read_text() == "host data"
+
+
+def test_a_flood_of_look_alikes_costs_a_sweep_no_opens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The attack on a shared /tmp: another user's 500 directories named as leftovers. The
+    sweep lstat-s at most SWEEP_LOOKS of them and opens none (they are not ours)."""
+    if os.geteuid() != 0:
+        pytest.skip("making another user's directories takes root")
+    for i in range(500):
+        (tmp_path / f"sandbox-root-{i:08d}").mkdir()
+        os.chown(tmp_path / f"sandbox-root-{i:08d}", UNPRIVILEGED, UNPRIVILEGED)
+    opened, looked = [], []
+    real_open, real_lstat = os.open, os.lstat
+    monkeypatch.setattr(hostfs.os, "open", lambda path, *a, **k: opened.append(path) or real_open(path, *a, **k))
+    monkeypatch.setattr(hostfs.os, "lstat", lambda path, *a, **k: looked.append(path) or real_lstat(path, *a, **k))
+    assert _sweep_now(tmp_path, monkeypatch) == 0
+    assert opened == [str(tmp_path)] and len(looked) == hostfs.SWEEP_LOOKS
+    assert len(_left(tmp_path)) == 500
