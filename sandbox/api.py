@@ -14,6 +14,7 @@ sandbox never closed, when it is collected or the interpreter exits).
 As Qiling users expect (examples/ has a runnable script for each):
 
     result = sb.run(prog, argv, stdin=b"input", capture=True)   # result.stdout, result.stderr
+    sb.run(prog, argv, stdin=lambda n: next_line()[:n])         # asked on each read of fd 0
     sb.hook_syscall("getuid", on_exit=lambda call: setattr(call, "result", 0))
     sb.hook_code(start, end, lambda address, size: ...)          # instructions in [start, end)
     sb.read_memory(va, n), sb.write_memory(va, data)             # through the process's page tables
@@ -32,7 +33,7 @@ from sandbox import fastpath
 from sandbox.engine import Engine
 from sandbox.engine import describe as engine_description
 from sandbox.errors import InvariantError, OutOfMemory, SyscallError
-from sandbox.guest_io import CAPTURE_LIMIT, OutputCapture, captured_bytes, redirect_streams
+from sandbox.guest_io import CAPTURE_LIMIT, OutputCapture, StdinSource, captured_bytes, redirect_streams
 from sandbox.kernel import procfs
 from sandbox.kernel.kernel import Kernel
 from sandbox.kernel.options import Options
@@ -127,13 +128,15 @@ class Sandbox:
         self._remove_root = weakref.finalize(self, self.kernel.close)
 
     def run(self, path: str, argv: list[str] | None = None, env: list[str] | None = None, *,
-            stdin: bytes | None = None, capture: bool = False, on_stdout: Callable[[bytes], object] | None = None,
+            stdin: StdinSource = None, capture: bool = False, on_stdout: Callable[[bytes], object] | None = None,
             on_stderr: Callable[[bytes], object] | None = None, capture_limit: int = CAPTURE_LIMIT) -> RunResult:
         """Run the program at `path` to completion. Raises SandboxError for a bad file.
 
         The guest's standard streams are the host's unless: `stdin` (bytes, then end of
-        file); `capture` (fd 1 and 2 kept, up to `capture_limit` bytes each, in the result);
-        `on_stdout`/`on_stderr` (called with each write). An exception a hook or callback
+        file; or a callable, asked `stdin(n)` on each read of fd 0 for at most `n` bytes,
+        b"" meaning end of file, see guest_io.InputCallback); `capture` (fd 1 and 2 kept,
+        up to `capture_limit` bytes each, in the result); `on_stdout`/`on_stderr` (called
+        with each write). An exception a hook or callback
         raises ends the run and is raised here."""
         self.release()
         argv = [path] if argv is None else argv

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TextIO
 
 from sandbox.errors import SandboxError
+from sandbox.mm import PAGE_SIZE
 from sandbox.mm.dump import describe_pte, entry_pfn, name_bits, pte_bits
 from sandbox.mm.fault import FaultRecord
 from sandbox.mm.pagetable import PTE_HUGE, PTE_PRESENT
@@ -124,12 +125,14 @@ def _entry_change(seen: Seen) -> str:
 
 def _run(demo: Demo, story: Story, argv: list[str] | None = None, **options):
     """Run the demo's guest with a recorder and the story's run options; returns (result,
-    recorder, the sandbox's stats, the last process's regions). Raises DemoStopped if the
-    guest did not exit with status 0."""
+    recorder, the sandbox's stats, the last process's regions). `after(sb)`, if given, is
+    called once the guest ended, while its memory can still be read. Raises DemoStopped if
+    the guest did not exit with status 0."""
     from sandbox.api import Sandbox
 
     recorder = Recorder()
     listeners = options.pop("listeners", [])
+    after = options.pop("after", None)
     options = {"memory": DEMO_MEMORY, **story.options, **options}
     step = options.pop("step_faults", False)
     with Sandbox(**options) as sb:
@@ -146,6 +149,8 @@ def _run(demo: Demo, story: Story, argv: list[str] | None = None, **options):
         sys.stdout.flush()
         stats = dict(sb.kernel.stats)
         regions = list(sb.process.space.regions) if sb.process.space else []
+        if after is not None and result.status == 0:
+            after(sb)
     if result.status != 0:
         raise DemoStopped(demo.guest, result.status, result.message)
     return result, recorder, stats, regions
@@ -323,7 +328,16 @@ def shared_libraries(demo: Demo, out: Story) -> dict:
             "copies_in_common": len(copied[a] & copied[b])}
 
 
+#: examples/threads_share.c: `char shared[2 * PAGES * 4096]`, PAGES = 16 written by each thread,
+#: which writes its index (0 or 1) at shared[(which * PAGES + i) * 4096]; main sums those bytes.
+SHARED_SYMBOL, PAGES_EACH = "shared", 16
+
+
 def threads_share(demo: Demo, out: Story) -> dict:
+    """Two threads, one address space: faults by thread, each on its own stack, and the
+    buffer pages each wrote explained fault by fault (a page may need none)."""
+    from sandbox.mm.translate import elf_symbol
+
     spaces: dict[int, set[int]] = {}
     cr3s: set[int] = set()
 
@@ -331,27 +345,112 @@ def threads_share(demo: Demo, out: Story) -> dict:
         spaces.setdefault(tid, set()).add(id(space))
         cr3s.add(space.cr3)
 
-    result, rec, _, regions = _run(demo, out, listeners=[note])
-    shared = next(r for r in regions if r.kind.value == "bss" and r.size >= 32 * 4096)
-    threads = sorted(tid for tid in spaces if tid != min(spaces))  # all but the main thread
-    in_shared = {tid: len(rec.where("demand-zero", shared.start, shared.end, pid=tid)) for tid in threads}
-    stacks = {}
-    for tid in threads:
-        own = Counter(s.record.region.start for s in rec.where(pid=tid) if s.record.region.size >= 1 << 20
-                      and s.record.region.kind.value == "mmap")
-        stacks[tid] = next(r for r in regions if r.start == own.most_common(1)[0][0]) if own else None
+    buffer = elf_symbol(demo.guest, SHARED_SYMBOL)
+    written = [buffer + n * PAGE_SIZE for n in range(2 * PAGES_EACH)]  # the bytes the threads write
+    values: list[int] = []
+    result, rec, _, regions = _run(demo, out, listeners=[note],
+                                   after=lambda sb: values.extend(sb.read_memory(va, 1)[0] for va in written))
+    main = min(spaces)
+    threads = sorted(tid for tid in spaces if tid != main)
+    pages = _pages_written(rec, threads, written)
+    faulted = {tid: [s for s in rec.where(pid=tid) if s.record.va in pages[tid]] for tid in threads}
+    present = {tid: [(va, _earlier_fault(rec, va, faulted[tid])) for va in pages[tid]
+                     if not any(s.record.va == va for s in faulted[tid])] for tid in threads}
+    stacks = _thread_stacks(rec, threads, regions)
     roots = ", ".join(f"{c:#x}, the PML4 in pfn {c >> 12:#x}" for c in cr3s)
     out.write(f"Two threads ran in one process (tids {', '.join(map(str, threads))}). Every fault of every "
               f"thread was handled in the same address space: one CR3, the register that holds the top "
               f"page table's physical address ({roots}), so the scheduler switched between them without "
               f"reloading CR3 or flushing the TLB.\n"
-              f"Each thread's first writes to the shared buffer took the faults there ("
-              f"{', '.join(f'tid {tid}: {n}' for tid, n in in_shared.items())} demand-zero faults), attributed "
-              f"to the thread that took them.\nEach ran on a stack of its own, an mmap region glibc made for "
-              f"it: " + "; ".join(f"tid {tid}: {r.start:#x}-{r.end:#x} ({r.size >> 20} MiB)"
-                                  for tid, r in stacks.items() if r is not None) + ".\n")
+              + _buffer_story(buffer, pages, faulted, present, regions, main)
+              + _sum_story(values, pages, written)
+              + "Each ran on a stack of its own, an mmap region glibc made for it: "
+              + "; ".join(f"tid {tid}: {r.start:#x}-{r.end:#x} ({r.size >> 20} MiB)"
+                          for tid, r in stacks.items() if r is not None) + ".\n")
     return {"status": result.status, "threads": len(threads), "address_spaces": len(cr3s),
-            "shared_faults": in_shared, "own_stacks": len({r.start for r in stacks.values() if r is not None})}
+            "shared_faults": {tid: len(f) for tid, f in faulted.items()},
+            "pages_written": {tid: len(p) for tid, p in pages.items()},
+            "already_present": {tid: [(va, s and s.pid, s and s.record.kind) for va, s in p]
+                                for tid, p in present.items()},
+            "sum": sum(values), "own_stacks": len({r.start for r in stacks.values() if r is not None})}
+
+
+def _pages_written(rec: Recorder, threads: list[int], written: list[int]) -> dict[int, list[int]]:
+    """The buffer bytes each thread wrote: the half of `written` where its faults lie (the
+    guest's thread `which` writes half `which`; which thread got which is the scheduler's)."""
+    halves = {}
+    for tid in threads:
+        hits = Counter(written.index(s.record.va) // PAGES_EACH for s in rec.where(pid=tid) if s.record.va in written)
+        halves[tid] = hits.most_common(1)[0][0] if hits else threads.index(tid)
+    return {tid: written[half * PAGES_EACH:(half + 1) * PAGES_EACH] for tid, half in halves.items()}
+
+
+def _earlier_fault(rec: Recorder, va: int, after: list[Seen]) -> Seen | None:
+    """The last fault on `va`'s page before the first of `after` (a thread's own faults):
+    why that thread's write there found the page present. None if there was none."""
+    page = va & ~(PAGE_SIZE - 1)
+    first = rec.faults.index(after[0]) if after else len(rec.faults)
+    before = [s for s in rec.faults[:first] if s.record.va & ~(PAGE_SIZE - 1) == page]
+    return before[-1] if before else None
+
+
+def _buffer_story(buffer: int, pages: dict[int, list[int]], faulted: dict[int, list[Seen]],
+                  present: dict[int, list[tuple[int, Seen | None]]], regions: list, main: int) -> str:
+    """Each thread's writes to the shared buffer: its faults, and why a page took none."""
+    counts = ", ".join(f"tid {tid}: {len(f)} {_kinds(f)}" for tid, f in faulted.items())
+    text = (f"Each thread wrote one byte into each of {PAGES_EACH} pages of the shared buffer (`{SHARED_SYMBOL}` "
+            f"at {buffer:#x}) and took a fault for each page it was first to touch ({counts}), attributed to "
+            f"the thread that took it.")
+    for tid, missed in present.items():
+        if missed:
+            text += (f" So tid {tid} took {len(faulted[tid])} faults for {len(pages[tid])} pages: "
+                     + " ".join(_no_fault(va, earlier, buffer, regions, main) for va, earlier in missed))
+    return text + "\n"
+
+
+def _no_fault(va: int, earlier: Seen | None, buffer: int, regions: list, main: int) -> str:
+    """Why a write at `va` took no fault: who had faulted its page in before."""
+    page = va & ~(PAGE_SIZE - 1)
+    if earlier is None:
+        return f"its write at {va:#x} found page {page:#x} present already."
+    region = next((r for r in regions if r.start <= page < r.end), None)
+    why = (f" That page is the last of the program's data segment ({os.path.basename(region.label)}): the "
+           f"bss begins inside it, after the initialized data, and the buffer starts at {buffer:#x}, not on a "
+           f"page boundary, so its first page holds other variables too." if region is not None
+           and page <= buffer and region.kind.value == "data" else "")
+    who = "the main thread" if earlier.pid == main else "thread"
+    return (f"its write at {va:#x} found page {page:#x} present, because {who} (tid {earlier.pid}) had faulted "
+            f"it in before ({earlier.record.kind} fault, {earlier.record.access_name} at "
+            f"{earlier.record.va:#x}).{why}")
+
+
+def _kinds(seen: list[Seen]) -> str:
+    """'demand-zero faults', or the kinds counted if they differ."""
+    kinds = Counter(s.record.kind for s in seen)
+    if len(kinds) == 1:
+        return f"{next(iter(kinds))} fault{'s' if len(seen) != 1 else ''}"
+    return "faults: " + ", ".join(f"{n} {kind}" for kind, n in kinds.items())
+
+
+def _sum_story(values: list[int], pages: dict[int, list[int]], written: list[int]) -> str:
+    """The guest's "(sum N)", from the bytes left in the buffer."""
+    byte = {va: value for va, value in zip(written, values, strict=True)}
+    each = "; ".join(f"tid {tid} wrote {' or '.join(map(str, sorted({byte[va] for va in p})))} in each of its {len(p)}"
+                     for tid, p in pages.items())
+    return (f"The guest's own line ends \"(sum {sum(values)})\": after both threads ended, main added up the "
+            f"bytes they had written, one in each of the {len(written)} pages (each thread writes its index: "
+            f"{each}), so the sum is {' + '.join(f'{sum(byte[va] for va in p)}' for p in pages.values())}: "
+            f"both threads' writes are in the one buffer.\n")
+
+
+def _thread_stacks(rec: Recorder, threads: list[int], regions: list) -> dict:
+    """Each thread's stack: the large mmap region most of its faults hit."""
+    stacks = {}
+    for tid in threads:
+        own = Counter(s.record.region.start for s in rec.where(pid=tid) if s.record.region.size >= 1 << 20
+                      and s.record.region.kind.value == "mmap")
+        stacks[tid] = next(r for r in regions if r.start == own.most_common(1)[0][0]) if own else None
+    return stacks
 
 
 def snapshot_cow(demo: Demo, out: Story) -> dict:

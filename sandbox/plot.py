@@ -4,7 +4,9 @@ The upper panel has one dot per fault: x is the fault's number in the log (or it
 `time=True`), y the region it hit, one horizontal band per region named as `sandbox maps`
 names it (lowest address at the bottom); inside a band, the pages the log touched there in
 address order, so a sweep through memory is a slanted line. One colour per process, one
-marker per fault kind. The lower panel is each process's resident pages after each fault.
+marker per fault kind. The lower panel is each process's resident pages after each fault,
+one line per process in its colour and its own line style (LINE_STYLES: a forked child's
+line lies on its parent's, and the parent shows through).
 
 Logs written before the region and resident keys existed still plot: their bands are
 address ranges (addresses clustered by gaps) and the lower panel is left out.
@@ -36,6 +38,12 @@ RASTERIZE_ABOVE = 5000
 KIND_MARKERS = {"demand-zero": "o", "file": "s", "copy-on-write": "^", "cow-reuse": "v", "spurious": "x",
                 "huge-page": "D", "supplied": "P"}
 MARKERS = ("*", "h", "<", ">", "p", "d")
+#: The resident-pages line of each process, in order of first fault: a style and a width. A
+#: child's line lies on its parent's wherever their counts agree (fork copies the count), so
+#: each later line is thinner and broken (dashes, dots) and the earlier ones show through its
+#: gaps and on both its sides. Styles repeat beyond the last; widths stop at the least.
+LINE_STYLES = ("-", (0, (6, 3)), (0, (1, 2)), (0, (6, 2, 1, 2)), (0, (3, 1, 1, 1, 1, 1)), (0, (10, 2)))
+LINE_WIDTH, LINE_WIDTH_STEP, LINE_WIDTH_LEAST = 3.0, 0.6, 1.0
 FIGURE_INCHES, DPI = (10.0, 6.4), 100  # 1000 pixels wide
 
 
@@ -90,7 +98,7 @@ def plot_fault_log(log: str, output: str, time: bool = False, title: str | None 
     if with_resident:
         _draw_resident(axes[1][0], faults, xs, colour)
     axes[-1][0].set_xlabel("time (s)" if time else "fault number")
-    _add_legends(upper, pids, colours, faults)
+    _add_legends(upper, pids, colours, faults, with_resident)
     figure.tight_layout()
     try:
         figure.savefig(output, dpi=DPI)
@@ -287,7 +295,8 @@ def _label_bands(axes: Any, bands: list[Band]) -> None:
 
 
 def _draw_resident(axes: Any, faults: list[Fault], xs: list[float], colour: dict) -> None:
-    """Each process's resident pages after each of its faults, as a step line."""
+    """Each process's resident pages after each of its faults, as a step line labelled
+    "pid N", in the process's colour and its own style (see LINE_STYLES)."""
     lines: dict[int, tuple[list[float], list[int]]] = {}
     for x, fault in zip(xs, faults, strict=True):
         line = lines.setdefault(fault.pid, ([], []))
@@ -295,21 +304,28 @@ def _draw_resident(axes: Any, faults: list[Fault], xs: list[float], colour: dict
         line[1].append(fault.resident)
     import numpy
 
-    for order, (pid, (x, y)) in enumerate(lines.items()):  # earlier processes wider: a child
-        width = max(1.0, 3.0 - 0.75 * order)                  # that shares them leaves them seen
-        axes.step(numpy.asarray(x), numpy.asarray(y), where="post", color=colour[pid], linewidth=width)
+    for order, (pid, (x, y)) in enumerate(lines.items()):
+        style, width = line_style(order)
+        axes.step(numpy.asarray(x), numpy.asarray(y), where="post", color=colour[pid], linewidth=width,
+                  linestyle=style, label=f"pid {pid}")
     axes.set_ylabel("resident pages")
     axes.set_ylim(bottom=0)
     axes.grid(axis="y", color="0.9")
 
 
-def _add_legends(axes: Any, pids: list[int], colours: list, faults: list[Fault]) -> None:
-    """Two legends right of the dots: processes by colour, fault kinds by marker."""
+def line_style(order: int) -> tuple[Any, float]:
+    """The line style and width of the `order`th process's resident-pages line."""
+    return LINE_STYLES[order % len(LINE_STYLES)], max(LINE_WIDTH_LEAST, LINE_WIDTH - LINE_WIDTH_STEP * order)
+
+
+def _add_legends(axes: Any, pids: list[int], colours: list, faults: list[Fault], lines: bool) -> None:
+    """Two legends right of the dots: processes by colour (and, with the resident-pages
+    panel, by their line there), fault kinds by marker."""
     from matplotlib.lines import Line2D
 
     shown = pids if len(pids) <= MAX_LEGEND_PIDS else pids[:MAX_LEGEND_PIDS - 1]
-    handles = [Line2D([], [], color=colours[i], marker="o", linestyle="", label=f"pid {pid}")
-               for i, pid in enumerate(shown)]
+    handles = [Line2D([], [], color=colours[i], marker="o", label=f"pid {pid}",
+                      **_legend_line(i) if lines else {"linestyle": ""}) for i, pid in enumerate(shown)]
     if len(shown) < len(pids):
         handles.append(Line2D([], [], linestyle="", label=f"+{len(pids) - len(shown)} more"))
     processes = axes.legend(handles=handles, title="process", loc="upper left", bbox_to_anchor=(1.01, 1.0),
@@ -319,6 +335,12 @@ def _add_legends(axes: Any, pids: list[int], colours: list, faults: list[Fault])
     handles = [Line2D([], [], color="0.3", marker=_marker(k, kinds), linestyle="", label=k) for k in kinds]
     axes.legend(handles=handles, title="fault kind", loc="lower left", bbox_to_anchor=(1.01, 0.0),
                 fontsize=8, title_fontsize=8, frameon=False)
+
+
+def _legend_line(order: int) -> dict[str, Any]:
+    """A legend handle's line as the `order`th process's resident-pages line (narrower)."""
+    style, width = line_style(order)
+    return {"linestyle": style, "linewidth": min(width, 2.0)}
 
 
 def _count(n: int, word: str, plural: str | None = None) -> str:

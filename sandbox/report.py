@@ -36,7 +36,7 @@ from sandbox.mm.pagetable import (
     PTE_WRITABLE,
     format_pte,
 )
-from sandbox.mm.vma import PROT_WRITE
+from sandbox.mm.vma import PROT_WRITE, RegionKind
 
 if TYPE_CHECKING:
     from sandbox.api import RunResult, Sandbox
@@ -204,7 +204,7 @@ class Recorder:
         region = space.regions.find(va)
         sharers[group.pid] = {
             "pid": group.pid, "va": va, "writable": bool(entry & PTE_WRITABLE), "kind": _share_kind(region, entry),
-            "region": region.name if region is not None else "",
+            "region": region.label if region is not None else "",
         }
 
     def data(self, prog: str, argv: list[str], result: RunResult) -> dict[str, Any]:
@@ -246,12 +246,14 @@ class Recorder:
 
 
 def _region_key(region: Region) -> str:
-    """A timeline row's label: the stack by its name (it keeps its row as it grows), any
-    other region by its file's or its own name and its start (a heap keeps its row as brk
-    moves its end; an ELF's segments get a row each)."""
-    if region.name == "[stack]":
-        return region.name
-    return f"{os.path.basename(region.name) or region.name or 'anonymous'} {region.start:#x}"
+    """A timeline row's label: the region's name (Region.label), a file's last component,
+    with its start unless the name holds one (anon@...) or the region moves it (the stack
+    keeps its row as it grows; a heap keeps its row as brk moves its end; an ELF's segments
+    and bss get a row each)."""
+    label = region.label
+    if label == "[stack]" or not region.name and region.kind is not RegionKind.BSS:
+        return label
+    return f"{os.path.basename(label) or label} {region.start:#x}"
 
 
 def _how_ended(group: ThreadGroup) -> str:
@@ -262,7 +264,7 @@ def _how_ended(group: ThreadGroup) -> str:
 def _region(pagetable: PageTable, region: Region) -> dict[str, Any]:
     """A region as the page lists it: its `sandbox maps` line, decoded, and its resident pages."""
     line = maps_header(region).rstrip("\n")
-    return {"start": region.start, "end": region.end, "perms": line.split()[1], "name": region.name,
+    return {"start": region.start, "end": region.end, "perms": line.split()[1], "name": region.label,
             "resident": sum(m.size for _, m in pagetable.iter_leaves(region.start, region.end)) >> PAGE_SHIFT,
             "line": line}
 

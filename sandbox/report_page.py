@@ -152,7 +152,7 @@ function drawShared() {
                           : [frame.maps.map((m) => `${m.pid}: ${at[m.pid]}`).join(", ")];
     table.append(el("tr", {}, el("td", {class: "mono"}, hex(frame.pfn)), el("td", {}, frame.kind),
       ...cells.map((text) => el("td", {class: "mono"}, text)),
-      el("td", {class: "mono"}, frame.maps[0].region || "[anonymous]")));
+      el("td", {class: "mono"}, frame.maps[0].region)));
   }
   box.append(el("div", {class: "scroll"}, table));
 }
@@ -163,7 +163,7 @@ function regionTable(p) {
   for (const r of p.regions) {
     table.append(el("tr", {}, el("td", {class: "mono"}, `${hex(r.start)}-${hex(r.end)}`),
       el("td", {class: "num"}, size(r.end - r.start)), el("td", {class: "mono"}, r.perms),
-      el("td", {class: "num"}, String(r.resident)), el("td", {class: "mono"}, r.name || "[anonymous]")));
+      el("td", {class: "num"}, String(r.resident)), el("td", {class: "mono"}, r.name)));
   }
   return table;
 }

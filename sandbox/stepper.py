@@ -236,8 +236,8 @@ def _kind(record: FaultRecord) -> str:
 
 
 def _region(region: Region) -> str:
-    """The region as `sandbox maps` shows it: range, permissions, name."""
-    name = _printable(region.name) or ("bss" if region.kind.value == "bss" else f"[anon] ({region.kind.value})")
+    """The region: range, permissions (as `sandbox maps` prints them) and its name (Region.label)."""
+    name = _printable(region.label)
     perms = prot_string(region.prot) + ("s" if region.shared else "p")
     return f"{region.start:#x}-{region.end:#x} {perms} {name}"
 

@@ -10,12 +10,14 @@ from sandbox.kernel.syscalls import MASK64
 from sandbox.kernel.task import Task
 
 ARG_REGISTERS = 6  # a system call's arguments: rdi, rsi, rdx, r10, r8, r9
+REGISTER_MIN = -(1 << 63)  # a hook may write an argument signed (-100 for AT_FDCWD) or unsigned
 
 
 class SyscallCall:
     """One system call as a hook sees it. `args` are the six argument registers, unsigned:
-    on_enter may change them; setting `result` (a value or -errno) in on_enter skips the
-    handler, and in on_exit replaces what the call returns. (A plain class: a plain run
+    on_enter may change them (each to an int from -2**63 to 2**64 - 1; ValueError beyond);
+    setting `result` (a value or -errno) in on_enter skips the handler, and in on_exit
+    replaces what the call returns. (A plain class: a plain run
     imports no dataclasses, tests/integration/test_cli.py.)"""
 
     __slots__ = ("pid", "tid", "nr", "name", "args", "result")
@@ -44,6 +46,9 @@ class SyscallHook:
         self.on_enter(call)
         if len(call.args) != ARG_REGISTERS or not all(isinstance(a, int) for a in call.args):
             raise ValueError(f"{self.name} hook: call.args must stay {ARG_REGISTERS} integers")
+        for value in call.args:  # a register holds 64 bits, signed or not: more is a mistake, not masked
+            if not REGISTER_MIN <= value <= MASK64:
+                raise ValueError(f"{self.name} hook: argument {value} does not fit a 64-bit register")
         return tuple(a & MASK64 for a in call.args), None if call.result is None else hook_result(call)
 
     def exit(self, task: Task, nr: int, args: tuple[int, ...], result: int) -> int:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, TextIO
 
 from sandbox.kernel.syscalls import SyscallEntry, syscall_name
-from sandbox.mm.vma import PROT_EXEC, PROT_READ, PROT_WRITE, Region
+from sandbox.mm.vma import PROT_EXEC, PROT_READ, PROT_WRITE, Region, RegionKind
 
 if TYPE_CHECKING:
     from sandbox.kernel.process import ThreadGroup
@@ -64,11 +64,12 @@ def prot_string(prot: int) -> str:
 
 
 def describe_region(region: Region | None) -> str:
-    """One phrase naming a region, for fault traces and death messages."""
+    """One phrase naming a region (Region.label, after "code" or "data" for a part of a
+    file), for fault traces and death messages."""
     if region is None:
         return "no mapping"
-    name = f" {region.name}" if region.name else ""
-    return f"region {region.start:#x}-{region.end:#x} {prot_string(region.prot)} {region.kind.value}{name}"
+    kind = f"{region.kind.value} " if region.kind in (RegionKind.CODE, RegionKind.DATA) else ""  # a file's part
+    return f"region {region.start:#x}-{region.end:#x} {prot_string(region.prot)} {kind}{region.label}"
 
 
 RESULT_COLUMN = 40  # strace's default -a: results start in this column

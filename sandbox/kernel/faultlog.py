@@ -20,8 +20,8 @@ if TYPE_CHECKING:
 
 class FaultLog:
     """--fault-log: every fault as a JSON line: time, pid (the thread), address, kind, access,
-    rip, frame, the region's name as `sandbox maps` shows it, and the resident pages of the
-    faulting address space after the fault (`sandbox plot` draws them).
+    rip, frame, the region's name (Region.label: a path, [heap], bss, anon@0x...), and the
+    resident pages of the faulting address space after the fault (`sandbox plot` draws them).
 
     The resident count costs O(1) per fault, amortized: it is recounted exactly from the page
     table's per-table entry counts (one visit per table) once the faults since the last count
@@ -50,11 +50,8 @@ class FaultLog:
 
     @staticmethod
     def region_name(region) -> str:
-        """The region's name in `sandbox maps` (a path, [heap], [stack]); its unnamed
-        regions are told apart as "bss" (a program's zero-filled data) and "[anon]"."""
-        if region.name:
-            return region.name
-        return "bss" if region.kind.value == "bss" else "[anon]"
+        """The region's name, as every tool names it (Region.label)."""
+        return region.label
 
     def _resident(self, space: AddressSpace, record: FaultRecord) -> int:
         """Resident pages of `space` after `record`: counted exactly when the faults since

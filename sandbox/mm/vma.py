@@ -117,6 +117,17 @@ class Region:
         return self.end - self.start
 
     @property
+    def label(self) -> str:
+        """The region's one name in the sandbox's own tools (the plot and fault log,
+        --trace-faults, the report, step-faults; `sandbox maps` keeps Linux's format, which
+        leaves anonymous memory unnamed): its name ([heap], [stack], a file's path), "bss"
+        for the zero-filled pages after a program's data segment (the loader's BSS region),
+        and "anon@START" for other anonymous memory (START moves if the region is split)."""
+        if self.name:
+            return self.name
+        return "bss" if self.kind is RegionKind.BSS else f"anon@{self.start:#x}"
+
+    @property
     def shared(self) -> bool:
         """MAP_SHARED: no copy-on-write."""
         return bool(self.flags & RegionFlag.SHARED)

@@ -82,9 +82,9 @@ def test_copy_on_write_leaves_resident_pages_alone(space: AddressSpace) -> None:
     ("/lib/x86_64-linux-gnu/libc.so.6", RegionKind.CODE, "/lib/x86_64-linux-gnu/libc.so.6"),
     ("[heap]", RegionKind.HEAP, "[heap]"),
     ("", RegionKind.BSS, "bss"),
-    ("", RegionKind.MMAP, "[anon]"),
+    ("", RegionKind.MMAP, "anon@0x10000"),
 ])
-def test_regions_named_as_maps_names_them(space: AddressSpace, name: str, kind: RegionKind, shown: str) -> None:
+def test_regions_named_by_their_label(space: AddressSpace, name: str, kind: RegionKind, shown: str) -> None:
     lines = logged(space)
     space.reserve_region(0x10000, 1, RW, kind=kind, name=name)
     space.handle_page_fault(0x10000, Access.WRITE)
@@ -110,9 +110,10 @@ def faults_of(log: Path) -> list[dict]:
 def test_forking_run_logs_regions_and_resident_pages(cow_log: Path) -> None:
     faults = faults_of(cow_log)
     assert all(OLD_KEYS | {"region", "resident"} <= set(f) for f in faults)
-    assert {f["region"] for f in faults} == {guest("demo-cow-fork"), "bss", "[heap]", "[anon]", "[stack]"}
+    anon = next(f["region"] for f in faults if f["region"].startswith("anon@0x"))  # the mmap'd 64 pages
+    assert {f["region"] for f in faults} == {guest("demo-cow-fork"), "bss", "[heap]", anon, "[stack]"}
     parent, child = sorted({f["pid"] for f in faults})
-    copies = [f for f in faults if f["pid"] == child and f["region"] == "[anon]"]
+    copies = [f for f in faults if f["pid"] == child and f["region"] == anon]
     assert len(copies) == 16 and {f["kind"] for f in copies} == {"copy-on-write"}
     assert max(f["resident"] for f in faults if f["pid"] == parent) >= 64 + 16  # 64 pages and the program
 
@@ -121,7 +122,8 @@ def test_forking_run_plots(cow_log: Path, tmp_path: Path) -> None:
     picture = tmp_path / "faults.png"
     summary = plot_fault_log(str(cow_log), str(picture))
     assert (summary.faults, summary.processes) == (len(faults_of(cow_log)), 2)
-    assert summary.regions == ("demo-cow-fork", "bss", "[heap]", "[anon]", "[stack]")  # by address
+    anon = next(f["region"] for f in faults_of(cow_log) if f["region"].startswith("anon@0x"))
+    assert summary.regions == ("demo-cow-fork", "bss", "[heap]", anon, "[stack]")  # by address
     assert picture.read_bytes()[:8] == PNG_MAGIC
 
 
@@ -209,3 +211,49 @@ def test_100k_faults_of_100_processes(tmp_path: Path) -> None:
     assert (summary.faults, summary.processes, len(summary.regions)) == (100_000, 100, MAX_BANDS)
     assert "other (25 regions)" in summary.regions
     assert picture.stat().st_size < 4 << 20, "the dots are one image, not 100k paths"
+
+
+# -- the resident-pages panel: lines that lie on each other stay seen ------------------------
+
+
+def resident_lines(log: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list:
+    """The resident-pages panel's lines as plot_fault_log draws them for `log`."""
+    from sandbox import plot
+
+    drawn, draw = [], plot._draw_resident
+
+    def keep(axes, *args) -> None:
+        draw(axes, *args)
+        drawn.extend(axes.get_lines())
+    monkeypatch.setattr(plot, "_draw_resident", keep)
+    plot_fault_log(str(log), str(tmp_path / "faults.png"))
+    return drawn
+
+
+def look(line) -> tuple:
+    """What tells a line apart: colour, width, dash pattern (matplotlib keeps no public getter
+    for a custom pattern)."""
+    return (line.get_color(), line.get_linewidth(), line._unscaled_dash_pattern)
+
+
+def test_forked_child_line_leaves_the_parent_seen(cow_log: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    parent, child = sorted({f["pid"] for f in faults_of(cow_log)})
+    lines = resident_lines(cow_log, tmp_path, monkeypatch)
+    assert [line.get_label() for line in lines] == [f"pid {parent}", f"pid {child}"]
+    first, second = lines
+    assert first._unscaled_dash_pattern[1] is None and second._unscaled_dash_pattern[1]  # solid, then dashed
+    assert first.get_linewidth() > second.get_linewidth()  # the parent shows on both sides of the child
+
+
+def test_equal_counts_of_many_processes_stay_distinguishable(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Eight processes with the same resident count throughout: one line each, no two alike."""
+    log = tmp_path / "same.jsonl"
+    log.write_text("".join(json.dumps({"t": n / 100, "pid": 2 + n % 8, "address": 0x10000 + n * P,
+                                       "kind": "demand-zero", "region": "bss", "resident": 50}) + "\n"
+                           for n in range(80)))
+    lines = resident_lines(log, tmp_path, monkeypatch)
+    assert [line.get_label() for line in lines] == [f"pid {pid}" for pid in range(2, 10)]
+    assert len({look(line) for line in lines}) == 8
+    assert len({look(line)[1:] for line in lines}) == 8  # apart even for a reader without colour

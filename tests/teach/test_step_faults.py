@@ -203,10 +203,8 @@ def test_end_of_input_at_the_pause_runs_on(prog: str) -> None:
 
 
 def test_a_name_the_guest_chose_reaches_the_terminal_escaped() -> None:
-    from types import SimpleNamespace
-
+    from sandbox.mm.vma import PROT_READ, Region
     from sandbox.stepper import _region
 
-    region = SimpleNamespace(name="/tmp/x\x1b]0;pwned\x07", kind=SimpleNamespace(value="mmap"), prot=1,
-                             shared=False, start=0x1000, end=0x2000)
+    region = Region(0x1000, 0x2000, PROT_READ, name="/tmp/x\x1b]0;pwned\x07")
     assert _region(region) == "0x1000-0x2000 r--p /tmp/x\\x1b]0;pwned\\x07"
