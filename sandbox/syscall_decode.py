@@ -14,6 +14,7 @@ sets; `parse_trace_filter` reads a `-e trace=` expression.
 from __future__ import annotations
 
 import re
+import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -22,7 +23,9 @@ from sandbox import strace_format as S
 from sandbox.kernel.syscall_names import SYSCALL_NAMES
 
 if TYPE_CHECKING:
+    from sandbox.kernel.task import Task
     from sandbox.mm.aspace import AddressSpace
+    from sandbox.trace import Tracer
 
 
 class Call(NamedTuple):
@@ -63,7 +66,7 @@ SIGNATURES: dict[str, str] = {
     "getppid": "", "gettid": "", "getuid": "", "geteuid": "", "getgid": "", "getegid": "",
     "clone": "clone", "fork": "", "vfork": "", "execve": "path argv envp",
     "exit": "int", "exit_group": "int", "wait4": "int >wstatus waitopt ptr",
-    "uname": ">ptr", "getcwd": ">str ulong", "chdir": "path", "fchdir": "fd", "rename": "path path",
+    "uname": ">utsname", "getcwd": ">str ulong", "chdir": "path", "fchdir": "fd", "rename": "path path",
     "renameat": "dirfd path dirfd path", "renameat2": "dirfd path dirfd path uint", "mkdir": "path mode",
     "mkdirat": "dirfd path mode", "rmdir": "path", "unlink": "path", "unlinkat": "dirfd path atflags",
     "link": "path path", "linkat": "dirfd path dirfd path atflags", "symlink": "path path",
@@ -71,7 +74,7 @@ SIGNATURES: dict[str, str] = {
     "chmod": "path mode", "fchmod": "fd mode", "fchmodat": "dirfd path mode", "umask": "mode",
     "chown": "path int int", "fchown": "fd int int", "fchownat": "dirfd path int int atflags",
     "truncate": "path long", "ftruncate": "fd long", "fsync": "fd", "fdatasync": "fd",
-    "getdents64": "fd >ptr ulong", "arch_prctl": "arch ptr", "set_tid_address": "ptr",
+    "getdents64": "fd >dents:ret ulong", "arch_prctl": "arch ptr", "set_tid_address": "ptr",
     "set_robust_list": "ptr ulong", "rseq": "ptr hex int hex", "prlimit64": "int rlimitres rlimit >rlimit",
     "getrlimit": "rlimitres >rlimit", "setrlimit": "rlimitres rlimit", "getrandom": ">hexbuf:ret ulong grnd",
     "futex": "futex", "poll": "pollfd:1 uint int", "ppoll": "pollfd:1 uint timespec sigset:4 ulong",
@@ -89,7 +92,7 @@ SIGNATURES: dict[str, str] = {
     "statfs": "path >ptr", "fstatfs": "fd >ptr", "memfd_create": "str uint", "select": "int ptr ptr ptr ptr",
     "pselect6": "int ptr ptr ptr timespec ptr", "utimensat": "dirfd path ptr atflags",
     "statx": "dirfd path atflags hex >ptr", "gettimeofday": ">ptr ptr", "time": ">ptr",
-    "sysinfo": ">ptr", "times": ">ptr", "getrusage": "int >ptr", "prctl": "int hex hex hex hex",
+    "sysinfo": ">ptr", "times": ">ptr", "getrusage": "int >ptr",
 }
 
 #: How a result is shown, when not as a signed decimal: 'hex' for addresses, 'oct' for
@@ -245,6 +248,34 @@ def _signal(call: Call, value: int, param: str) -> str:
     return F.signal_name(_int(value)) if 0 < _int(value) <= F.NSIG else str(_int(value))
 
 
+UTS_FIELD = 65  # __NEW_UTS_LEN + 1: each string of struct new_utsname
+DIRENT_RECLEN = struct.Struct("<H")  # linux_dirent64's d_reclen, after d_ino and d_off
+DIRENT_RECLEN_AT = 16
+
+
+def _utsname(call: Call, value: int, param: str) -> str:
+    """uname's struct: {sysname="Linux", nodename="vm", ...} (strace's abbreviated form)."""
+    sysname, nodename = (S.string(call.space, value + i * UTS_FIELD, UTS_FIELD - 1) for i in (0, 1))
+    if sysname.startswith("0x") or sysname == "NULL":  # unreadable: the pointer
+        return S.pointer(value)
+    return f"{{sysname={sysname}, nodename={nodename}, ...}}"
+
+
+def _dirents(call: Call, value: int, param: str) -> str:
+    """getdents64's buffer: '0x5ed2f0 /* 29 entries */', the records the result covers."""
+    size = _length(call, param)
+    data = S.read_mem(call.space, value, size) if size > 0 else b""
+    if data is None:
+        return S.pointer(value)
+    count, offset = 0, 0
+    while offset + DIRENT_RECLEN_AT + DIRENT_RECLEN.size <= len(data):
+        reclen = DIRENT_RECLEN.unpack_from(data, offset + DIRENT_RECLEN_AT)[0]
+        if reclen == 0:
+            break
+        count, offset = count + 1, offset + reclen
+    return f"{S.pointer(value)} /* {count} entries */"
+
+
 DECODERS: dict[str, Callable[[Call, int, str], str | None]] = {
     "int": lambda c, v, p: str(_int(v)),
     "fd": lambda c, v, p: str(_int(v)),
@@ -302,6 +333,8 @@ DECODERS: dict[str, Callable[[Call, int, str], str | None]] = {
     "pollfd": lambda c, v, p: S.pollfds(c.space, v, _int(c.args[int(p)]), False),
     "argv": lambda c, v, p: S.string_array(c.space, v),
     "envp": lambda c, v, p: S.env_count(c.space, v),
+    "utsname": _utsname,
+    "dents": _dirents,
 }
 
 
@@ -344,7 +377,70 @@ def _futex(call: Call) -> list[str]:
     return parts
 
 
-WHOLE_CALLS: dict[str, Callable[[Call], list[str]]] = {"clone": _clone, "futex": _futex}
+#: prctl options shown by name alone (strace's prctl.c: RVAL_DECODED after the option).
+PRCTL_BARE = frozenset({3, 7, 13, 21, 27, 30, 31, 32})  # GET_DUMPABLE, GET_KEEPCAPS, GET_TIMING...
+#: prctl options whose second argument is an unsigned number, shown alone.
+PRCTL_NUMBER = frozenset({8, 14, 29, F.PR_SET_CHILD_SUBREAPER})  # SET_KEEPCAPS, SET_TIMING...
+#: prctl options whose arguments are all four shown, the first in decimal.
+PRCTL_FLAG_ARGS = frozenset({38, 39, 41, 42})  # SET/GET_NO_NEW_PRIVS, SET/GET_THP_DISABLE
+#: prctl options that write an int the caller gave: shown at exit as '[value]'.
+PRCTL_INT_OUT = frozenset({F.PR_GET_PDEATHSIG, F.PR_GET_CHILD_SUBREAPER})
+PR_GET_TID_ADDRESS = 40  # writes a pointer: '[0x4ac650]'
+
+
+def _prctl(call: Call) -> list[str]:
+    """prctl(PR_SET_NAME, "sh"), prctl(PR_GET_PDEATHSIG, [SIGTERM]): each option's arguments
+    as strace's prctl.c shows them; other options show the four arguments in hex."""
+    option, arg2 = call.args[0] & 0xFFFF_FFFF, (call.args + (0,))[1]
+    head = [F.enum(option, F.PRCTL_OPTIONS, "{:#x} /* PR_??? */")]
+    if option in PRCTL_BARE:
+        return head
+    if option in PRCTL_NUMBER:
+        return [*head, str(arg2)]
+    if option in PRCTL_FLAG_ARGS:
+        return [*head, str(arg2), *(_hex(v) for v in call.args[2:5])]
+    shown = _prctl_arg(call, option, arg2)
+    if shown is not None:
+        return [*head, shown]
+    return [head[0], *(_hex(v) for v in call.args[1:5])]
+
+
+def _prctl_arg(call: Call, option: int, arg2: int) -> str | None:
+    """The one argument of the options strace decodes by type (None for the others)."""
+    if option == F.PR_SET_NAME:  # printstr_ex(..., TASK_COMM_LEN - 1, QUOTE_0_TERMINATED)
+        return S.string(call.space, arg2, F.TASK_COMM_LEN - 1)
+    if option == F.PR_SET_PDEATHSIG:
+        return str(arg2) if arg2 > F.NSIG else F.signal_name(arg2)
+    if option == F.PR_SET_DUMPABLE:
+        return F.enum(arg2, F.SUID_DUMP, "{:#x} /* SUID_DUMP_??? */")
+    if option in (F.PR_CAPBSET_READ, F.PR_CAPBSET_DROP):
+        return F.enum(arg2, F.CAPABILITIES, "{:#x} /* CAP_??? */")
+    if option not in PRCTL_INT_OUT and option not in (F.PR_GET_NAME, PR_GET_TID_ADDRESS):
+        return None
+    if call.result is None or is_error(call.result):  # (at entry: never shown)
+        return S.pointer(arg2)
+    if option == F.PR_GET_NAME:
+        return S.string(call.space, arg2, F.TASK_COMM_LEN)
+    if option == PR_GET_TID_ADDRESS:
+        raw = S.read_mem(call.space, arg2, 8)
+        return S.pointer(arg2) if raw is None else f"[{S.pointer(int.from_bytes(raw, 'little'))}]"
+    raw = S.read_mem(call.space, arg2, 4)
+    if raw is None:
+        return S.pointer(arg2)
+    value = _int(int.from_bytes(raw, "little"))
+    return f"[{F.signal_name(value) if option == F.PR_GET_PDEATHSIG else value}]"
+
+
+def _hex(value: int) -> str:
+    return hex(value) if value else "0"
+
+
+WHOLE_CALLS: dict[str, Callable[[Call], list[str]]] = {"clone": _clone, "futex": _futex, "prctl": _prctl}
+
+
+def _decoded_at_exit(name: str, args: tuple[int, ...]) -> bool:
+    """Whether a call decoded as a whole shows what it writes, so waits for its end."""
+    return name == "prctl" and args[0] & 0xFFFF_FFFF in (F.PR_GET_NAME, PR_GET_TID_ADDRESS, *PRCTL_INT_OUT)
 
 
 def _guess(names: tuple[str, ...], args: tuple[int, ...]) -> list[str]:
@@ -360,6 +456,8 @@ def decode_entry(space: AddressSpace | None, name: str, args: tuple[int, ...],
     SIGNATURES (None: unknown to the sandbox; all six registers are shown)."""
     call = Call(space, args, None)
     if name in WHOLE_CALLS:
+        if _decoded_at_exit(name, args):
+            return [], 0
         return WHOLE_CALLS[name](call), None
     params = PARSED.get(name)
     if params is None:
@@ -382,6 +480,8 @@ def decode_exit(space: AddressSpace | None, name: str, args: tuple[int, ...], re
     if start is None:
         return []
     call, failed = Call(space, args, result), is_error(result)
+    if name in WHOLE_CALLS:
+        return WHOLE_CALLS[name](call)
     texts: list[str] = []
     for index, param in enumerate(PARSED[name][start:], start):
         if param.out and failed:
@@ -412,8 +512,32 @@ def result_text(space: AddressSpace | None, name: str, args: tuple[int, ...], re
         table = F.FD_FLAGS if _int(args[1]) == 1 else None
         names = F.flags(result, table) if table else _open_flags(result)
         return f"{hex(result)} (flags {names})"
+    if name == "prctl" and args[0] & 0xFFFF_FFFF == F.PR_GET_DUMPABLE and result in F.SUID_DUMP:
+        return f"{text} ({F.SUID_DUMP[result]})"
     if name in ("poll", "ppoll"):
         if result == 0:
             return "0 (Timeout)"
         return f"{text} ({S.pollfds(space, args[0], _int(args[1]), True)})"
     return text
+
+
+# -- the first program ---------------------------------------------------------------------------------
+
+EXECVE_NR = 59  # x86-64's execve
+AT_EXECFN = 31  # include/uapi/linux/auxvec.h: the path execve was given
+AUXV_PAIR = struct.Struct("<QQ")
+
+
+def trace_first_exec(tracer: Tracer, task: Task) -> None:
+    """The trace's first line, as strace's for the program it starts: execve(path, argv,
+    envp) = 0, read from the new stack the sandbox built (argc, argv[], NULL, envp[]) and
+    its auxv's AT_EXECFN, before the program's first call."""
+    from sandbox.kernel.syscalls import TABLE  # (the kernel's table; this module is the trace's)
+
+    space, rsp = task.space, task.fresh_entry[1]
+    argc = int.from_bytes(S.read_mem(space, rsp, 8) or bytes(8), "little")
+    path = next((value for key, value in AUXV_PAIR.iter_unpack(task.group.auxv) if key == AT_EXECFN), 0)
+    args = (path, rsp + 8, rsp + 8 * (argc + 2), 0, 0, 0)
+    entry = TABLE[EXECVE_NR]
+    tracer.enter(task.tid, space, EXECVE_NR, entry, args)
+    tracer.syscall(task.tid, EXECVE_NR, entry, args, 0, space)

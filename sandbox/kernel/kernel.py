@@ -41,6 +41,7 @@ from sandbox.loader import open_elf, parse_elf, read_elf
 from sandbox.machine import Machine
 from sandbox.mm.aspace import AddressSpace
 from sandbox.mm.pagecache import CachedFile, PageCache, host_descriptor_error
+from sandbox.syscall_decode import trace_first_exec
 from sandbox.trace import Tracer
 
 if TYPE_CHECKING:
@@ -291,6 +292,8 @@ class Kernel(CpuEntries, ProcessEnds):
             else:
                 fd, guest, args = self._open_in_view(task, path, exe_guest, args)
             load_program(self, task, fd, guest, args, environment, os.fsencode(exe_guest))
+            if self.tracer is not None and self.tracer.syscalls:  # strace's first line: execve
+                trace_first_exec(self.tracer, task)
         except BaseException:
             del self.processes[task.pid]  # nothing of a failed spawn may stay scheduled
             del self.tasks[task.tid]

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from sandbox.errors import SyscallError
 from sandbox.kernel import procfs_mem
+from sandbox.kernel.devtty import terminal_path
 from sandbox.kernel.process import State
 from sandbox.mm.fault import faults_taken
 from sandbox.mm.vma import PROT_EXEC, PROT_WRITE, RegionFlag
@@ -259,7 +260,8 @@ def fd_target(file: File) -> str:
     if info is not None and st.S_ISSOCK(info.mode):
         return f"socket:[{info.ino}]"
     if info is not None and st.S_ISCHR(info.mode):  # a host stream on a terminal or device
-        return HOST_DEVICES.get(os.major(info.rdev), f"/dev/char/{os.major(info.rdev)}:{os.minor(info.rdev)}")
+        return terminal_path(info.rdev) or HOST_DEVICES.get(os.major(info.rdev),
+                                                              f"/dev/char/{os.major(info.rdev)}:{os.minor(info.rdev)}")
     if name in ("stdin", "stdout", "stderr"):  # a host stream on a host file: no path in the view
         return f"anon_inode:[host {name}]"
     return f"anon_inode:{name if name.startswith('[') else f'[{name}]'}"

@@ -16,7 +16,8 @@ from typing import NoReturn
 
 from sandbox.errors import SyscallError
 from sandbox.kernel import inotify
-from sandbox.kernel.files import DeviceFile, Stat, synthetic_ino
+from sandbox.kernel.devtty import device_stat
+from sandbox.kernel.files import Stat, synthetic_ino
 from sandbox.kernel.hostfiles import HostFile
 from sandbox.kernel.quota import ENTRY_COST
 from sandbox.kernel.structs import STATFS, TIMESPEC, pack_stat, pack_statx
@@ -52,7 +53,7 @@ def stat_node(proc: Task, node: Node) -> Stat:
     if node.synthetic is not None:
         synthetic = node.synthetic
         if synthetic.kind == "device":
-            return DeviceFile(synthetic.name, 0, bytes).stat()
+            return proc.kernel.identity.present(device_stat(synthetic.name))  # (/dev/pts/N: the host's)
         if synthetic.kind == "fd":  # /proc/<pid>/fd/N of a pipe, socket... followed (procfs)
             return proc.kernel.identity.present(proc.kernel.proc_tree.open_fd(synthetic.name).stat())
         if synthetic.kind == "link":

@@ -19,7 +19,7 @@ import weakref
 
 from sandbox.errors import SyscallError, WouldBlock
 from sandbox.kernel import inotify, limits
-from sandbox.kernel.devtty import open_tty
+from sandbox.kernel.devtty import is_terminal, open_tty
 from sandbox.kernel.files import O_ACCMODE, O_PATH, O_RDONLY, DeviceFile, File, Stat, SyntheticDir
 from sandbox.kernel.hostfiles import HostFile
 from sandbox.kernel.identity import HOST_MODE_MASK
@@ -371,8 +371,8 @@ def open_synthetic(proc: Task, node: Node, flags: int) -> File:
     """Devices, /proc files and synthetic directories."""
     synthetic = node.synthetic
     if synthetic.kind == "device":
-        if synthetic.name == "tty":
-            return open_tty(proc, flags)
+        if is_terminal(synthetic.name):  # /dev/tty, /dev/pts/N
+            return open_tty(proc, flags, synthetic.name)
         return DeviceFile(synthetic.name, flags, proc.kernel.random_bytes)
     if synthetic.kind == "link":  # reached only with O_NOFOLLOW: open(2) says ELOOP
         raise SyscallError(errno.ELOOP, f"{node.guest} is a symbolic link")

@@ -439,6 +439,9 @@ def sys_sendfile(proc: Task, out_fd: int, in_fd: int, offset: int, count: int) -
     the input's position."""
     source, target = _readable(proc, in_fd), _writable(proc, out_fd)
     position = LOFF.unpack(copy_in(proc.space, offset, LOFF.size))[0] if offset else 0
+    from sandbox.kernel.sys_splice import check_sendfile  # (it builds on this module)
+
+    check_sendfile(source, target, offset, count)  # ESPIPE, EINVAL as Linux for the kinds it refuses
     verify_area(position, count)
     if count == 0:
         return 0

@@ -6,6 +6,7 @@ Every transfer that may sleep part-way (a full or empty pipe) decides how much i
 before it takes anything: it reads no more than the output takes now (`room_for`), so a
 read is never followed by a write that sleeps holding the bytes (the sendfile defect of
 issue 15: the input's offset advanced, the retry read on from there and the bytes were lost).
+sendfile itself is sys_io.py's; what it refuses by kind of file, as Linux, is `check_sendfile`'s.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from sandbox.errors import SyscallError, WouldBlock
 from sandbox.kernel import inotify
 from sandbox.kernel.checked import LOFF, verify_area
 from sandbox.kernel.files import O_APPEND, O_NONBLOCK, File
-from sandbox.kernel.hostfiles import HostFile
+from sandbox.kernel.hostfiles import HostFile, HostStream
 from sandbox.kernel.pipe import PipeEnd
 from sandbox.kernel.sys_io import MAX_TRANSFER, gather, iovecs, room_for, scatter, write_now
 from sandbox.kernel.syscalls import syscall, to_int32, to_signed
@@ -35,6 +36,34 @@ POSIX_FADV_NOREUSE = 5  # the largest advice (include/uapi/linux/fadvise.h)
 CLOSE_RANGE_UNSHARE, CLOSE_RANGE_CLOEXEC = 0x2, 0x4  # include/uapi/linux/close_range.h
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.fallocate.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
+
+
+# -- sendfile's kinds of file (fs/read_write.c do_sendfile, fs/splice.c) ------------------------
+
+
+def check_sendfile(source: File, target: File, offset: int, count: int) -> None:
+    """What sendfile refuses before it moves a byte, in Linux's order (Linux 6.x, checked
+    against it by tests/terminal/sendfile_kinds.c): an offset for an input that has no pread
+    (a pipe, socket, terminal, anon inode: ESPIPE, do_sendfile's FMODE_PREAD); into a
+    non-pipe, an O_APPEND output or an input that cannot seek (a pipe, socket, terminal:
+    EINVAL, splice_direct_to_actor's FMODE_LSEEK, "we don't want to randomly drop data");
+    then, unless `count` is 0, an input with no splice_read (a pipe, directory, anon inode:
+    EINVAL, do_splice_read)."""
+    kind = stat.S_IFMT(source.stat().mode)
+    streaming = kind in (stat.S_IFIFO, stat.S_IFSOCK) or _is_terminal(source)
+    if offset and (streaming or kind == 0):
+        raise SyscallError(errno.ESPIPE, f"sendfile at an offset from {source.name}, which has no pread")
+    if not stat.S_ISFIFO(target.stat().mode):
+        if target.flags & O_APPEND:
+            raise SyscallError(errno.EINVAL, f"sendfile into {target.name}, opened O_APPEND")
+        if streaming:
+            raise SyscallError(errno.EINVAL, f"sendfile from {source.name}, which cannot seek, into a non-pipe")
+    if count and kind in (0, stat.S_IFIFO, stat.S_IFDIR):
+        raise SyscallError(errno.EINVAL, f"sendfile from {source.name}, which has no splice_read")
+
+
+def _is_terminal(file: File) -> bool:
+    return isinstance(file, HostStream) and file.is_terminal
 
 
 def _file(proc: Task, fd: int, writing: bool) -> File:

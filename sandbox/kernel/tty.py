@@ -11,10 +11,16 @@ changed (TIOCSPGRP names guest process groups).
 
 The sandbox is the host's job: signals the host's terminal (or anyone) sends to the sandbox
 process -- SIGINT, SIGQUIT, SIGTERM, SIGHUP, SIGWINCH, SIGTSTP, SIGCONT -- are posted here
-from a Python signal handler (which only records them and wakes the scheduler's idle wait
-through a pipe: the handler may run inside a system call), and the run loop delivers them
-to the guest's foreground process group, as the tty driver does (kill_pgrp, si_code
-SI_KERNEL for what the terminal generates; a sender outside the sandbox has no pid in it).
+and the run loop delivers them to the guest's foreground process group, as the tty driver
+does (kill_pgrp). While the run listens they are blocked in the sandbox's thread and read
+from a signalfd with their siginfo (the scheduler's idle wait polls it), then handed to the
+Python handler the CLI installed, which posts them (it only records them and wakes the idle
+wait through a pipe). The guest sees what Linux shows a process of its own pid and user
+namespace: what the terminal generates (^C) is SI_KERNEL; kill(2) from the host is SI_USER
+with si_pid 0 (a sender outside the guest's pid namespace) and si_uid as the guest sees the
+sender's uid (the guest's own uid if it is the host user running the sandbox, else the
+overflow uid 65534). A signal the Python handler took without siginfo (a host thread that
+did not block it) is SI_KERNEL.
 
 Job control (tty_jobctrl.c): the guest's processes stop and continue (signal_delivery's
 group stop), so a job-control shell inside works as on a terminal of its own. The host's
@@ -38,6 +44,7 @@ its modes from before the first change; `restore` empties it.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import fcntl
 import os
@@ -46,7 +53,7 @@ import struct
 from select import POLLIN
 from typing import TYPE_CHECKING
 
-from sandbox.abi import SI_KERNEL, SIG_DFL, SIG_IGN
+from sandbox.abi import SI_KERNEL, SI_TKILL, SI_USER, SIG_DFL, SIG_IGN
 from sandbox.errors import SyscallError, WouldBlock
 from sandbox.kernel import signal_delivery
 from sandbox.kernel.sigframe import pack_siginfo
@@ -86,6 +93,13 @@ HOST_SIGNALS = (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP, si
 CHANGES = frozenset({TCSETS, TCSETSW, TCSETSF, TCFLSH, TCXONC, TCSBRK, TCSBRKP})
 #: The calls that wait for a signal and nothing else.
 SIGNAL_WAITS = ("pause", "rt_sigsuspend", "rt_sigtimedwait")
+#: struct signalfd_siginfo (include/uapi/linux/signalfd.h): ssi_signo, ssi_errno, ssi_code,
+#: ssi_pid, ssi_uid, then fields not used here; 128 bytes.
+SIGNALFD_INFO = struct.Struct("<IiiII")
+SIGNALFD_INFO_SIZE = 128
+SFD_NONBLOCK, SFD_CLOEXEC = os.O_NONBLOCK, os.O_CLOEXEC
+SIGSET_BYTES = 128  # glibc's sigset_t
+OVERFLOW_UID = 65534  # /proc/sys/kernel/overflowuid: a sender's uid the guest's namespace does not map
 
 
 class Terminal:
@@ -98,7 +112,9 @@ class Terminal:
         self.fg_pgrp = 0
         self.winsize: bytes | None = None  # TIOCSWINSZ's, until the host's terminal is resized
         self.saved: dict[int, tuple[int, bytes]] = {}  # st_rdev -> (a descriptor, termios before)
-        self.posted: list[int] = []  # host signals not yet delivered
+        self._posted: list[int] = []  # host signals not yet delivered
+        self._senders: dict[int, list[tuple[int, int]]] = {}  # signo -> (si_code, host uid), oldest first
+        self._signalfd: tuple[int, frozenset[int]] | None = None  # and the signals it takes
         self.forwarded: set[int] = set()  # host signals the guest was sent
         self.listening = False  # a host handler posts signals here (the CLI installs one)
         self._wake: tuple[int, int] | None = None  # the pipe a posted signal writes a byte to
@@ -113,31 +129,69 @@ class Terminal:
         (a run on from a restored snapshot: the session state the snapshot had)."""
         self.sid, self.fg_pgrp, self.winsize = self.resumed or (init.sid, init.pgid, None)
         self.resumed = None
-        self.posted.clear()
+        self._posted.clear()
+        self._senders.clear()
         self.forwarded.clear()
 
     def listen(self) -> None:
-        """Host signals will be posted (called before the handlers are installed)."""
+        """Host signals will be posted (called before the handlers are installed), read
+        with their siginfo from a signalfd: every HOST_SIGNALS one not ignored is blocked
+        in this thread until `close`."""
         if self._wake is None:
             read_end, write_end = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
             self._wake = (read_end, write_end)
+        if self._signalfd is None:
+            self._signalfd = _open_signalfd([s for s in HOST_SIGNALS if signal.getsignal(s) is not signal.SIG_IGN])
         self.listening = True
 
     def close(self) -> None:
-        """Give back the host's modes; close the wake-up pipe."""
+        """Give back the host's modes; close the wake-up pipe and the signalfd (what it
+        holds unread is dropped: the run is over) and unblock its signals."""
         self.restore()
         self.listening = False
         if self._wake is not None:
             for fd in self._wake:
                 os.close(fd)
             self._wake = None
+        if self._signalfd is not None:
+            fd, signals = self._signalfd
+            self._signalfd = None
+            os.close(fd)
+            for signo in signals:  # pending ones arrived after the run: nothing to do with them
+                while signo in signal.sigpending():
+                    signal.sigtimedwait([signo], 0)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
 
     # -- host signals ---------------------------------------------------------------------
+
+    @property
+    def posted(self) -> list[int]:
+        """Host signals not yet delivered (those the signalfd holds taken first)."""
+        if self._signalfd is not None:
+            self._take_signalfd()
+        return self._posted
+
+    def _take_signalfd(self) -> None:
+        """Each signal the signalfd holds: its sender kept, then to the Python handler the
+        CLI installed (which posts it) or, if there is none, posted directly."""
+        fd = self._signalfd[0]
+        while True:
+            try:
+                record = os.read(fd, SIGNALFD_INFO_SIZE)
+            except BlockingIOError:
+                return
+            signo, _errno, code, _pid, uid = SIGNALFD_INFO.unpack_from(record)
+            self._senders.setdefault(signo, []).append((code, uid))
+            handler = signal.getsignal(signo)
+            if callable(handler):
+                handler(signo, None)
+            else:
+                self.post(signo)
 
     def post(self, signo: int) -> None:
         """From a host signal handler: record `signo` and wake an idle scheduler. Touches
         no kernel state (the handler may have interrupted any of it)."""
-        self.posted.append(signo)
+        self._posted.append(signo)
         if self._wake is not None:
             try:
                 os.write(self._wake[1], b"\0")
@@ -157,7 +211,7 @@ class Terminal:
             pass
         if self.posted:
             os.write(self._wake[1], b"\0")
-        return [(self._wake[0], POLLIN)]
+        return [(self._wake[0], POLLIN)] + ([(self._signalfd[0], POLLIN)] if self._signalfd is not None else [])
 
     def may_wake(self, kernel: Kernel) -> bool:
         """Whether a host signal may still wake a guest that nothing else will: in an
@@ -177,7 +231,7 @@ class Terminal:
         """In the run loop, where kernel state is whole: send each posted host signal to the
         foreground process group (every live process if that group has none left)."""
         while self.posted:
-            self._deliver(kernel, self.posted.pop(0))
+            self._deliver(kernel, self._posted.pop(0))
 
     def _deliver(self, kernel: Kernel, signo: int) -> None:
         alive = [g for g in kernel.processes.values() if g.alive]
@@ -185,11 +239,22 @@ class Terminal:
         if signo == signal.SIGWINCH:
             self.winsize = None  # the host's terminal was resized: its size is the truth
         self.forwarded.add(signo)
-        info = pack_siginfo(signo, SI_KERNEL)
+        info = self._siginfo(signo, kernel.identity.host_uid, kernel.identity.uid)
         for group in targets:
             signal_delivery.send(kernel, group, signo, info)
         if signo == signal.SIGTSTP and _stops_sandbox(kernel, targets):
             self._suspend_host()  # its default action: stop (handlers run once it continues)
+
+    def _siginfo(self, signo: int, host_uid: int, guest_uid: int) -> bytes:
+        """The siginfo the guest gets for a host signal: SI_KERNEL from the terminal (or if
+        its sender is unknown); a process's kill (SI_USER) or tkill (SI_TKILL) with si_pid 0
+        and the sender's uid as the guest's user namespace maps it."""
+        senders = self._senders.get(signo)
+        code, uid = senders.pop(0) if senders else (SI_KERNEL, 0)
+        if code > 0:
+            return pack_siginfo(signo, SI_KERNEL)
+        return pack_siginfo(signo, code if code == SI_TKILL else SI_USER, pid=0,
+                            uid=guest_uid if uid == host_uid else OVERFLOW_UID)
 
     def _suspend_host(self) -> None:
         """SIGTSTP's default action for the whole sandbox: the host's modes back, stop,
@@ -457,3 +522,20 @@ _REQUESTS = {
 
 #: The requests HostStream.ioctl passes to the host terminal itself.
 HOST_REQUESTS = frozenset({TCGETS, TCSETS, TIOCGWINSZ, FIONREAD, TIOCOUTQ, TCFLSH})
+
+
+def _open_signalfd(signals: list[int]) -> tuple[int, frozenset[int]] | None:
+    """Block `signals` in this thread and open a signalfd(2) that reads them with their
+    siginfo; None (nothing blocked) if the host's C library has no signalfd."""
+    try:
+        signalfd = ctypes.CDLL(None, use_errno=True).signalfd
+    except (OSError, AttributeError):
+        return None
+    mask = (ctypes.c_ubyte * SIGSET_BYTES)()
+    for signo in signals:
+        mask[(signo - 1) // 8] |= 1 << ((signo - 1) % 8)
+    fd = signalfd(-1, ctypes.byref(mask), SFD_NONBLOCK | SFD_CLOEXEC)
+    if fd < 0:
+        return None
+    blocked = frozenset(signals) - signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    return fd, blocked
