@@ -161,7 +161,9 @@ def test_mounts_come_from_the_view(tmp_path: Path) -> None:
 
 def test_every_process_has_a_directory() -> None:
     """Another process's files are readable; its task/ has its threads; /proc lists every pid."""
-    script = (f"{BUSYBOX} sleep 2 & p=$!; cat /proc/$p/comm; cat /proc/$p/cgroup; ls /proc/$p/task; "
+    # (the child may not have exec'd yet when the shell goes on, natively too: wait until it has)
+    script = (f"{BUSYBOX} sleep 30 & p=$!; until [ $(cat /proc/$p/comm) = busybox ]; do sleep 0.01; done; "
+              "cat /proc/$p/comm; cat /proc/$p/cgroup; ls /proc/$p/task; "
               "readlink /proc/$p/cwd /proc/$p/exe; ls /proc | grep -c '^[0-9]'; kill $p; wait")
     result = run_sandbox(["run", "--timeout", "60", "/bin/sh", "-c", script])
     lines = result.stdout.decode().split()
