@@ -155,10 +155,11 @@ def sys_openat(proc: Task, dirfd: int, path: int, flags: int, mode: int) -> int:
 
 
 def _open_at(proc: Task, dirfd: int, path: int, flags: int, mode: int, rules: ResolveRules | None = None) -> int:
-    if flags & O_TMPFILE == O_TMPFILE:
-        raise SyscallError(errno.EOPNOTSUPP, "O_TMPFILE")
     base, name = start_of(proc, dirfd, read_path(proc, path))
-    file = open_file(proc, name, base, flags, mode, rules)
+    if flags & O_TMPFILE & ~O_DIRECTORY:
+        file = open_tmpfile(proc, name, base, flags, mode, rules)
+    else:
+        file = open_file(proc, name, base, flags, mode, rules)
     fd = proc.files.install(file, cloexec=bool(flags & O_CLOEXEC))
     inotify.opened(proc.kernel, file, flags)
     if isinstance(file, PipeEnd):
@@ -261,6 +262,34 @@ def open_file(proc: Task, path: bytes, base: str, flags: int, mode: int, rules: 
     require_permission(proc, st, _access_wanted(flags), node)
     blocks = st.st_blocks if flags & O_TRUNC else None
     return _checked_open(proc, fs.open_node(node, host_flags, mode & HOST_MODE_MASK), node, flags, None, blocks)
+
+
+def open_tmpfile(proc: Task, path: bytes, base: str, flags: int, mode: int, rules: ResolveRules | None = None) -> File:
+    """O_TMPFILE (open(2)): an unnamed regular file in the directory `path`, made there by
+    the host (so that linkat through /proc/self/fd can name it later, on that file system)
+    and reached only by its descriptor; its blocks count against the quota as it grows.
+    EINVAL unless open for writing and without O_CREAT (build_open_flags's O_TMPFILE_MASK)."""
+    if flags & (O_TMPFILE | O_CREAT) != O_TMPFILE or flags & O_ACCMODE == O_RDONLY:
+        raise SyscallError(errno.EINVAL, f"O_TMPFILE with flags {flags:#o}")
+    fs = proc.kernel.fs
+    node = fs.resolve(path, base, rules=rules)
+    if node.synthetic is not None or not node.on_host:
+        raise SyscallError(errno.EOPNOTSUPP, f"{node.guest} cannot hold a temporary file")
+    st = host_lstat(proc, node)
+    if not stat.S_ISDIR(st.st_mode):
+        raise SyscallError(errno.ENOTDIR, node.guest)
+    fs.require_writable(node)
+    require_permission(proc, st, os.W_OK | os.X_OK, node)
+    mode = mode & 0o7777 & ~proc.umask
+    host_flags = (flags & (O_ACCMODE | O_APPEND)) | os.O_TMPFILE | HOST_OPEN_ALWAYS
+    fd = fs.open_node(node, host_flags, mode & HOST_MODE_MASK)
+    made = os.fstat(fd)
+    proc.kernel.identity.created(made, mode)
+    ino = proc.kernel.identity.present(Stat.from_host(made)).ino
+    file = host_file(proc, fd, f"{node.guest.rstrip('/')}/#{ino} (deleted)", flags & ~(O_CLOEXEC | O_TMPFILE),
+                      node, made)
+    file.tmpfile_mount = node.mount  # linkat may name it on this mount only
+    return file
 
 
 def _require_plain(st: os.stat_result, flags: int, node: Node) -> None:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from sandbox.errors import SyscallError
 from sandbox.kernel import inotify
+from sandbox.kernel.hostfiles import HostFile
 from sandbox.kernel.identity import HOST_MODE_MASK
 from sandbox.kernel.sys_fs import (
     AT_FDCWD,
@@ -35,8 +36,10 @@ from sandbox.kernel.syscalls import syscall, to_int32
 from sandbox.kernel.task import Task
 
 if TYPE_CHECKING:
+    from sandbox.kernel.files import File
     from sandbox.kernel.kernel import Kernel
     from sandbox.kernel.process import FsContext
+    from sandbox.kernel.vfs_nodes import Node
 
 RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2  # include/uapi/linux/fs.h
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -136,10 +139,27 @@ def sys_symlink(proc: Task, target: int, linkpath: int) -> int:
 def sys_linkat(proc: Task, olddirfd: int, oldpath: int, newdirfd: int, newpath: int, flags: int) -> int:
     old = resolve_at(proc, olddirfd, oldpath, follow=bool(to_int32(flags) & AT_SYMLINK_FOLLOW))
     new = writable_entry(proc, newdirfd, newpath, creating=True)
+    if old.synthetic is not None and old.synthetic.kind == "fd":  # /proc/PID/fd/N, followed
+        return _link_open_file(proc, proc.kernel.proc_tree.open_fd(old.synthetic.name), new)
     if not old.on_host or old.mount != new.mount:
         raise SyscallError(errno.EXDEV, "link across mounts")
     create_entry(proc, new, lambda name, fd: os.link(old.name, name, src_dir_fd=old.dirfd, dst_dir_fd=fd,
                                                       follow_symlinks=False))
+    return 0
+
+
+def _link_open_file(proc: Task, file: File, new: Node) -> int:
+    """linkat of /proc/PID/fd/N with AT_SYMLINK_FOLLOW: the way an O_TMPFILE file gets its
+    name (man 2 open). The host links the sandbox's own descriptor through its own
+    /proc/self/fd (never a path the guest chose), and refuses a file unlinked the usual way
+    (ENOENT, as Linux: only O_TMPFILE files without O_EXCL are linkable at nlink 0)."""
+    mount = getattr(file, "tmpfile_mount", None)
+    if mount is None:  # a file unlinked after its open (nlink 0); a pipe or socket (another fs)
+        raise SyscallError(errno.ENOENT if isinstance(file, HostFile) else errno.EXDEV, "not a linkable file")
+    if mount != new.mount:
+        raise SyscallError(errno.EXDEV, "link across mounts")
+    create_entry(proc, new, lambda name, fd: os.link(f"/proc/self/fd/{file.fd}", name, dst_dir_fd=fd,
+                                                     follow_symlinks=True))
     return 0
 
 

@@ -8,7 +8,7 @@ open (without the descriptor listing it), stat and fstat of a /proc file disagre
 inode (cp refused to copy /proc/self/status), /proc/PID/auxv was missing, and
 /proc/self/environ opened before an execve read the new image's stack after it; and
 moved.c's: a renamed working directory or directory descriptor lost its place, and a removed
-one still answered getcwd.
+one still answered getcwd; and tmpfile.c's: O_TMPFILE was EOPNOTSUPP.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ MOVED = ["cwd", "dirfd", "exchange", "removed"]
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("listings")
-    for name in ("listings", "moved"):
+    for name in ("listings", "moved", "tmpfile", "tmpquota"):
         build_c(HERE / f"{name}.c", out)
     return out
 
@@ -56,6 +56,20 @@ def test_moved_and_removed_directories_as_natively(built: Path, tmp_path: Path, 
     sandbox by guest path, rewritten at the rename); a removed cwd finds nothing, even once
     a directory is made at its path again."""
     compare(built / "moved", tmp_path, case)
+
+
+def test_tmpfile_as_natively(built: Path, tmp_path: Path) -> None:
+    """O_TMPFILE makes an unnamed file that linkat through /proc/self/fd names (it was
+    EOPNOTSUPP); a file unlinked after its open and a pipe are refused as Linux refuses them."""
+    compare(built / "tmpfile", tmp_path, "-")
+
+
+def test_tmpfiles_count_against_the_disk_quota(built: Path) -> None:
+    """200 MiB through unnamed files closed one by one fit --disk 16M; 40 MiB held open do
+    not: the writes past 16 MiB are ENOSPC."""
+    result = run_sandbox(["run", "--disk", "16M", "--mount", f"{built}:{built}:ro", str(built / "tmpquota")])
+    assert result.stdout.decode().splitlines() == ["closed each: 0 failed",
+                                                   "held open: 24 short (No space left on device)"]
 
 
 def test_listing_order_is_the_hosts_unless_deterministic(tmp_path: Path) -> None:
