@@ -4,10 +4,14 @@ Exit status: the guest's own; 128 + N if signal N killed it; 127 if PROG does no
 126 if it cannot be run (not an ELF, wrong architecture, ...), as shells report. SIGTERM,
 SIGHUP, SIGINT or SIGQUIT sent to the sandbox itself go to the guest's foreground process
 group, as a terminal's signals do (with SIGWINCH, SIGTSTP and SIGCONT; sandbox/kernel/tty.py):
-a guest that handles them runs on; one that dies of one is said as "stopped by SIGTERM sent
+a guest that handles them runs on; one that dies of one is said as "killed by SIGTERM sent
 to the sandbox", every guest process ends, the private root is removed and the status is 128
 + that signal, as a shell reports. Before the run begins, they stop it at once.
 A usage mistake is one line and status 2 (`sandbox.commands`), found before the guest runs.
+An output the user named (--trace-out, --fault-log, --stats-json) that the host refuses
+(ENOSPC, EIO, EPIPE) ends the run: the guest is killed, one line names the file and the
+error, status 74 (EX_IOERR). A closed pipe on the sandbox's own stderr (the trace, --stats,
+its messages) ends it quietly with 141, as SIGPIPE ends strace.
 The private root is removed on every way out, internal errors (70) included, unless
 --keep-root keeps it (its path is said); files the guest left there are counted in one line
 when stderr is a terminal. A root that could not be removed is said in one line on stderr
@@ -27,20 +31,23 @@ import gc
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from sandbox.errors import EngineUnavailable, LoadError, SandboxError
 from sandbox.hostfs import CleanupError
 from sandbox.kernel.options import Options
+from sandbox.trace import OutputFailed
 
 EXIT_NOT_FOUND = 127
 EXIT_CANNOT_EXECUTE = 126
 EXIT_INTERNAL = 70  # EX_SOFTWARE, sysexits.h
 EXIT_NO_ENGINE = 69  # EX_UNAVAILABLE: no CPU engine could be loaded (errors.EngineUnavailable)
 EXIT_USAGE = 2  # a usage mistake, as click (and most commands) report it
+EXIT_IOERR = 74  # EX_IOERR, sysexits.h: an output the user named failed (trace.OutputFailed)
+EXIT_SIGPIPE = 128 + signal.SIGPIPE  # the sandbox's own stderr or stdout is a pipe nobody reads
 EXIT_INTERRUPTED = 128 + 2  # SIGINT, as a shell reports a job it interrupted
 EXIT_SIGNALLED = 128  # + the signal's number, as a shell reports a job a signal ended
 #: Signals to the sandbox process that stop the run in order if they come before it begins,
@@ -92,13 +99,17 @@ def main() -> None:
             print(stop.code, file=sys.stderr)
     except KeyboardInterrupt:
         status = EXIT_INTERRUPTED
+    except BrokenPipeError:  # a report on stdout (`sandbox maps PROG | head -1`): quiet, as SIGPIPE
+        status = EXIT_SIGPIPE
     except EngineUnavailable as error:
         say(f"sandbox: no CPU engine: {error}")
         status = EXIT_NO_ENGINE
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except (BrokenPipeError, ValueError):  # a reader that left early, or a closed stream
+        except BrokenPipeError:  # a reader that left early: quiet, as SIGPIPE would end us
+            status = EXIT_SIGPIPE if status == 0 else status
+        except ValueError:  # a closed stream
             pass
     os._exit(status)
 
@@ -111,22 +122,35 @@ def is_plain_run(argv: list[str]) -> bool:
 #: Seconds the sandbox's own message waits for a stderr nobody reads, then is dropped: the
 #: run is over, and --timeout must not be outlived for a message.
 SAY_PATIENCE = 1.0
+#: Set when the sandbox's own stderr turned out to be a pipe nobody reads (EPIPE): the
+#: command then ends with EXIT_SIGPIPE, as strace dies of SIGPIPE.
+stderr_closed = False
 
 
 def say(text: str, end: str = "\n") -> None:
-    """One message on stderr (the guest owns stdout), never blocking for long."""
+    """One message on stderr (the guest owns stdout), never blocking for long; a closed
+    pipe drops it and is remembered (`stderr_closed`)."""
+    global stderr_closed
     try:
         fd = sys.stderr.fileno()
     except (AttributeError, OSError, ValueError):  # not a host stream (e.g. captured)
         sys.stderr.write(text + end)
         return
-    sys.stderr.flush()
-    _write_patiently(fd, (text + end).encode(errors="replace"), SAY_PATIENCE)
+    try:
+        sys.stderr.flush()
+    except BrokenPipeError:
+        stderr_closed = True
+        return
+    except OSError:
+        pass  # an earlier write's failure: this message is still tried
+    if _write_patiently(fd, (text + end).encode(errors="replace"), SAY_PATIENCE) == errno.EPIPE:
+        stderr_closed = True
 
 
-def _write_patiently(fd: int, data: bytes, patience: float) -> None:
+def _write_patiently(fd: int, data: bytes, patience: float) -> int:
     """Write `data` to `fd` as the stream takes it, for at most `patience` seconds; the
-    rest is dropped (files.write_nonblocking: no write blocks)."""
+    rest is dropped (files.write_nonblocking: no write blocks). The errno that stopped
+    it, or 0."""
     import select
     import time
 
@@ -136,11 +160,12 @@ def _write_patiently(fd: int, data: bytes, patience: float) -> None:
     while view:
         wait = deadline - time.monotonic()
         if wait <= 0 or not select.select([], [fd], [], wait)[1]:
-            return
+            return 0
         try:
             view = view[write_nonblocking(fd, view) or 0:]
-        except OSError:
-            return
+        except OSError as error:
+            return error.errno
+    return 0
 
 
 class StopSignals:
@@ -200,7 +225,7 @@ class StopSignals:
         """The one line for how the guest ended: a death by a signal the sandbox was sent
         says so."""
         if result.signal in self.forwarded and result.message == f"killed by {signal.Signals(result.signal).name}":
-            return f"stopped by {signal.Signals(result.signal).name} sent to the sandbox"
+            return f"killed by {signal.Signals(result.signal).name} sent to the sandbox"
         return result.message
 
 
@@ -233,22 +258,31 @@ def execute(prog: str, args: tuple[str, ...], memory: int, trace_faults: bool, t
     except OSError as error:
         say(f"sandbox: --fault-log {fault_log}: {error.strerror}")
         return EXIT_USAGE
+    named = {f"--trace-out {trace_out}": options["trace_out"], f"--fault-log {fault_log}": log}
+    failed = None
     try:
         with StopSignals() as stop, guest_stdout_to_stderr(report_to_stdout):
             result, tables, status = _run(prog, args, stop, dump_pagetables, keep_root, memory, trace_syscalls,
                                           trace_faults, mounts=list(mounts), env=list(env), fault_log=log,
                                           translate=translate, step_faults=step_faults, gdb=gdb, replay=replay,
                                           **options)
+    except OutputFailed as error:
+        failed = error
     finally:
-        if log is not None:
-            log.close()
-        if options["trace_out"] is not None:
-            options["trace_out"].close()
+        failed = close_outputs(named.values(), failed)
+    if failed is not None:
+        return output_failed(failed, named)
     if stop.signo is not None:
-        say(f"sandbox: {prog}: stopped by {signal.Signals(stop.signo).name} sent to the sandbox")
+        say(f"sandbox: {prog}: killed by {signal.Signals(stop.signo).name} sent to the sandbox")
         return EXIT_SIGNALLED + stop.signo
     if result is None:
         return status
+    return _report(prog, result, stop, tables, show_maps, stats, stats_json, report_to_stdout)
+
+
+def _report(prog: str, result: RunResult, stop: StopSignals, tables: str, show_maps: bool, stats: bool,
+            stats_json: str | None, report_to_stdout: bool) -> int:
+    """After a run: the guest's end in one line, the reports asked for; the status."""
     sys.stdout.flush()
     message = stop.death_message(result)
     if message:
@@ -258,11 +292,39 @@ def execute(prog: str, args: tuple[str, ...], memory: int, trace_faults: bool, t
         report(result.maps)
     if tables:
         report(tables)
+    if report_to_stdout:
+        sys.stdout.flush()  # a closed pipe is said now (BrokenPipeError: EXIT_SIGPIPE), not lost at exit
     if stats:
         say(format_stats(result.stats))
     if stats_json and not _write_stats(stats_json, result.stats):
-        return EXIT_USAGE
-    return result.status
+        return EXIT_IOERR
+    return EXIT_SIGPIPE if stderr_closed else result.status
+
+
+def close_outputs(files: Iterable[TextIO | None], failed: OutputFailed | None) -> OutputFailed | None:
+    """Close the output files the user named; `failed`, or the first close that failed (a
+    last buffer the disk refused). Every file is closed either way."""
+    for file in files:
+        if file is None:
+            continue
+        try:
+            file.close()
+        except OSError as error:
+            failed = failed or OutputFailed(file, error)
+    return failed
+
+
+def output_failed(failed: OutputFailed, named: dict[str, TextIO | None]) -> int:
+    """The status, and the one line, for an output that failed during the run: a file the
+    user named is said with its option and the error (EXIT_IOERR); a closed pipe on the
+    sandbox's own stderr is quiet (EXIT_SIGPIPE, as SIGPIPE ends strace)."""
+    global stderr_closed
+    if failed.stream is sys.stderr and failed.error.errno == errno.EPIPE:
+        stderr_closed = True
+        return EXIT_SIGPIPE
+    name = next((option for option, file in named.items() if file is failed.stream), "stderr")
+    say(f"sandbox: {name}: {failed.error.strerror or failed.error}; the run was ended")
+    return EXIT_IOERR
 
 
 def traced_calls(trace_syscalls: bool, trace_filter: frozenset[str] | None) -> bool | frozenset[str]:
@@ -333,6 +395,8 @@ def _run(prog: str, args: tuple[str, ...], stop: StopSignals, dump_pagetables: b
             close_sandbox(sandbox, keep_root)
     except Stopped:
         return None, "", EXIT_SIGNALLED + stop.signo
+    except OutputFailed:
+        raise  # not a sandbox bug: execute says which output failed
     except SandboxError as error:
         say(f"sandbox: {error}")
         missing = isinstance(error, LoadError) and error.errno == errno.ENOENT

@@ -17,10 +17,22 @@ from contextlib import contextmanager, nullcontext
 
 import click
 
-from sandbox.cli import EXIT_CANNOT_EXECUTE, EXIT_USAGE, RUN_DEFAULTS, execute
+from sandbox.cli import (
+    EXIT_CANNOT_EXECUTE,
+    EXIT_IOERR,
+    EXIT_SIGPIPE,
+    EXIT_USAGE,
+    RUN_DEFAULTS,
+    execute,
+    output_failed,
+)
 from sandbox.errors import SandboxError
+from sandbox.trace import OutputFailed
 
 MIN_MEMORY = 4 << 20
+#: The least --max-resident: the smallest static program (one code page, one stack page)
+#: takes 9 frames: the PML4, a PDPT, PD and PT above each of its two pages, and the pages.
+MIN_RESIDENT = 9 << 12
 #: The largest --memory: the frame allocator keeps 5 bytes per 4 KiB frame (80 MiB here).
 MAX_MEMORY = 64 << 30
 _SIZE = re.compile(r"^(\d+)([KMG]?)(i?B)?$", re.IGNORECASE)
@@ -37,7 +49,7 @@ def _bytes(text: str, example: str) -> int:
     """'64M' -> 67108864 (K, M, G are powers of 1024)."""
     match = _SIZE.match(text.strip())
     if not match:
-        raise click.BadParameter(f"{text!r} is not a size like {example} or 1G")
+        raise click.BadParameter(f"{text!r} is not a size: a number of bytes, or with K, M or G (e.g. {example})")
     return int(match.group(1)) * _UNITS[match.group(2).upper()]
 
 
@@ -63,9 +75,47 @@ def _disk_size(_ctx: click.Context, _param: click.Parameter, text: str) -> int:
     return _bytes(text, "1G")
 
 
-def _optional_size(ctx: click.Context, param: click.Parameter, text: str | None) -> int | None:
-    """A size like 16M, or None when the option is not given."""
-    return None if text is None else _bytes(text, "16M")
+def _resident_size(_ctx: click.Context, _param: click.Parameter, text: str | None) -> int | None:
+    """--max-resident: a size of at least MIN_RESIDENT (less cannot hold any program), or
+    None when the option is not given."""
+    if text is None:
+        return None
+    size = _bytes(text, "16M")
+    if size < MIN_RESIDENT:
+        raise click.BadParameter(f"{text!r}: at least {MIN_RESIDENT >> 10}K (the smallest program's "
+                                 "pages and page tables)")
+    return size
+
+
+def _seconds(_ctx: click.Context, _param: click.Parameter, value: float | None) -> float | None:
+    """--timeout: seconds, more than 0 (inf: none); NaN is refused (it would compare false
+    with every deadline, a limit that never fires)."""
+    if value is not None and not value > 0:  # True for NaN
+        raise click.BadParameter(f"{value!r}: need seconds, more than 0")
+    return value
+
+
+def _cwd(_ctx: click.Context, _param: click.Parameter, path: str) -> str:
+    """--cwd: an absolute guest path, as docker's -w must be (relative to what? the guest
+    has no working directory yet)."""
+    if not path.startswith("/"):
+        raise click.BadParameter(f"{path!r} is not absolute (the guest's working directory starts at /)")
+    return path
+
+
+def _env(_ctx: click.Context, _param: click.Parameter, items: tuple[str, ...]) -> tuple[str, ...]:
+    """--env: NAME=VALUE as given; a bare NAME is the host's NAME=value when the host has
+    it and nothing when not, as `docker run -e NAME` does."""
+    given = []
+    for item in items:
+        name, equals, _ = item.partition("=")
+        if not name:
+            raise click.BadParameter(f"{item!r}: need NAME=VALUE or NAME")
+        if equals:
+            given.append(item)
+        elif name in os.environ:
+            given.append(f"{name}={os.environ[name]}")
+    return tuple(given)
 
 
 def _mounts(_ctx: click.Context, _param: click.Parameter, specs: tuple[str, ...]) -> tuple[str, ...]:
@@ -93,7 +143,26 @@ def output_path(_ctx: click.Context | None, _param: click.Parameter | None, path
         raise click.BadParameter(f"{path}: no such directory {os.path.dirname(path)}")
     if not os.access(target, os.W_OK):
         raise click.BadParameter(f"{path}: {os.strerror(errno.EACCES)}")
+    refused = _refused(path)
+    if refused is not None:
+        raise click.BadParameter(f"{path}: {refused}")
     return path
+
+
+def _refused(path: str) -> str | None:
+    """Why the host refuses to write `path`, found by trying (os.access says yes to root for
+    /proc files, and knows nothing of a directory like /proc that takes no new files): an
+    existing regular file is opened for appending (nothing changes), a new one is made and
+    removed. None if it can be written (a device or FIFO is taken as it is)."""
+    try:
+        if not os.path.exists(path):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            os.unlink(path)
+        elif os.path.isfile(path):
+            os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NOCTTY))
+    except OSError as error:
+        return error.strerror
+    return None
 
 
 class OneLineError(click.ClickException):
@@ -119,9 +188,14 @@ class OneLineErrors(click.Group):
             return super().make_context(*args, **kwargs)
 
     def invoke(self, ctx: click.Context) -> object:
-        """click's, with a subcommand's parse or usage error made one line."""
-        with _one_line():
-            return super().invoke(ctx)
+        """click's, with a subcommand's parse or usage error made one line, and a closed
+        pipe on the command's own stdout ending it quietly with 141 (click's own answer
+        is 1), as SIGPIPE ends a command that prints."""
+        try:
+            with _one_line():
+                return super().invoke(ctx)
+        except BrokenPipeError:
+            sys.exit(EXIT_SIGPIPE)
 
 
 @contextmanager
@@ -131,8 +205,19 @@ def _one_line() -> Iterator[None]:
         yield
     except (click.exceptions.NoArgsIsHelpError, OneLineError):
         raise
+    except click.NoSuchOption as error:
+        raise OneLineError(_no_such_option(error)) from None
     except click.ClickException as error:
         raise OneLineError(error) from None
+
+
+def _no_such_option(error: click.NoSuchOption) -> click.UsageError:
+    """An option the command does not have; for a command that runs PROG, a reminder that
+    the sandbox's options come before PROG (everything after it is the guest's)."""
+    runs_prog = error.ctx is not None and any(param.name == "prog" for param in error.ctx.command.params)
+    hint = " (the sandbox's options come before PROG)" if runs_prog else ""
+    guess = f"; did you mean {', '.join(sorted(error.possibilities))}?" if error.possibilities else ""
+    return click.UsageError(f"no such option: {error.option_name}{hint}{guess}", ctx=error.ctx)
 
 
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -148,7 +233,20 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
     ctx.exit()
 
 
-@click.group(cls=OneLineErrors)
+CLI_EPILOG = """\b
+Examples:
+  sandbox run /bin/busybox echo hi              # run a program
+  sandbox run --trace-syscalls /bin/ls /        # its system calls, as strace
+  sandbox maps /bin/busybox true                # its address space at exit
+  sandbox demo --list                           # the fault-handling demos
+  sandbox run --help                            # one command's options
+
+\b
+Exit status: the command's (see each command's --help); 2 for a usage mistake.
+"""
+
+
+@click.group(cls=OneLineErrors, epilog=CLI_EPILOG)
 @click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
               help="Show the version and the engine, and exit.")
 def cli() -> None:
@@ -207,9 +305,11 @@ def _run_options(f):
                           "sees, read-only (like qemu-user's -L)."),
         click.option("--no-system", "system", flag_value=False, default=default["system"],
                      help="No system trees: the bare private root (for static programs)."),
-        click.option("--cwd", default=default["cwd"], show_default=True, metavar="DIR",
-                     help="The guest's working directory."),
-        click.option("--env", "env", multiple=True, metavar="K=V", help="Set a guest environment variable."),
+        click.option("--cwd", default=default["cwd"], show_default=True, metavar="DIR", callback=_cwd,
+                     help="The guest's working directory, an absolute guest path (as docker's -w)."),
+        click.option("--env", "env", multiple=True, metavar="K=V|K", callback=_env,
+                     help="Set a guest environment variable (repeatable); a bare K copies the host's K "
+                          "when it is set and is left out when not (as docker run -e K)."),
         click.option("--inherit-env", is_flag=True, help="Start from the host's environment, not a fixed one."),
         click.option("--deterministic", is_flag=True,
                      help="Fixed clock and seeded randomness: two runs give identical traces."),
@@ -227,9 +327,10 @@ def _run_options(f):
                      default=default["file_fault_around"], show_default=True, metavar="PAGES",
                      help="Pages one read fault on a file mapping maps, rounded down to a "
                      "power of two, as Linux's fault_around_bytes (1: one page per fault)."),
-        click.option("--max-resident", callback=_optional_size, metavar="SIZE",
-                     help="Cap on memory in use across all the guest's processes (e.g. 16M)."),
-        click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+        click.option("--max-resident", callback=_resident_size, metavar="SIZE",
+                     help=f"Cap on memory in use across all the guest's processes (e.g. 16M; at "
+                          f"least {MIN_RESIDENT >> 10}K)."),
+        click.option("--timeout", type=float, callback=_seconds, metavar="SECONDS",
                      help="Stop the guest after this much wall time (exit 137)."),
         click.option("--max-instructions", type=click.IntRange(min=1), metavar="N",
                      help="Stop the guest after N instructions (exit 137; counting slows the run)."),
@@ -270,6 +371,7 @@ RUN_EPILOG = """\b
 Examples:
   sandbox run /bin/busybox echo hi        # a static program
   sandbox run /bin/ls -l /usr             # dynamic: the host's /usr, /lib read-only
+  sandbox run --trace-syscalls -e trace=%file -o trace.txt /bin/ls /   # as strace
   sandbox run --trace-faults --stats ./prog
   sandbox run --mount "$PWD:/work" --cwd /work ./prog   # the current directory
   sandbox run --keep-root ./prog          # keep what the guest wrote in its /
@@ -278,15 +380,87 @@ Examples:
 The guest's / is a fresh private directory (with /tmp), removed at exit; --mount
 and --root show it host files, --keep-root keeps it. The guest owns stdin, stdout
 and stderr; the sandbox's own reports (--stats, --maps, traces) go to stderr.
+The sandbox's options come before PROG; everything after PROG is the guest's.
+-o, -e, -s and -f are strace's spellings of the trace options.
 
 \b
 Exit status: the guest's own; 128+N if signal N killed it (137 at --timeout or
 --max-instructions); 127 if PROG does not exist; 126 if it cannot run (not an
-ELF, not x86-64...); 2 for a usage mistake; 69 if no CPU engine loads; 70 for a
+ELF, not x86-64...); 2 for a usage mistake; 74 if an output you named (-o,
+--trace-out, --fault-log, --stats-json) failed (disk full, I/O error, closed
+pipe): the run is ended; 141 if the sandbox's own stderr is a closed pipe (as
+SIGPIPE ends strace); 69 if no CPU engine loads; 70 for a sandbox bug.
+"""
+
+#: The end of the exit-status line of the commands that run PROG and report on it.
+_PROG_STATUS = """127 if PROG does not exist; 126 if it cannot run; 2 for a usage mistake; 74 if
+an output you named failed; 69 if no CPU engine loads; 70 for a sandbox bug."""
+
+MAPS_EPILOG = f"""\b
+Examples:
+  sandbox maps /bin/busybox true                # the regions at exit, on stdout
+  sandbox maps --memory 256M /bin/ls / > maps.txt
+
+\b
+Exit status: the guest's own; 128+N if signal N killed it; {_PROG_STATUS}
+"""
+
+PAGETABLE_EPILOG = f"""\b
+Examples:
+  sandbox pagetable /bin/busybox true           # the tree at exit, on stdout
+  sandbox pagetable /bin/busybox true > tables.txt
+
+\b
+Exit status: the guest's own; 128+N if signal N killed it; {_PROG_STATUS}
+"""
+
+TRANSLATE_EPILOG = f"""\b
+Examples:
+  sandbox translate /bin/busybox 0x400000 true  # the first page of busybox
+  sandbox translate ./prog main                 # a symbol of PROG
+
+\b
+Exit status: the guest's own; 128+N if signal N killed it; {_PROG_STATUS}
+"""
+
+REPORT_EPILOG = f"""\b
+Examples:
+  sandbox report -o report.html /bin/busybox ls /
+  sandbox report --memory 256M -o fork.html /bin/busybox sh -c 'ls | wc -l'
+
+\b
+Exit status: the guest's own; 128+N if signal N killed it; {_PROG_STATUS}
+"""
+
+DEMO_EPILOG = """\b
+Examples:
+  sandbox demo --list                           # the demos, numbered
+  sandbox demo cow-fork                         # copy-on-write after fork
+  sandbox demo 3 --trace-faults                 # by number, each fault traced
+
+\b
+Exit status: 0 when the demo ran; 137 out of memory, 130 after q at
+--step-faults (the guest did not finish); 2 for a usage mistake (an unknown
+demo); 74 if --fault-log failed; 126 if the demo's guest cannot run; 70 for a
 sandbox bug.
 """
 
-_RUN_SETTINGS = {"ignore_unknown_options": True, "allow_interspersed_args": False}
+PLOT_EPILOG = """\b
+Examples:
+  sandbox run --fault-log faults.jsonl /bin/busybox true
+  sandbox plot faults.jsonl -o faults.png       # then look at faults.png
+  sandbox plot faults.jsonl --time -o faults.svg --title busybox
+
+\b
+Exit status: 0 when the picture is written; 2 for a usage mistake (a log that is
+not a --fault-log, an output that cannot be written or is no picture format);
+74 if writing the picture failed; 126 without matplotlib.
+"""
+
+#: PROG ends the sandbox's options: what follows is the guest's, options included. Before
+#: it, a word starting with '-' that is no option is a usage error (`--` or `./-name` reach
+#: a program so named).
+_RUN_SETTINGS = {"allow_interspersed_args": False}
 
 
 def _execute(prog: str, args: tuple[str, ...], options: dict, **how: object) -> None:
@@ -298,8 +472,56 @@ def _execute(prog: str, args: tuple[str, ...], options: dict, **how: object) -> 
     sys.exit(execute(prog, args, **options, **how))
 
 
+def _strace_expression(_ctx: click.Context, _param: click.Parameter, text: str | None) -> frozenset[str] | None:
+    """strace's -e: trace=EXPR, or a bare EXPR (strace's default qualifier); the other
+    qualifiers (signal=, abbrev=, ...) are strace's alone."""
+    if text is None:
+        return None
+    qualifier, equals, expression = text.partition("=")
+    if equals and qualifier != "trace":
+        raise click.BadParameter(f"{text!r}: only -e trace=EXPR is supported (not {qualifier}=)")
+    return _trace_filter(_ctx, _param, expression if equals else text)
+
+
+#: The largest -s: bytes of one string the trace reads from the guest and prints.
+MAX_STRING_LIMIT = 1 << 20
+
+
+def _strace_options(f):  # noqa: ANN001, ANN201 - a click decorator
+    """strace's own spellings on `run` (-o, -e, -s, -f), for hands that know strace."""
+    for option in reversed([
+        click.option("-o", "strace_out", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
+                     help="strace's -o FILE: --trace-out FILE."),
+        click.option("-e", "strace_expression", callback=_strace_expression, metavar="trace=EXPR",
+                     help="strace's -e trace=EXPR (or -e EXPR): --trace-filter EXPR."),
+        click.option("-s", "string_limit", type=click.IntRange(min=0, max=MAX_STRING_LIMIT), metavar="N",
+                     help="strace's -s N: bytes of each string or buffer the trace shows (default 32)."),
+        click.option("-f", "follow", is_flag=True,
+                     help="strace's -f, accepted: the trace always follows forks and threads."),
+    ]):
+        f = option(f)
+    return f
+
+
+def _take_strace_spellings(options: dict, strace_out: str | None, expression: frozenset[str] | None,
+                           string_limit: int | None) -> None:
+    """Fold -o and -e into --trace-out and --trace-filter (one spelling of each, not both);
+    -s sets the trace's string length (sandbox.strace_format, read only by the tracer)."""
+    for value, name, long in ((strace_out, "trace_out", "--trace-out"), (expression, "trace_filter", "--trace-filter")):
+        if value is None:
+            continue
+        if options[name] is not None:
+            usage_error(f"give {long} or strace's {'-o' if name == 'trace_out' else '-e'}, not both")
+        options[name] = value
+    if string_limit is not None:
+        from sandbox import strace_format
+
+        strace_format.STRING_LIMIT = string_limit  # one run per command: the setting is the process's
+
+
 @cli.command(context_settings=_RUN_SETTINGS, epilog=RUN_EPILOG, short_help="Run PROG with ARGS inside the sandbox.")
 @_run_options
+@_strace_options
 @click.option("--maps", is_flag=True, help="Print the address space at exit (/proc/PID/maps format, stderr).")
 @click.option("--snapshot-at", metavar="ADDR|SYMBOL",
               help="Snapshot the machine the first time the CPU reaches ADDR (0x-hex or a symbol of PROG), "
@@ -310,8 +532,10 @@ def _execute(prog: str, args: tuple[str, ...], options: dict, **how: object) -> 
 @click.argument("prog")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def run(prog: str, args: tuple[str, ...], maps: bool, snapshot_at: str | None, replay: int | None,
+        strace_out: str | None, strace_expression: frozenset[str] | None, string_limit: int | None, follow: bool,
         **options) -> None:
     """Run PROG with ARGS inside the sandbox, as the shell would run it natively."""
+    _take_strace_spellings(options, strace_out, strace_expression, string_limit)
     _check_addresses(prog, options["translate"])
     _execute(prog, args, options, show_maps=maps, replay=_replay_plan(prog, snapshot_at, replay))
 
@@ -330,7 +554,8 @@ def _replay_plan(prog: str, snapshot_at: str | None, replay: int | None) -> tupl
         usage_error(f"--snapshot-at: {error}")
 
 
-@cli.command(context_settings=_RUN_SETTINGS, short_help="Run PROG; print its address space at exit.")
+@cli.command(context_settings=_RUN_SETTINGS, epilog=MAPS_EPILOG,
+             short_help="Run PROG; print its address space at exit.")
 @_run_options
 @click.argument("prog")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
@@ -341,7 +566,8 @@ def maps(prog: str, args: tuple[str, ...], **options) -> None:
     _execute(prog, args, options, show_maps=True, report_to_stdout=True)
 
 
-@cli.command(context_settings=_RUN_SETTINGS, short_help="Run PROG; print its page-table tree at exit.")
+@cli.command(context_settings=_RUN_SETTINGS, epilog=PAGETABLE_EPILOG,
+             short_help="Run PROG; print its page-table tree at exit.")
 @_run_options
 @click.argument("prog")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
@@ -365,7 +591,8 @@ def _check_addresses(prog: str, addresses: tuple[str, ...]) -> None:
             usage_error(f"translate: {error}")
 
 
-@cli.command(context_settings=_RUN_SETTINGS, short_help="Run PROG; walk VA through its page tables at exit.")
+@cli.command(context_settings=_RUN_SETTINGS, epilog=TRANSLATE_EPILOG,
+             short_help="Run PROG; walk VA through its page tables at exit.")
 @_run_options
 @click.argument("prog")
 @click.argument("va")
@@ -381,7 +608,8 @@ def translate(prog: str, va: str, args: tuple[str, ...], **options) -> None:
     _execute(prog, args, options, show_maps=False, report_to_stdout=True)
 
 
-@cli.command(context_settings=_RUN_SETTINGS, short_help="Run PROG; write an address-space explorer page.")
+@cli.command(context_settings=_RUN_SETTINGS, epilog=REPORT_EPILOG,
+             short_help="Run PROG; write an address-space explorer page.")
 @_run_options
 @click.option("-o", "--output", default="report.html", show_default=True, callback=output_path, metavar="FILE",
               help="The HTML page to write (one self-contained file).")
@@ -403,7 +631,12 @@ def report(prog: str, args: tuple[str, ...], output: str, **options) -> None:
         del options[name]
     if ctx.get_parameter_source("seed") is click.core.ParameterSource.COMMANDLINE:
         options["deterministic"] = True
-    sys.exit(run_report(prog, args, output, **options))
+    try:
+        status = run_report(prog, args, output, **options)
+    except OSError as error:  # closing a --trace-out or --fault-log whose last buffer the host refused
+        click.echo(f"sandbox: report: --trace-out or --fault-log: {error.strerror}", err=True)
+        status = EXIT_IOERR
+    sys.exit(status)
 
 
 #: The run options a demo takes, parsed exactly as `run` parses them.
@@ -420,7 +653,7 @@ def _some_run_options(names: tuple[str, ...]):  # noqa: ANN202 - a click decorat
     return add
 
 
-@cli.command(short_help="Run a fault-handling demo (`--list` names them).")
+@cli.command(epilog=DEMO_EPILOG, short_help="Run a fault-handling demo (`--list` names them).")
 @click.argument("name", required=False)
 @click.option("--list", "show_list", is_flag=True, help="List the demos.")
 @_some_run_options(DEMO_RUN_OPTIONS)
@@ -460,9 +693,10 @@ def _run_demo(name: str, fault_log: str | None, **options) -> None:
     except SandboxError as error:
         click.echo(f"sandbox: {error}", err=True)
         sys.exit(EXIT_CANNOT_EXECUTE)
-    except OSError as error:  # the --fault-log went away after the check
-        click.echo(f"sandbox: --fault-log {fault_log}: {error.strerror}", err=True)
-        sys.exit(EXIT_USAGE)
+    except (OSError, OutputFailed) as error:  # the --fault-log (or stderr's trace) failed during the run
+        on_stderr = isinstance(error, OutputFailed) and error.stream is sys.stderr
+        failed = OutputFailed(sys.stderr if on_stderr else fault_log, getattr(error, "error", error))
+        sys.exit(output_failed(failed, {f"--fault-log {fault_log}": fault_log}))
 
 
 def _picture_path(ctx: click.Context, param: click.Parameter, path: str) -> str:
@@ -480,7 +714,7 @@ def _picture_path(ctx: click.Context, param: click.Parameter, path: str) -> str:
     return path
 
 
-@cli.command(short_help="Draw a --fault-log: the program's working set.")
+@cli.command(epilog=PLOT_EPILOG, short_help="Draw a --fault-log: the program's working set.")
 @click.argument("log", type=click.Path(exists=True, dir_okay=False))
 @click.option("-o", "--output", default="faults.png", show_default=True, callback=_picture_path, metavar="FILE",
               help="The picture to write; its extension names the format (png, svg, pdf...).")
@@ -494,13 +728,20 @@ def plot(log: str, output: str, by_time: bool, title: str | None) -> None:
 
     try:
         summary = plot_fault_log(log, output, time=by_time, title=title)
-    except SandboxError as error:
+    except SandboxError as error:  # a log that is not one (the user's input), or no matplotlib
         click.echo(f"sandbox: {error}", err=True)
-        sys.exit(EXIT_CANNOT_EXECUTE)
+        sys.exit(EXIT_USAGE if _has_matplotlib() else EXIT_CANNOT_EXECUTE)
     except OSError as error:  # the output went away or filled the disk after the check
         click.echo(f"sandbox: {output}: {error.strerror}", err=True)
-        sys.exit(EXIT_CANNOT_EXECUTE)
+        sys.exit(EXIT_IOERR)
     click.echo(summary_line(output, summary))
+
+
+def _has_matplotlib() -> bool:
+    """True if matplotlib can be imported (`sandbox plot` draws with it)."""
+    from importlib.util import find_spec
+
+    return find_spec("matplotlib") is not None
 
 
 BATCH_EPILOG = """\b

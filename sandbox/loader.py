@@ -186,13 +186,28 @@ def _pread(fd: int, path: str, n: int, offset: int) -> bytes:
 def _check_ident(path: str, data: bytes) -> None:
     """e_ident: magic, 64-bit class, little-endian (gABI "ELF Identification")."""
     if data[:4] != b"\x7fELF":
-        raise ElfError(f"{path}: not an ELF file (magic {data[:4]!r})")
+        raise ElfError(f"{path}: not an ELF file or a #! script ({_describe_start(data)})")
     if len(data) < ELF64_EHDR_SIZE:
         raise ElfError(f"{path}: truncated ELF header ({len(data)} bytes)")
     if data[4] != 2:
         raise ElfError(f"{path}: {_architecture(data)}: only x86-64 runs here")
     if data[5] != 1:
         raise ElfError(f"{path}: ELF data encoding {data[5]} is not little-endian")
+
+
+#: How many of a file's first bytes a message shows.
+SHOWN_START = 16
+
+
+def _describe_start(data: bytes) -> str:
+    """What a file that is no program starts with, for a message: its first line's start as
+    text when it is printable, else its first bytes in hex."""
+    if not data:
+        return "it is empty"
+    start = data[:SHOWN_START].split(b"\n", 1)[0]
+    if start and all(0x20 <= byte < 0x7F for byte in start):
+        return f"it starts with '{start.decode('ascii')}'"
+    return f"it starts with bytes {data[:4].hex(' ')}"
 
 
 #: The names users know for the e_machine values they meet (gABI; pyelftools names the rest).

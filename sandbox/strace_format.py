@@ -111,8 +111,10 @@ def buffer(space: AddressSpace | None, va: int, n: int, force_hex: bool = False)
     return quote(data, force_hex) + ("..." if n > STRING_LIMIT else "")
 
 
-def string(space: AddressSpace | None, va: int, limit: int = STRING_LIMIT) -> str:
-    """The C string at `va`, cut after `limit` bytes with "...", or the pointer."""
+def string(space: AddressSpace | None, va: int, limit: int | None = None) -> str:
+    """The C string at `va`, cut after `limit` (default STRING_LIMIT, strace -s) bytes with
+    "...", or the pointer."""
+    limit = STRING_LIMIT if limit is None else limit
     data = read_str(space, va, limit)
     if data is None:
         return pointer(va)

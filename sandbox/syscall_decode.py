@@ -146,17 +146,21 @@ CLASSES["desc"] |= _derived({"fd", "dirfd"})
 
 def parse_trace_filter(text: str) -> frozenset[str]:
     """The calls `-e trace=EXPR` selects: names, %classes, /regex, 'all' or 'none', comma-
-    separated; a leading '!' selects every other call. ValueError names a bad item."""
+    separated; a leading '!' selects every other call. ValueError names a bad item, a bad
+    regex, or an expression that names nothing ('', '!', ',')."""
     negate = text.startswith("!")
     chosen: set[str] = set()
     known = set(SYSCALL_NAMES.values())
-    for item in filter(None, text.lstrip("!").split(",")):
+    items = [item for item in text.removeprefix("!").split(",") if item]
+    if not items:
+        raise ValueError(f"{text!r} names no system call (e.g. 'openat,close', '%file', '/^read', 'none')")
+    for item in items:
         if item.startswith("%"):
             if item[1:] not in CLASSES:
                 raise ValueError(f"unknown class {item!r} (one of {', '.join('%' + c for c in CLASSES)})")
             chosen |= CLASSES[item[1:]]
         elif item.startswith("/"):
-            chosen |= {name for name in known if re.search(item[1:], name)}
+            chosen |= _matching(item[1:], known)
         elif item in ("all", "none"):
             chosen |= known if item == "all" else set()
         elif item in known:
@@ -164,6 +168,16 @@ def parse_trace_filter(text: str) -> frozenset[str]:
         else:
             raise ValueError(f"unknown system call {item!r}")
     return frozenset(known - chosen if negate else chosen)
+
+
+def _matching(pattern: str, names: set[str]) -> set[str]:
+    """The names `pattern` (a Python regex, as strace's POSIX one) finds; ValueError if it
+    is not a regex."""
+    try:
+        found = re.compile(pattern)
+    except re.error as error:
+        raise ValueError(f"/{pattern}: not a regular expression ({error.msg})") from None
+    return {name for name in names if found.search(name)}
 
 
 # -- decoders ------------------------------------------------------------------------------------------

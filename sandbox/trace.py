@@ -75,6 +75,28 @@ def describe_region(region: Region | None) -> str:
 RESULT_COLUMN = 40  # strace's default -a: results start in this column
 
 
+class OutputFailed(Exception):  # noqa: N818 - a condition, as click's Abort
+    """A trace or log the sandbox writes for the user could not be written (ENOSPC, EIO,
+    EPIPE...). Not a sandbox bug and not the guest's doing: the run ends, the guest is
+    killed and the command says which output failed (sandbox.cli). Not an OSError, so
+    that no guest-facing handler mistakes it for a host call's errno."""
+
+    def __init__(self, stream: object, error: OSError) -> None:
+        super().__init__(f"{getattr(stream, 'name', stream)}: {error.strerror or error}")
+        self.stream = stream
+        self.error = error
+
+
+def write_or_fail(out: TextIO, text: str, flush: bool = False) -> None:
+    """`out.write(text)` (and its flush): OutputFailed if the host refuses it."""
+    try:
+        out.write(text)
+        if flush:
+            out.flush()
+    except OSError as error:
+        raise OutputFailed(out, error) from None
+
+
 class _Pending:
     """A call between entry and exit: its name, raw arguments, the line's start (prefix,
     name and the arguments shown at entry),
@@ -139,7 +161,7 @@ class Tracer:
             return
         self._close_open()
         self._open = (tid, pending.head)
-        self.out.write(self._open[1])
+        write_or_fail(self.out, self._open[1])
 
     def syscall(self, tid: int, nr: int, entry: SyscallEntry | None, raw: tuple[int, ...], result: int,
                 space: AddressSpace | None = None) -> None:
@@ -153,8 +175,7 @@ class Tracer:
         shown += " [not implemented]" if entry is None else ""  # no handler: the sandbox's ENOSYS
         if self._open is not None and self._open[0] == tid:
             text, self._open = self._open[1] + tail, None
-            self.out.write(self._with_result(text, shown)[len(text) - len(tail):] + "\n")
-            self.out.flush()
+            write_or_fail(self.out, self._with_result(text, shown)[len(text) - len(tail):] + "\n", flush=True)
             return
         if tid in self._unfinished:
             self._unfinished.discard(tid)
@@ -209,14 +230,13 @@ class Tracer:
     def _close_open(self) -> None:
         """Cut the open line of a sleeping call: ' <unfinished ...>'."""
         if self._open is not None:
-            self.out.write(" <unfinished ...>\n")
+            write_or_fail(self.out, " <unfinished ...>\n")
             self._unfinished.add(self._open[0])
             self._open = None
 
     def _line(self, tid: int, text: str) -> None:
         self._close_open()
-        self.out.write(text + "\n")
-        self.out.flush()
+        write_or_fail(self.out, text + "\n", flush=True)
 
     # -- faults -----------------------------------------------------------------------------------------
 

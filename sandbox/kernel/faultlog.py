@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from sandbox.mm import PAGE_SIZE
 from sandbox.mm.pagetable import PTE_PRESENT
+from sandbox.trace import write_or_fail
 
 if TYPE_CHECKING:
     from sandbox.mm.aspace import AddressSpace
@@ -42,11 +43,11 @@ class FaultLog:
         self.resident: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     def __call__(self, pid: int, space: AddressSpace, record: FaultRecord, rip: int | None) -> None:
-        self.out.write(self.dumps({
+        write_or_fail(self.out, self.dumps({
             "t": round(time.monotonic() - self.start, 6), "pid": pid, "address": record.va,
             "kind": record.kind, "access": record.access_name, "rip": rip, "frame": record.pfn,
             "region": self.region_name(record.region), "resident": self._resident(space, record),
-        }) + "\n")
+        }) + "\n")  # a full disk or a closed pipe ends the run: OutputFailed (sandbox.cli)
 
     @staticmethod
     def region_name(region) -> str:

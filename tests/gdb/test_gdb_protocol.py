@@ -169,7 +169,7 @@ def test_a_signal_to_the_sandbox_ends_the_wait_for_gdb(progs: dict[str, Path]) -
     waiting.process.send_signal(signal.SIGTERM)
     status, out, err = waiting.finish()
     assert (status, out) == (128 + signal.SIGTERM, b"")
-    assert b"stopped by SIGTERM sent to the sandbox" in err
+    assert b"killed by SIGTERM sent to the sandbox" in err
     stopped, client = connect(progs["steps"], "--gdb-wait")
     assert client.ask(b"?").startswith(b"T05")
     stopped.process.send_signal(signal.SIGTERM)

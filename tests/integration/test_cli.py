@@ -202,7 +202,8 @@ def test_plain_run_defaults_are_what_click_parses(command: str) -> None:
 
     params = dict(cli.commands[command].make_context(command, ["prog", "--stats", "x"]).params)
     assert (params.pop("prog"), params.pop("args")) == ("prog", ("--stats", "x"))
-    for run_only in ("maps", "snapshot_at", "replay"):  # `run`'s own, never in a plain run
+    for run_only in ("maps", "snapshot_at", "replay", "strace_out", "strace_expression", "string_limit",
+                     "follow"):  # `run`'s own (strace's spellings too), never in a plain run
         params.pop(run_only, None)
     assert params == RUN_DEFAULTS
 

@@ -175,11 +175,11 @@ def test_malformed_log_is_refused(tmp_path: Path, text: str, needle: str) -> Non
 
 
 def test_malformed_log_is_one_line_error(tmp_path: Path) -> None:
-    """The command's usual refusal (as for a program it cannot run): one line, status 126."""
+    """A bad input the user gave: one line, status 2 (a usage mistake)."""
     log = tmp_path / "bad.jsonl"
     log.write_text('{"t": 0, "pid": 2, "address": 4096, "kind": "file"}\n{"t": 0}\n')
     drawn = run_sandbox(["plot", str(log), "-o", str(tmp_path / "out.png")])
-    assert drawn.returncode == 126 and drawn.stdout == b""
+    assert drawn.returncode == 2 and drawn.stdout == b""
     assert drawn.stderr.decode() == f"sandbox: {log}:2: not a fault-log line ('pid' missing or not a number)\n"
 
 

@@ -72,7 +72,7 @@ def test_stop_signal_to_the_sandbox_ends_the_run_and_removes_the_root(tmp_path: 
         out, err = proc.communicate(timeout=120)
     name = signal.Signals(signo).name
     assert proc.returncode == EXIT_SIGNALLED + signo
-    assert err.decode().splitlines() == [f"sandbox: {guest('linger')}: stopped by {name} sent to the sandbox"]
+    assert err.decode().splitlines() == [f"sandbox: {guest('linger')}: killed by {name} sent to the sandbox"]
     assert out == b""
     assert _left(tmp_path) == []
 

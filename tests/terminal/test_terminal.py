@@ -202,7 +202,7 @@ def test_default_action_gives_the_shells_status_and_removes_the_root(built: Path
     env = {**os.environ, "TMPDIR": str(tmp_path)}
     status, out, _ = _signalled(_sandboxed(built, str(built / "hostsig"), how), signo, env=env, on_pty=True)
     name = signal.Signals(signo).name
-    assert (status, out) == (128 + signo, f"sandbox: {built / 'hostsig'}: stopped by {name} sent to the sandbox\n"
+    assert (status, out) == (128 + signo, f"sandbox: {built / 'hostsig'}: killed by {name} sent to the sandbox\n"
                              .encode())
     assert os.listdir(tmp_path) == []
 
