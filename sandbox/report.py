@@ -37,6 +37,7 @@ from sandbox.mm.pagetable import (
     format_pte,
 )
 from sandbox.mm.vma import PROT_WRITE, RegionKind
+from sandbox.trace import OutputFailed
 
 if TYPE_CHECKING:
     from sandbox.api import RunResult, Sandbox
@@ -338,7 +339,7 @@ def run_report(prog: str, args: tuple[str, ...], output: str, memory: int, trace
     """Run PROG with ARGS as `sandbox run` would (its stdout on the host's stderr: the
     page is the product), write the page to `output` and say so in one line on stdout;
     return the guest's exit status (or the sandbox's, as `sandbox run` reports it)."""
-    from sandbox.cli import EXIT_USAGE, traced_calls
+    from sandbox.cli import EXIT_IOERR, EXIT_USAGE, close_outputs, traced_calls
 
     if fault_around:
         from sandbox.mm.policy import fault_around as fault_around_policy
@@ -349,16 +350,23 @@ def run_report(prog: str, args: tuple[str, ...], output: str, memory: int, trace
                                               options.pop("trace_filter"))
     files: list = []
     try:
-        try:
-            options["trace_out"], options["fault_log"] = (_open_for(path, files) for path in (trace_out, fault_log))
-        except OSError as error:
-            say(f"sandbox: {error.filename}: {error.strerror}")
-            return EXIT_USAGE
-        return _run_and_write(prog, args, output, keep_root, memory=memory, trace_faults=trace_faults,
-                              mounts=list(mounts), env=list(env), **options)
+        options["trace_out"], options["fault_log"] = (_open_for(path, files) for path in (trace_out, fault_log))
+    except OSError as error:
+        close_outputs(files, None)
+        say(f"sandbox: {error.filename}: {error.strerror}")
+        return EXIT_USAGE
+    failed = None
+    try:
+        status = _run_and_write(prog, args, output, keep_root, memory=memory, trace_faults=trace_faults,
+                                mounts=list(mounts), env=list(env), **options)
+    except OutputFailed as error:  # a trace or log the user named could not be written: the run ended
+        failed = error
     finally:
-        for file in files:
-            file.close()
+        failed = close_outputs(files, failed)  # (a last buffer the disk refused, too)
+    if failed is not None:
+        say(f"sandbox: {failed}; the run was ended")
+        return EXIT_IOERR
+    return status
 
 
 def _open_for(path: str | None, files: list) -> Any:
@@ -378,7 +386,7 @@ def _run_and_write(prog: str, args: tuple[str, ...], output: str, keep_root: boo
     with StopSignals() as stop, guest_stdout_to_stderr(True):
         outcome = _record(prog, args, stop, keep_root, sandbox_options)
     if stop.signo is not None:
-        say(f"sandbox: {prog}: stopped by {signal.Signals(stop.signo).name} sent to the sandbox")
+        say(f"sandbox: {prog}: killed by {signal.Signals(stop.signo).name} sent to the sandbox")
         return EXIT_SIGNALLED + stop.signo
     if isinstance(outcome, int):
         return outcome
@@ -393,7 +401,14 @@ def _record(prog: str, args: tuple[str, ...], stop: Any, keep_root: bool,
             sandbox_options: dict) -> tuple[RunResult, dict] | int:
     """(the result, the page's data), or the exit status when PROG could not run."""
     from sandbox.api import Sandbox, Stopped
-    from sandbox.cli import EXIT_CANNOT_EXECUTE, EXIT_INTERNAL, EXIT_NOT_FOUND, EXIT_SIGNALLED, close_sandbox, where
+    from sandbox.cli import (
+        EXIT_CANNOT_EXECUTE,
+        EXIT_INTERNAL,
+        EXIT_NOT_FOUND,
+        EXIT_SIGNALLED,
+        close_sandbox,
+        where,
+    )
 
     try:
         sandbox = Sandbox(**sandbox_options)
@@ -414,6 +429,8 @@ def _record(prog: str, args: tuple[str, ...], stop: Any, keep_root: bool,
     except SandboxError as error:
         say(f"sandbox: {error}")
         return EXIT_NOT_FOUND if isinstance(error, LoadError) and error.errno == errno.ENOENT else EXIT_CANNOT_EXECUTE
+    except OutputFailed:  # the --trace-out or --fault-log the user named: not a sandbox bug (run_report)
+        raise
     except Exception as error:  # noqa: BLE001 - reported as `sandbox run` reports a sandbox bug
         if os.environ.get("SANDBOX_DEBUG"):
             raise

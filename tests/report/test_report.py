@@ -252,3 +252,14 @@ def test_run_only_options_are_refused(built: Path, tmp_path: Path, option: list[
     assert (boxed.returncode, boxed.stdout) == (2, b"")
     assert boxed.stderr.decode() == f"sandbox: report: {option[0]} is for `sandbox run`\n"
     assert not (tmp_path / "p.html").exists()
+
+
+@pytest.mark.parametrize("option", ["--trace-out", "--fault-log"])
+def test_an_output_that_fails_is_one_line_and_74(tmp_path: Path, option: str) -> None:
+    """A --trace-out or --fault-log the disk refuses ends the report as it ends `sandbox run`:
+    one line naming the file, EX_IOERR (it was "internal error", exit 70)."""
+    extra = ["--trace-syscalls"] if option == "--trace-out" else []
+    done = run_sandbox(["report", *extra, "-o", str(tmp_path / "r.html"), option, "/dev/full", guest("hello")])
+    lines = done.stderr.decode().splitlines()
+    assert done.returncode == 74 and lines[-1] == "sandbox: /dev/full: No space left on device; the run was ended"
+    assert "internal error" not in done.stderr.decode() and "Traceback" not in done.stderr.decode()
