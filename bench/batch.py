@@ -3,9 +3,9 @@ at a time), on the local pool (one run per core), and on a Dask LocalCluster (on
 process per core, one thread each). The pool's speed-up over sequential is what parallel
 runs buy; the Dask rate against the pool's is the engine's overhead per run (scheduling,
 shipping the program as bytes, a worker's thread per run). Prints a table; writes JSON to
-bench/results/batch.json.
+--output (default bench/results/batch.json), so that it can run from outside the tree.
 
-    python bench/batch.py [--runs N] [--program PATH [ARGS...]]
+    python bench/batch.py [--runs N] [--output FILE] [--program PATH [ARGS...]]
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ sys.path.insert(0, str(ROOT))
 from sandbox.batch.manifest import parse_manifest  # noqa: E402 - after the path above
 from sandbox.batch.pool import LocalPool, default_jobs, run_batch  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results"
+RESULTS = ROOT / "bench" / "results" / "batch.json"
+#: The cluster's dashboard on a free loopback port (None would take 8787).
+DASHBOARD = "127.0.0.1:0"
 HELLO = ROOT / "guests" / "build" / "hello"
 
 
@@ -57,14 +59,15 @@ def dask_rate(entries: list, where: Path, workers: int) -> dict | None:
     except ImportError:
         print("dask[distributed] is not installed: pip install -e '.[batch]'", file=sys.stderr)
         return None
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            Client(cluster) as client:
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=DASHBOARD)
+    with cluster, Client(cluster) as client:
         return rate(entries, DaskPool(client), where, f"dask LocalCluster ({workers} workers)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--output", type=Path, default=RESULTS, help="the JSON results (default: %(default)s)")
     parser.add_argument("--program", nargs="+", default=[str(HELLO)] if HELLO.exists() else ["/bin/busybox", "true"])
     options = parser.parse_args()
     jobs = default_jobs()
@@ -80,8 +83,8 @@ def main() -> None:
     for row in rows:
         print(f"{row['runner']:<30} {row['seconds']:>8.2f} {row['runs_per_s']:>8.2f} "
               f"{row['runs_per_s'] / rows[0]['runs_per_s']:>8.2f}x {row['failed']:>7}")
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "batch.json").write_text(json.dumps({"program": options.program, "cores": jobs, "rows": rows},
+    options.output.parent.mkdir(parents=True, exist_ok=True)
+    options.output.write_text(json.dumps({"program": options.program, "cores": jobs, "rows": rows},
                                                    indent=2) + "\n")
 
 

@@ -757,7 +757,22 @@ entries already recorded, so an interrupted batch resumes. With --dask, the
 program, stdin and `files` of each entry are shipped to the workers as bytes;
 `mounts` name paths every worker must see. Exit status: 0 if every run passed,
 1 if any failed, 2 for a bad manifest or option, 130 if interrupted.
+
+\b
+A manifest is as trusted as a command line: its programs, stdin files, `files`
+and mounts are any host path you can read. For a manifest you did not write,
+give --manifest-root DIR: every such path must then resolve inside DIR.
 """
+
+
+def _batch_timeout(_ctx: click.Context, _param: click.Parameter, value: float) -> float:
+    """A finite timeout, more than 0 and at most the manifest's own cap (NaN would
+    disable every limit)."""
+    from sandbox.batch.manifest import MAX_TIMEOUT
+
+    if not 0 < value <= MAX_TIMEOUT:  # False for NaN
+        raise click.BadParameter(f"{value!r}: need seconds, more than 0 and at most {MAX_TIMEOUT:g}")
+    return value
 
 
 @cli.command(epilog=BATCH_EPILOG, short_help="Run a manifest's programs, each in its own sandbox, in parallel.")
@@ -766,8 +781,11 @@ program, stdin and `files` of each entry are shipped to the workers as bytes;
               help="The records, one JSON line per run (appended; entries already there are skipped).")
 @click.option("-j", "--jobs", type=click.IntRange(min=1, max=4096), metavar="N",
               help="Runs at once on this machine (default: one per core).")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True,
+@click.option("--timeout", type=float, callback=_batch_timeout, default=60.0, show_default=True,
               metavar="SECONDS", help="Timeout of the entries that set none.")
+@click.option("--manifest-root", type=click.Path(exists=True, file_okay=False), metavar="DIR",
+              help="Confine the manifest: its programs, input files and mount sources must resolve "
+                   "inside DIR.")
 @click.option("--deterministic", is_flag=True,
               help="Run the guests with --deterministic and write records in manifest order: two "
                    "batches give the same lines, timing fields apart.")
@@ -776,11 +794,11 @@ program, stdin and `files` of each entry are shipped to the workers as bytes;
                    "input files are shipped as bytes.")
 @click.option("--slowest", type=click.IntRange(min=0), default=5, show_default=True, metavar="N",
               help="Slowest runs the summary lists.")
-def batch(manifest: str, output: str, jobs: int | None, timeout: float, deterministic: bool, dask: str | None,
-          slowest: int) -> None:
+def batch(manifest: str, output: str, jobs: int | None, timeout: float, manifest_root: str | None,
+          deterministic: bool, dask: str | None, slowest: int) -> None:
     """Run every entry of MANIFEST (TOML or JSON Lines) in its own sandbox, in parallel;
     write a record per run to --output and print a summary. The manifest's format is in
     sandbox/batch/manifest.py and the README."""
     from sandbox.batch.command import batch as run_batch
 
-    sys.exit(run_batch(manifest, output, jobs, timeout, deterministic, dask, slowest))
+    sys.exit(run_batch(manifest, output, jobs, timeout, deterministic, dask, slowest, manifest_root))

@@ -4,18 +4,26 @@ Each worker needs the sandbox installed (the same version). The program, the std
 and the `files` of every entry are read here and sent to the cluster as bytes, once per
 distinct content (`Client.scatter(hash=True)`); a worker writes them into the run's
 private directory and runs them there. `mounts` are not shipped: their host paths must
-exist on every worker (a shared file system). Dask is imported only here, on this path: its
-import costs about a second.
+exist on every worker (a shared file system). A shipped file is held in memory here, so each
+is at most MAX_SHIPPED bytes; a larger one belongs on a shared path, given as a mount.
+Dask is imported only here, on this path: its import costs about a second.
 """
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 
 from sandbox.batch.manifest import Entry
 from sandbox.batch.record import make_record
 from sandbox.batch.runner import run_entry
+
+#: The largest file shipped to the workers as bytes.
+MAX_SHIPPED = 64 << 20
+#: Seconds to wait for the scheduler unless DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT says.
+CONNECT_TIMEOUT = 5
+CONNECT_SETTING = "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT"
 
 
 class DaskPool:
@@ -26,9 +34,18 @@ class DaskPool:
         from distributed import Client
 
         self.owned = not isinstance(client, Client)
-        #: Connecting waits up to Dask's distributed.comm.timeouts.connect (30 s unless
-        #: configured, e.g. DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT=5s).
-        self.client = Client(client) if self.owned else client
+        #: Connecting waits CONNECT_TIMEOUT seconds, or Dask's distributed.comm.timeouts.connect
+        #: when the environment sets it (DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT=60s).
+        timeout = None if os.environ.get(CONNECT_SETTING) else CONNECT_TIMEOUT
+        self.client = Client(client, timeout=timeout) if self.owned else client
+
+    def check(self, entries: list[Entry]) -> None:
+        """OSError naming the first file too large to ship."""
+        for path in sorted({path for entry in entries for path in entry.needs()}):
+            size = os.stat(path).st_size
+            if size > MAX_SHIPPED:
+                raise OSError(f"{path}: {size >> 20} MiB is over the {MAX_SHIPPED >> 20} MiB --dask ships as "
+                              f"bytes; put it on a path every worker sees and give it in `mounts`")
 
     def run(self, entries: list[Entry]) -> Iterator[dict]:
         """Submit every entry; yield records as they finish. If the consumer stops early
@@ -55,7 +72,10 @@ class DaskPool:
         shipped = {}
         for path in sorted({path for entry in entries for path in entry.needs()}):
             with open(path, "rb") as f:
-                shipped[path] = self.client.scatter(f.read(), hash=True)
+                data = f.read(MAX_SHIPPED + 1)
+            if len(data) > MAX_SHIPPED:  # grew after check()
+                raise OSError(f"{path}: over the {MAX_SHIPPED >> 20} MiB --dask ships as bytes")
+            shipped[path] = self.client.scatter(data, hash=True)
         return shipped
 
     def close(self) -> None:

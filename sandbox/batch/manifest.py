@@ -17,7 +17,15 @@ optional `[defaults]` table. Keys of an entry:
     expect    {stdout = (as stdin), status = 0}
 
 Every entry's options go through `sandbox run`'s own parser here, so a bad size or a missing
-mount is a `ManifestError` naming file:line before anything runs.
+mount is a `ManifestError` naming file:line before anything runs. The check is memoized by
+the options themselves: a manifest of many entries with the same limits parses each set once.
+
+A manifest is as trusted as a command line: it names host files the batch user can read
+(programs, stdin, `files`) and host directories to mount. `root` (--manifest-root DIR)
+confines it: every program, stdin or expected-output file, `files` entry and mount source
+must then resolve (symlinks followed, by realpath) to a path inside DIR, and that resolved
+path is what runs. A manifest is bounded: MAX_MANIFEST bytes, MAX_ENTRIES entries, and
+MAX_INLINE_TOTAL bytes of inline stdin held for the runs.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass
+from functools import lru_cache
 
 from sandbox.errors import SandboxError
 
@@ -43,12 +52,25 @@ LIMIT_OPTIONS = {
 }
 #: `sandbox run` options an entry may not give: the runner owns them (--stats-json), or they
 #: write host files outside the run's own directory, or they print and exit.
-DENIED_OPTIONS = ("--stats-json", "--trace-out", "--fault-log", "--keep-root", "--root", "--help", "--version")
+#: --timeout has its own key (limits.timeout), from which the runner's wall limit is derived.
+DENIED_OPTIONS = ("--timeout", "--stats-json", "--trace-out", "--fault-log", "--keep-root", "--root", "--help",
+                  "--version")
+#: More options denied under --manifest-root: they reach host paths or the host's network
+#: outside the root (mounts go in `mounts`, where their sources are checked).
+CONFINED_DENIED_OPTIONS = ("--mount", "--sysroot", "--inherit-env", "--net", "--gdb")
 ENTRY_KEYS = {"id", "program", "args", "stdin", "files", "mounts", "env", "limits", "options", "expect"}
 EXPECT_KEYS = {"stdout", "status"}
 INPUT_KINDS = ("file", "text", "base64")
 #: An inline input or expected output larger than this belongs in a file.
 MAX_INLINE = 16 << 20
+#: The most inline stdin all entries together may hold (it stays in memory until its run).
+MAX_INLINE_TOTAL = 64 << 20
+#: The largest manifest file, and the most entries one may have (larger batches: split them,
+#: each to its own -o).
+MAX_MANIFEST = 128 << 20
+MAX_ENTRIES = 100_000
+#: The longest timeout an entry (or batch --timeout) may give, in seconds (11.5 days).
+MAX_TIMEOUT = 1e6
 _RUN_HEADER = re.compile(r"^\s*\[\[\s*run\s*\]\]")
 
 
@@ -98,25 +120,71 @@ class Entry:
         return (self.program, *stdin, *(host for _guest, host in self.files))
 
 
-def parse_manifest(path: str, default_timeout: float = 60.0, deterministic: bool = False) -> list[Entry]:
+def parse_manifest(path: str, default_timeout: float = 60.0, deterministic: bool = False,
+                   root: str | None = None) -> list[Entry]:
     """Every entry of the manifest at `path` (TOML if it ends in .toml, else JSON Lines);
     ManifestError at the first mistake. `default_timeout` applies to entries without one;
-    `deterministic` adds --deterministic to every run."""
+    `deterministic` adds --deterministic to every run; `root`, when given, is the directory
+    every host path the manifest names must resolve inside."""
+    text = _read(path)
     try:
-        with open(path, "rb") as f:
-            text = f.read().decode()
-    except (OSError, UnicodeDecodeError) as error:
-        raise ManifestError(path, getattr(error, "strerror", None) or str(error)) from None
-    raw = _toml_entries(path, text) if path.endswith(".toml") else _jsonl_entries(path, text)
+        raw = _toml_entries(path, text) if path.endswith(".toml") else _jsonl_entries(path, text)
+    except (RecursionError, ValueError) as error:  # nesting too deep, an int over 4300 digits
+        raise ManifestError(path, f"cannot be parsed: {_first_line(error)}") from None
     base = os.path.dirname(os.path.abspath(path))
-    entries, seen = [], set()
+    place = _Place(base, None if root is None else os.path.realpath(root))
+    entries, seen, inline = [], set(), 0
     for where, fields in raw:
-        entry = _entry(where, fields, base, default_timeout, deterministic)
+        entry = _entry(where, fields, place, default_timeout, deterministic)
         if entry.id in seen:
             raise ManifestError(where, f"id {entry.id!r} is used twice")
+        inline += len(entry.stdin.data) if entry.stdin is not None and entry.stdin.data else 0
+        if inline > MAX_INLINE_TOTAL:
+            raise ManifestError(where, f"inline stdin totals over {MAX_INLINE_TOTAL >> 20} MiB; put inputs in files")
         seen.add(entry.id)
         entries.append(entry)
     return entries
+
+
+def _read(path: str) -> str:
+    """The manifest's text, at most MAX_MANIFEST bytes."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_MANIFEST + 1)
+        if len(data) > MAX_MANIFEST:
+            raise ManifestError(path, f"is over {MAX_MANIFEST >> 20} MiB; split the batch")
+        return data.decode()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ManifestError(path, getattr(error, "strerror", None) or str(error)) from None
+
+
+def _first_line(error: Exception) -> str:
+    return (str(error) or type(error).__name__).splitlines()[0]
+
+
+def _count(where: str, count: int) -> None:
+    """ManifestError once a manifest has more than MAX_ENTRIES entries."""
+    if count > MAX_ENTRIES:
+        raise ManifestError(where, f"more than {MAX_ENTRIES} entries; split the batch")
+
+
+@dataclass(frozen=True)
+class _Place:
+    """Where the manifest's relative paths start (`base`) and, if confined, the resolved
+    directory every host path must stay in (`root`)."""
+
+    base: str
+    root: str | None
+
+    def resolve(self, where: str, value: str, what: str) -> str:
+        """`value` made absolute; under a root, its realpath, which must lie inside it."""
+        path = os.path.normpath(os.path.join(self.base, value))
+        if self.root is None:
+            return path
+        real = os.path.realpath(path)
+        if os.path.commonpath([real, self.root]) != self.root:
+            raise ManifestError(where, f"{what} {value}: outside --manifest-root {self.root}")
+        return real
 
 
 def _jsonl_entries(path: str, text: str) -> list[tuple[str, dict]]:
@@ -126,10 +194,13 @@ def _jsonl_entries(path: str, text: str) -> list[tuple[str, dict]]:
         if not line.strip():
             continue
         where = f"{path}:{number}"
+        _count(where, len(out) + 1)
         try:
             fields = json.loads(line)
         except json.JSONDecodeError as error:
             raise ManifestError(where, f"not JSON: {error.msg} at column {error.colno}") from None
+        except (RecursionError, ValueError) as error:
+            raise ManifestError(where, f"not JSON we accept: {_first_line(error)}") from None
         if not isinstance(fields, dict):
             raise ManifestError(where, f"expected a JSON object, not {type(fields).__name__}")
         if set(fields) == {"defaults"}:
@@ -146,6 +217,8 @@ def _toml_entries(path: str, text: str) -> list[tuple[str, dict]]:
     except tomllib.TOMLDecodeError as error:
         line = re.search(r"line (\d+)", str(error))
         raise ManifestError(f"{path}:{line.group(1) if line else 1}", f"not TOML: {error}") from None
+    except (RecursionError, ValueError) as error:
+        raise ManifestError(f"{path}:1", f"not TOML we accept: {_first_line(error)}") from None
     unknown = set(document) - {"run", "defaults"}
     if unknown:
         raise ManifestError(f"{path}:1", f"unknown top-level key {sorted(unknown)[0]!r} (expected [[run]] "
@@ -154,6 +227,7 @@ def _toml_entries(path: str, text: str) -> list[tuple[str, dict]]:
     runs = document.get("run", [])
     if not isinstance(runs, list):
         raise ManifestError(f"{path}:1", "run must be an array of tables ([[run]])")
+    _count(f"{path}:1", len(runs))
     headers = [n for n, line in enumerate(text.splitlines(), 1) if _RUN_HEADER.match(line)]
     out = []
     for index, fields in enumerate(runs):
@@ -177,7 +251,7 @@ def _table(where: str, value: object, what: str) -> dict:
     return value
 
 
-def _entry(where: str, fields: dict, base: str, default_timeout: float, deterministic: bool) -> Entry:
+def _entry(where: str, fields: dict, place: _Place, default_timeout: float, deterministic: bool) -> Entry:
     """One entry from its fields; ManifestError naming `where` for any mistake."""
     unknown = set(fields) - ENTRY_KEYS
     if unknown:
@@ -187,21 +261,22 @@ def _entry(where: str, fields: dict, base: str, default_timeout: float, determin
         raise ManifestError(where, "every entry needs an id (a non-empty string)")
     if not entry_id.isprintable():
         raise ManifestError(where, f"id {entry_id!r} has control characters")
-    program = _host_file(where, base, fields.get("program"), "program")
+    program = _host_file(where, place, fields.get("program"), "program")
     limits, timeout = _limits(where, fields.get("limits", {}), default_timeout)
-    options = (*limits, *_mounts(where, base, fields.get("mounts", [])), *_env(where, fields.get("env", {})),
-               *_extra_options(where, fields.get("options", [])), *(("--deterministic",) if deterministic else ()))
-    files = _files(where, base, fields.get("files", {}))
-    _check_run_options(where, [*options, *(o for guest, _ in files for o in ("--mount", f"{base}:{guest}"))])
+    options = (*limits, *_mounts(where, place, fields.get("mounts", [])), *_env(where, fields.get("env", {})),
+               *_extra_options(where, place, fields.get("options", [])),
+               *(("--deterministic",) if deterministic else ()))
+    files = _files(where, place, fields.get("files", {}))
+    _check_run_options(where, (*options, *(o for guest, _ in files for o in ("--mount", f"{place.base}:{guest}"))))
     expect = _table(where, fields.get("expect", {}), "expect")
     if set(expect) - EXPECT_KEYS:
         raise ManifestError(where, f"unknown key {sorted(set(expect) - EXPECT_KEYS)[0]!r} in expect "
                                    f"(known: status, stdout)")
     stdout = expect.get("stdout")
     return Entry(id=entry_id, program=program, where=where, args=_strings(where, fields.get("args", []), "args"),
-                 stdin=None if "stdin" not in fields else _input(where, base, fields["stdin"], "stdin"),
+                 stdin=None if "stdin" not in fields else _input(where, place, fields["stdin"], "stdin"),
                  files=files, options=tuple(options), timeout=timeout,
-                 expect_stdout=None if stdout is None else _digest(_input(where, base, stdout, "expect.stdout")),
+                 expect_stdout=None if stdout is None else _digest(_input(where, place, stdout, "expect.stdout")),
                  expect_status=_status(where, expect.get("status")))
 
 
@@ -211,18 +286,18 @@ def _strings(where: str, value: object, what: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _host_file(where: str, base: str, value: object, what: str) -> str:
+def _host_file(where: str, place: _Place, value: object, what: str) -> str:
     """An existing regular host file, made absolute against the manifest's directory."""
     if not isinstance(value, str) or not value:
         raise ManifestError(where, f"{what} must be a file name (a non-empty string)")
-    path = os.path.join(base, value)
+    path = place.resolve(where, value, what)
     if not os.path.isfile(path):
         problem = "not a regular file" if os.path.exists(path) else "no such file"
         raise ManifestError(where, f"{what} {value}: {problem}")
-    return os.path.normpath(path)
+    return path
 
 
-def _input(where: str, base: str, value: object, what: str) -> Input:
+def _input(where: str, place: _Place, value: object, what: str) -> Input:
     """stdin or an expected output: "text", {file}, {text} or {base64}."""
     if isinstance(value, str):
         value = {"text": value}
@@ -232,7 +307,7 @@ def _input(where: str, base: str, value: object, what: str) -> Input:
     if not isinstance(content, str):
         raise ManifestError(where, f"{what}.{kind} must be a string")
     if kind == "file":
-        return Input(path=_host_file(where, base, content, f"{what} file"))
+        return Input(path=_host_file(where, place, content, f"{what} file"))
     if len(content) > MAX_INLINE:
         raise ManifestError(where, f"{what} is over {MAX_INLINE >> 20} MiB inline; put it in a file")
     if kind == "text":
@@ -272,8 +347,10 @@ def _limits(where: str, value: object, default_timeout: float) -> tuple[list[str
             raise ManifestError(where, f"unknown limit {name!r} (known: {', '.join(LIMIT_OPTIONS)})")
         if isinstance(setting, bool) or not isinstance(setting, int | float | str):
             raise ManifestError(where, f"limit {name} must be a number or a size string, not {setting!r}")
+        if isinstance(setting, int) and abs(setting) > 1 << 64:  # str() of a huge int raises
+            raise ManifestError(where, f"limit {name} is out of range")
         if name == "timeout":
-            if isinstance(setting, str) or not 0 < setting <= 1e6:
+            if isinstance(setting, str) or not 0 < setting <= MAX_TIMEOUT:
                 raise ManifestError(where, f"limit timeout must be seconds, more than 0, not {setting!r}")
             timeout = float(setting)
             continue
@@ -281,12 +358,17 @@ def _limits(where: str, value: object, default_timeout: float) -> tuple[list[str
     return ["--timeout", f"{timeout:g}", *options], timeout
 
 
-def _mounts(where: str, base: str, value: object) -> list[str]:
-    """--mount options, each HOST made absolute against the manifest's directory."""
+def _mounts(where: str, place: _Place, value: object) -> list[str]:
+    """--mount options, each HOST made absolute against the manifest's directory (and,
+    under a root, resolved inside it)."""
     options = []
     for spec in _strings(where, value, "mounts"):
         host, _, rest = spec.partition(":")
-        options += ["--mount", f"{os.path.join(base, host)}:{rest}" if host and rest else spec]
+        if host and rest:
+            spec = f"{place.resolve(where, host, 'mount')}:{rest}"
+        elif place.root is not None:
+            raise ManifestError(where, f"mount {spec!r} is not HOST:/GUEST")
+        options += ["--mount", spec]
     return options
 
 
@@ -299,27 +381,39 @@ def _env(where: str, value: object) -> list[str]:
     return [o for pair in pairs for o in ("--env", pair)]
 
 
-def _extra_options(where: str, value: object) -> tuple[str, ...]:
+def _extra_options(where: str, place: _Place, value: object) -> tuple[str, ...]:
     options = _strings(where, value, "options")
     for option in options:
-        if option.split("=", 1)[0] in DENIED_OPTIONS:
-            raise ManifestError(where, f"option {option.split('=', 1)[0]} is not allowed in a batch")
+        name = option.split("=", 1)[0]
+        if name in DENIED_OPTIONS:
+            raise ManifestError(where, f"option {name} is not allowed in a batch")
+        if place.root is not None and name in CONFINED_DENIED_OPTIONS:
+            raise ManifestError(where, f"option {name} is not allowed under --manifest-root")
     return options
 
 
-def _files(where: str, base: str, value: object) -> tuple[tuple[str, str], ...]:
+def _files(where: str, place: _Place, value: object) -> tuple[tuple[str, str], ...]:
     files = _table(where, value, "files")
     out = []
     for guest, host in files.items():
-        if not guest.startswith("/") or ":" in guest or os.path.normpath(guest) == "/":
-            raise ManifestError(where, f"files: {guest!r} is not an absolute guest path (other than /)")
-        out.append((os.path.normpath(guest), _host_file(where, base, host, f"files {guest}")))
+        if not guest.startswith("/") or ":" in guest or ".." in guest.split("/") or os.path.normpath(guest) == "/":
+            raise ManifestError(where, f"files: {guest!r} is not an absolute guest path (other than /, without ..)")
+        out.append((os.path.normpath(guest), _host_file(where, place, host, f"files {guest}")))
     return tuple(out)
 
 
-def _check_run_options(where: str, options: list[str]) -> None:
+def _check_run_options(where: str, options: tuple[str, ...]) -> None:
     """The options through `sandbox run`'s own parser (sizes, ranges, mounts); the first
-    mistake as a ManifestError."""
+    mistake as a ManifestError naming `where`."""
+    problem = _run_options_problem(options)
+    if problem:
+        raise ManifestError(where, problem)
+
+
+@lru_cache(maxsize=4096)
+def _run_options_problem(options: tuple[str, ...]) -> str | None:
+    """What `sandbox run`'s parser says of `options`, or None; memoized, since a click
+    context costs about a millisecond and most entries share their options."""
     import click
 
     from sandbox.commands import run
@@ -327,8 +421,9 @@ def _check_run_options(where: str, options: list[str]) -> None:
     try:
         context = run.make_context("run", [*options, "--", "prog"])
     except click.exceptions.Exit:
-        raise ManifestError(where, "options must not print and exit") from None
+        return "options must not print and exit"
     except click.ClickException as error:
-        raise ManifestError(where, error.format_message()) from None
+        return error.format_message()
     if context.params["prog"] != "prog":  # `run` takes the first unknown option for PROG
-        raise ManifestError(where, f"No such option: {context.params['prog']}")
+        return f"No such option: {context.params['prog']}"
+    return None

@@ -5,8 +5,12 @@ it, so -j N means N guests at once, each in its own process. The batch loop is t
 the local pool and for Dask (`dask_backend.DaskPool`): a backend's `run(entries)` yields
 records as runs finish; the loop writes each at once (or, under --deterministic, as soon as
 every entry before it in the manifest is written, so that two runs write the same lines in
-the same order), advances the progress bar, and on Ctrl-C stops the backend, writes the
-records it holds and returns with `interrupted` set.
+the same order), advances the progress bar, and on Ctrl-C stops the backend and returns
+with `interrupted` set. Under --deterministic the records a Ctrl-C finds held (finished
+ahead of an unfinished earlier entry) are dropped, not written: the output stays a prefix
+of the manifest's order, so a resumed batch writes the same file, line for line, as one
+never interrupted. The output is locked (flock) for the whole batch: a second batch on the
+same -o is refused.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from sandbox.batch.manifest import Entry
-from sandbox.batch.record import RecordWriter, load_records
+from sandbox.batch.record import RecordWriter, load_records, lock_output
 from sandbox.batch.runner import run_entry
 
 
@@ -79,7 +83,17 @@ def run_batch(entries: list[Entry], output: str, backend: Backend, ordered: bool
               progress: bool | None = None) -> BatchResult:
     """Run the entries that have no record in `output` yet and append their records.
     `ordered` writes records in manifest order; `progress` shows a bar (default: when
-    stderr is a terminal and rich is installed). RecordsError if `output` is not ours."""
+    stderr is a terminal and rich is installed). RecordsError if `output` is not ours or
+    another batch is writing it."""
+    lock = lock_output(output)
+    try:
+        return _run_locked(entries, output, backend, ordered, progress)
+    finally:
+        os.close(lock)
+
+
+def _run_locked(entries: list[Entry], output: str, backend: Backend, ordered: bool,
+                progress: bool | None) -> BatchResult:
     done = load_records(output)
     result = BatchResult(records={e.id: done[e.id] for e in entries if e.id in done})
     todo = [e for e in entries if e.id not in done]
@@ -96,7 +110,9 @@ def run_batch(entries: list[Entry], output: str, backend: Backend, ordered: bool
             result.interrupted = True
         finally:
             records.close()  # stops the backend's runs now, not when collected
-            writer.close()
+            for entry_id in writer.close():
+                del result.records[entry_id]
+                result.ran -= 1
     return result
 
 
@@ -118,11 +134,10 @@ class _Ordered:
             self.writer.write(self.held.pop(self.ids[self.next]))
             self.next += 1
 
-    def close(self) -> None:
-        for entry_id in self.ids[self.next:]:
-            if entry_id in self.held:
-                self.writer.write(self.held.pop(entry_id))
+    def close(self) -> list[str]:
+        """Close the output; the ids of the held records dropped (they run again on resume)."""
         self.writer.close()
+        return list(self.held)
 
 
 class _progress:

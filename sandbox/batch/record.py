@@ -10,6 +10,8 @@ A record is one JSON object (keys sorted) on one line:
     counted), stats (`sandbox run --stats-json`: faults by kind, syscalls by name, frames
     with their peak...), expected ({status, stdout_sha256} as the manifest gave them), and
     timing ({wall_s, cpu_s}) -- the one field that differs between two --deterministic runs.
+    Under --deterministic, `stats` leaves out HOST_STATS (facts of the host's build, not of
+    the run), so records agree across machines too.
 
 Failure kinds, in the order they are looked for: runner-error (the host could not start
 the run), wall-limit, sandbox-error (the sandbox's internal error, status 70), not-run
@@ -23,6 +25,7 @@ prints a fake one can only mislabel its own failure).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -33,6 +36,11 @@ if TYPE_CHECKING:
     from sandbox.batch.runner import Outcome, Stream
 
 TIMING = "timing"
+#: `stats` keys that describe the host's sandbox build, dropped under --deterministic.
+HOST_STATS = ("engine", "fast_path")
+#: What a resumed record must hold (and of which types) to be one of ours.
+RECORD_SHAPE = {"id": (str,), "passed": (bool,), "failure": (str, type(None)), "status": (int, type(None)),
+                TIMING: (dict, type(None))}
 #: Statuses `sandbox run` gives when the guest never ran or the sandbox failed (cli.py).
 NOT_RUN_STATUSES = (2, 126, 127)
 INTERNAL_STATUS = 70
@@ -65,7 +73,7 @@ def make_record(entry: Entry, outcome: Outcome | None, runner_error: str | None 
             "exit_code": outcome.status if signo is None and outcome.status is not None else None,
             "signal": signal.Signals(signo).name if signo else None, "limit": limit,
             "stdout": _stream(outcome.stdout), "stderr": _stream(outcome.stderr),
-            "instructions": (outcome.stats or {}).get("instructions"), "stats": outcome.stats,
+            "instructions": (outcome.stats or {}).get("instructions"), "stats": _stats(entry, outcome.stats),
             TIMING: {"wall_s": round(outcome.wall, 3), "cpu_s": round(outcome.cpu, 3)}}
 
 
@@ -117,6 +125,13 @@ def _failure(entry: Entry, outcome: Outcome, message: str | None, signo: int | N
     return None
 
 
+def _stats(entry: Entry, stats: dict | None) -> dict | None:
+    """The run's statistics; under --deterministic without the host's build facts."""
+    if stats is None or "--deterministic" not in entry.options:
+        return stats
+    return {key: value for key, value in stats.items() if key not in HOST_STATS}
+
+
 def _expected(entry: Entry) -> dict:
     return {"status": entry.expect_status,
             "stdout_sha256": entry.expect_stdout[0] if entry.expect_stdout else None}
@@ -155,10 +170,33 @@ def load_records(path: str) -> dict[str, dict]:
             record = json.loads(line)
         except ValueError:
             record = None
-        if not isinstance(record, dict) or not isinstance(record.get("id"), str):
+        if not _is_record(record):
             raise RecordsError(f"{path}:{number}: not a batch record; use another -o or remove the file")
         records[record["id"]] = record
     return records
+
+
+def _is_record(record: object) -> bool:
+    """Whether a resumed line has the fields (and types) the summary reads."""
+    if not isinstance(record, dict):
+        return False
+    if not all(key in record and isinstance(record[key], types) for key, types in RECORD_SHAPE.items()):
+        return False
+    timing = record[TIMING]
+    return timing is None or all(isinstance(timing.get(key), int | float) and not isinstance(timing.get(key), bool)
+                                 for key in ("wall_s", "cpu_s"))
+
+
+def lock_output(path: str) -> int:
+    """An exclusive flock(2) on the output file (created if need be), held until the
+    descriptor is closed; RecordsError if another batch holds it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise RecordsError(f"{path}: another batch is writing it; wait for it or use another -o") from None
+    return fd
 
 
 class RecordWriter:

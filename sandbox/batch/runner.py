@@ -11,6 +11,10 @@ process group ends it however it is wedged. Its output is read as it comes, keep
 digest, a size, the first KiB and the last KiB, so a guest that writes without end costs
 nothing but time. The host-side wall limit is `wall_limit(timeout)`, a little above the
 guest's own --timeout: past it the group is killed and the run recorded as `wall-limit`.
+Killing is SIGTERM first (the sandbox then kills its guest and removes its private root),
+SIGKILL after KILL_GRACE seconds for a sandbox too wedged to exit or whose guest handles
+SIGTERM. The sandbox's TMPDIR is inside the run's private directory, so even a SIGKILLed
+sandbox leaves nothing behind once the runner removes that directory.
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ POLL = 0.1
 #: The wall limit is the guest's timeout times this, plus this grace for start-up and exit.
 WALL_FACTOR = 1.25
 WALL_GRACE = 5.0
+#: Seconds a SIGTERMed sandbox has to clean up and exit before its group is SIGKILLed.
+KILL_GRACE = 2.0
 
 
 class Cancelled(Exception):
@@ -92,7 +98,9 @@ def run_entry(entry: Entry, blobs: dict[str, bytes] | None = None,
     with tempfile.TemporaryDirectory(prefix="sandbox-batch-", ignore_cleanup_errors=True) as stage:
         try:
             command, bindir, stdin = _stage(entry, stage, blobs)
-            outcome = _spawn(command, bindir, stdin, wall_limit(entry.timeout), cancel)
+            os.mkdir(os.path.join(stage, "tmp"))
+            env = {**os.environ, "TMPDIR": os.path.join(stage, "tmp")}  # a SIGKILLed sandbox's root goes with stage
+            outcome = _spawn(command, bindir, stdin, wall_limit(entry.timeout), cancel, env)
         except OSError as error:  # the host's own trouble: no room, no processes left
             return make_record(entry, None, runner_error=f"{type(error).__name__}: {error}")
         outcome.stats = _read_stats(os.path.join(stage, "stats.json"))
@@ -144,13 +152,14 @@ def _write(path: str, data: bytes) -> None:
 
 
 def _spawn(command: list[str], cwd: str, stdin_path: str | None, wall: float,
-           cancel: threading.Event | None) -> Outcome:
-    """Run `command` to its end, or kill its group at `wall` seconds (or on cancel)."""
+           cancel: threading.Event | None, env: dict[str, str] | None = None) -> Outcome:
+    """Run `command` (in `env`, default ours) to its end, or kill its group at `wall`
+    seconds (or on cancel)."""
     stdout, stderr = Stream(), Stream()
     started = time.monotonic()
     with open(stdin_path or os.devnull, "rb") as stdin:
         child = subprocess.Popen(command, cwd=cwd, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 start_new_session=True)
+                                 start_new_session=True, env=env)
     reaped = None
     try:
         killed = _pump(child, {child.stdout: stdout, child.stderr: stderr}, started + wall, cancel)
@@ -217,11 +226,30 @@ def _check_cancel(cancel: threading.Event | None) -> None:
 
 
 def _kill(child: subprocess.Popen) -> None:
-    """SIGKILL the child's whole process group (it leads its own session)."""
+    """End the child's whole process group (it leads its own session): SIGTERM, so that
+    the sandbox removes its private root, then SIGKILL once it has exited or KILL_GRACE
+    has passed. The child is left to be reaped by the caller."""
+    if not _signal_group(child, signal.SIGTERM):
+        return
+    deadline = time.monotonic() + KILL_GRACE
+    while time.monotonic() < deadline and not _exited(child):
+        time.sleep(POLL / 10)
+    _signal_group(child, signal.SIGKILL)
+
+
+def _signal_group(child: subprocess.Popen, signo: int) -> bool:
+    """Send `signo` to the child's group; False if the group is gone."""
     try:
-        os.killpg(child.pid, signal.SIGKILL)
-    except ProcessLookupError:  # already gone
-        pass
+        os.killpg(child.pid, signo)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _exited(child: subprocess.Popen) -> bool:
+    """Whether the child has exited, without reaping it (waitid(2) with WNOWAIT)."""
+    result = os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    return result is not None
 
 
 def _read_stats(path: str) -> dict | None:

@@ -21,7 +21,8 @@ distributed = pytest.importorskip("distributed")
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[object]:
     """One LocalCluster for the module (its start costs seconds)."""
-    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as c:
+    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
+                                  dashboard_address="127.0.0.1:0") as c:  # None would take port 8787
         yield c
 
 
@@ -71,3 +72,32 @@ def test_dask_unreachable(tmp_path: Path, tool: Path) -> None:
                          env=env)
     assert result.returncode == 2 and result.stderr.startswith(b"sandbox batch: --dask tcp://127.0.0.1:9: cannot")
     assert len(result.stderr.splitlines()) == 1
+
+
+def test_cluster_dashboard_is_not_on_8787(cluster: object) -> None:
+    """dashboard_address=None would still take port 8787; the tests ask for a free one."""
+    assert not cluster.dashboard_link.split("/")[2].endswith(":8787")
+
+
+def test_dask_unreachable_is_said_quickly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT the wait is CONNECT_TIMEOUT, not
+    Dask's 30 s, and the one line names the setting that waits longer."""
+    from sandbox.batch import dask_backend
+    from sandbox.batch.command import _dask
+
+    monkeypatch.delenv(dask_backend.CONNECT_SETTING, raising=False)
+    monkeypatch.setattr(dask_backend, "CONNECT_TIMEOUT", 1)
+    with pytest.raises(OSError) as caught:
+        _dask("tcp://127.0.0.1:9")
+    assert "cannot reach the scheduler" in str(caught.value) and dask_backend.CONNECT_SETTING in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_dask_ships_bounded_files(tmp_path: Path, tool: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file over MAX_SHIPPED is refused before anything is sent, naming `mounts`."""
+    from sandbox.batch import dask_backend
+
+    monkeypatch.setattr(dask_backend, "MAX_SHIPPED", 1000)
+    entries = parse_manifest(str(write_jsonl(tmp_path / "m.jsonl", [{"id": "a", "program": str(tool)}])))
+    with pytest.raises(OSError, match="over the 0 MiB --dask ships as bytes; put it on a path every worker sees"):
+        dask_backend.DaskPool.check(object.__new__(dask_backend.DaskPool), entries)

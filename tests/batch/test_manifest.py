@@ -77,7 +77,7 @@ BAD_JSONL = [
     ('{"id": "a", "program": "TOOL", "mounts": ["nowhere:/x"]}', "m.jsonl:1: Invalid value for '--mount'"),
     ('{"id": "a", "program": "TOOL", "options": ["--stats-json=x"]}', "m.jsonl:1: option --stats-json is not allowed"),
     ('{"id": "a", "program": "TOOL", "options": ["--root", "/"]}', "m.jsonl:1: option --root is not allowed"),
-    ('{"id": "a", "program": "TOOL", "options": ["--frobnicate"]}', "m.jsonl:1: No such option: --frobnicate"),
+    ('{"id": "a", "program": "TOOL", "options": ["--frobnicate"]}', "m.jsonl:1: No such option"),
     ('{"id": "a", "program": "TOOL", "env": ["NOEQUALS"]}', "m.jsonl:1: env entries must be K=V"),
     ('{"id": "a", "program": "TOOL", "files": {"rel": "TOOL"}}', "m.jsonl:1: files: 'rel' is not an absolute"),
     ('\n\n{"defaults": 3}', "m.jsonl:3: defaults must be a table"),

@@ -1,11 +1,19 @@
 /* One small guest for the batch tests; argv[1] picks what it does. Its output is
  * deterministic natively, and in the sandbox under --deterministic (the "random" mode). */
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+static long long now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
 
 static int cat(int fd) {
     char buf[4096];
@@ -36,7 +44,9 @@ int main(int argc, char **argv) {
         printf("%ld\n", total);
         return 0;
     }
-    if (!strcmp(mode, "loop"))
+    if (!strcmp(mode, "deaf"))  /* SIGTERM ignored, then loop */
+        signal(SIGTERM, SIG_IGN);
+    if (!strcmp(mode, "loop") || !strcmp(mode, "deaf"))
         for (volatile unsigned long i = 0;; i++) {}
     if (!strcmp(mode, "crash"))
         *(volatile int *)0 = 1;
@@ -63,6 +73,37 @@ int main(int argc, char **argv) {
         printf("\n");
         return 0;
     }
-    fprintf(stderr, "usage: %s echo|cat|file|sum|loop|crash|exit|argv0|flood|random\n", argv[0]);
+    if (!strcmp(mode, "fork")) {  /* argv[2] children at once; prints how many it got */
+        static pid_t pids[4096];
+        int n = atoi(argv[2]), made = 0;
+        for (int i = 0; i < n && i < 4096; i++) {
+            pid_t pid = fork();
+            if (pid == 0) { pause(); _exit(0); }
+            if (pid < 0) break;
+            pids[made++] = pid;
+        }
+        for (int i = 0; i < made; i++)
+            kill(pids[i], SIGKILL);
+        while (wait(NULL) > 0) {}
+        printf("forked %d\n", made);
+        return 0;
+    }
+    if (!strcmp(mode, "alloc")) {  /* argv[2] MiB touched */
+        size_t size = (size_t)atoi(argv[2]) << 20;
+        char *p = malloc(size);
+        if (!p) { puts("malloc failed"); return 3; }
+        for (size_t i = 0; i < size; i += 4096)
+            p[i] = 1;
+        puts("touched");
+        return 0;
+    }
+    if (!strcmp(mode, "stamp")) {  /* the wall clock before and after argv[2] ms asleep */
+        long long start = now_ms();
+        struct timespec nap = {atoi(argv[2]) / 1000, (atoi(argv[2]) % 1000) * 1000000L};
+        nanosleep(&nap, NULL);
+        printf("%lld %lld\n", start, now_ms());
+        return 0;
+    }
+    fprintf(stderr, "usage: %s echo|cat|file|sum|loop|crash|exit|argv0|flood|random|fork|alloc|stamp|deaf\n", argv[0]);
     return 2;
 }
