@@ -214,17 +214,17 @@ class Terminal:
         return [(self._wake[0], POLLIN)] + ([(self._signalfd[0], POLLIN)] if self._signalfd is not None else [])
 
     def may_wake(self, kernel: Kernel) -> bool:
-        """Whether a host signal may still wake a guest that nothing else will: in an
-        interactive run (stdin a terminal) always; otherwise only a guest that waits for a
-        signal (pause, sigsuspend, sigtimedwait) and would take a host one -- a daemon's
-        wait for SIGTERM. Any other wait is a deadlock, as the scheduler says (a handler
-        alone is not enough: Python and shells all handle SIGINT)."""
+        """Whether a host signal may still end a wait that nothing else will: in an
+        interactive run (stdin a terminal) always; otherwise only a wait for a signal
+        (pause, sigsuspend, sigtimedwait), which natively lasts until one comes (a daemon's
+        wait for SIGTERM; one without a handler ends by the default action, as natively).
+        Any other wait is a deadlock, as the scheduler says (a handler alone is not enough:
+        Python and shells all handle SIGINT)."""
         if not self.listening:
             return False
         if os.isatty(0):
             return True
         return any(task.alive and task.blocked is not None and task.blocked.call in SIGNAL_WAITS
-                   and (task.blocked.call == "rt_sigtimedwait" or any(_handles(task, s) for s in HOST_SIGNALS))
                    for task in kernel.tasks.values())
 
     def deliver_posted(self, kernel: Kernel) -> None:
@@ -336,10 +336,6 @@ def _check_change(proc: Task, signo: int) -> None:
     for group in [g for g in kernel.processes.values() if g.alive and g.pgid == proc.pgid]:
         signal_delivery.send(kernel, group, signo, pack_siginfo(signo, SI_KERNEL))
     raise WouldBlock(f"the terminal, from background process group {proc.pgid}: {signal_name(signo)}")
-
-
-def _handles(task: Task, signo: int) -> bool:
-    return signal_delivery.action_of(task, signo).handler not in (SIG_DFL, SIG_IGN)
 
 
 def _host_ioctl(fd: int, request: int, arg: bytes) -> bytes:

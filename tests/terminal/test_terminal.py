@@ -207,10 +207,14 @@ def test_default_action_gives_the_shells_status_and_removes_the_root(built: Path
     assert os.listdir(tmp_path) == []
 
 
-def test_pause_without_a_terminal_or_handler_is_still_a_deadlock(built: Path) -> None:
-    done = subprocess.run(_sandboxed(built, str(built / "hostsig"), "pause"), stdin=subprocess.DEVNULL,
-                          capture_output=True, timeout=120)
-    assert done.returncode == 128 + signal.SIGKILL and b"deadlock" in done.stderr
+def test_pause_without_a_terminal_or_handler_waits_for_a_host_signal(built: Path) -> None:
+    """Off a terminal, with no handler, pause() waits as natively until a signal comes, and
+    SIGTERM's default action ends it (it was taken for a deadlock and killed at once)."""
+    prog = str(built / "hostsig")
+    native = _signalled([prog, "pause"], signal.SIGTERM)
+    status, out, err = _signalled(_sandboxed(built, prog, "pause"), signal.SIGTERM)
+    assert native[0] == -signal.SIGTERM and status == 128 + signal.SIGTERM
+    assert out == native[1] and err == f"sandbox: {prog}: killed by SIGTERM sent to the sandbox\n".encode()
 
 
 def _state(pid: int) -> str:
