@@ -124,9 +124,15 @@ def release_private_dir(path: str) -> None:
 
 
 def _lock(path: str) -> None:
-    """Lock the directory just made at `path` for this process (see the module doc)."""
+    """Lock the directory just made at `path` for this process (see the module doc). A file
+    system without flock leaves it unlocked: a sweep, which removes only what it could lock
+    itself, passes it over there too."""
     fd = os.open(path, DIR_FLAGS)
-    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return
     _held[path] = fd
 
 
