@@ -15,7 +15,7 @@ import time
 from typing import NoReturn
 
 from sandbox.errors import SyscallError
-from sandbox.kernel import inotify
+from sandbox.kernel import inotify, pty
 from sandbox.kernel.devtty import device_stat
 from sandbox.kernel.files import Stat, synthetic_ino
 from sandbox.kernel.hostfiles import HostFile
@@ -52,6 +52,8 @@ def stat_node(proc: Task, node: Node) -> Stat:
     """stat(2) of a resolved node (lstat semantics: the node itself), as the guest sees it."""
     if node.synthetic is not None:
         synthetic = node.synthetic
+        if synthetic.kind == "device" and pty.is_pty_device(proc, synthetic.name):
+            return pty.device_stat(proc, synthetic.name)  # /dev/ptmx, the guest's /dev/pts/N
         if synthetic.kind == "device":
             return proc.kernel.identity.present(device_stat(synthetic.name))  # (/dev/pts/N: the host's)
         if synthetic.kind == "fd":  # /proc/<pid>/fd/N of a pipe, socket... followed (procfs)

@@ -18,7 +18,7 @@ import struct
 import weakref
 
 from sandbox.errors import SyscallError, WouldBlock
-from sandbox.kernel import inotify, limits
+from sandbox.kernel import inotify, limits, pty
 from sandbox.kernel.devtty import is_terminal, open_tty
 from sandbox.kernel.files import O_ACCMODE, O_PATH, O_RDONLY, DeviceFile, File, Stat, SyntheticDir
 from sandbox.kernel.hostfiles import HostFile
@@ -400,6 +400,8 @@ def open_synthetic(proc: Task, node: Node, flags: int) -> File:
     """Devices, /proc files and synthetic directories."""
     synthetic = node.synthetic
     if synthetic.kind == "device":
+        if pty.is_pty_device(proc, synthetic.name):  # /dev/ptmx, the guest's /dev/pts/N
+            return pty.open_device(proc, flags, synthetic.name)
         if is_terminal(synthetic.name):  # /dev/tty, /dev/pts/N
             return open_tty(proc, flags, synthetic.name)
         return DeviceFile(synthetic.name, flags, proc.kernel.random_bytes)

@@ -8,7 +8,7 @@ import errno
 import struct
 
 from sandbox.errors import SyscallError, WouldBlock
-from sandbox.kernel import tty
+from sandbox.kernel import pty, tty
 from sandbox.kernel.checked import LOFF, verify_area
 from sandbox.kernel.eventfiles import AnonFile
 from sandbox.kernel.files import O_APPEND, O_NONBLOCK, O_PATH, DeviceFile, File
@@ -408,6 +408,10 @@ def sys_ioctl(proc: Task, fd: int, request: int, arg: int) -> int:
         return 0
     if isinstance(file, HostStream) and file.is_terminal:
         return tty.ioctl(proc, file, request, arg)
+    if isinstance(file, pty.PtyFile):  # the guest's own pseudo-terminals
+        from sandbox.kernel import pty_ioctl  # (only for the guest's ptys: not at start-up)
+
+        return pty_ioctl.ioctl(proc, file, request, arg)
     if request == FIONREAD:
         copy_out(proc.space, arg, struct.pack("<i", min(file.queued_bytes(), 0x7FFF_FFFF)))
         return 0

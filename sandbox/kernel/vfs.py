@@ -28,6 +28,7 @@ from collections.abc import Callable
 
 from sandbox.errors import SandboxError, SyscallError
 from sandbox.kernel.devtty import PTS_DEVICE, pts_names
+from sandbox.kernel.pty import PTMX, PtyTable
 from sandbox.kernel.vfs_nodes import (
     DIR_FLAGS,
     MS_NOEXEC,
@@ -45,10 +46,10 @@ from sandbox.kernel.vfs_walk import NO_RULES, PATH_MAX, VIEW_ROOT, Components, R
 
 SYNTHETIC_TOP = ("dev", "proc", "sys")  # the made-up directories at the root
 MADE_UP_TREES = ("proc", "sys")  # those the kernel's MadeUpTree serves
-DEVICES = {"null": 0o666, "zero": 0o666, "full": 0o666, "urandom": 0o444, "random": 0o444, "tty": 0o666}
-#: /dev/pts: as in a container that mounts no devpts, but for the terminal the sandbox was
-#: given, under its host name (devtty.py); /dev/ptmx is absent (open: ENOENT), so programs
-#: fall back as they do there.
+DEVICES = {"null": 0o666, "zero": 0o666, "full": 0o666, "urandom": 0o444, "random": 0o444, "tty": 0o666,
+           PTMX: 0o666}
+#: /dev/pts: the terminal the sandbox was given, under its host name (devtty.py), and the
+#: guest's own pseudo-terminals with /dev/ptmx and /dev/pts/ptmx (pty.py).
 DEV_PTS = "pts"
 #: The symlinks every Linux system has in /dev (made by udev or systemd: fd, stdin...).
 DEV_LINKS = {"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1",
@@ -70,6 +71,7 @@ class FileSystemView:
         self.layers: list[Layer] = []
         #: Nodes placed at fixed guest paths (the system view's symlinks and /etc files).
         self.placed: dict[str, Synthetic] = {}
+        self.ptys = PtyTable()  # the guest's own pseudo-terminals: /dev/ptmx, /dev/pts/N (pty.py)
         self.add_mount(Mount("/", root, root_writable))
         for graft in system:
             if isinstance(graft, Mount):
@@ -291,7 +293,7 @@ class FileSystemView:
                 return Synthetic("link", DEV_LINKS[parts[1]], 0o777)
             if parts[1:] == [DEV_PTS] and guest not in self.anchors:
                 return Synthetic("dir", DEV_PTS, 0o755)
-            if len(parts) == 3 and parts[1] == DEV_PTS and parts[2] in pts_names() \
+            if len(parts) == 3 and parts[1] == DEV_PTS and parts[2] in [*pts_names(), *self.ptys.names(), PTMX] \
                     and "/dev/" + DEV_PTS not in self.anchors:
                 return Synthetic("device", PTS_DEVICE + parts[2], 0o620)
             return None
@@ -309,7 +311,7 @@ class FileSystemView:
             devices = [(name, "device") for name in DEVICES] + [(name, "link") for name in DEV_LINKS]
             return sorted(dict([*devices, (DEV_PTS, "dir"), *self.mount_points_under(guest)]).items())
         if guest == "/dev/" + DEV_PTS:
-            return [(name, "device") for name in pts_names()]  # the given terminal alone; no /dev/ptmx
+            return [(name, "device") for name in [*pts_names(), *self.ptys.names()]]  # (ptmx: opened, not listed)
         parts = guest.strip("/").split("/")
         if parts[0] not in MADE_UP_TREES:
             return None
