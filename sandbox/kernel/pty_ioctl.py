@@ -28,7 +28,6 @@ from sandbox.kernel.pty import (
 )
 from sandbox.kernel.tty import (
     FIONREAD,
-    N_TTY,
     PID,
     TCFLSH,
     TCGETS,
@@ -55,6 +54,9 @@ from sandbox.kernel.tty import (
     TIOCSTI,
     TIOCSWINSZ,
     WINSIZE,
+    accept_request,
+    refuse_sti,
+    report_line_discipline,
 )
 from sandbox.mm.uaccess import copy_in, copy_out
 
@@ -235,26 +237,12 @@ def _flow(_proc: Task, _file: PtyFile, _request: int, arg: int) -> int:
     return 0
 
 
-def _accept(_proc: Task, _file: PtyFile, _request: int, _arg: int) -> int:
-    return 0
-
-
-def _line_discipline(proc: Task, _file: PtyFile, _request: int, arg: int) -> int:
-    copy_out(proc.space, arg, PID.pack(N_TTY))
-    return 0
-
-
-def _refuse_sti(_proc: Task, _file: PtyFile, _request: int, _arg: int) -> int:
-    """TIOCSTI: refused, as for the host terminal (dev.tty.legacy_tiocsti=0: EIO)."""
-    raise SyscallError(errno.EIO, "TIOCSTI is disabled (dev.tty.legacy_tiocsti=0)")
-
-
 _REQUESTS = {
     TCGETS: _get_modes, TCSETS: _set_modes, TCSETSW: _set_modes, TCSETSF: _set_modes,
     TIOCGWINSZ: _get_winsize, TIOCSWINSZ: _set_winsize,
     TIOCGPGRP: _get_pgrp, TIOCGSID: _get_pgrp, TIOCSPGRP: _set_pgrp,
     TIOCSCTTY: _set_ctty, TIOCNOTTY: _no_ctty,
     FIONREAD: _queued, TIOCOUTQ: _queued, TCFLSH: _flush, TCXONC: _flow,
-    TCSBRK: _accept, TCSBRKP: _accept, TIOCEXCL: _accept, TIOCNXCL: _accept,
-    TIOCGETD: _line_discipline, TIOCSTI: _refuse_sti,
+    TCSBRK: accept_request, TCSBRKP: accept_request, TIOCEXCL: accept_request, TIOCNXCL: accept_request,
+    TIOCGETD: report_line_discipline, TIOCSTI: refuse_sti,
 }

@@ -61,6 +61,7 @@ from sandbox.kernel.signals import signal_name
 from sandbox.mm.uaccess import copy_in, copy_out
 
 if TYPE_CHECKING:
+    from sandbox.kernel.files import File
     from sandbox.kernel.hostfiles import HostStream
     from sandbox.kernel.kernel import Kernel
     from sandbox.kernel.process import ThreadGroup
@@ -490,18 +491,19 @@ def _flow(_proc: Task, _stream: HostStream, _request: int, arg: int) -> int:
     return 0
 
 
-def _accept(_proc: Task, _stream: HostStream, _request: int, _arg: int) -> int:
+def accept_request(_proc: Task, _file: File, _request: int, _arg: int) -> int:
     """Requests with nothing to do here: TCSBRK/TCSBRKP (tcdrain, tcsendbreak: the
-    sandbox's writes are already the host's), TIOCEXCL/TIOCNXCL."""
+    sandbox's writes are already the host's, a pty's are at once), TIOCEXCL/TIOCNXCL."""
     return 0
 
 
-def _line_discipline(proc: Task, _stream: HostStream, _request: int, arg: int) -> int:
+def report_line_discipline(proc: Task, _file: File, _request: int, arg: int) -> int:
+    """TIOCGETD: N_TTY, the only line discipline there is."""
     copy_out(proc.space, arg, PID.pack(N_TTY))
     return 0
 
 
-def _refuse_sti(_proc: Task, _stream: HostStream, _request: int, _arg: int) -> int:
+def refuse_sti(_proc: Task, _file: File, _request: int, _arg: int) -> int:
     """TIOCSTI: faking input is refused, as Linux with dev.tty.legacy_tiocsti=0 (EIO)."""
     raise SyscallError(errno.EIO, "TIOCSTI is disabled (dev.tty.legacy_tiocsti=0)")
 
@@ -512,8 +514,8 @@ _REQUESTS = {
     TIOCGPGRP: _get_pgrp, TIOCGSID: _get_pgrp, TIOCSPGRP: _set_pgrp,
     TIOCSCTTY: _set_ctty, TIOCNOTTY: _no_ctty,
     FIONREAD: _queued, TIOCOUTQ: _queued, TCFLSH: _flush, TCXONC: _flow,
-    TCSBRK: _accept, TCSBRKP: _accept, TIOCEXCL: _accept, TIOCNXCL: _accept,
-    TIOCGETD: _line_discipline, TIOCSTI: _refuse_sti,
+    TCSBRK: accept_request, TCSBRKP: accept_request, TIOCEXCL: accept_request, TIOCNXCL: accept_request,
+    TIOCGETD: report_line_discipline, TIOCSTI: refuse_sti,
 }
 
 #: The requests HostStream.ioctl passes to the host terminal itself.
