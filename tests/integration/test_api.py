@@ -36,7 +36,10 @@ def test_trace_goes_where_asked() -> None:
     with Sandbox(trace_syscalls=True, trace_out=out) as sb:
         sb.run(guest("exitcode"))
     # Not stderr: every line is led by the task id, as strace -f -o FILE writes.
-    assert out.getvalue() == "2     exit_group(42)                    = ?\n2     +++ exited with 42 +++\n"
+    lines = out.getvalue().splitlines()
+    program = guest("exitcode")
+    assert lines[0].startswith(f'2     execve("{program}", ["{program}"], 0x') and lines[0].endswith(" = 0")
+    assert lines[1:] == ["2     exit_group(42)                    = ?", "2     +++ exited with 42 +++"]
 
 
 def test_ten_thousand_faults_in_one_run() -> None:

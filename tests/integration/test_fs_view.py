@@ -77,7 +77,7 @@ def test_devices(root: Path) -> None:
     result = run_sandbox(["run", "--root", str(root), BUSYBOX, "od", "-An", "-N8", "-tx1", "/dev/zero"])
     assert result.stdout.split() == [b"00"] * 8
     listing = run_sandbox(["run", "--root", str(root), BUSYBOX, "ls", "/dev"]).stdout.split()
-    assert listing == [b"fd", b"full", b"null", b"pts", b"random", b"stderr", b"stdin", b"stdout", b"tty",
+    assert listing == [b"fd", b"full", b"null", b"ptmx", b"pts", b"random", b"stderr", b"stdin", b"stdout", b"tty",
                        b"urandom", b"zero"]
     result = run_sandbox(["run", "--root", str(root), BUSYBOX, "cat", "/dev/tty"])
     assert result.returncode == 1 and b"No such device or address" in result.stderr

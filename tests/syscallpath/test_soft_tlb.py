@@ -29,7 +29,7 @@ class CountingMmu(NoMmu):
         super().__init__()
         self.code_changes = 0
 
-    def code_changed(self) -> None:
+    def code_changed(self, pfns=None) -> None:
         self.code_changes += 1
 
 
