@@ -246,9 +246,13 @@ class Kernel(CpuEntries, ProcessEnds):
 
         The guest shaped the root (any depth, modes 000, symlinks to host paths), so it goes
         by descriptor, without recursion and without following anything (sandbox.hostfs).
-        CleanupError (one line) if some of it stayed on the host.
+        CleanupError (one line) if some of it stayed on the host. The terminal's host
+        signals are unblocked too (a sandbox collected without close() blocked them).
         """
         made, self._made = self._made, []
+        terminal = self.__dict__.get("terminal")
+        if terminal is not None:
+            terminal.close()
         view = self.__dict__.get("fs")  # none if the view itself could not be made
         if view is not None:
             view.close()

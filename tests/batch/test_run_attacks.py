@@ -60,6 +60,13 @@ def test_second_batch_on_the_same_output_is_refused(tmp_path: Path, tool: Path) 
     assert batch(manifest, "-o", out).returncode == 0 and list(read_records(out)) == ["a"]
 
 
+def _signals_as_born() -> None:
+    """In the child: SIGINT at its default and nothing blocked, whatever this test process
+    inherited or blocked (an in-process sandbox blocks host signals while it listens)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
 @pytest.mark.parametrize("signo", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_while_reading_the_manifest(tmp_path: Path, signo: int) -> None:
     """The manifest is a FIFO we hold open: the batch is reading it when Ctrl-C (or
@@ -68,8 +75,7 @@ def test_ctrl_c_while_reading_the_manifest(tmp_path: Path, signo: int) -> None:
     fifo = tmp_path / "m.jsonl"
     os.mkfifo(fifo)
     child = subprocess.Popen([sys.executable, "-m", "sandbox", "batch", str(fifo), "-o", str(tmp_path / "o")],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
-                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, preexec_fn=_signals_as_born)
     with open(fifo, "w") as writer:  # returns once the batch has opened it
         writer.write('{"id": "a",')
         writer.flush()
