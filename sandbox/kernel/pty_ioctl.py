@@ -55,6 +55,7 @@ from sandbox.kernel.tty import (
     TIOCSWINSZ,
     WINSIZE,
     accept_request,
+    new_foreground,
     refuse_sti,
     report_line_discipline,
 )
@@ -170,15 +171,7 @@ def _set_pgrp(proc: Task, file: PtyFile, _request: int, arg: int) -> int:
     pair = file.pair
     if pair.sid is None or pair.sid != proc.group.sid:
         raise SyscallError(errno.ENOTTY, "not the caller's controlling terminal")
-    pgrp = PID.unpack(copy_in(proc.space, arg, PID.size))[0]
-    if pgrp < 0:
-        raise SyscallError(errno.EINVAL, f"process group {pgrp}")
-    members = [g for g in proc.kernel.processes.values() if g.alive and g.pgid == pgrp]
-    if not members:
-        raise SyscallError(errno.ESRCH, f"no process group {pgrp}")
-    if members[0].sid != pair.sid:
-        raise SyscallError(errno.EPERM, f"process group {pgrp} is in another session")
-    pair.fg_pgrp = pgrp
+    pair.fg_pgrp = new_foreground(proc, arg, pair.sid)
     return 0
 
 

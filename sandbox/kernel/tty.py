@@ -431,16 +431,22 @@ def _set_pgrp(proc: Task, stream: HostStream, _request: int, arg: int) -> int:
             _check_change(proc, signal.SIGTTOU)
         except SyscallError as error:  # tiocspgrp: an orphaned group's EIO is ENOTTY
             raise SyscallError(errno.ENOTTY, error.why) from None
+    terminal.fg_pgrp = new_foreground(proc, arg, terminal.sid)
+    return 0
+
+
+def new_foreground(proc: Task, arg: int, sid: int) -> int:
+    """TIOCSPGRP's process group, read at `arg`: one with a live member in session `sid`
+    (tiocspgrp: EINVAL if negative, ESRCH if none, EPERM if of another session)."""
     pgrp = PID.unpack(copy_in(proc.space, arg, PID.size))[0]
     if pgrp < 0:
         raise SyscallError(errno.EINVAL, f"process group {pgrp}")
     members = [g for g in proc.kernel.processes.values() if g.alive and g.pgid == pgrp]
     if not members:
         raise SyscallError(errno.ESRCH, f"no process group {pgrp}")
-    if members[0].sid != terminal.sid:
+    if members[0].sid != sid:
         raise SyscallError(errno.EPERM, f"process group {pgrp} is in another session")
-    terminal.fg_pgrp = pgrp
-    return 0
+    return pgrp
 
 
 def _set_ctty(proc: Task, _stream: HostStream, _request: int, _arg: int) -> int:
